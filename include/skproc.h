@@ -1,0 +1,264 @@
+/*
+ * skproc: object-oriented multi-process programming for C.
+ *
+ * A process is a struct of yours that embeds an sk_process and a class table
+ * of lifecycle hooks. sk_start() forks a child that loops the hooks:
+ *
+ *     while (not stopped, runs not reached, join_in not elapsed) {
+ *         prerun(); run(); postrun(); current_run += 1;
+ *     }
+ *     onfinish();
+ *     result();            -- or error(), after a failure
+ *
+ * The parent controls the child with sk_wait/sk_stop/sk_kill, exchanges typed
+ * messages with sk_tell/sk_listen, and collects a typed result (sk_result) or
+ * a typed error (sk_error_of). Values travel as tpl images: every format
+ * argument below is a tpl format string ("i", "I", "s", "S(if)", ...).
+ *
+ * Return codes: every int-returning call returns SK_OK (0) on success and a
+ * negative SK_E* code on failure; sk_strerror() names it.
+ *
+ * Threads: one handle is used from one thread at a time; different handles
+ * may be used from different threads at once.
+ */
+#ifndef SKPROC_H
+#define SKPROC_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* The library is built with hidden visibility; everything declared here is
+ * its exported interface. */
+#if defined(__GNUC__)
+#pragma GCC visibility push(default)
+#endif
+
+#define SKPROC_VERSION_MAJOR 0
+#define SKPROC_VERSION_MINOR 1
+#define SKPROC_VERSION_PATCH 0
+
+/* ---------------------------------------------------------------- codes */
+
+enum {
+    SK_OK = 0,
+    SK_EINVAL = -1,    /* a bad argument: NULL, a malformed format, no run hook */
+    SK_ESTATE = -2,    /* the call does not fit the handle's state (not started, already started) */
+    SK_ETIMEDOUT = -3, /* a wait or listen ran out of time */
+    SK_EPROCESS = -4,  /* the process failed: sk_error_of() says how */
+    SK_EKILLED = -5,   /* the process was killed with sk_kill() */
+    SK_EFORMAT = -6,   /* a tpl format does not match the data */
+    SK_ECLOSED = -7,   /* the peer is gone and nothing is left to read */
+    SK_EFULL = -8,     /* the channel's capacity is exhausted; nothing was queued */
+    SK_ENOMEM = -9,    /* out of memory */
+    SK_ESYS = -10      /* a system call failed; errno is kept */
+};
+
+/* A static, human-readable name for a return code ("timed out", ...). */
+const char *sk_strerror(int code);
+
+/* ------------------------------------------------------- class and config */
+
+typedef struct sk_process sk_process;
+
+/* A lifecycle hook. Return 0 on success; any other value is an error (see
+ * sk_fail to attach a message). */
+typedef int (*sk_hook)(sk_process *self);
+
+/* The class table. Only run is required. Use designated initializers: the
+ * struct may grow in later versions. */
+typedef struct sk_class {
+    const char *name; /* shown in errors and logs */
+    sk_hook prerun, run, postrun, onfinish, result, error;
+} sk_class;
+
+/* Per-section timeouts in seconds; zero or lower means none. */
+typedef struct sk_timeouts {
+    double prerun, run, postrun, onfinish, result, error;
+} sk_timeouts;
+
+/* Configuration, set after sk_init and frozen by sk_start. For every field,
+ * zero or lower means the default. */
+typedef struct sk_config {
+    long runs;      /* iterations to run; default: unlimited */
+    double join_in; /* seconds from the first start after which the loop ends; default: none */
+    int lives;      /* total attempts; lives = 3 is one try and two retries; default: 1 */
+    sk_timeouts timeouts;
+} sk_config;
+
+struct sk_runtime; /* private */
+
+/* The base struct every process embeds. */
+struct sk_process {
+    const sk_class *cls;
+    sk_config config; /* set after sk_init, frozen by sk_start */
+    /* private fields after this line */
+    struct sk_runtime *rt;
+};
+
+/* From a pointer to the embedded sk_process back to the struct embedding it. */
+#define SK_CONTAINER_OF(ptr, type, member) ((type *)(void *)((char *)(ptr)-offsetof(type, member)))
+
+/* ------------------------------------------------------------- lifecycle */
+
+/* Prepares p for cls with the default config: the automatic super().__init__().
+ * SK_EINVAL when p or cls is NULL or cls->run is NULL. */
+int sk_init(sk_process *p, const sk_class *cls);
+
+/* Kills and reaps the child if it still runs, then frees everything sk_init
+ * and sk_start took. p may be sk_init'ed and started again afterwards. */
+void sk_release(sk_process *p);
+
+/* Freezes the config and forks the child. SK_ESTATE if already started. */
+int sk_start(sk_process *p);
+
+/* Waits until the process is finished for good (never between retries).
+ * timeout < 0 waits forever, 0 polls. SK_OK when finished (whatever the
+ * outcome), SK_ETIMEDOUT otherwise. SK_OK at once before sk_start. */
+int sk_wait(sk_process *p, double timeout);
+
+/* Asks the loop to end: the section in progress finishes, the rest of that
+ * iteration is skipped and not counted, then onfinish and result run. Never
+ * blocks. Works from the parent and from inside a hook. */
+int sk_stop(sk_process *p);
+
+/* Ends the process at once: no hook runs. Reaps it. sk_result then returns
+ * SK_EKILLED. */
+int sk_kill(sk_process *p);
+
+/* Waits for the process and reads what its result hook published with
+ * sk_return, unpacking it into the pointers that follow fmt (tpl format).
+ *   SK_OK        the values are filled in
+ *   SK_EPROCESS  the process failed; sk_error_of(p) says how. If the error
+ *                hook published a value, the pointers are filled with it.
+ *   SK_EKILLED   the process was killed
+ *   SK_EFORMAT   fmt does not match what was published
+ * With no result published, a NULL or empty fmt is SK_OK. */
+int sk_result(sk_process *p, const char *fmt, ...);
+
+/* True while the child (or its supervisor) still runs. */
+bool sk_alive(const sk_process *p);
+
+/* The current run index (0-based), live: readable from the parent while the
+ * child runs, and final after sk_wait. */
+long sk_current_run(const sk_process *p);
+
+/* The child's process id, or -1 when none runs. It changes after a restart. */
+pid_t sk_pid(const sk_process *p);
+
+/* ------------------------------------------------------------- in hooks */
+
+/* In the result or error hook: publish the result (tpl format and values). */
+int sk_return(sk_process *self, const char *fmt, ...);
+
+/* In any hook: record why the hook fails. Returns code, or SK_EPROCESS when
+ * code is 0, so that `return sk_fail(self, -5, "no route to %s", host);`
+ * both records and fails. */
+int sk_fail(sk_process *self, int code, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
+/* ------------------------------------------------------------- messages */
+
+/* Sends values to the other side: the parent passes its handle, a hook
+ * passes self. Never blocks: SK_EFULL when the channel is full. */
+int sk_tell(sk_process *p, const char *fmt, ...);
+
+/* Receives the next message from the other side. timeout 0 polls, negative
+ * waits forever. SK_ETIMEDOUT, SK_ECLOSED when the peer is gone and nothing
+ * is left, SK_EFORMAT when fmt does not match (the message stays queued). */
+int sk_listen(sk_process *p, double timeout, const char *fmt, ...);
+
+/* --------------------------------------------------------------- errors */
+
+typedef enum sk_section {
+    SK_PRERUN,
+    SK_RUN,
+    SK_POSTRUN,
+    SK_ONFINISH,
+    SK_RESULT,
+    SK_ERROR,
+    SK_FULL_RUN /* timers only: prerun + run + postrun of one iteration */
+} sk_section;
+
+/* The error hierarchy: every kind is a SK_PROCESS_ERROR. */
+typedef enum sk_error_kind {
+    SK_PROCESS_ERROR,       /* "ProcessError": the base, and errors outside any hook */
+    SK_PRERUN_ERROR,        /* "PreRunError" */
+    SK_RUN_ERROR,           /* "RunError" */
+    SK_POSTRUN_ERROR,       /* "PostRunError" */
+    SK_ONFINISH_ERROR,      /* "OnFinishError" */
+    SK_RESULT_ERROR,        /* "ResultError" */
+    SK_ERROR_HANDLER_ERROR, /* "ErrorHandlerError": the error hook itself failed */
+    SK_TIMEOUT_ERROR,       /* "ProcessTimeoutError": a section ran past its timeout */
+    SK_CRASH_ERROR          /* "ProcessCrashError": a signal or an unexpected exit */
+} sk_error_kind;
+
+typedef struct sk_error {
+    sk_error_kind kind;
+    sk_section section; /* where it happened */
+    long run;           /* sk_current_run when it happened */
+    double timeout;     /* SK_TIMEOUT_ERROR: the limit that was exceeded, seconds */
+    int signal;         /* SK_CRASH_ERROR: the signal that ended the child, or 0 */
+    int exit_status;    /* SK_CRASH_ERROR: the exit status when no signal */
+    int code;           /* sk_fail's code or the hook's return value */
+    int lives_spent;    /* attempts used up when the process ended */
+    char message[256];  /* "Error in run on run 5", "Timeout in run after 0.05s on run 3" */
+    char cause[1024];   /* the original error's text */
+} sk_error;
+
+/* The error that ended the process, or NULL when there is none. */
+const sk_error *sk_error_of(const sk_process *p);
+
+/* True when e is of kind or of a kind derived from it. False for NULL. */
+bool sk_error_is(const sk_error *e, sk_error_kind kind);
+
+/* "RunError", "ProcessTimeoutError", ... */
+const char *sk_error_name(sk_error_kind kind);
+
+/* A traceback-like report of e into buf (always NUL-terminated when len > 0).
+ * Returns the length the full report needs, like snprintf, or SK_EINVAL. */
+int sk_error_format(const sk_error *e, char *buf, size_t len);
+
+/* The name of a section: "prerun", "run", ..., "full_run". */
+const char *sk_section_name(sk_section s);
+
+/* --------------------------------------------------------------- timers */
+
+/* Timers exist for every defined hook and for SK_FULL_RUN. They are readable
+ * in the parent after sk_wait and in the child from inside hooks. Memory is
+ * bounded whatever the run count: the first 4096 samples are kept exactly,
+ * later ones in a log histogram whose quantiles are within 1%. */
+typedef struct sk_timer sk_timer;
+
+/* NULL when that hook is not defined or the process never started. */
+const sk_timer *sk_timer_of(const sk_process *p, sk_section s);
+
+long sk_timer_count(const sk_timer *t);
+/* Seconds; NAN when undefined (no samples, or stdev of one sample). */
+double sk_timer_total(const sk_timer *t);
+double sk_timer_mean(const sk_timer *t);
+double sk_timer_median(const sk_timer *t);
+double sk_timer_min(const sk_timer *t);
+double sk_timer_max(const sk_timer *t);
+double sk_timer_stdev(const sk_timer *t);    /* sample standard deviation */
+double sk_timer_variance(const sk_timer *t); /* sample variance */
+double sk_timer_last(const sk_timer *t);
+double sk_timer_percentile(const sk_timer *t, double pct); /* pct in [0, 100] */
+
+#if defined(__GNUC__)
+#pragma GCC visibility pop
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SKPROC_H */

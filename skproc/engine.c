@@ -1,0 +1,316 @@
+/*
+ * The engine: the lifecycle loop that runs in the worker process.
+ *
+ * It is a small state machine. Each state runs at most one hook and picks
+ * the next state from the hook's outcome:
+ *
+ *   CHECK    --(stopped | runs reached | join_in elapsed)--> ONFINISH
+ *   CHECK    --------------------------------------------->  PRERUN
+ *   PRERUN   --ok--> RUN      --ok--> POSTRUN  --ok--> COUNT --> CHECK
+ *      (after prerun or run, a stop request skips to ONFINISH)
+ *   any loop hook --fails, lives left--> CHECK (same run index, state kept)
+ *   any loop hook --fails, no lives----> ERROR
+ *   ONFINISH --ok--> RESULT --ok--> DONE(ok)
+ *   ONFINISH, RESULT --fails--> ERROR (never uses lives)
+ *   ERROR    ------> DONE(failed)
+ *
+ * Where the worker is (section, run, section start) is published in the
+ * status page so the supervisor can enforce timeouts and the parent can read
+ * the run count live. The engine ends with _exit: a worker is a fork of the
+ * user's process and must not run its atexit handlers.
+ */
+#include "clock.h"
+#include "runtime.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+enum engine_state {
+    ES_CHECK,
+    ES_PRERUN,
+    ES_RUN,
+    ES_POSTRUN,
+    ES_COUNT,
+    ES_ONFINISH,
+    ES_RESULT,
+    ES_ERROR,
+    ES_DONE
+};
+
+struct engine {
+    sk_process *p;
+    struct sk_runtime *rt;
+    struct sk_shared *sh;
+    sk_hook hooks[SK_FULL_RUN];
+    int64_t timeout_ns[SK_FULL_RUN];
+    long runs;             /* 0: unlimited */
+    int lives;             /* total attempts */
+    int64_t join_deadline; /* 0: none */
+    uint64_t seq;          /* our copy of sh->seq: we are its only writer */
+    long run;
+    int64_t iteration_ns; /* prerun + run + postrun of this iteration so far */
+    int64_t now;          /* the clock at the end of the last hook */
+    enum sk_outcome outcome;
+};
+
+sk_hook sk_class_hook(const sk_class *cls, sk_section s)
+{
+    switch (s) {
+    case SK_PRERUN:
+        return cls->prerun;
+    case SK_RUN:
+        return cls->run;
+    case SK_POSTRUN:
+        return cls->postrun;
+    case SK_ONFINISH:
+        return cls->onfinish;
+    case SK_RESULT:
+        return cls->result;
+    case SK_ERROR:
+        return cls->error;
+    default:
+        return NULL;
+    }
+}
+
+double sk_config_timeout(const sk_config *cfg, sk_section s)
+{
+    const sk_timeouts *t = &cfg->timeouts;
+    double v = 0;
+    switch (s) {
+    case SK_PRERUN:
+        v = t->prerun;
+        break;
+    case SK_RUN:
+        v = t->run;
+        break;
+    case SK_POSTRUN:
+        v = t->postrun;
+        break;
+    case SK_ONFINISH:
+        v = t->onfinish;
+        break;
+    case SK_RESULT:
+        v = t->result;
+        break;
+    case SK_ERROR:
+        v = t->error;
+        break;
+    default:
+        break;
+    }
+    return v > 0 ? v : 0;
+}
+
+/* Entering a section with a deadline earlier than the supervisor's next
+ * wake-up must wake it, or the timeout would fire late. The fence pairs with
+ * the supervisor's (store wake; fence; load seq): one of the two sides always
+ * sees the other's write. */
+static void engine_wake_supervisor_if_late(struct engine *e, int64_t deadline)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (deadline < atomic_load_explicit(&e->sh->supervisor_wake, memory_order_relaxed)) {
+        uint64_t one = 1;
+        ssize_t n = write(e->rt->doorbell, &one, sizeof one);
+        (void)n; /* EAGAIN: the counter is saturated, the supervisor is awake anyway */
+    }
+}
+
+static void engine_enter_section(struct engine *e, sk_section s, int64_t t0)
+{
+    struct sk_shared *sh = e->sh;
+    atomic_store_explicit(&sh->section, s, memory_order_relaxed);
+    atomic_store_explicit(&sh->section_start_ns, t0, memory_order_relaxed);
+    atomic_store_explicit(&sh->seq, ++e->seq, memory_order_release);
+    if (e->timeout_ns[s])
+        engine_wake_supervisor_if_late(e, t0 + e->timeout_ns[s]);
+}
+
+static void engine_leave_section(struct engine *e)
+{
+    atomic_store_explicit(&e->sh->seq, ++e->seq, memory_order_release);
+}
+
+/* Runs one hook, timed. A missing hook succeeds at no cost. Only a
+ * successful call is recorded: a failed section's timing is discarded. */
+static int engine_call(struct engine *e, sk_section s)
+{
+    sk_hook hook = e->hooks[s];
+    if (hook == NULL)
+        return 0;
+    struct sk_runtime *rt = e->rt;
+    int64_t t0 = sk_now_ns();
+    engine_enter_section(e, s, t0);
+    rt->cause_set = false;
+    rt->hook_section = s;
+    int rc = hook(e->p);
+    rt->hook_section = -1;
+    int64_t t1 = sk_now_ns();
+    engine_leave_section(e);
+    e->now = t1;
+    if (rc == 0) {
+        sk_timer_add(&e->sh->timers[s], t1 - t0);
+        e->iteration_ns += t1 - t0;
+    }
+    return rc;
+}
+
+/* Records the failure of a hook: the code and text given to sk_fail, or the
+ * bare return value. */
+static void engine_record_failure(struct engine *e, sk_section s, int rc)
+{
+    struct sk_runtime *rt = e->rt;
+    char cause[sizeof rt->cause];
+    int code = rc;
+    if (rt->cause_set) {
+        memcpy(cause, rt->cause, sizeof cause);
+        code = rt->cause_code;
+    } else {
+        snprintf(cause, sizeof cause, "%s returned %d", sk_section_name(s), rc);
+    }
+    sk_error_set(&e->sh->error, sk_error_kind_of_section(s), s, e->run, code, cause);
+    e->sh->error.lives_spent = atomic_load(&e->sh->lives_used);
+}
+
+/* A soft error in a loop hook: retry the iteration while lives last. */
+static enum engine_state engine_loop_failure(struct engine *e, sk_section s, int rc)
+{
+    int used = atomic_fetch_add(&e->sh->lives_used, 1) + 1;
+    if (used < e->lives)
+        return ES_CHECK;
+    engine_record_failure(e, s, rc);
+    return ES_ERROR;
+}
+
+static bool engine_stop_requested(const struct engine *e)
+{
+    return atomic_load_explicit(&e->sh->stop, memory_order_relaxed) != 0;
+}
+
+static enum engine_state engine_check(struct engine *e)
+{
+    if (engine_stop_requested(e) || (e->runs > 0 && e->run >= e->runs))
+        return ES_ONFINISH;
+    if (e->join_deadline && e->now >= e->join_deadline)
+        return ES_ONFINISH;
+    e->iteration_ns = 0;
+    return ES_PRERUN;
+}
+
+/* One loop hook; after prerun and run a stop request ends the iteration. */
+static enum engine_state engine_loop_step(struct engine *e, sk_section s, enum engine_state next)
+{
+    int rc = engine_call(e, s);
+    if (rc != 0)
+        return engine_loop_failure(e, s, rc);
+    if (next != ES_COUNT && engine_stop_requested(e))
+        return ES_ONFINISH;
+    return next;
+}
+
+static enum engine_state engine_count(struct engine *e)
+{
+    e->run++;
+    atomic_store_explicit(&e->sh->current_run, e->run, memory_order_relaxed);
+    sk_timer_add(&e->sh->timers[SK_FULL_RUN], e->iteration_ns);
+    return ES_CHECK;
+}
+
+static enum engine_state engine_finish_step(struct engine *e, sk_section s, enum engine_state next)
+{
+    int rc = engine_call(e, s);
+    if (rc == 0)
+        return next;
+    if (s == SK_RESULT)
+        e->sh->has_result = 0; /* a failed result hook publishes nothing */
+    engine_record_failure(e, s, rc);
+    return ES_ERROR;
+}
+
+/* The error hook runs with sk_error_of(self) set. If it fails too, the
+ * reported error becomes an ErrorHandlerError that still names the first. */
+static enum engine_state engine_error(struct engine *e)
+{
+    struct sk_shared *sh = e->sh;
+    e->outcome = SK_OUTCOME_FAILED;
+    int rc = engine_call(e, SK_ERROR);
+    if (rc != 0) {
+        sk_error first = sh->error;
+        engine_record_failure(e, SK_ERROR, rc);
+        size_t used = strlen(sh->error.cause);
+        snprintf(sh->error.cause + used, sizeof sh->error.cause - used, " (while handling %s: %s)",
+                 sk_error_name(first.kind), first.message);
+        sh->error.run = first.run;
+        snprintf(sh->error.message, sizeof sh->error.message, "Error in error on run %ld",
+                 first.run);
+    }
+    return ES_DONE;
+}
+
+static void engine_init(struct engine *e, sk_process *p)
+{
+    struct sk_runtime *rt = p->rt;
+    memset(e, 0, sizeof *e);
+    e->p = p;
+    e->rt = rt;
+    e->sh = rt->sh;
+    for (int s = 0; s < SK_FULL_RUN; s++) {
+        e->hooks[s] = sk_class_hook(p->cls, (sk_section)s);
+        e->timeout_ns[s] = sk_seconds_to_ns(sk_config_timeout(&rt->config, (sk_section)s));
+    }
+    e->runs = rt->config.runs;
+    e->lives = rt->config.lives;
+    int64_t join = sk_seconds_to_ns(rt->config.join_in);
+    e->join_deadline = join ? e->sh->start_ns + join : 0;
+    e->seq = atomic_load(&e->sh->seq);
+    e->run = atomic_load(&e->sh->current_run);
+    e->now = sk_now_ns();
+    e->outcome = SK_OUTCOME_OK;
+}
+
+_Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode)
+{
+    struct engine e;
+    engine_init(&e, p);
+    enum engine_state state = mode == SK_ENGINE_ERROR_ONLY ? ES_ERROR : ES_CHECK;
+    while (state != ES_DONE) {
+        switch (state) {
+        case ES_CHECK:
+            state = engine_check(&e);
+            break;
+        case ES_PRERUN:
+            state = engine_loop_step(&e, SK_PRERUN, ES_RUN);
+            break;
+        case ES_RUN:
+            state = engine_loop_step(&e, SK_RUN, ES_POSTRUN);
+            break;
+        case ES_POSTRUN:
+            state = engine_loop_step(&e, SK_POSTRUN, ES_COUNT);
+            break;
+        case ES_COUNT:
+            state = engine_count(&e);
+            break;
+        case ES_ONFINISH:
+            state = engine_finish_step(&e, SK_ONFINISH, ES_RESULT);
+            break;
+        case ES_RESULT:
+            state = engine_finish_step(&e, SK_RESULT, ES_DONE);
+            break;
+        case ES_ERROR:
+            state = engine_error(&e);
+            break;
+        case ES_DONE:
+            break;
+        }
+    }
+    struct sk_shared *sh = e.sh;
+    sh->outcome = e.outcome;
+    if (e.outcome == SK_OUTCOME_FAILED)
+        sh->error.lives_spent = atomic_load(&sh->lives_used);
+    atomic_store(&sh->engine_done, 1);
+    /* The parent flushed its stdio before forking, so what is buffered now
+     * is the hooks' own output. */
+    fflush(NULL);
+    _exit(0);
+}

@@ -1,0 +1,207 @@
+/*
+ * Return codes, error kinds and their names, the hierarchy, and the
+ * messages and reports built from an sk_error record.
+ */
+#include "runtime.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+const char *sk_strerror(int code)
+{
+    switch (code) {
+    case SK_OK:
+        return "success";
+    case SK_EINVAL:
+        return "invalid argument";
+    case SK_ESTATE:
+        return "call does not fit the process state";
+    case SK_ETIMEDOUT:
+        return "timed out";
+    case SK_EPROCESS:
+        return "the process failed";
+    case SK_EKILLED:
+        return "the process was killed";
+    case SK_EFORMAT:
+        return "format does not match the data";
+    case SK_ECLOSED:
+        return "the peer is gone";
+    case SK_EFULL:
+        return "channel full";
+    case SK_ENOMEM:
+        return "out of memory";
+    case SK_ESYS:
+        return "system call failed";
+    default:
+        return "unknown error code";
+    }
+}
+
+static const char *const section_names[SK_SECTION_COUNT] = {
+    "prerun", "run", "postrun", "onfinish", "result", "error", "full_run",
+};
+
+const char *sk_section_name(sk_section s)
+{
+    if ((unsigned)s >= SK_SECTION_COUNT)
+        return "unknown";
+    return section_names[s];
+}
+
+static const char *const kind_names[] = {
+    [SK_PROCESS_ERROR] = "ProcessError",
+    [SK_PRERUN_ERROR] = "PreRunError",
+    [SK_RUN_ERROR] = "RunError",
+    [SK_POSTRUN_ERROR] = "PostRunError",
+    [SK_ONFINISH_ERROR] = "OnFinishError",
+    [SK_RESULT_ERROR] = "ResultError",
+    [SK_ERROR_HANDLER_ERROR] = "ErrorHandlerError",
+    [SK_TIMEOUT_ERROR] = "ProcessTimeoutError",
+    [SK_CRASH_ERROR] = "ProcessCrashError",
+};
+
+const char *sk_error_name(sk_error_kind kind)
+{
+    if ((unsigned)kind >= sizeof kind_names / sizeof kind_names[0])
+        return "UnknownError";
+    return kind_names[kind];
+}
+
+/* The hierarchy is one level deep: every kind derives from ProcessError. */
+static sk_error_kind error_parent(sk_error_kind kind)
+{
+    return kind == SK_PROCESS_ERROR ? kind : SK_PROCESS_ERROR;
+}
+
+bool sk_error_is(const sk_error *e, sk_error_kind kind)
+{
+    if (e == NULL)
+        return false;
+    for (sk_error_kind k = e->kind;; k = error_parent(k)) {
+        if (k == kind)
+            return true;
+        if (k == SK_PROCESS_ERROR)
+            return false;
+    }
+}
+
+sk_error_kind sk_error_kind_of_section(sk_section s)
+{
+    switch (s) {
+    case SK_PRERUN:
+        return SK_PRERUN_ERROR;
+    case SK_RUN:
+        return SK_RUN_ERROR;
+    case SK_POSTRUN:
+        return SK_POSTRUN_ERROR;
+    case SK_ONFINISH:
+        return SK_ONFINISH_ERROR;
+    case SK_RESULT:
+        return SK_RESULT_ERROR;
+    case SK_ERROR:
+        return SK_ERROR_HANDLER_ERROR;
+    default:
+        return SK_PROCESS_ERROR;
+    }
+}
+
+/* Seconds the way the seed prints them: "5.0s", "0.05s". */
+static void format_seconds(char *buf, size_t len, double s)
+{
+    if (s == floor(s) && fabs(s) < 1e15)
+        snprintf(buf, len, "%.1fs", s);
+    else
+        snprintf(buf, len, "%gs", s);
+}
+
+static void error_reset(sk_error *e, sk_error_kind kind, sk_section section, long run)
+{
+    memset(e, 0, sizeof *e);
+    e->kind = kind;
+    e->section = section;
+    e->run = run;
+}
+
+void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run, int code,
+                  const char *cause)
+{
+    error_reset(e, kind, section, run);
+    e->code = code;
+    if (kind == SK_PROCESS_ERROR)
+        snprintf(e->message, sizeof e->message, "Error on run %ld", run);
+    else
+        snprintf(e->message, sizeof e->message, "Error in %s on run %ld", sk_section_name(section),
+                 run);
+    snprintf(e->cause, sizeof e->cause, "%s", cause ? cause : "");
+}
+
+void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limit, bool join_in)
+{
+    char secs[48];
+    format_seconds(secs, sizeof secs, limit);
+    error_reset(e, SK_TIMEOUT_ERROR, section, run);
+    e->timeout = limit;
+    e->code = SK_ETIMEDOUT;
+    if (join_in) {
+        snprintf(e->message, sizeof e->message, "join_in of %s exceeded in %s on run %ld", secs,
+                 sk_section_name(section), run);
+        snprintf(e->cause, sizeof e->cause,
+                 "%s was still running when join_in had passed twice over; it was ended",
+                 sk_section_name(section));
+    } else {
+        snprintf(e->message, sizeof e->message, "Timeout in %s after %s on run %ld",
+                 sk_section_name(section), secs, run);
+        snprintf(e->cause, sizeof e->cause, "%s did not return within %s; it was ended",
+                 sk_section_name(section), secs);
+    }
+}
+
+void sk_error_set_crash(sk_error *e, sk_section section, bool in_section, long run, int signal,
+                        int exit_status)
+{
+    error_reset(e, SK_CRASH_ERROR, section, run);
+    e->signal = signal;
+    e->exit_status = exit_status;
+    e->code = signal ? -signal : exit_status;
+    const char *where = in_section ? "in" : "after";
+    if (signal) {
+        snprintf(e->message, sizeof e->message, "Crash %s %s on run %ld: signal %d (%s)", where,
+                 sk_section_name(section), run, signal, strsignal(signal));
+        snprintf(e->cause, sizeof e->cause, "the child was ended by signal %d (%s)", signal,
+                 strsignal(signal));
+    } else {
+        snprintf(e->message, sizeof e->message, "Crash %s %s on run %ld: exit status %d", where,
+                 sk_section_name(section), run, exit_status);
+        snprintf(e->cause, sizeof e->cause, "the child called exit(%d) outside skproc's control",
+                 exit_status);
+    }
+}
+
+int sk_error_format(const sk_error *e, char *buf, size_t len)
+{
+    if (e == NULL || (buf == NULL && len > 0))
+        return SK_EINVAL;
+    char extra[160] = "";
+    if (e->kind == SK_TIMEOUT_ERROR) {
+        char secs[48];
+        format_seconds(secs, sizeof secs, e->timeout);
+        snprintf(extra, sizeof extra, "  timeout: %s\n", secs);
+    } else if (e->kind == SK_CRASH_ERROR && e->signal) {
+        snprintf(extra, sizeof extra, "  signal:  %d (%s)\n", e->signal, strsignal(e->signal));
+    } else if (e->kind == SK_CRASH_ERROR) {
+        snprintf(extra, sizeof extra, "  exit status: %d\n", e->exit_status);
+    }
+    int n = snprintf(buf, len,
+                     "skproc.%s: %s\n"
+                     "  section: %s\n"
+                     "  run:     %ld\n"
+                     "%s"
+                     "  lives spent: %d\n"
+                     "\n"
+                     "The above error was caused by:\n"
+                     "  %s (code %d)\n",
+                     sk_error_name(e->kind), e->message, sk_section_name(e->section), e->run,
+                     extra, e->lives_spent, e->cause[0] ? e->cause : "(no message)", e->code);
+    return n < 0 ? SK_ESYS : n;
+}

@@ -1,0 +1,362 @@
+/*
+ * The parent-side handle: init, start, wait, stop, kill, release, and the
+ * read-only views (alive, current run, pid, error, timers).
+ *
+ * The parent's only child is the supervisor. The parent never calls
+ * waitpid(-1): it reaps exactly the pid it forked, so it cannot steal the
+ * user's own children's exit statuses.
+ */
+#include "clock.h"
+#include "message.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+size_t sk_result_offset(void)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    return (sizeof(struct sk_shared) + page - 1) / page * page;
+}
+
+static int pidfd_open_compat(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static int pidfd_send_kill(int pidfd)
+{
+    return (int)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
+}
+
+static void close_fd(int *fd)
+{
+    if (*fd >= 0)
+        close(*fd);
+    *fd = -1;
+}
+
+int sk_init(sk_process *p, const sk_class *cls)
+{
+    if (p == NULL || cls == NULL || cls->run == NULL)
+        return SK_EINVAL;
+    sk_tpl_hooks_install();
+    struct sk_runtime *rt = calloc(1, sizeof *rt);
+    if (rt == NULL)
+        return SK_ENOMEM;
+    rt->role = SK_ROLE_PARENT;
+    rt->memfd = rt->doorbell = rt->supervisor_pidfd = -1;
+    rt->hook_section = -1;
+    p->cls = cls;
+    memset(&p->config, 0, sizeof p->config);
+    p->config.lives = 1;
+    p->rt = rt;
+    return SK_OK;
+}
+
+/* Zero or lower means the default, for every field. */
+static sk_config config_normalize(sk_config c)
+{
+    if (c.runs < 0)
+        c.runs = 0;
+    if (!(c.join_in > 0))
+        c.join_in = 0;
+    if (c.lives <= 0)
+        c.lives = 1;
+    double *t[] = {&c.timeouts.prerun,   &c.timeouts.run,    &c.timeouts.postrun,
+                   &c.timeouts.onfinish, &c.timeouts.result, &c.timeouts.error};
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
+        if (!(*t[i] > 0))
+            *t[i] = 0;
+    return c;
+}
+
+/* The status page and the memfd behind it. */
+static int shared_create(struct sk_runtime *rt)
+{
+    size_t size = sk_result_offset();
+    rt->memfd = memfd_create("skproc", MFD_CLOEXEC);
+    if (rt->memfd < 0)
+        return SK_ESYS;
+    if (ftruncate(rt->memfd, (off_t)size) != 0)
+        return SK_ESYS;
+    void *page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rt->memfd, 0);
+    if (page == MAP_FAILED)
+        return SK_ESYS;
+    struct sk_shared *sh = page;
+    for (int s = 0; s < SK_SECTION_COUNT; s++)
+        sk_timer_init(&sh->timers[s]);
+    sh->start_ns = sk_now_ns();
+    rt->sh = sh;
+    return SK_OK;
+}
+
+static void shared_destroy(struct sk_runtime *rt)
+{
+    if (rt->sh != NULL)
+        munmap(rt->sh, sk_result_offset());
+    rt->sh = NULL;
+    close_fd(&rt->memfd);
+    close_fd(&rt->doorbell);
+    close_fd(&rt->supervisor_pidfd);
+    free(rt->result_image);
+    rt->result_image = NULL;
+}
+
+static int start_failed(struct sk_runtime *rt, int code)
+{
+    int saved = errno;
+    shared_destroy(rt);
+    errno = saved;
+    return code;
+}
+
+int sk_start(sk_process *p)
+{
+    if (p == NULL || p->rt == NULL || p->cls == NULL || p->cls->run == NULL)
+        return SK_EINVAL;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT || rt->started)
+        return SK_ESTATE;
+    rt->config = config_normalize(p->config);
+    int rc = shared_create(rt);
+    if (rc != SK_OK)
+        return start_failed(rt, rc);
+    rt->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (rt->doorbell < 0)
+        return start_failed(rt, SK_ESYS);
+    sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
+    sigaction(SIGCHLD, NULL, &rt->user_sigchld);
+    rt->parent_pid = getpid();
+
+    /* Whatever the parent has buffered would otherwise be written again by
+     * the worker when it flushes its own output. */
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid == 0)
+        sk_supervisor_main(p);
+    if (pid < 0)
+        return start_failed(rt, errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
+    rt->supervisor_pid = pid;
+    rt->supervisor_pidfd = pidfd_open_compat(pid);
+    close_fd(&rt->doorbell); /* only the supervisor and worker use it */
+    if (rt->supervisor_pidfd < 0) {
+        int saved = errno;
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        errno = saved;
+        return start_failed(rt, SK_ESYS);
+    }
+    rt->started = true;
+    return SK_OK;
+}
+
+/* Kills the current worker, if any, and waits until it is gone. Done
+ * through a pidfd so that a stale pid can never hit an unrelated process
+ * once it is open; the supervisor clears worker_pid as soon as it reaps. */
+static void worker_kill_and_wait(struct sk_runtime *rt, int worker_pidfd)
+{
+    if (worker_pidfd < 0)
+        return;
+    pidfd_send_kill(worker_pidfd);
+    struct pollfd pfd = {.fd = worker_pidfd, .events = POLLIN};
+    while (poll(&pfd, 1, 1000) < 0 && errno == EINTR)
+        ;
+    (void)rt;
+    close(worker_pidfd);
+}
+
+static int worker_pidfd_open(struct sk_runtime *rt)
+{
+    pid_t worker = atomic_load(&rt->sh->worker_pid);
+    return worker > 0 ? pidfd_open_compat(worker) : -1;
+}
+
+/* After the supervisor is reaped: what became of the process. */
+static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
+{
+    rt->finished = true;
+    close_fd(&rt->supervisor_pidfd);
+    if (rt->killed)
+        return;
+    struct sk_shared *sh = rt->sh;
+    if (sh->outcome == SK_OUTCOME_FAILED) {
+        rt->error = sh->error;
+        rt->has_error = true;
+    } else if (sh->outcome == SK_OUTCOME_NONE) {
+        /* The supervisor itself was ended from outside. */
+        worker_kill_and_wait(rt, worker_pidfd_open(rt));
+        char cause[128];
+        if (reaped && WIFSIGNALED(status))
+            snprintf(cause, sizeof cause, "the supervisor was ended by signal %d (%s)",
+                     WTERMSIG(status), strsignal(WTERMSIG(status)));
+        else if (reaped)
+            snprintf(cause, sizeof cause, "the supervisor exited with status %d",
+                     WEXITSTATUS(status));
+        else
+            snprintf(cause, sizeof cause, "the supervisor ended and could not be reaped");
+        int section = atomic_load(&sh->section);
+        sk_error_set(&rt->error, SK_PROCESS_ERROR, (sk_section)section,
+                     atomic_load(&sh->current_run), SK_ESYS, cause);
+        rt->error.lives_spent = atomic_load(&sh->lives_used);
+        rt->has_error = true;
+    }
+}
+
+/* Reaps the supervisor. ECHILD happens when the user set SIGCHLD to SIG_IGN:
+ * the kernel reaped it for us and the status page still says what happened. */
+static void supervisor_reap(struct sk_runtime *rt)
+{
+    int status = 0;
+    pid_t r;
+    while ((r = waitpid(rt->supervisor_pid, &status, 0)) < 0 && errno == EINTR)
+        ;
+    process_finalize(rt, status, r == rt->supervisor_pid);
+}
+
+static bool parent_handle(const sk_process *p)
+{
+    return p != NULL && p->rt != NULL && p->rt->role == SK_ROLE_PARENT;
+}
+
+int sk_wait(sk_process *p, double timeout)
+{
+    if (p == NULL || p->rt == NULL)
+        return SK_EINVAL;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT)
+        return SK_ESTATE;
+    if (!rt->started || rt->finished)
+        return SK_OK;
+    bool forever = timeout < 0;
+    int64_t deadline = forever ? 0 : sk_now_ns() + sk_seconds_to_ns(timeout);
+    struct pollfd pfd = {.fd = rt->supervisor_pidfd, .events = POLLIN};
+    for (;;) {
+        struct timespec ts, *tsp = NULL;
+        if (!forever) {
+            int64_t left = deadline - sk_now_ns();
+            ts = sk_ns_to_timespec(left > 0 ? left : 0);
+            tsp = &ts;
+        }
+        int n = ppoll(&pfd, 1, tsp, NULL);
+        if (n > 0)
+            break;
+        if (n == 0)
+            return SK_ETIMEDOUT;
+        if (errno != EINTR)
+            return SK_ESYS;
+    }
+    supervisor_reap(rt);
+    return SK_OK;
+}
+
+int sk_stop(sk_process *p)
+{
+    if (p == NULL || p->rt == NULL)
+        return SK_EINVAL;
+    if (p->rt->sh == NULL)
+        return SK_ESTATE;
+    atomic_store(&p->rt->sh->stop, 1);
+    return SK_OK;
+}
+
+/* True when the supervisor has exited, without reaping it. */
+static bool supervisor_exited(const struct sk_runtime *rt)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, (id_t)rt->supervisor_pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD;
+    return info.si_pid != 0;
+}
+
+int sk_kill(sk_process *p)
+{
+    if (p == NULL || p->rt == NULL)
+        return SK_EINVAL;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT || !rt->started)
+        return SK_ESTATE;
+    if (rt->finished)
+        return SK_OK;
+    if (supervisor_exited(rt)) { /* it finished on its own: not a kill */
+        supervisor_reap(rt);
+        return SK_OK;
+    }
+    rt->killed = true;
+    int worker_pidfd = worker_pidfd_open(rt);
+    pidfd_send_kill(rt->supervisor_pidfd);
+    worker_kill_and_wait(rt, worker_pidfd);
+    supervisor_reap(rt);
+    return SK_OK;
+}
+
+void sk_release(sk_process *p)
+{
+    if (p == NULL || p->rt == NULL)
+        return;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT)
+        return; /* a worker's copy of the handle dies with the worker */
+    if (rt->started && !rt->finished)
+        sk_kill(p);
+    shared_destroy(rt);
+    free(rt);
+    p->rt = NULL;
+}
+
+bool sk_alive(const sk_process *p)
+{
+    if (p == NULL || p->rt == NULL)
+        return false;
+    const struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT)
+        return true;
+    return rt->started && !rt->finished && !supervisor_exited(rt);
+}
+
+long sk_current_run(const sk_process *p)
+{
+    if (p == NULL || p->rt == NULL || p->rt->sh == NULL)
+        return 0;
+    return atomic_load_explicit(&p->rt->sh->current_run, memory_order_relaxed);
+}
+
+pid_t sk_pid(const sk_process *p)
+{
+    if (p == NULL || p->rt == NULL || p->rt->sh == NULL)
+        return -1;
+    if (p->rt->role == SK_ROLE_WORKER)
+        return getpid();
+    if (p->rt->finished)
+        return -1;
+    pid_t worker = atomic_load(&p->rt->sh->worker_pid);
+    return worker > 0 ? worker : -1;
+}
+
+const sk_error *sk_error_of(const sk_process *p)
+{
+    if (p == NULL || p->rt == NULL)
+        return NULL;
+    const struct sk_runtime *rt = p->rt;
+    if (rt->role == SK_ROLE_WORKER)
+        return rt->hook_section == SK_ERROR ? &rt->sh->error : NULL;
+    return parent_handle(p) && rt->finished && rt->has_error ? &rt->error : NULL;
+}
+
+const sk_timer *sk_timer_of(const sk_process *p, sk_section s)
+{
+    if (p == NULL || p->rt == NULL || p->rt->sh == NULL || (unsigned)s >= SK_SECTION_COUNT)
+        return NULL;
+    if (s != SK_FULL_RUN && sk_class_hook(p->cls, s) == NULL)
+        return NULL;
+    return &p->rt->sh->timers[s];
+}

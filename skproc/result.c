@@ -1,0 +1,143 @@
+/*
+ * The result: published by the child's result or error hook with sk_return,
+ * read by the parent with sk_result; and sk_fail, the hooks' way to say why
+ * they fail.
+ *
+ * The image travels through the memfd behind the status page, past its end:
+ * the child pwrite()s it, the parent pread()s it after the end. Nothing of it
+ * is lost when the child dies afterwards, and it needs no channel.
+ */
+#include "message.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static int write_all_at(int fd, const void *buf, size_t len, off_t offset)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = pwrite(fd, p, len, offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return SK_ESYS;
+        p += n;
+        len -= (size_t)n;
+        offset += n;
+    }
+    return SK_OK;
+}
+
+static int read_all_at(int fd, void *buf, size_t len, off_t offset)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = pread(fd, p, len, offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return n == 0 ? SK_EFORMAT : SK_ESYS;
+        p += n;
+        len -= (size_t)n;
+        offset += n;
+    }
+    return SK_OK;
+}
+
+int sk_return(sk_process *self, const char *fmt, ...)
+{
+    if (self == NULL || self->rt == NULL)
+        return SK_EINVAL;
+    struct sk_runtime *rt = self->rt;
+    if (rt->role != SK_ROLE_WORKER ||
+        (rt->hook_section != SK_RESULT && rt->hook_section != SK_ERROR))
+        return SK_ESTATE;
+    void *img = NULL;
+    size_t len = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sk_msg_pack(fmt, ap, &img, &len);
+    va_end(ap);
+    if (rc != SK_OK)
+        return rc;
+    rc = write_all_at(rt->memfd, img, len, (off_t)sk_result_offset());
+    free(img);
+    if (rc != SK_OK)
+        return rc;
+    rt->sh->result_len = len;
+    rt->sh->has_result = len > 0;
+    return SK_OK;
+}
+
+int sk_fail(sk_process *self, int code, const char *fmt, ...)
+{
+    int rc = code != 0 ? code : SK_EPROCESS;
+    if (self == NULL || self->rt == NULL)
+        return rc;
+    struct sk_runtime *rt = self->rt;
+    if (rt->role != SK_ROLE_WORKER || rt->hook_section < 0)
+        return rc;
+    rt->cause[0] = '\0';
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(rt->cause, sizeof rt->cause, fmt, ap);
+        va_end(ap);
+    }
+    rt->cause_set = true;
+    rt->cause_code = rc;
+    return rc;
+}
+
+/* Reads the published image once; later calls reuse it. */
+static int result_image(struct sk_runtime *rt)
+{
+    if (rt->result_image != NULL || !rt->sh->has_result)
+        return SK_OK;
+    size_t len = (size_t)rt->sh->result_len;
+    void *img = malloc(len);
+    if (img == NULL)
+        return SK_ENOMEM;
+    int rc = read_all_at(rt->memfd, img, len, (off_t)sk_result_offset());
+    if (rc != SK_OK) {
+        free(img);
+        return rc;
+    }
+    rt->result_image = img;
+    rt->result_len = len;
+    return SK_OK;
+}
+
+int sk_result(sk_process *p, const char *fmt, ...)
+{
+    if (p == NULL || p->rt == NULL)
+        return SK_EINVAL;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT || !rt->started)
+        return SK_ESTATE;
+    int rc = sk_wait(p, -1);
+    if (rc != SK_OK)
+        return rc;
+    if (rt->killed)
+        return SK_EKILLED;
+    rc = result_image(rt);
+    if (rc != SK_OK)
+        return rc;
+    bool wants_values = fmt != NULL && fmt[0] != '\0';
+    if (rt->result_image == NULL) {
+        if (rt->has_error)
+            return SK_EPROCESS;
+        return wants_values ? SK_EFORMAT : SK_OK;
+    }
+    if (fmt != NULL) {
+        va_list ap;
+        va_start(ap, fmt);
+        rc = sk_msg_unpack(rt->result_image, rt->result_len, fmt, ap);
+        va_end(ap);
+    }
+    return rt->has_error ? SK_EPROCESS : rc;
+}

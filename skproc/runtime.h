@@ -1,0 +1,116 @@
+/*
+ * The private runtime of one skproc process, shared by the three parties
+ * that take part in it:
+ *
+ *   parent      the user's process, holding the sk_process handle
+ *   supervisor  forked by sk_start; owns the worker, enforces deadlines,
+ *               restarts the worker after hard faults
+ *   worker      forked by the supervisor; runs the engine (the hook loop)
+ *
+ * They talk through one status page (struct sk_shared), a MAP_SHARED mapping
+ * of a memfd that all three hold. The worker publishes where it is (section,
+ * run, section start); the parent and supervisor read it without messages.
+ * The result image is written to the same memfd, past the page.
+ */
+#ifndef SKPROC_RUNTIME_H
+#define SKPROC_RUNTIME_H
+
+#include "skproc.h"
+#include "timer.h"
+
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define SK_SECTION_COUNT 7 /* SK_PRERUN .. SK_FULL_RUN */
+
+enum sk_role { SK_ROLE_PARENT, SK_ROLE_SUPERVISOR, SK_ROLE_WORKER };
+
+/* What the engine does when a worker is forked. */
+enum sk_engine_mode {
+    SK_ENGINE_LOOP,      /* the full lifecycle, from sh->current_run */
+    SK_ENGINE_ERROR_ONLY /* after a fatal hard fault: only the error hook */
+};
+
+enum sk_outcome { SK_OUTCOME_NONE, SK_OUTCOME_OK, SK_OUTCOME_FAILED };
+
+/* The status page. Fields marked (W) are written by the worker, (S) by the
+ * supervisor, (P) by the parent; everyone may read them. */
+struct sk_shared {
+    /* (W) Section entry bumps seq to an odd value, section exit to an even
+     * one, so "odd and unchanged since I looked" means "still inside that
+     * very call". */
+    _Atomic uint64_t seq;
+    _Atomic int section;
+    _Atomic int64_t section_start_ns;
+    _Atomic long current_run;
+    _Atomic int engine_done; /* (W) outcome, error and result are final */
+
+    _Atomic int stop;       /* (P or W) the loop should end */
+    _Atomic int lives_used; /* (W soft errors, S hard faults) failed attempts */
+    _Atomic pid_t worker_pid;        /* (S) 0 when no worker lives */
+    _Atomic int64_t supervisor_wake; /* (S) when the supervisor wakes next, ns */
+
+    int64_t start_ns; /* (P) the first start, for join_in */
+
+    /* (W, or S for hard faults) the outcome */
+    int outcome;
+    sk_error error;
+    int has_result;
+    uint64_t result_len;
+
+    struct sk_timer timers[SK_SECTION_COUNT]; /* (W) */
+};
+
+struct sk_runtime {
+    enum sk_role role;
+    bool started, finished, killed;
+    sk_config config; /* frozen copy */
+
+    struct sk_shared *sh;
+    int memfd;     /* backs sh and holds the result image past it */
+    int doorbell;  /* eventfd: the worker wakes the supervisor early */
+    pid_t parent_pid;
+    pid_t supervisor_pid;
+    int supervisor_pidfd;
+    sigset_t user_sigmask;          /* the parent's mask at sk_start, for the worker */
+    struct sigaction user_sigchld; /* and its SIGCHLD disposition */
+
+    /* parent side, after the end */
+    sk_error error; /* copy of sh->error, or a supervisor failure */
+    bool has_error;
+    void *result_image; /* read from the memfd on the first sk_result */
+    size_t result_len;
+
+    /* worker side */
+    int hook_section; /* the section whose hook is running, or -1 */
+    bool cause_set;   /* sk_fail was called in the current hook */
+    int cause_code;
+    char cause[sizeof(((sk_error *)0)->cause)];
+};
+
+/* Offset of the result image in the memfd: the first page boundary past the
+ * status page. */
+size_t sk_result_offset(void);
+
+/* engine.c: runs in the worker; never returns. */
+_Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode);
+
+/* supervisor.c: runs in the supervisor; never returns. */
+_Noreturn void sk_supervisor_main(sk_process *p);
+
+/* error.c: fill an error record. */
+void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run, int code,
+                  const char *cause);
+void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limit, bool join_in);
+void sk_error_set_crash(sk_error *e, sk_section section, bool in_section, long run, int signal,
+                        int exit_status);
+sk_error_kind sk_error_kind_of_section(sk_section s);
+
+/* The hook of a section, or NULL. */
+sk_hook sk_class_hook(const sk_class *cls, sk_section s);
+/* The configured timeout of a section in seconds, or 0 for none. */
+double sk_config_timeout(const sk_config *cfg, sk_section s);
+
+#endif

@@ -1,0 +1,297 @@
+/*
+ * The supervisor: one small process per skproc process, between the parent
+ * and the worker. It exists because the parent may be busy elsewhere (or
+ * blocked in its own code) and a worker may never return from a hook, even
+ * with every signal blocked: only someone outside the worker can end it on
+ * time and start it again.
+ *
+ * The supervisor is a fork of the parent taken at sk_start, so its memory is
+ * the object's state at start: a worker restarted after a hard fault is a
+ * fresh fork of it, which is exactly "restart from the state at start".
+ *
+ * States and events:
+ *
+ *   SPAWN  --forked-------------------------------> WATCH
+ *   SPAWN  --fork failed--------------------------> DONE (ProcessError)
+ *   WATCH  --worker exited, engine done-----------> DONE
+ *   WATCH  --worker died / deadline passed--------> FAULT
+ *   FAULT  --loop section, lives left, no join_in-> SPAWN (loop, same run)
+ *   FAULT  --otherwise, error hook defined--------> SPAWN (error hook only)
+ *   FAULT  --otherwise----------------------------> DONE
+ *
+ * It blocks every signal it can, so a Ctrl-C meant for the parent or a
+ * stray SIGTERM does not end it behind the parent's back; it dies with its
+ * parent through PR_SET_PDEATHSIG, and the worker dies with it the same way.
+ */
+#include "clock.h"
+#include "runtime.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+enum sup_state { SUP_SPAWN, SUP_WATCH, SUP_FAULT, SUP_DONE };
+
+enum deadline_kind { DEADLINE_NONE, DEADLINE_SECTION, DEADLINE_JOIN };
+
+struct supervisor {
+    sk_process *p;
+    struct sk_runtime *rt;
+    struct sk_shared *sh;
+    enum sk_engine_mode mode;
+    pid_t self;
+    pid_t worker;
+    int worker_pidfd;
+    int64_t timeout_ns[SK_FULL_RUN];
+    int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
+    double join_in;
+    sk_error fault;  /* the hard fault being handled */
+    bool retryable;  /* the fault happened inside the loop */
+};
+
+static bool section_is_loop(int s)
+{
+    return s == SK_PRERUN || s == SK_RUN || s == SK_POSTRUN;
+}
+
+static int pidfd_open_compat(pid_t pid)
+{
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+/* Runs in the freshly forked worker, before the engine. */
+static void worker_setup(struct supervisor *s)
+{
+    struct sk_runtime *rt = s->rt;
+    rt->role = SK_ROLE_WORKER;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != s->self)
+        _exit(127);
+    sigaction(SIGCHLD, &rt->user_sigchld, NULL);
+    sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
+}
+
+static enum sup_state supervisor_finish_with(struct supervisor *s, const char *what)
+{
+    struct sk_shared *sh = s->sh;
+    char cause[256];
+    snprintf(cause, sizeof cause, "%s: %s", what, strerror(errno));
+    sk_error_set(&sh->error, SK_PROCESS_ERROR, atomic_load(&sh->section),
+                 atomic_load(&sh->current_run), SK_ESYS, cause);
+    sh->outcome = SK_OUTCOME_FAILED;
+    return SUP_DONE;
+}
+
+static enum sup_state supervisor_spawn(struct supervisor *s)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        worker_setup(s);
+        sk_engine_main(s->p, s->mode);
+    }
+    if (pid < 0)
+        return supervisor_finish_with(s, "could not fork the worker");
+    s->worker = pid;
+    s->worker_pidfd = pidfd_open_compat(pid);
+    atomic_store(&s->sh->worker_pid, pid);
+    if (s->worker_pidfd < 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+        return supervisor_finish_with(s, "pidfd_open on the worker");
+    }
+    return SUP_WATCH;
+}
+
+/* Reaps the worker and leaves the status page as if it had left its last
+ * section, so that a new worker does not inherit a stale deadline. */
+static void supervisor_reap(struct supervisor *s, siginfo_t *info)
+{
+    memset(info, 0, sizeof *info);
+    while (waitid(P_PID, (id_t)s->worker, info, WEXITED) != 0 && errno == EINTR)
+        ;
+    close(s->worker_pidfd);
+    s->worker_pidfd = -1;
+    atomic_store(&s->sh->worker_pid, 0);
+    uint64_t seq = atomic_load(&s->sh->seq);
+    if (seq & 1)
+        atomic_store(&s->sh->seq, seq + 1);
+}
+
+/* The earliest deadline that applies to what the worker is doing now. */
+static int64_t supervisor_deadline(const struct supervisor *s, uint64_t seq, int section,
+                                   int64_t start, enum deadline_kind *kind)
+{
+    int64_t deadline = INT64_MAX;
+    *kind = DEADLINE_NONE;
+    if ((seq & 1) && section >= 0 && section < SK_FULL_RUN && s->timeout_ns[section]) {
+        deadline = start + s->timeout_ns[section];
+        *kind = DEADLINE_SECTION;
+    }
+    if (s->join_hard_ns && s->join_hard_ns < deadline) {
+        deadline = s->join_hard_ns;
+        *kind = DEADLINE_JOIN;
+    }
+    return deadline;
+}
+
+static void supervisor_drain_doorbell(struct supervisor *s)
+{
+    uint64_t count;
+    ssize_t n = read(s->rt->doorbell, &count, sizeof count);
+    (void)n;
+}
+
+/* Sleeps until the worker exits or a deadline passes. On a deadline the
+ * worker is killed; either way it is reaped before returning. */
+static enum sup_state supervisor_watch(struct supervisor *s)
+{
+    struct sk_shared *sh = s->sh;
+    siginfo_t info;
+    for (;;) {
+        uint64_t seq = atomic_load_explicit(&sh->seq, memory_order_acquire);
+        int section = atomic_load_explicit(&sh->section, memory_order_relaxed);
+        int64_t start = atomic_load_explicit(&sh->section_start_ns, memory_order_relaxed);
+        enum deadline_kind kind;
+        int64_t deadline = supervisor_deadline(s, seq, section, start, &kind);
+
+        atomic_store_explicit(&sh->supervisor_wake, deadline, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        if (atomic_load_explicit(&sh->seq, memory_order_acquire) != seq)
+            continue; /* the worker moved on while we looked */
+
+        int64_t now = sk_now_ns();
+        if (kind != DEADLINE_NONE && now >= deadline) {
+            bool in_loop_hook = (seq & 1) && section_is_loop(section);
+            if (kind == DEADLINE_JOIN && !in_loop_hook) {
+                s->join_hard_ns = 0; /* the loop ended in time */
+                continue;
+            }
+            pid_t worker = s->worker;
+            kill(worker, SIGKILL);
+            supervisor_reap(s, &info);
+            long run = atomic_load(&sh->current_run);
+            if (kind == DEADLINE_JOIN)
+                sk_error_set_timeout(&s->fault, section, run, s->join_in, true);
+            else
+                sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9,
+                                     false);
+            s->retryable = kind == DEADLINE_SECTION && section_is_loop(section);
+            return SUP_FAULT;
+        }
+
+        struct pollfd fds[2] = {{.fd = s->worker_pidfd, .events = POLLIN},
+                                {.fd = s->rt->doorbell, .events = POLLIN}};
+        struct timespec ts, *tsp = NULL;
+        if (kind != DEADLINE_NONE) {
+            ts = sk_ns_to_timespec(deadline - now);
+            tsp = &ts;
+        }
+        int n = ppoll(fds, 2, tsp, NULL);
+        if (n < 0 && errno != EINTR)
+            return supervisor_finish_with(s, "ppoll");
+        if (n > 0 && (fds[1].revents & POLLIN))
+            supervisor_drain_doorbell(s);
+        if (n > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            break;
+    }
+
+    bool in_section = atomic_load(&sh->seq) & 1;
+    int section = atomic_load(&sh->section);
+    supervisor_reap(s, &info);
+    if (atomic_load(&sh->engine_done))
+        return SUP_DONE;
+    bool exited = info.si_code == CLD_EXITED;
+    sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
+                       exited ? 0 : info.si_status, exited ? info.si_status : 0);
+    s->retryable = section_is_loop(section) && s->mode == SK_ENGINE_LOOP;
+    return SUP_FAULT;
+}
+
+/* A hard fault: restart the loop while lives last, else end with the error
+ * (running the error hook in a fresh worker when the class has one). */
+static enum sup_state supervisor_fault(struct supervisor *s)
+{
+    struct sk_shared *sh = s->sh;
+    if (s->mode == SK_ENGINE_ERROR_ONLY) {
+        /* The error hook itself timed out or crashed. */
+        sk_error first = sh->error;
+        sh->error = s->fault;
+        sh->error.kind = s->fault.kind;
+        sh->error.run = first.run;
+        sh->error.lives_spent = first.lives_spent;
+        size_t used = strlen(sh->error.cause);
+        snprintf(sh->error.cause + used, sizeof sh->error.cause - used,
+                 " (while handling %s: %s)", sk_error_name(first.kind), first.message);
+        sh->outcome = SK_OUTCOME_FAILED;
+        return SUP_DONE;
+    }
+    int used = atomic_fetch_add(&sh->lives_used, 1) + 1;
+    if (s->retryable && used < s->rt->config.lives) {
+        s->mode = SK_ENGINE_LOOP;
+        return SUP_SPAWN;
+    }
+    sh->error = s->fault;
+    sh->error.lives_spent = used;
+    sh->outcome = SK_OUTCOME_FAILED;
+    sh->has_result = 0;
+    if (s->p->cls->error == NULL)
+        return SUP_DONE;
+    s->mode = SK_ENGINE_ERROR_ONLY;
+    return SUP_SPAWN;
+}
+
+static void supervisor_init(struct supervisor *s, sk_process *p)
+{
+    struct sk_runtime *rt = p->rt;
+    memset(s, 0, sizeof *s);
+    s->p = p;
+    s->rt = rt;
+    s->sh = rt->sh;
+    s->mode = SK_ENGINE_LOOP;
+    s->self = getpid();
+    s->worker_pidfd = -1;
+    for (int i = 0; i < SK_FULL_RUN; i++)
+        s->timeout_ns[i] = sk_seconds_to_ns(sk_config_timeout(&rt->config, (sk_section)i));
+    s->join_in = rt->config.join_in > 0 ? rt->config.join_in : 0;
+    int64_t join = sk_seconds_to_ns(s->join_in);
+    s->join_hard_ns = join ? s->sh->start_ns + 2 * join : 0;
+}
+
+_Noreturn void sk_supervisor_main(sk_process *p)
+{
+    struct sk_runtime *rt = p->rt;
+    pid_t parent = rt->parent_pid;
+    rt->role = SK_ROLE_SUPERVISOR;
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
+        _exit(127);
+    sigset_t all;
+    sigfillset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    /* If the parent ignores SIGCHLD, workers would be reaped by the kernel
+     * and their exit status lost. */
+    signal(SIGCHLD, SIG_DFL);
+
+    struct supervisor s;
+    supervisor_init(&s, p);
+    enum sup_state state = SUP_SPAWN;
+    while (state != SUP_DONE) {
+        switch (state) {
+        case SUP_SPAWN:
+            state = supervisor_spawn(&s);
+            break;
+        case SUP_WATCH:
+            state = supervisor_watch(&s);
+            break;
+        case SUP_FAULT:
+            state = supervisor_fault(&s);
+            break;
+        case SUP_DONE:
+            break;
+        }
+    }
+    _exit(0);
+}
