@@ -56,7 +56,8 @@ enum {
     SK_ECLOSED = -7,   /* the peer is gone and nothing is left to read */
     SK_EFULL = -8,     /* the channel's capacity is exhausted; nothing was queued */
     SK_ENOMEM = -9,    /* out of memory */
-    SK_ESYS = -10      /* a system call failed; errno is kept */
+    SK_ESYS = -10,     /* a system call failed; errno is kept */
+    SK_ECORRUPT = -11  /* a corrupt message was received and discarded; the channel goes on */
 };
 
 /* A static, human-readable name for a return code ("timed out", ...). */
@@ -89,7 +90,13 @@ typedef struct sk_config {
     double join_in; /* seconds from the first start after which the loop ends; default: none */
     int lives;      /* total attempts; lives = 3 is one try and two retries; default: 1 */
     sk_timeouts timeouts;
+    size_t capacity;    /* bytes in flight per direction before tell says SK_EFULL; 1 MiB */
+    size_t max_message; /* the largest message image in bytes; 64 MiB (at most 1 GiB) */
 } sk_config;
+
+#define SK_DEFAULT_CAPACITY ((size_t)1 << 20)
+#define SK_DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
+#define SK_MAX_MAX_MESSAGE ((size_t)1 << 30)
 
 struct sk_runtime; /* private */
 
@@ -167,14 +174,51 @@ int sk_fail(sk_process *self, int code, const char *fmt, ...)
 
 /* ------------------------------------------------------------- messages */
 
+/* Each process has a two-way channel: messages the parent tells, the child
+ * listens to, and the other way round. Messages arrive whole, exactly once
+ * and in order. A message is a tpl image; formats with arrays (A(...)) go
+ * through sk_tell_image and sk_message_image with a tpl_node of your own. */
+
 /* Sends values to the other side: the parent passes its handle, a hook
- * passes self. Never blocks: SK_EFULL when the channel is full. */
+ * passes self. Never blocks.
+ *   SK_EFULL    the channel holds config.capacity bytes already; nothing queued
+ *               (an empty channel always takes one message up to max_message)
+ *   SK_EINVAL   bad format, or the image is larger than config.max_message
+ *   SK_ECLOSED  (parent) the process has ended
+ *   SK_ESTATE   (parent) not started */
 int sk_tell(sk_process *p, const char *fmt, ...);
 
-/* Receives the next message from the other side. timeout 0 polls, negative
- * waits forever. SK_ETIMEDOUT, SK_ECLOSED when the peer is gone and nothing
- * is left, SK_EFORMAT when fmt does not match (the message stays queued). */
+/* Receives the next message from the other side into the pointers after fmt.
+ * timeout 0 polls, negative waits forever.
+ *   SK_ETIMEDOUT  nothing arrived in time
+ *   SK_ECLOSED    the other side is gone and everything it sent was read;
+ *                 in the child: the parent asked to stop and nothing is queued
+ *   SK_EFORMAT    fmt does not match; the message stays at the head
+ *   SK_ECORRUPT   the message at the head was corrupt and was discarded */
 int sk_listen(sk_process *p, double timeout, const char *fmt, ...);
+
+/* Sends a ready tpl image (from tpl_dump). SK_EFORMAT when it is not a
+ * valid tpl image; otherwise as sk_tell. */
+int sk_tell_image(sk_process *p, const void *img, size_t len);
+
+/* A received message whose format is known only at run time. */
+typedef struct sk_message sk_message;
+
+/* Receives the next message whole, whatever its format; as sk_listen. */
+int sk_listen_message(sk_process *p, double timeout, sk_message **msg);
+/* The message's tpl format string, e.g. "S(is)". */
+const char *sk_message_format(const sk_message *msg);
+/* Unpacks it into the pointers after fmt; SK_EFORMAT when fmt differs. */
+int sk_message_unpack(const sk_message *msg, const char *fmt, ...);
+/* The raw tpl image, for tpl_load with a tpl_node of your own. */
+const void *sk_message_image(const sk_message *msg, size_t *len);
+void sk_message_free(sk_message *msg);
+
+/* (Parent) A file descriptor that polls readable while a message from the
+ * child is waiting or once the process has ended: for poll/epoll/libuv
+ * loops over many processes. Owned by p; valid until sk_release. Negative
+ * SK_E* code on failure. */
+int sk_fd(sk_process *p);
 
 /* --------------------------------------------------------------- errors */
 

@@ -33,6 +33,8 @@ const char *sk_strerror(int code)
         return "out of memory";
     case SK_ESYS:
         return "system call failed";
+    case SK_ECORRUPT:
+        return "corrupt message discarded";
     default:
         return "unknown error code";
     }

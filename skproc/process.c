@@ -6,6 +6,7 @@
  * waitpid(-1): it reaps exactly the pid it forked, so it cannot steal the
  * user's own children's exit statuses.
  */
+#include "channel.h"
 #include "clock.h"
 #include "message.h"
 #include "runtime.h"
@@ -21,10 +22,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-size_t sk_result_offset(void)
+static size_t page_round(size_t n)
 {
     size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return (sizeof(struct sk_shared) + page - 1) / page * page;
+    return (n + page - 1) / page * page;
 }
 
 static int pidfd_open_compat(pid_t pid)
@@ -53,7 +54,8 @@ int sk_init(sk_process *p, const sk_class *cls)
     if (rt == NULL)
         return SK_ENOMEM;
     rt->role = SK_ROLE_PARENT;
-    rt->memfd = rt->doorbell = rt->supervisor_pidfd = -1;
+    rt->memfd = rt->doorbell = rt->supervisor_pidfd = rt->msg_doorbell = rt->epoll_fd =
+        rt->epoll_pidfd = -1;
     rt->hook_section = -1;
     p->cls = cls;
     memset(&p->config, 0, sizeof p->config);
@@ -76,36 +78,53 @@ static sk_config config_normalize(sk_config c)
     for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
         if (!(*t[i] > 0))
             *t[i] = 0;
+    if (c.capacity == 0)
+        c.capacity = SK_DEFAULT_CAPACITY;
+    if (c.max_message == 0)
+        c.max_message = SK_DEFAULT_MAX_MESSAGE;
+    if (c.max_message > SK_MAX_MAX_MESSAGE)
+        c.max_message = SK_MAX_MAX_MESSAGE;
     return c;
 }
 
-/* The status page and the memfd behind it. */
+/* The memfd behind everything the three parties share:
+ *   [status page][ring to parent][ring to worker][result image]
+ * Only the pages that get written take memory. */
 static int shared_create(struct sk_runtime *rt)
 {
-    size_t size = sk_result_offset();
+    size_t status = page_round(sizeof(struct sk_shared));
+    size_t rings = sk_channel_span(rt->config.capacity, rt->config.max_message);
+    rt->map_size = status + rings;
+    rt->result_offset = rt->map_size;
     rt->memfd = memfd_create("skproc", MFD_CLOEXEC);
     if (rt->memfd < 0)
         return SK_ESYS;
-    if (ftruncate(rt->memfd, (off_t)size) != 0)
+    if (ftruncate(rt->memfd, (off_t)rt->map_size) != 0)
         return SK_ESYS;
-    void *page = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, rt->memfd, 0);
-    if (page == MAP_FAILED)
+    void *base = mmap(NULL, rt->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, rt->memfd, 0);
+    if (base == MAP_FAILED)
         return SK_ESYS;
-    struct sk_shared *sh = page;
+    struct sk_shared *sh = base;
+    rt->sh = sh;
     for (int s = 0; s < SK_SECTION_COUNT; s++)
         sk_timer_init(&sh->timers[s]);
     sh->start_ns = sk_now_ns();
-    rt->sh = sh;
+    sk_channel_init(rt, (char *)base + status, status, rt->config.capacity,
+                    rt->config.max_message);
     return SK_OK;
 }
 
 static void shared_destroy(struct sk_runtime *rt)
 {
     if (rt->sh != NULL)
-        munmap(rt->sh, sk_result_offset());
+        munmap(rt->sh, rt->map_size);
     rt->sh = NULL;
+    rt->to_parent = rt->to_worker = NULL;
     close_fd(&rt->memfd);
     close_fd(&rt->doorbell);
+    close_fd(&rt->msg_doorbell);
+    close_fd(&rt->epoll_fd);
+    close_fd(&rt->epoll_pidfd);
     close_fd(&rt->supervisor_pidfd);
     free(rt->result_image);
     rt->result_image = NULL;
@@ -131,7 +150,8 @@ int sk_start(sk_process *p)
     if (rc != SK_OK)
         return start_failed(rt, rc);
     rt->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (rt->doorbell < 0)
+    rt->msg_doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (rt->doorbell < 0 || rt->msg_doorbell < 0)
         return start_failed(rt, SK_ESYS);
     sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
@@ -185,6 +205,7 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
 {
     rt->finished = true;
     close_fd(&rt->supervisor_pidfd);
+    sk_channel_close_to_parent(rt);
     if (rt->killed)
         return;
     struct sk_shared *sh = rt->sh;
@@ -265,12 +286,17 @@ int sk_stop(sk_process *p)
     if (p->rt->sh == NULL)
         return SK_ESTATE;
     atomic_store(&p->rt->sh->stop, 1);
+    sk_channel_wake_worker(p->rt); /* a worker blocked in sk_listen returns */
     return SK_OK;
 }
 
 /* True when the supervisor has exited, without reaping it. */
-static bool supervisor_exited(const struct sk_runtime *rt)
+bool sk_supervisor_exited(const struct sk_runtime *rt)
 {
+    if (rt->finished)
+        return true;
+    if (!rt->started)
+        return false;
     siginfo_t info;
     memset(&info, 0, sizeof info);
     if (waitid(P_PID, (id_t)rt->supervisor_pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
@@ -287,7 +313,7 @@ int sk_kill(sk_process *p)
         return SK_ESTATE;
     if (rt->finished)
         return SK_OK;
-    if (supervisor_exited(rt)) { /* it finished on its own: not a kill */
+    if (sk_supervisor_exited(rt)) { /* it finished on its own: not a kill */
         supervisor_reap(rt);
         return SK_OK;
     }
@@ -320,7 +346,7 @@ bool sk_alive(const sk_process *p)
     const struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
         return true;
-    return rt->started && !rt->finished && !supervisor_exited(rt);
+    return rt->started && !rt->finished && !sk_supervisor_exited(rt);
 }
 
 long sk_current_run(const sk_process *p)

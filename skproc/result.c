@@ -64,7 +64,7 @@ int sk_return(sk_process *self, const char *fmt, ...)
     va_end(ap);
     if (rc != SK_OK)
         return rc;
-    rc = write_all_at(rt->memfd, img, len, (off_t)sk_result_offset());
+    rc = write_all_at(rt->memfd, img, len, (off_t)rt->result_offset);
     free(img);
     if (rc != SK_OK)
         return rc;
@@ -102,7 +102,7 @@ static int result_image(struct sk_runtime *rt)
     void *img = malloc(len);
     if (img == NULL)
         return SK_ENOMEM;
-    int rc = read_all_at(rt->memfd, img, len, (off_t)sk_result_offset());
+    int rc = read_all_at(rt->memfd, img, len, (off_t)rt->result_offset);
     if (rc != SK_OK) {
         free(img);
         return rc;

@@ -69,7 +69,15 @@ struct sk_runtime {
     sk_config config; /* frozen copy */
 
     struct sk_shared *sh;
-    int memfd;     /* backs sh and holds the result image past it */
+    size_t map_size;      /* status page + both rings */
+    size_t result_offset; /* in the memfd, past the mapping */
+    struct sk_ring *to_parent, *to_worker;
+    size_t ring_data_offset[2]; /* in the memfd: to_parent, to_worker */
+    size_t peeked_frame;        /* bytes of the frame sk_channel_peek returned */
+    int msg_doorbell;           /* eventfd: a message for the parent (sk_fd) */
+    int epoll_fd;               /* sk_fd: doorbell + supervisor pidfd */
+    int epoll_pidfd;            /* the dup of the supervisor pidfd inside it */
+    int memfd;     /* backs sh and the rings, holds the result image past them */
     int doorbell;  /* eventfd: the worker wakes the supervisor early */
     pid_t parent_pid;
     pid_t supervisor_pid;
@@ -90,9 +98,8 @@ struct sk_runtime {
     char cause[sizeof(((sk_error *)0)->cause)];
 };
 
-/* Offset of the result image in the memfd: the first page boundary past the
- * status page. */
-size_t sk_result_offset(void);
+/* process.c: the supervisor has exited (not reaped yet, or reaped). */
+bool sk_supervisor_exited(const struct sk_runtime *rt);
 
 /* engine.c: runs in the worker; never returns. */
 _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode);

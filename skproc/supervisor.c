@@ -23,6 +23,7 @@
  * stray SIGTERM does not end it behind the parent's back; it dies with its
  * parent through PR_SET_PDEATHSIG, and the worker dies with it the same way.
  */
+#include "channel.h"
 #include "clock.h"
 #include "runtime.h"
 
@@ -293,5 +294,6 @@ _Noreturn void sk_supervisor_main(sk_process *p)
             break;
         }
     }
+    sk_channel_close_to_parent(rt);
     _exit(0);
 }

@@ -1,0 +1,229 @@
+/*
+ * tell and listen: the public face of the channel. The same calls work on
+ * both sides; the handle's role (parent or worker) picks the direction.
+ *
+ * listen decodes the frame in place, at the head of the ring, and consumes
+ * it only when the unpack succeeded: a format mismatch leaves the message
+ * where it was, and a corrupt image is dropped with SK_ECORRUPT.
+ */
+#include "channel.h"
+#include "clock.h"
+#include "message.h"
+#include "runtime.h"
+
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+struct sk_message {
+    size_t len;
+    char *format;
+    unsigned char image[];
+};
+
+/* Who may use the channel: a started parent handle, or a worker. */
+static int channel_state(const sk_process *p)
+{
+    if (p == NULL || p->rt == NULL)
+        return SK_EINVAL;
+    const struct sk_runtime *rt = p->rt;
+    if (rt->role == SK_ROLE_WORKER)
+        return SK_OK;
+    if (rt->role != SK_ROLE_PARENT || !rt->started || rt->sh == NULL)
+        return SK_ESTATE;
+    return SK_OK;
+}
+
+static int64_t deadline_of(double timeout)
+{
+    if (timeout < 0)
+        return INT64_MAX;
+    if (timeout == 0)
+        return 0;
+    return sk_now_ns() + sk_seconds_to_ns(timeout);
+}
+
+static int tell_checked(sk_process *p, const void *img, size_t len)
+{
+    struct sk_runtime *rt = p->rt;
+    if (rt->role == SK_ROLE_PARENT && rt->finished)
+        return SK_ECLOSED;
+    return sk_channel_send(rt, img, len);
+}
+
+int sk_tell(sk_process *p, const char *fmt, ...)
+{
+    int rc = channel_state(p);
+    if (rc != SK_OK)
+        return rc;
+    if (fmt == NULL || fmt[0] == '\0')
+        return SK_EINVAL;
+    void *img = NULL;
+    size_t len = 0;
+    va_list ap;
+    va_start(ap, fmt);
+    rc = sk_msg_pack(fmt, ap, &img, &len);
+    va_end(ap);
+    if (rc != SK_OK)
+        return rc;
+    rc = tell_checked(p, img, len);
+    free(img);
+    return rc;
+}
+
+int sk_tell_image(sk_process *p, const void *img, size_t len)
+{
+    int rc = channel_state(p);
+    if (rc != SK_OK)
+        return rc;
+    if (img == NULL || len == 0)
+        return SK_EINVAL;
+    if (sk_msg_validate(img, len) != SK_OK)
+        return SK_EFORMAT;
+    return tell_checked(p, img, len);
+}
+
+/* A valid image whose format differs stays queued; garbage is dropped. */
+static int listen_failed(struct sk_runtime *rt, const void *img, size_t len, int rc)
+{
+    if (rc == SK_EFORMAT && sk_msg_validate(img, len) != SK_OK) {
+        sk_channel_consume(rt);
+        return SK_ECORRUPT;
+    }
+    return rc;
+}
+
+int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
+{
+    int rc = channel_state(p);
+    if (rc != SK_OK)
+        return rc;
+    if (fmt == NULL || fmt[0] == '\0')
+        return SK_EINVAL;
+    struct sk_runtime *rt = p->rt;
+    const void *img;
+    size_t len;
+    rc = sk_channel_peek(rt, deadline_of(timeout), &img, &len);
+    if (rc != SK_OK)
+        return rc;
+    va_list ap;
+    va_start(ap, fmt);
+    rc = sk_msg_unpack(img, len, fmt, ap);
+    va_end(ap);
+    if (rc != SK_OK)
+        return listen_failed(rt, img, len, rc);
+    sk_channel_consume(rt);
+    return SK_OK;
+}
+
+int sk_listen_message(sk_process *p, double timeout, sk_message **msg)
+{
+    if (msg == NULL)
+        return SK_EINVAL;
+    *msg = NULL;
+    int rc = channel_state(p);
+    if (rc != SK_OK)
+        return rc;
+    struct sk_runtime *rt = p->rt;
+    const void *img;
+    size_t len;
+    rc = sk_channel_peek(rt, deadline_of(timeout), &img, &len);
+    if (rc != SK_OK)
+        return rc;
+    if (sk_msg_validate(img, len) != SK_OK) {
+        sk_channel_consume(rt);
+        return SK_ECORRUPT;
+    }
+    sk_message *m = malloc(sizeof *m + len);
+    char *format = malloc(len + 1); /* a format is never longer than its image */
+    if (m == NULL || format == NULL || sk_msg_format(img, len, format, len + 1) != SK_OK) {
+        free(m);
+        free(format);
+        return SK_ENOMEM; /* the message stays queued */
+    }
+    m->len = len;
+    m->format = format;
+    memcpy(m->image, img, len);
+    sk_channel_consume(rt);
+    *msg = m;
+    return SK_OK;
+}
+
+const char *sk_message_format(const sk_message *msg)
+{
+    return msg != NULL ? msg->format : NULL;
+}
+
+int sk_message_unpack(const sk_message *msg, const char *fmt, ...)
+{
+    if (msg == NULL || fmt == NULL)
+        return SK_EINVAL;
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sk_msg_unpack(msg->image, msg->len, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+const void *sk_message_image(const sk_message *msg, size_t *len)
+{
+    if (msg == NULL)
+        return NULL;
+    if (len != NULL)
+        *len = msg->len;
+    return msg->image;
+}
+
+void sk_message_free(sk_message *msg)
+{
+    if (msg == NULL)
+        return;
+    free(msg->format);
+    free(msg);
+}
+
+/* One fd for poll loops: the message doorbell and the supervisor's pidfd,
+ * which stays readable once the process has ended. */
+int sk_fd(sk_process *p)
+{
+    int rc = channel_state(p);
+    if (rc != SK_OK)
+        return rc;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT)
+        return SK_ESTATE;
+    if (rt->epoll_fd >= 0)
+        return rt->epoll_fd;
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    if (ep < 0)
+        return SK_ESYS;
+    struct epoll_event ev = {.events = EPOLLIN};
+    if (epoll_ctl(ep, EPOLL_CTL_ADD, rt->msg_doorbell, &ev) != 0) {
+        close(ep);
+        return SK_ESYS;
+    }
+    if (rt->supervisor_pidfd >= 0) {
+        /* epoll keeps the registration while the file stays open: a dup
+         * outlives the pidfd the handle closes when it reaps. */
+        int pidfd = fcntl(rt->supervisor_pidfd, F_DUPFD_CLOEXEC, 0);
+        if (pidfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, pidfd, &ev) != 0) {
+            if (pidfd >= 0)
+                close(pidfd);
+            close(ep);
+            return SK_ESYS;
+        }
+        rt->epoll_pidfd = pidfd;
+    }
+    rt->epoll_fd = ep;
+    atomic_store(&rt->to_parent->armed, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (rt->finished || atomic_load(&rt->to_parent->head) != atomic_load(&rt->to_parent->tail)) {
+        uint64_t one = 1;
+        ssize_t n = write(rt->msg_doorbell, &one, sizeof one);
+        (void)n;
+    }
+    return ep;
+}
