@@ -223,14 +223,7 @@ void sk_channel_consume(struct sk_runtime *rt)
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) + rt->peeked_frame;
     rt->peeked_frame = 0;
     atomic_store_explicit(&r->tail, tail, memory_order_release);
-    int which = r == rt->to_parent ? 0 : 1;
-    ring_release_consumed(rt, r, which);
-    /* Level-triggered sk_fd: stay readable while messages remain. */
-    if (is_parent(rt) && atomic_load_explicit(&r->armed, memory_order_relaxed)) {
-        atomic_thread_fence(memory_order_seq_cst);
-        if (atomic_load(&r->head) != tail)
-            doorbell_ring(rt->msg_doorbell);
-    }
+    ring_release_consumed(rt, r, r == rt->to_parent ? 0 : 1);
 }
 
 /* Nothing more will come: the parent's peer has ended, or the worker was
@@ -251,15 +244,23 @@ static void doorbell_drain(struct sk_runtime *rt)
     }
 }
 
+/* The doorbell (sk_fd) is drained only when the ring is found empty, and the
+ * ring looked at again afterwards: so the fd stays readable exactly while
+ * messages wait, with no system call per message. */
 int sk_channel_peek(struct sk_runtime *rt, int64_t deadline_ns, const void **img, size_t *len)
 {
     struct sk_ring *r = ring_in(rt);
-    if (is_parent(rt) && atomic_load_explicit(&r->armed, memory_order_relaxed))
-        doorbell_drain(rt);
     for (;;) {
         int rc = ring_front(rt, r, img, len);
         if (rc != SK_ETIMEDOUT)
             return rc;
+        if (is_parent(rt) && atomic_load_explicit(&r->armed, memory_order_relaxed)) {
+            doorbell_drain(rt);
+            atomic_thread_fence(memory_order_seq_cst);
+            rc = ring_front(rt, r, img, len);
+            if (rc != SK_ETIMEDOUT)
+                return rc;
+        }
         uint32_t seen = atomic_load(&r->wseq);
         atomic_store(&r->waiting, 1);
         atomic_thread_fence(memory_order_seq_cst);
