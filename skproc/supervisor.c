@@ -212,28 +212,38 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     return SUP_FAULT;
 }
 
+/* The error hook itself timed out or crashed: report that, naming the
+ * error it was handling (already in the status page). It never runs twice. */
+static enum sup_state supervisor_error_hook_fault(struct supervisor *s)
+{
+    struct sk_shared *sh = s->sh;
+    sk_error first = sh->error;
+    sh->error = s->fault;
+    sh->error.run = first.run;
+    sh->error.lives_spent = first.lives_spent;
+    size_t used = strlen(sh->error.cause);
+    snprintf(sh->error.cause + used, sizeof sh->error.cause - used, " (while handling %s: %s)",
+             sk_error_name(first.kind), first.message);
+    sh->outcome = SK_OUTCOME_FAILED;
+    sh->has_result = 0;
+    return SUP_DONE;
+}
+
 /* A hard fault: restart the loop while lives last, else end with the error
- * (running the error hook in a fresh worker when the class has one). */
+ * (running the error hook in a fresh worker when the class has one). Only
+ * faults inside the loop use lives, as for soft errors. */
 static enum sup_state supervisor_fault(struct supervisor *s)
 {
     struct sk_shared *sh = s->sh;
-    if (s->mode == SK_ENGINE_ERROR_ONLY) {
-        /* The error hook itself timed out or crashed. */
-        sk_error first = sh->error;
-        sh->error = s->fault;
-        sh->error.kind = s->fault.kind;
-        sh->error.run = first.run;
-        sh->error.lives_spent = first.lives_spent;
-        size_t used = strlen(sh->error.cause);
-        snprintf(sh->error.cause + used, sizeof sh->error.cause - used,
-                 " (while handling %s: %s)", sk_error_name(first.kind), first.message);
-        sh->outcome = SK_OUTCOME_FAILED;
-        return SUP_DONE;
-    }
-    int used = atomic_fetch_add(&sh->lives_used, 1) + 1;
-    if (s->retryable && used < s->rt->config.lives) {
-        s->mode = SK_ENGINE_LOOP;
-        return SUP_SPAWN;
+    if (s->mode == SK_ENGINE_ERROR_ONLY || s->fault.section == SK_ERROR)
+        return supervisor_error_hook_fault(s);
+    int used = atomic_load(&sh->lives_used);
+    if (s->retryable) {
+        used = atomic_fetch_add(&sh->lives_used, 1) + 1;
+        if (used < s->rt->config.lives) {
+            s->mode = SK_ENGINE_LOOP;
+            return SUP_SPAWN;
+        }
     }
     sh->error = s->fault;
     sh->error.lives_spent = used;
