@@ -114,7 +114,12 @@ static void ring_publish(struct sk_runtime *rt, struct sk_ring *r, uint64_t old_
 }
 
 /* Where the next frame of `need` bytes goes, or SK_EFULL. Returns through
- * *pos the position after an eventual wrap marker, which is written here. */
+ * *pos the position after an eventual wrap marker, which is written here.
+ *
+ * The producer wraps back to offset 0 as soon as it is past `capacity` and
+ * the wrap fits, not only at the end of the span: the frames in flight then
+ * live in the first capacity + one frame bytes, whose pages stay warm,
+ * instead of marching through the whole span onto fresh pages. */
 static int ring_reserve(struct sk_ring *r, uint64_t need, uint64_t *pos)
 {
     uint64_t head = atomic_load_explicit(&r->head, memory_order_relaxed);
@@ -124,12 +129,13 @@ static int ring_reserve(struct sk_ring *r, uint64_t need, uint64_t *pos)
         return SK_EFULL;
     uint64_t off = head % r->size;
     uint64_t to_end = r->size - off;
-    uint64_t total = need <= to_end ? need : to_end + need;
+    bool wrap = need > to_end || (off >= r->capacity && used + to_end + need <= r->size);
+    uint64_t total = wrap ? to_end + need : need;
     if (used + total > r->size)
         return SK_EFULL; /* cannot happen with the sizing rule; kept as a guard */
-    if (need > to_end) {
-        struct frame_header wrap = {.magic = WRAP_MAGIC, .len = 0};
-        memcpy(ring_data(r) + off, &wrap, sizeof wrap);
+    if (wrap) {
+        struct frame_header marker = {.magic = WRAP_MAGIC, .len = 0};
+        memcpy(ring_data(r) + off, &marker, sizeof marker);
         head += to_end;
     }
     *pos = head;
@@ -155,27 +161,22 @@ int sk_channel_send(struct sk_runtime *rt, const void *img, size_t len)
     return SK_OK;
 }
 
-/* Gives consumed whole grains of the ring back to the kernel, so a burst of
- * large messages does not stay resident after it was read. */
-static void ring_release_consumed(struct sk_runtime *rt, struct sk_ring *r, int which)
+/* Gives the pages of a consumed frame back to the kernel when it lay beyond
+ * the warm window (capacity + one grain): after a burst of huge messages the
+ * channel shrinks back to what ordinary traffic keeps resident. */
+static void ring_release_frame(struct sk_runtime *rt, struct sk_ring *r, int which, uint64_t off,
+                               uint64_t len)
 {
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
-    uint64_t upto = tail / RELEASE_GRAIN * RELEASE_GRAIN;
-    if (upto < r->released + RELEASE_GRAIN)
+    uint64_t warm = (r->capacity + RELEASE_GRAIN) / RELEASE_GRAIN * RELEASE_GRAIN;
+    uint64_t end = off + len;
+    if (end <= warm || len < RELEASE_GRAIN)
         return;
-    uint64_t from = r->released;
-    if (upto - from > r->size)
-        from = upto - r->size / RELEASE_GRAIN * RELEASE_GRAIN;
-    while (from < upto) {
-        uint64_t off = from % r->size;
-        uint64_t n = upto - from;
-        if (n > r->size - off)
-            n = r->size - off;
+    uint64_t from = off > warm ? off : warm;
+    from = (from + 4095) / 4096 * 4096;
+    end = end / 4096 * 4096;
+    if (end > from)
         fallocate(rt->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)(rt->ring_data_offset[which] + off), (off_t)n);
-        from += n;
-    }
-    r->released = upto;
+                  (off_t)(rt->ring_data_offset[which] + from), (off_t)(end - from));
 }
 
 /* Everything published is garbage: drop it so the channel goes on. */
@@ -220,10 +221,11 @@ static int ring_front(struct sk_runtime *rt, struct sk_ring *r, const void **img
 void sk_channel_consume(struct sk_runtime *rt)
 {
     struct sk_ring *r = ring_in(rt);
-    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed) + rt->peeked_frame;
+    uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
+    uint64_t frame = rt->peeked_frame;
     rt->peeked_frame = 0;
-    atomic_store_explicit(&r->tail, tail, memory_order_release);
-    ring_release_consumed(rt, r, r == rt->to_parent ? 0 : 1);
+    atomic_store_explicit(&r->tail, tail + frame, memory_order_release);
+    ring_release_frame(rt, r, r == rt->to_parent ? 0 : 1, tail % r->size, frame);
 }
 
 /* Nothing more will come: the parent's peer has ended, or the worker was

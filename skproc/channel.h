@@ -4,9 +4,10 @@
  *
  * A ring's data area has room for capacity + 2 x max_message bytes of
  * *address space*, so any message up to max_message is one contiguous frame
- * that the receiver decodes in place; physical pages exist only while
- * bytes are in flight (the consumer gives consumed ranges back to the
- * kernel). A frame becomes visible only when the producer advances head
+ * that the receiver decodes in place. Physical pages exist only where bytes
+ * were written: ordinary traffic stays within the first capacity + one
+ * frame bytes (the producer wraps early), and the pages of a huge frame
+ * beyond that are given back once it is read. A frame becomes visible only when the producer advances head
  * after writing it whole, so a producer that dies mid-message leaves no
  * partial frame behind.
  *
@@ -36,7 +37,6 @@ struct sk_ring {
     uint64_t size;            /* data bytes */
     uint64_t capacity;        /* bytes in flight allowed (unless empty) */
     uint64_t max_message;
-    uint64_t released; /* consumer: positions below this were given back */
 };
 
 /* The bytes the two rings take in the memfd, for a frozen config. */
