@@ -236,6 +236,7 @@ static enum engine_state engine_error(struct engine *e)
     e->outcome = SK_OUTCOME_FAILED;
     int rc = engine_call(e, SK_ERROR);
     if (rc != 0) {
+        sh->has_result = 0; /* a failed error hook publishes nothing, like result */
         sk_error first = sh->error;
         engine_record_failure(e, SK_ERROR, rc);
         size_t used = strlen(sh->error.cause);
