@@ -167,7 +167,6 @@ int sk_start(sk_process *p)
         return start_failed(rt, errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
     rt->supervisor_pid = pid;
     rt->supervisor_pidfd = pidfd_open_compat(pid);
-    close_fd(&rt->doorbell); /* only the supervisor and worker use it */
     if (rt->supervisor_pidfd < 0) {
         int saved = errno;
         kill(pid, SIGKILL);
@@ -304,6 +303,10 @@ bool sk_supervisor_exited(const struct sk_runtime *rt)
     return info.si_pid != 0;
 }
 
+/* The supervisor is asked to kill and reap its worker and exit: it is the
+ * only one that knows whether it is about to fork a new worker. If it does
+ * not answer within a second (stopped, or wedged), it and the worker it
+ * last published are killed from here. */
 int sk_kill(sk_process *p)
 {
     if (p == NULL || p->rt == NULL)
@@ -318,9 +321,23 @@ int sk_kill(sk_process *p)
         return SK_OK;
     }
     rt->killed = true;
-    int worker_pidfd = worker_pidfd_open(rt);
-    pidfd_send_kill(rt->supervisor_pidfd);
-    worker_kill_and_wait(rt, worker_pidfd);
+    atomic_store(&rt->sh->kill_requested, 1);
+    uint64_t one = 1;
+    ssize_t n = write(rt->doorbell, &one, sizeof one);
+    (void)n;
+    struct pollfd pfd = {.fd = rt->supervisor_pidfd, .events = POLLIN};
+    int64_t deadline = sk_now_ns() + SK_NS_PER_SEC;
+    int ready;
+    do {
+        int64_t left = deadline - sk_now_ns();
+        struct timespec ts = sk_ns_to_timespec(left > 0 ? left : 0);
+        ready = ppoll(&pfd, 1, &ts, NULL);
+    } while (ready < 0 && errno == EINTR);
+    if (ready <= 0) {
+        int worker_pidfd = worker_pidfd_open(rt);
+        pidfd_send_kill(rt->supervisor_pidfd);
+        worker_kill_and_wait(rt, worker_pidfd);
+    }
     supervisor_reap(rt);
     return SK_OK;
 }

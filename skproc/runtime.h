@@ -47,7 +47,8 @@ struct sk_shared {
     _Atomic long current_run;
     _Atomic int engine_done; /* (W) outcome, error and result are final */
 
-    _Atomic int stop;       /* (P or W) the loop should end */
+    _Atomic int stop;           /* (P or W) the loop should end */
+    _Atomic int kill_requested; /* (P) sk_kill: the supervisor ends everything */
     _Atomic int lives_used; /* (W soft errors, S hard faults) failed attempts */
     _Atomic pid_t worker_pid;        /* (S) 0 when no worker lives */
     _Atomic int64_t supervisor_wake; /* (S) when the supervisor wakes next, ns */
@@ -78,7 +79,7 @@ struct sk_runtime {
     int epoll_fd;               /* sk_fd: doorbell + supervisor pidfd */
     int epoll_pidfd;            /* the dup of the supervisor pidfd inside it */
     int memfd;     /* backs sh and the rings, holds the result image past them */
-    int doorbell;  /* eventfd: the worker wakes the supervisor early */
+    int doorbell;  /* eventfd: the worker or the parent wakes the supervisor */
     pid_t parent_pid;
     pid_t supervisor_pid;
     int supervisor_pidfd;

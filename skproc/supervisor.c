@@ -38,6 +38,8 @@
 
 enum sup_state { SUP_SPAWN, SUP_WATCH, SUP_FAULT, SUP_DONE };
 
+#define JOIN_RECHECK_NS (1000 * 1000) /* past join_in x 2, between loop hooks */
+
 enum deadline_kind { DEADLINE_NONE, DEADLINE_SECTION, DEADLINE_JOIN };
 
 struct supervisor {
@@ -87,8 +89,15 @@ static enum sup_state supervisor_finish_with(struct supervisor *s, const char *w
     return SUP_DONE;
 }
 
+static bool supervisor_kill_requested(const struct supervisor *s)
+{
+    return atomic_load(&s->sh->kill_requested) != 0;
+}
+
 static enum sup_state supervisor_spawn(struct supervisor *s)
 {
+    if (supervisor_kill_requested(s))
+        return SUP_DONE;
     pid_t pid = fork();
     if (pid == 0) {
         worker_setup(s);
@@ -108,15 +117,17 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
 }
 
 /* Reaps the worker and leaves the status page as if it had left its last
- * section, so that a new worker does not inherit a stale deadline. */
+ * section, so that a new worker does not inherit a stale deadline. The pid
+ * is withdrawn before the reap: a pid read from the page then always names
+ * a process that is not reaped yet, never a recycled one. */
 static void supervisor_reap(struct supervisor *s, siginfo_t *info)
 {
     memset(info, 0, sizeof *info);
+    atomic_store(&s->sh->worker_pid, 0);
     while (waitid(P_PID, (id_t)s->worker, info, WEXITED) != 0 && errno == EINTR)
         ;
     close(s->worker_pidfd);
     s->worker_pidfd = -1;
-    atomic_store(&s->sh->worker_pid, 0);
     uint64_t seq = atomic_load(&s->sh->seq);
     if (seq & 1)
         atomic_store(&s->sh->seq, seq + 1);
@@ -153,6 +164,11 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     struct sk_shared *sh = s->sh;
     siginfo_t info;
     for (;;) {
+        if (supervisor_kill_requested(s)) {
+            kill(s->worker, SIGKILL);
+            supervisor_reap(s, &info);
+            return SUP_DONE;
+        }
         uint64_t seq = atomic_load_explicit(&sh->seq, memory_order_acquire);
         int section = atomic_load_explicit(&sh->section, memory_order_relaxed);
         int64_t start = atomic_load_explicit(&sh->section_start_ns, memory_order_relaxed);
@@ -168,7 +184,9 @@ static enum sup_state supervisor_watch(struct supervisor *s)
         if (kind != DEADLINE_NONE && now >= deadline) {
             bool in_loop_hook = (seq & 1) && section_is_loop(section);
             if (kind == DEADLINE_JOIN && !in_loop_hook) {
-                s->join_hard_ns = 0; /* the loop ended in time */
+                /* Past the loop: the limit no longer applies. Between two
+                 * hooks of an iteration: the next one may still hang. */
+                s->join_hard_ns = section_is_loop(section) ? now + JOIN_RECHECK_NS : 0;
                 continue;
             }
             pid_t worker = s->worker;
