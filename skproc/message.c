@@ -1,0 +1,1137 @@
+/*
+ * message.c: tpl formats to images and back (see message.h).
+ *
+ * What tpl_load (TPL_MEM) checks, in tpl_sanity: the minimum size, the "tpl"
+ * magic, the flags byte, the stored length against the buffer, that the
+ * format is NUL-terminated inside the buffer and equal to the mapped one, the
+ * '#' lengths against the mapped ones, and a walk of the data in which every
+ * length is compared with the end of the buffer. What it does not do, and how
+ * skproc deals with it:
+ *
+ *   - Its bounds checks are `pointer + length > end`: with a 32-bit length
+ *     near 4 GiB that sum wraps on 32-bit machines and the check passes.
+ *     Here every check is `length > bytes left`.
+ *   - A(...) counts are read into an int: a count of 2^31 or more walks as
+ *     zero elements in tpl_sanity, but tpl_unpack then takes it as unsigned
+ *     and reads elements past the end of the image. The walk here keeps
+ *     counts unsigned and checks every element.
+ *   - Strings of tpl 1.2 (flags without bit 1: the length without the +1)
+ *     are checked with their own rule, but tpl_load then resets the root's
+ *     flags (TPL_MEM | TPL_RDONLY), dropping TPL_OLD_STRING_FMT, so
+ *     tpl_unpack reads them as new strings: one byte short, after which it
+ *     takes lengths from string bytes and reads past the image (a 22-byte
+ *     "ss" image makes it memcpy 99 bytes; ASan confirms). Every tpl since
+ *     1.3 sets the flag when the format has an 's', so an image whose format
+ *     has one and whose flag is clear is rejected here.
+ *   - It validates against a mapped format only: checking an image whose
+ *     format is unknown (a fuzzer's, a peer's) needs a tpl_map with made-up
+ *     arguments, and tpl_map itself accepts formats that make no sense.
+ *     The walk here compiles the image's own format with a strict parser
+ *     that also bounds nesting, '#' runs and fixed-array sizes.
+ *   - tpl_load with TPL_MEM does not copy the image (unpacking reads it
+ *     later), and tpl_unpack writes each value as it goes, so a failure in
+ *     the middle (out of memory on the third string) leaves the first two
+ *     written and allocated. Unpacking here decodes into a scratch area
+ *     first and copies into the caller's variables only when all of it
+ *     worked.
+ *   - tpl reports errors on stderr (tpl_hook.oops) and ends the process on
+ *     fatal ones (tpl_hook.fatal calls exit(-1)), also for out of memory.
+ *     See "tpl's hooks" below.
+ *
+ * So validating and unpacking use one walk written here (what was validated
+ * is exactly what is decoded: no second parser to disagree with), and tpl
+ * does the packing, inside the guard.
+ */
+#include "message.h"
+
+#include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <tpl.h>
+
+extern tpl_hook_t tpl_hook;
+
+_Static_assert(sizeof(double) == 8, "tpl's 'f' is an 8-byte double");
+
+/* ============================================================ allocation */
+
+/* A set of live allocations (open addressing, linear probing). While an
+ * sk_msg_* call is in progress, everything tpl allocates is recorded here, so
+ * that after tpl's fatal hook longjmps out of the middle of tpl_map or
+ * tpl_pack, what tpl had built (and can no longer free: tpl_map's partial
+ * tree has no handle) is freed. */
+#define SET_INLINE_SLOTS 64
+
+typedef struct alloc_set {
+    void **slots;
+    size_t cap;   /* a power of two */
+    size_t used;  /* live entries */
+    size_t tombs; /* removed entries still occupying a slot */
+    void *inline_slots[SET_INLINE_SLOTS];
+} alloc_set;
+
+/* The state of the sk_msg_* call in progress in this thread. */
+typedef struct guard_state {
+    jmp_buf *landing;    /* where tpl's fatal hook jumps; NULL: no call in progress */
+    bool alloc_failed;   /* an allocation failed since the call started */
+    long fail_countdown; /* sk_msg_fail_alloc_after: -1 off */
+    alloc_set live;      /* what tpl allocated during the call and has not freed */
+    char last_message[256];
+} guard_state;
+
+static _Thread_local guard_state guard = {.fail_countdown = -1};
+
+/* A removed slot; never an address malloc returns. */
+static char tomb_marker;
+#define TOMB ((void *)&tomb_marker)
+
+static bool injected_failure(void)
+{
+    if (guard.fail_countdown < 0)
+        return false;
+    if (guard.fail_countdown-- > 0)
+        return false;
+    guard.fail_countdown = -1;
+    return true;
+}
+
+static void *raw_malloc(size_t size)
+{
+    void *p = injected_failure() ? NULL : malloc(size ? size : 1);
+    if (p == NULL)
+        guard.alloc_failed = true;
+    return p;
+}
+
+static void *raw_realloc(void *old, size_t size)
+{
+    void *p = injected_failure() ? NULL : realloc(old, size ? size : 1);
+    if (p == NULL)
+        guard.alloc_failed = true;
+    return p;
+}
+
+static size_t set_slot_of(const void *p, size_t cap)
+{
+    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0x9E3779B97F4A7C15);
+    return (size_t)(h >> 32) & (cap - 1);
+}
+
+static void set_init(alloc_set *s)
+{
+    if (s->slots == NULL) {
+        s->slots = s->inline_slots;
+        s->cap = SET_INLINE_SLOTS;
+    }
+}
+
+/* Adds p; the caller has made room with set_reserve. */
+static void set_put(alloc_set *s, void *p)
+{
+    size_t mask = s->cap - 1;
+    for (size_t i = set_slot_of(p, s->cap);; i = (i + 1) & mask) {
+        if (s->slots[i] == NULL || s->slots[i] == TOMB) {
+            if (s->slots[i] == TOMB)
+                s->tombs--;
+            s->slots[i] = p;
+            s->used++;
+            return;
+        }
+    }
+}
+
+/* Makes sure one more set_put cannot fail, so that the realloc hook can
+ * record a block it already holds. False when out of memory. */
+static bool set_reserve(alloc_set *s)
+{
+    set_init(s);
+    if ((s->used + s->tombs + 1) * 4 <= s->cap * 3)
+        return true;
+    size_t cap = s->cap;
+    while ((s->used + 1) * 2 > cap)
+        cap *= 2;
+    void *saved_inline[SET_INLINE_SLOTS];
+    void **old = s->slots;
+    size_t old_cap = s->cap;
+    if (old == s->inline_slots) {
+        memcpy(saved_inline, old, sizeof saved_inline);
+        old = saved_inline;
+    }
+    void **fresh = cap == SET_INLINE_SLOTS ? s->inline_slots : raw_malloc(cap * sizeof *fresh);
+    if (fresh == NULL)
+        return false;
+    memset(fresh, 0, cap * sizeof *fresh);
+    s->slots = fresh;
+    s->cap = cap;
+    s->used = s->tombs = 0;
+    for (size_t i = 0; i < old_cap; i++)
+        if (old[i] != NULL && old[i] != TOMB)
+            set_put(s, old[i]);
+    if (old != saved_inline)
+        free(old);
+    return true;
+}
+
+static bool set_remove(alloc_set *s, void *p)
+{
+    if (s->slots == NULL || s->used == 0)
+        return false;
+    size_t mask = s->cap - 1;
+    for (size_t i = set_slot_of(p, s->cap); s->slots[i] != NULL; i = (i + 1) & mask) {
+        if (s->slots[i] == p) {
+            s->slots[i] = TOMB;
+            s->used--;
+            s->tombs++;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Empties the set, freeing the recorded blocks too when free_blocks. */
+static void set_clear(alloc_set *s, bool free_blocks)
+{
+    if (s->slots == NULL)
+        return;
+    if (free_blocks)
+        for (size_t i = 0; i < s->cap; i++)
+            if (s->slots[i] != NULL && s->slots[i] != TOMB)
+                free(s->slots[i]);
+    /* Back to the inline slots, empty: after a growth they still hold the
+     * entries of before it. */
+    bool on_heap = s->slots != s->inline_slots;
+    if (on_heap)
+        free(s->slots);
+    if (on_heap || s->used + s->tombs > 0)
+        memset(s->inline_slots, 0, sizeof s->inline_slots);
+    s->slots = s->inline_slots;
+    s->cap = SET_INLINE_SLOTS;
+    s->used = s->tombs = 0;
+}
+
+long sk_msg_fail_alloc_after(long after)
+{
+    long previous = guard.fail_countdown;
+    guard.fail_countdown = after < 0 ? -1 : after;
+    return previous;
+}
+
+/* ============================================================ tpl's hooks */
+
+static void *hook_malloc(size_t size)
+{
+    bool tracking = guard.landing != NULL;
+    if (tracking && !set_reserve(&guard.live))
+        return NULL;
+    void *p = raw_malloc(size);
+    if (p != NULL && tracking)
+        set_put(&guard.live, p);
+    return p;
+}
+
+static void *hook_realloc(void *old, size_t size)
+{
+    bool tracking = guard.landing != NULL;
+    if (tracking && !set_reserve(&guard.live))
+        return NULL;
+    bool was_tracked = tracking && old != NULL && set_remove(&guard.live, old);
+    void *p = raw_realloc(old, size);
+    if (p == NULL) {
+        if (was_tracked) /* old is still valid: the cleanup must free it */
+            set_put(&guard.live, old);
+        return NULL;
+    }
+    if (tracking && (old == NULL || was_tracked))
+        set_put(&guard.live, p);
+    return p;
+}
+
+static void hook_free(void *p)
+{
+    if (p != NULL && guard.landing != NULL)
+        set_remove(&guard.live, p);
+    free(p);
+}
+
+/* tpl prints its errors through this: keep the text, print nothing. */
+static int hook_oops(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(guard.last_message, sizeof guard.last_message, fmt, ap);
+    va_end(ap);
+    return 0;
+}
+
+/*
+ * tpl calls this when it cannot go on: out of memory (about twenty places),
+ * a '#' length below 1, more than 10 '#' in a row, internal inconsistencies.
+ * Inside an sk_msg_* call it longjmps back to the call (run_guarded).
+ *
+ * Outside one (someone calling tpl directly in this thread) it aborts,
+ * because returning is worse: tpl's code after every fatal call assumes the
+ * hook never returns, as its guide says. After out of memory it dereferences
+ * the NULL it got; after too many '#' it writes past a 10-int array on the
+ * stack; after "must unpack parent" it memcpy's from NULL; after the
+ * internal errors it reads past the image. Returning would turn a clear
+ * failure into a later crash with a misleading signal, or into silent memory
+ * corruption. abort() ends the process without running atexit handlers or
+ * flushing stdio (unlike tpl's exit(-1), which a forked child must never
+ * call); the supervisor reports it as a crash, and the message stays in
+ * sk_tpl_last_message for a debugger or a core dump.
+ */
+static _Noreturn void hook_fatal(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(guard.last_message, sizeof guard.last_message, fmt, ap);
+    va_end(ap);
+    if (guard.landing != NULL)
+        longjmp(*guard.landing, 1);
+    abort();
+}
+
+static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
+
+static void install_hooks(void)
+{
+    tpl_hook.oops = hook_oops;
+    tpl_hook.malloc = hook_malloc;
+    tpl_hook.realloc = hook_realloc;
+    tpl_hook.free = hook_free;
+    tpl_hook.fatal = hook_fatal;
+}
+
+void sk_tpl_hooks_install(void)
+{
+    pthread_once(&hooks_once, install_hooks);
+}
+
+const char *sk_tpl_last_message(void)
+{
+    return guard.last_message;
+}
+
+/*
+ * Runs body(arg), which calls tpl, with tpl's fatal hook landing here. After
+ * a landing, tpl's own state is unusable (a half-built tree, iteration
+ * counters mid-way), so nothing of it is touched: every block tpl allocated
+ * during the call and did not free is freed from the set. body hands its
+ * results out through arg only once they are complete.
+ */
+static int run_guarded(int (*body)(void *), void *arg)
+{
+    jmp_buf landing;
+    guard.alloc_failed = false;
+    if (setjmp(landing) != 0) {
+        guard.landing = NULL;
+        set_clear(&guard.live, true);
+        return guard.alloc_failed ? SK_ENOMEM : SK_EINVAL;
+    }
+    guard.landing = &landing;
+    int rc = body(arg);
+    guard.landing = NULL;
+    set_clear(&guard.live, false); /* what is left was handed out by body */
+    return rc;
+}
+
+/* ============================================================ formats */
+
+/* Most '#' in a row: tpl_map keeps them in a 10-int array. */
+#define MAX_POUND_RUN 10
+/* Formats this long are compiled without allocating. */
+#define INLINE_NODES 24
+
+typedef enum node_kind { NODE_LEAF, NODE_STRUCT, NODE_ARRAY } node_kind;
+
+/* One compiled format element: an atom (c i u j v I U f s B), an S(...)
+ * whose members (the atoms inside, $(...) flattened as tpl does) follow it,
+ * or an A(...) whose items follow it. Nodes are in format order. */
+typedef struct fmt_node {
+    node_kind kind;
+    char type;           /* the format character: an atom, 'S' or 'A' */
+    bool top;            /* an item of its own at the top: it takes a pointer */
+    int end;             /* index just past this node and everything inside it */
+    int pound_first;     /* index in plan.lengths of its first '#' */
+    int pound_count;     /* how many '#' follow it */
+    uint64_t count;      /* the product of its '#' lengths; 1 without */
+    size_t offset;       /* struct member: offset in one struct element */
+    size_t stride;       /* struct: distance between consecutive elements */
+    size_t scratch_at;   /* top item: where its scratch copy starts */
+    unsigned char *user; /* top item: the caller's pointer */
+} fmt_node;
+
+typedef struct fmt_plan {
+    fmt_node *nodes;
+    uint32_t *lengths; /* the '#' lengths, in format order */
+    int n_nodes;
+    int n_pounds;
+    bool has_array;
+    void *heap; /* nodes and lengths when the format is long */
+    fmt_node inline_nodes[INLINE_NODES];
+    uint32_t inline_lengths[INLINE_NODES];
+} fmt_plan;
+
+typedef struct fmt_parser {
+    const char *fmt;
+    size_t pos;
+    fmt_plan *plan;
+} fmt_parser;
+
+static bool is_atom(char c)
+{
+    return c != '\0' && strchr("cijvuIUfs", c) != NULL;
+}
+
+/* Bytes of one value in the caller's memory; for fixed-size atoms also in
+ * the image. */
+static size_t value_size(char type)
+{
+    switch (type) {
+    case 'c':
+        return 1;
+    case 'j':
+    case 'v':
+        return 2;
+    case 'i':
+    case 'u':
+        return 4;
+    case 'I':
+    case 'U':
+    case 'f':
+        return 8;
+    case 's':
+        return sizeof(char *);
+    case 'B':
+        return sizeof(tpl_bin);
+    default:
+        return 0;
+    }
+}
+
+/* tpl's alignment of a struct member (calc_field_addr): the value's size,
+ * except double and 64-bit integers, aligned as the compiler aligns them. */
+struct double_align_probe {
+    char c;
+    double d;
+};
+struct int64_align_probe {
+    int i;
+    int64_t j;
+};
+
+static size_t member_alignment(char type)
+{
+    if (type == 'f')
+        return sizeof(struct double_align_probe) > 12 ? 8 : 4;
+    if (type == 'I' || type == 'U')
+        return sizeof(struct int64_align_probe) > 12 ? 8 : 4;
+    return value_size(type);
+}
+
+static size_t align_up(size_t n, size_t alignment)
+{
+    return (n + alignment - 1) / alignment * alignment;
+}
+
+static int add_node(fmt_parser *p, node_kind kind, char type, bool top)
+{
+    fmt_plan *pl = p->plan;
+    int i = pl->n_nodes++;
+    pl->nodes[i] = (fmt_node){.kind = kind,
+                              .type = type,
+                              .top = top,
+                              .end = i + 1,
+                              .pound_first = pl->n_pounds,
+                              .count = 1};
+    return i;
+}
+
+static bool expect(fmt_parser *p, char c)
+{
+    if (p->fmt[p->pos] != c)
+        return false;
+    p->pos++;
+    return true;
+}
+
+static bool parse_pounds(fmt_parser *p, int node)
+{
+    fmt_node *n = &p->plan->nodes[node];
+    n->pound_first = p->plan->n_pounds;
+    while (p->fmt[p->pos] == '#') {
+        p->pos++;
+        n->pound_count++;
+        p->plan->n_pounds++;
+    }
+    return n->pound_count <= MAX_POUND_RUN;
+}
+
+/* The members of S(...) or $(...): atoms with '#', nested $(...). */
+static bool parse_members(fmt_parser *p, int depth)
+{
+    if (depth > SK_MSG_MAX_NESTING)
+        return false;
+    int members = 0;
+    for (char c; (c = p->fmt[p->pos]) != ')'; members++) {
+        p->pos++;
+        if (is_atom(c)) {
+            if (!parse_pounds(p, add_node(p, NODE_LEAF, c, false)))
+                return false;
+        } else if (c == '$') {
+            if (!expect(p, '(') || !parse_members(p, depth + 1) || !expect(p, ')'))
+                return false;
+            if (p->fmt[p->pos] == '#') /* tpl cannot repeat a nested struct */
+                return false;
+        } else {
+            return false; /* B, S, A, a stray '#', the end of the format */
+        }
+    }
+    return members > 0;
+}
+
+/* A sequence of items: the whole format (top), or the inside of A(...). */
+static bool parse_items(fmt_parser *p, int depth, bool top)
+{
+    if (depth > SK_MSG_MAX_NESTING)
+        return false;
+    char closer = top ? '\0' : ')';
+    int items = 0;
+    for (char c; (c = p->fmt[p->pos]) != closer; items++) {
+        p->pos++;
+        if (is_atom(c)) {
+            if (!parse_pounds(p, add_node(p, NODE_LEAF, c, top)))
+                return false;
+        } else if (c == 'B') {
+            add_node(p, NODE_LEAF, c, top);
+            if (p->fmt[p->pos] == '#')
+                return false;
+        } else if (c == 'S') {
+            int s = add_node(p, NODE_STRUCT, c, top);
+            if (!expect(p, '(') || !parse_members(p, depth + 1) || !expect(p, ')'))
+                return false;
+            p->plan->nodes[s].end = p->plan->n_nodes;
+            if (!parse_pounds(p, s))
+                return false;
+        } else if (c == 'A') {
+            int a = add_node(p, NODE_ARRAY, c, top);
+            p->plan->has_array = true;
+            if (!expect(p, '(') || !parse_items(p, depth + 1, false) || !expect(p, ')'))
+                return false;
+            p->plan->nodes[a].end = p->plan->n_nodes;
+            if (p->fmt[p->pos] == '#')
+                return false;
+        } else {
+            return false;
+        }
+    }
+    return top || items > 0;
+}
+
+static void plan_free(fmt_plan *pl)
+{
+    free(pl->heap);
+    pl->heap = NULL;
+}
+
+/* Compiles fmt (fmt_len characters, NUL-terminated) into pl. SK_EINVAL when
+ * malformed or longer than SK_MSG_MAX_FORMAT, SK_ENOMEM. Every node and every
+ * '#' takes a character, so fmt_len bounds both; the cap keeps a forged image
+ * with a long format from costing more than about 300 KiB here. */
+static int plan_compile(fmt_plan *pl, const char *fmt, size_t fmt_len)
+{
+    pl->n_nodes = pl->n_pounds = 0;
+    pl->has_array = false;
+    pl->heap = NULL;
+    pl->nodes = pl->inline_nodes;
+    pl->lengths = pl->inline_lengths;
+    if (fmt_len > SK_MSG_MAX_FORMAT)
+        return SK_EINVAL;
+    if (fmt_len > INLINE_NODES) {
+        pl->heap = raw_malloc(fmt_len * (sizeof(fmt_node) + sizeof(uint32_t)));
+        if (pl->heap == NULL)
+            return SK_ENOMEM;
+        pl->nodes = pl->heap;
+        pl->lengths = (uint32_t *)(pl->nodes + fmt_len);
+    }
+    fmt_parser p = {.fmt = fmt, .pos = 0, .plan = pl};
+    if (!parse_items(&p, 0, true) || p.pos != fmt_len) {
+        plan_free(pl);
+        return SK_EINVAL;
+    }
+    return SK_OK;
+}
+
+/* Lays out one S(...) as tpl_map does (calc_field_addr): each member at the
+ * end of the previous one rounded up to its alignment, $(...) flattened;
+ * elements one stride apart, the stride being the end of the last member
+ * rounded up to the alignment of the widest member. */
+static bool layout_struct(fmt_plan *pl, int s)
+{
+    fmt_node *st = &pl->nodes[s];
+    size_t end = 0;
+    char widest = pl->nodes[s + 1].type;
+    for (int m = s + 1; m < st->end; m++) {
+        fmt_node *mb = &pl->nodes[m];
+        mb->offset = m == s + 1 ? 0 : align_up(end, member_alignment(mb->type));
+        end = mb->offset + value_size(mb->type) * mb->count;
+        if (value_size(mb->type) > value_size(widest))
+            widest = mb->type;
+        /* tpl sizes each member's storage in int: size * count * repeats
+         * (each count is at most INT_MAX, so the first product fits) */
+        uint64_t values = mb->count * st->count;
+        if (values > INT_MAX || value_size(mb->type) * values > INT_MAX)
+            return false;
+    }
+    st->stride = align_up(end, member_alignment(widest));
+    return st->stride <= INT_MAX / st->count;
+}
+
+/* With pl->lengths filled in: the counts, the struct layouts, and the limits
+ * that keep tpl's int arithmetic (and ours) from overflowing. */
+static bool plan_bind(fmt_plan *pl)
+{
+    for (int k = 0; k < pl->n_pounds; k++)
+        if (pl->lengths[k] < 1 || pl->lengths[k] > INT_MAX)
+            return false;
+    for (int i = 0; i < pl->n_nodes; i++) {
+        fmt_node *n = &pl->nodes[i];
+        uint64_t count = 1;
+        for (int k = 0; k < n->pound_count; k++) {
+            count *= pl->lengths[n->pound_first + k];
+            if (count > INT_MAX)
+                return false;
+        }
+        n->count = count;
+        if (n->kind == NODE_LEAF && n->type != 'B' && value_size(n->type) * count > INT_MAX)
+            return false;
+    }
+    for (int i = 0; i < pl->n_nodes; i++)
+        if (pl->nodes[i].kind == NODE_STRUCT && !layout_struct(pl, i))
+            return false;
+    return true;
+}
+
+/* Reads the caller's arguments in tpl_map's order: a pointer for each
+ * top-level atom, B and S, an int for each '#'. Only for well-formed formats
+ * without A(...), so the order is exactly what tpl_map would read. */
+static int plan_read_args(fmt_plan *pl, const char *fmt, va_list ap, bool packing)
+{
+    int depth = 0, pound = 0, node = 0;
+    bool ok = true;
+    for (const char *c = fmt; *c != '\0'; c++) {
+        if (*c == '(') {
+            depth++;
+        } else if (*c == ')') {
+            depth--;
+        } else if (*c == '#') {
+            int length = va_arg(ap, int);
+            ok = ok && length >= 1;
+            pl->lengths[pound++] = length >= 1 ? (uint32_t)length : 0;
+        } else if (depth == 0 && (is_atom(*c) || *c == 'B' || *c == 'S')) {
+            while (!pl->nodes[node].top)
+                node++;
+            unsigned char *user = va_arg(ap, void *);
+            pl->nodes[node++].user = user;
+            ok = ok && user != NULL;
+            if (user != NULL && *c == 'B' && packing) {
+                const tpl_bin *bin = (const tpl_bin *)(void *)user;
+                ok = ok && (bin->sz == 0 || bin->addr != NULL);
+            }
+        }
+    }
+    return ok ? SK_OK : SK_EINVAL;
+}
+
+/* ============================================================ images */
+
+/* The bytes of an image not yet walked. Every read asks for a length and
+ * gets NULL when fewer bytes are left: nothing is ever read past the end. */
+typedef struct reader {
+    const unsigned char *at;
+    size_t left;
+    bool swap; /* written on a CPU of the other byte order */
+} reader;
+
+static const unsigned char *take(reader *r, size_t n)
+{
+    if (n > r->left)
+        return NULL;
+    const unsigned char *p = r->at;
+    r->at += n;
+    r->left -= n;
+    return p;
+}
+
+static void byteswap(unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned char t = p[i];
+        p[i] = p[n - 1 - i];
+        p[n - 1 - i] = t;
+    }
+}
+
+static bool take_u32(reader *r, uint32_t *value)
+{
+    const unsigned char *p = take(r, 4);
+    if (p == NULL)
+        return false;
+    memcpy(value, p, 4);
+    if (r->swap)
+        byteswap((unsigned char *)value, 4);
+    return true;
+}
+
+/* The bytes of a string in the image, and whether it is NULL: the stored
+ * length is 0 for NULL, else the string's length + 1 (no NUL is stored). */
+static bool take_string(reader *r, const unsigned char **bytes, size_t *n, bool *is_null)
+{
+    uint32_t stored;
+    if (!take_u32(r, &stored))
+        return false;
+    *is_null = stored == 0;
+    *n = stored > 0 ? (size_t)stored - 1 : 0;
+    *bytes = take(r, *n);
+    return *bytes != NULL;
+}
+
+#define TPL_FLAG_BIG_ENDIAN 1u
+#define TPL_FLAG_NULL_STRINGS 2u
+#define TPL_PREAMBLE 8 /* "tpl", flags, 32-bit total length */
+
+typedef struct image_view {
+    const char *fmt;
+    size_t fmt_len;
+    const unsigned char *lengths; /* the '#' lengths as stored */
+    size_t n_lengths;
+    reader data;
+} image_view;
+
+static bool cpu_big_endian(void)
+{
+    const uint16_t one = 1;
+    unsigned char first;
+    memcpy(&first, &one, 1);
+    return first == 0;
+}
+
+/* Checks the preamble and finds the format, the '#' lengths and the data. */
+static bool image_open(const void *img, size_t len, image_view *v)
+{
+    const unsigned char *b = img;
+    if (len < TPL_PREAMBLE + 1 || len > UINT32_MAX || memcmp(b, "tpl", 3) != 0)
+        return false;
+    unsigned flags = b[3];
+    if (flags & ~(TPL_FLAG_BIG_ENDIAN | TPL_FLAG_NULL_STRINGS))
+        return false;
+    reader r = {.at = b + 4,
+                .left = len - 4,
+                .swap = ((flags & TPL_FLAG_BIG_ENDIAN) != 0) != cpu_big_endian()};
+    uint32_t total;
+    if (!take_u32(&r, &total) || total != len)
+        return false;
+    const unsigned char *nul = memchr(r.at, '\0', r.left);
+    if (nul == NULL)
+        return false;
+    v->fmt = (const char *)r.at;
+    v->fmt_len = (size_t)(nul - r.at);
+    take(&r, v->fmt_len + 1);
+    /* tpl 1.2 strings, which tpl 1.6 itself mis-decodes (see the top) */
+    if (!(flags & TPL_FLAG_NULL_STRINGS) && memchr(v->fmt, 's', v->fmt_len) != NULL)
+        return false;
+    v->n_lengths = 0;
+    for (size_t i = 0; i < v->fmt_len; i++)
+        v->n_lengths += v->fmt[i] == '#';
+    v->lengths = take(&r, v->n_lengths * 4);
+    if (v->lengths == NULL)
+        return false;
+    v->data = r;
+    return true;
+}
+
+static uint32_t image_length(const image_view *v, size_t k)
+{
+    uint32_t value;
+    memcpy(&value, v->lengths + 4 * k, 4);
+    if (v->data.swap)
+        byteswap((unsigned char *)&value, 4);
+    return value;
+}
+
+/* Steps over one atom's values (count of them). */
+static bool walk_leaf(const fmt_node *n, reader *r)
+{
+    if (n->type == 'B') {
+        uint32_t size;
+        return take_u32(r, &size) && take(r, size) != NULL;
+    }
+    if (n->type == 's') {
+        for (uint64_t k = 0; k < n->count; k++) {
+            const unsigned char *bytes;
+            size_t len;
+            bool is_null;
+            if (!take_string(r, &bytes, &len, &is_null))
+                return false;
+        }
+        return true;
+    }
+    return take(r, value_size(n->type) * n->count) != NULL;
+}
+
+/*
+ * Steps over the data of nodes [begin, end). Every repetition (a struct's
+ * '#', an array's count) reads at least one byte per element (the smallest
+ * element is a 'c'), so a forged count fails after at most `left` steps
+ * instead of looping 2^32 times; recursion is as deep as the format nests.
+ */
+static bool walk_nodes(const fmt_plan *pl, int begin, int end, reader *r)
+{
+    for (int i = begin; i < end; i = pl->nodes[i].end) {
+        const fmt_node *n = &pl->nodes[i];
+        uint64_t repeats = n->count;
+        if (n->kind == NODE_LEAF) {
+            if (!walk_leaf(n, r))
+                return false;
+            continue;
+        }
+        if (n->kind == NODE_ARRAY) {
+            uint32_t elements;
+            if (!take_u32(r, &elements))
+                return false;
+            repeats = elements;
+        }
+        for (uint64_t k = 0; k < repeats; k++)
+            if (!walk_nodes(pl, i + 1, n->end, r))
+                return false;
+    }
+    return true;
+}
+
+/* Validates img completely; on SK_OK, v and pl (to be freed) describe it. */
+static int image_check(const void *img, size_t len, image_view *v, fmt_plan *pl)
+{
+    if (!image_open(img, len, v))
+        return SK_EFORMAT;
+    int rc = plan_compile(pl, v->fmt, v->fmt_len);
+    if (rc != SK_OK)
+        return rc == SK_ENOMEM ? SK_ENOMEM : SK_EFORMAT;
+    for (int k = 0; k < pl->n_pounds; k++)
+        pl->lengths[k] = image_length(v, (size_t)k);
+    reader r = v->data;
+    if (!plan_bind(pl) || !walk_nodes(pl, 0, pl->n_nodes, &r) || r.left != 0) {
+        plan_free(pl);
+        return SK_EFORMAT;
+    }
+    return SK_OK;
+}
+
+int sk_msg_validate(const void *img, size_t len)
+{
+    sk_tpl_hooks_install();
+    if (len == 0)
+        return SK_OK;
+    if (img == NULL)
+        return SK_EINVAL;
+    image_view v;
+    fmt_plan pl;
+    int rc = image_check(img, len, &v, &pl);
+    if (rc == SK_OK)
+        plan_free(&pl);
+    return rc;
+}
+
+int sk_msg_format(const void *img, size_t len, char *buf, size_t buflen)
+{
+    sk_tpl_hooks_install();
+    if (buf == NULL || buflen == 0 || (img == NULL && len > 0))
+        return SK_EINVAL;
+    if (len == 0) {
+        buf[0] = '\0';
+        return SK_OK;
+    }
+    image_view v;
+    fmt_plan pl;
+    int rc = image_check(img, len, &v, &pl);
+    if (rc != SK_OK)
+        return rc;
+    plan_free(&pl);
+    if (v.fmt_len >= buflen)
+        return SK_EINVAL;
+    memcpy(buf, v.fmt, v.fmt_len + 1);
+    return SK_OK;
+}
+
+/* ============================================================ unpacking */
+
+/* Calls fn for every atom of every top-level item, in the image's order,
+ * with where its values go in the scratch area and in the caller's memory;
+ * stops at the first non-zero return. */
+typedef int (*slot_fn)(void *ctx, const fmt_node *leaf, unsigned char *scratch,
+                       unsigned char *user);
+
+static int visit_slots(const fmt_plan *pl, unsigned char *scratch, slot_fn fn, void *ctx)
+{
+    for (int i = 0; i < pl->n_nodes; i = pl->nodes[i].end) {
+        const fmt_node *item = &pl->nodes[i];
+        unsigned char *mine = scratch + item->scratch_at;
+        if (item->kind == NODE_LEAF) {
+            int rc = fn(ctx, item, mine, item->user);
+            if (rc != 0)
+                return rc;
+            continue;
+        }
+        for (uint64_t k = 0; k < item->count; k++) {
+            for (int m = i + 1; m < item->end; m++) {
+                const fmt_node *member = &pl->nodes[m];
+                size_t at = (size_t)k * item->stride + member->offset;
+                int rc = fn(ctx, member, mine + at, item->user + at);
+                if (rc != 0)
+                    return rc;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Decodes one atom into the scratch area (zeroed beforehand, so a string or
+ * buffer not reached yet is NULL for release_slot). */
+static int decode_slot(void *ctx, const fmt_node *leaf, unsigned char *scratch, unsigned char *user)
+{
+    (void)user;
+    reader *r = ctx;
+    if (leaf->type == 'B') {
+        uint32_t size;
+        const unsigned char *bytes;
+        if (!take_u32(r, &size) || (bytes = take(r, size)) == NULL)
+            return SK_EFORMAT;
+        tpl_bin bin = {.addr = NULL, .sz = size};
+        if (size > 0) {
+            if ((bin.addr = raw_malloc(size)) == NULL)
+                return SK_ENOMEM;
+            memcpy(bin.addr, bytes, size);
+        }
+        memcpy(scratch, &bin, sizeof bin);
+        return SK_OK;
+    }
+    if (leaf->type == 's') {
+        for (uint64_t k = 0; k < leaf->count; k++) {
+            const unsigned char *bytes;
+            size_t len;
+            bool is_null;
+            if (!take_string(r, &bytes, &len, &is_null))
+                return SK_EFORMAT;
+            char *s = NULL;
+            if (!is_null) {
+                if ((s = raw_malloc(len + 1)) == NULL)
+                    return SK_ENOMEM;
+                memcpy(s, bytes, len);
+                s[len] = '\0';
+            }
+            memcpy(scratch + k * sizeof s, &s, sizeof s);
+        }
+        return SK_OK;
+    }
+    size_t size = value_size(leaf->type);
+    const unsigned char *bytes = take(r, size * leaf->count);
+    if (bytes == NULL)
+        return SK_EFORMAT;
+    memcpy(scratch, bytes, size * leaf->count);
+    if (r->swap)
+        for (uint64_t k = 0; k < leaf->count; k++)
+            byteswap(scratch + k * size, size);
+    return SK_OK;
+}
+
+static int release_slot(void *ctx, const fmt_node *leaf, unsigned char *scratch,
+                        unsigned char *user)
+{
+    (void)ctx;
+    (void)user;
+    if (leaf->type == 'B') {
+        tpl_bin bin;
+        memcpy(&bin, scratch, sizeof bin);
+        free(bin.addr);
+    } else if (leaf->type == 's') {
+        for (uint64_t k = 0; k < leaf->count; k++) {
+            char *s;
+            memcpy(&s, scratch + k * sizeof s, sizeof s);
+            free(s);
+        }
+    }
+    return 0;
+}
+
+/* Copies exactly the bytes tpl_unpack would write: the values, never the
+ * padding between struct members or after the last element. */
+static int commit_slot(void *ctx, const fmt_node *leaf, unsigned char *scratch, unsigned char *user)
+{
+    (void)ctx;
+    if (leaf->type == 'B') {
+        tpl_bin bin, *out = (tpl_bin *)(void *)user;
+        memcpy(&bin, scratch, sizeof bin);
+        out->addr = bin.addr;
+        out->sz = bin.sz;
+    } else {
+        memcpy(user, scratch, value_size(leaf->type) * leaf->count);
+    }
+    return 0;
+}
+
+/* Decodes the data of a validated image into a scratch area, then into the
+ * caller's variables; on failure frees what was decoded and writes
+ * nothing. */
+static int decode_and_commit(fmt_plan *pl, reader *r)
+{
+    size_t total = 0;
+    for (int i = 0; i < pl->n_nodes; i = pl->nodes[i].end) {
+        fmt_node *item = &pl->nodes[i];
+        size_t bytes = item->kind == NODE_LEAF ? value_size(item->type) * item->count
+                                               : item->stride * item->count;
+        item->scratch_at = total;
+        total += align_up(bytes, 16);
+    }
+    if (total == 0)
+        return SK_OK;
+    unsigned char *scratch = raw_malloc(total);
+    if (scratch == NULL)
+        return SK_ENOMEM;
+    memset(scratch, 0, total);
+    int rc = visit_slots(pl, scratch, decode_slot, r);
+    if (rc == SK_OK && r->left != 0)
+        rc = SK_EFORMAT;
+    if (rc != SK_OK)
+        visit_slots(pl, scratch, release_slot, NULL);
+    else
+        visit_slots(pl, scratch, commit_slot, NULL);
+    free(scratch);
+    return rc;
+}
+
+int sk_msg_unpack(const void *img, size_t len, const char *fmt, va_list ap)
+{
+    sk_tpl_hooks_install();
+    if (img == NULL && len > 0)
+        return SK_EINVAL;
+    if (fmt == NULL)
+        fmt = "";
+    size_t fmt_len = strlen(fmt);
+    fmt_plan mine;
+    int rc = plan_compile(&mine, fmt, fmt_len);
+    if (rc != SK_OK)
+        return rc;
+    if (mine.has_array) {
+        rc = SK_EINVAL;
+        goto out;
+    }
+    va_list args;
+    va_copy(args, ap);
+    rc = plan_read_args(&mine, fmt, args, false);
+    va_end(args);
+    if (rc != SK_OK)
+        goto out;
+    if (!plan_bind(&mine)) {
+        rc = SK_EINVAL;
+        goto out;
+    }
+    if (len == 0) {
+        rc = fmt_len == 0 ? SK_OK : SK_EFORMAT;
+        goto out;
+    }
+    /* The image must have exactly the caller's format and '#' lengths; then
+     * the caller's plan describes it and one walk checks all of its data. */
+    image_view v;
+    rc = SK_EFORMAT;
+    if (!image_open(img, len, &v) || v.fmt_len != fmt_len || memcmp(v.fmt, fmt, fmt_len) != 0)
+        goto out;
+    for (int k = 0; k < mine.n_pounds; k++)
+        if (image_length(&v, (size_t)k) != mine.lengths[k])
+            goto out;
+    reader r = v.data;
+    if (!walk_nodes(&mine, 0, mine.n_nodes, &r) || r.left != 0)
+        goto out;
+    r = v.data;
+    rc = decode_and_commit(&mine, &r);
+out:
+    plan_free(&mine);
+    return rc;
+}
+
+/* ============================================================ packing */
+
+typedef struct pack_job {
+    const char *fmt;
+    va_list args;
+    void *img;
+    size_t len;
+} pack_job;
+
+/* Runs under run_guarded: tpl's fatal errors land there. */
+static int pack_with_tpl(void *arg)
+{
+    pack_job *job = arg;
+    tpl_node *tn = tpl_map_va((char *)job->fmt, job->args);
+    if (tn == NULL)
+        return SK_EINVAL;
+    void *img = NULL;
+    size_t len = 0;
+    int rc = SK_OK;
+    if (tpl_pack(tn, 0) != 0 || tpl_dump(tn, TPL_MEM, &img, &len) != 0)
+        rc = SK_EINVAL;
+    tpl_free(tn);
+    if (rc == SK_OK && len > UINT32_MAX) /* tpl stored a truncated length */
+        rc = SK_EINVAL;
+    if (rc != SK_OK) {
+        hook_free(img);
+        return rc;
+    }
+    job->img = img;
+    job->len = len;
+    return SK_OK;
+}
+
+int sk_msg_pack(const char *fmt, va_list ap, void **img, size_t *len)
+{
+    sk_tpl_hooks_install();
+    if (img == NULL || len == NULL)
+        return SK_EINVAL;
+    if (fmt == NULL || fmt[0] == '\0') {
+        *img = NULL;
+        *len = 0;
+        return SK_OK;
+    }
+    /* Check everything tpl_map would trip over (or accept and misread)
+     * first: tpl is then left with nothing to fail at but memory. */
+    fmt_plan plan;
+    int rc = plan_compile(&plan, fmt, strlen(fmt));
+    if (rc != SK_OK)
+        return rc;
+    if (plan.has_array) {
+        plan_free(&plan);
+        return SK_EINVAL;
+    }
+    va_list args;
+    va_copy(args, ap);
+    rc = plan_read_args(&plan, fmt, args, true);
+    va_end(args);
+    if (rc == SK_OK && !plan_bind(&plan))
+        rc = SK_EINVAL;
+    plan_free(&plan);
+    if (rc != SK_OK)
+        return rc;
+
+    pack_job job = {.fmt = fmt, .img = NULL, .len = 0};
+    va_copy(job.args, ap);
+    rc = run_guarded(pack_with_tpl, &job);
+    va_end(job.args);
+    if (rc == SK_OK) {
+        *img = job.img;
+        *len = job.len;
+    }
+    return rc;
+}
