@@ -9,6 +9,7 @@
  */
 #include "channel.h"
 #include "clock.h"
+#include "message.h"
 #include "runtime.h"
 
 #include <errno.h>
@@ -16,6 +17,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -23,6 +25,10 @@
 #define WRAP_MAGIC 0x534b5750u  /* "SKWP": the rest of the ring is skipped */
 #define FRAME_HEADER 8
 #define RELEASE_GRAIN ((uint64_t)1 << 20)
+#define PREFAULT_BYTES ((uint64_t)256 << 10)
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14; older kernels say EINVAL, harmlessly */
+#endif
 #define WAIT_SLICE_NS (100 * 1000 * 1000) /* a parent re-checks its supervisor this often */
 
 struct frame_header {
@@ -142,22 +148,70 @@ static int ring_reserve(struct sk_ring *r, uint64_t need, uint64_t *pos)
     return SK_OK;
 }
 
-int sk_channel_send(struct sk_runtime *rt, const void *img, size_t len)
-{
-    struct sk_ring *r = ring_out(rt);
-    if (len == 0 || len > r->max_message)
-        return SK_EINVAL;
-    uint64_t old_head = atomic_load_explicit(&r->head, memory_order_relaxed);
-    uint64_t need = align8(FRAME_HEADER + len);
+/* A frame being written: reserved, not yet published. */
+struct frame_slot {
+    struct sk_ring *r;
+    uint64_t old_head;
     uint64_t pos;
-    int rc = ring_reserve(r, need, &pos);
+    uint64_t need;
+};
+
+/* Huge frames land on pages given back after the last huge one: fault them
+ * in with one call rather than one trap per page. */
+static void frame_prefault(char *at, uint64_t len)
+{
+    if (len < PREFAULT_BYTES)
+        return;
+    uintptr_t start = (uintptr_t)at & ~(uintptr_t)4095;
+    madvise((void *)start, (size_t)((uintptr_t)at + len - start), MADV_POPULATE_WRITE);
+}
+
+/* Reserves a frame for an image of len bytes and returns where the image
+ * goes; sk_msg_reserve_fn for sk_msg_encode. */
+static int frame_reserve(void *ctx, size_t len, void **dst)
+{
+    struct frame_slot *f = ctx;
+    if (len == 0 || len > f->r->max_message)
+        return SK_EINVAL;
+    f->need = align8(FRAME_HEADER + len);
+    int rc = ring_reserve(f->r, f->need, &f->pos);
     if (rc != SK_OK)
         return rc;
-    char *at = ring_data(r) + pos % r->size;
+    char *at = ring_data(f->r) + f->pos % f->r->size;
+    frame_prefault(at, f->need);
     struct frame_header h = {.magic = FRAME_MAGIC, .len = (uint32_t)len};
     memcpy(at, &h, sizeof h);
-    memcpy(at + FRAME_HEADER, img, len);
-    ring_publish(rt, r, old_head, pos + need);
+    *dst = at + FRAME_HEADER;
+    return SK_OK;
+}
+
+static struct frame_slot frame_begin(struct sk_runtime *rt)
+{
+    struct frame_slot f = {.r = ring_out(rt)};
+    f.old_head = atomic_load_explicit(&f.r->head, memory_order_relaxed);
+    return f;
+}
+
+int sk_channel_send(struct sk_runtime *rt, const void *img, size_t len)
+{
+    struct frame_slot f = frame_begin(rt);
+    void *dst;
+    int rc = frame_reserve(&f, len, &dst);
+    if (rc != SK_OK)
+        return rc;
+    memcpy(dst, img, len);
+    ring_publish(rt, f.r, f.old_head, f.pos + f.need);
+    return SK_OK;
+}
+
+int sk_channel_send_values(struct sk_runtime *rt, const char *fmt, va_list ap)
+{
+    struct frame_slot f = frame_begin(rt);
+    size_t len;
+    int rc = sk_msg_encode(fmt, ap, frame_reserve, &f, &len);
+    if (rc != SK_OK)
+        return rc;
+    ring_publish(rt, f.r, f.old_head, f.pos + f.need);
     return SK_OK;
 }
 

@@ -16,6 +16,7 @@
 #ifndef SKPROC_CHANNEL_H
 #define SKPROC_CHANNEL_H
 
+#include <stdarg.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -49,6 +50,9 @@ void sk_channel_init(struct sk_runtime *rt, char *base, size_t file_offset, size
 
 /* Copies a complete tpl image into the outgoing ring and publishes it. */
 int sk_channel_send(struct sk_runtime *rt, const void *img, size_t len);
+
+/* Encodes the values after fmt straight into the outgoing ring. */
+int sk_channel_send_values(struct sk_runtime *rt, const char *fmt, va_list ap);
 
 /* Waits for the frame at the head of the incoming ring (deadline_ns: 0
  * polls, INT64_MAX waits forever) and points *img at its bytes, in place.

@@ -46,7 +46,6 @@
 
 #include <limits.h>
 #include <pthread.h>
-#include <setjmp.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -60,35 +59,14 @@ _Static_assert(sizeof(double) == 8, "tpl's 'f' is an 8-byte double");
 
 /* ============================================================ allocation */
 
-/* A set of live allocations (open addressing, linear probing). While an
- * sk_msg_* call is in progress, everything tpl allocates is recorded here, so
- * that after tpl's fatal hook longjmps out of the middle of tpl_map or
- * tpl_pack, what tpl had built (and can no longer free: tpl_map's partial
- * tree has no handle) is freed. */
-#define SET_INLINE_SLOTS 64
-
-typedef struct alloc_set {
-    void **slots;
-    size_t cap;   /* a power of two */
-    size_t used;  /* live entries */
-    size_t tombs; /* removed entries still occupying a slot */
-    void *inline_slots[SET_INLINE_SLOTS];
-} alloc_set;
-
-/* The state of the sk_msg_* call in progress in this thread. */
+/* Per-thread state: the test hook that makes an allocation fail, and tpl's
+ * last message. */
 typedef struct guard_state {
-    jmp_buf *landing;    /* where tpl's fatal hook jumps; NULL: no call in progress */
-    bool alloc_failed;   /* an allocation failed since the call started */
     long fail_countdown; /* sk_msg_fail_alloc_after: -1 off */
-    alloc_set live;      /* what tpl allocated during the call and has not freed */
     char last_message[256];
 } guard_state;
 
 static _Thread_local guard_state guard = {.fail_countdown = -1};
-
-/* A removed slot; never an address malloc returns. */
-static char tomb_marker;
-#define TOMB ((void *)&tomb_marker)
 
 static bool injected_failure(void)
 {
@@ -102,116 +80,12 @@ static bool injected_failure(void)
 
 static void *raw_malloc(size_t size)
 {
-    void *p = injected_failure() ? NULL : malloc(size ? size : 1);
-    if (p == NULL)
-        guard.alloc_failed = true;
-    return p;
+    return injected_failure() ? NULL : malloc(size ? size : 1);
 }
 
 static void *raw_realloc(void *old, size_t size)
 {
-    void *p = injected_failure() ? NULL : realloc(old, size ? size : 1);
-    if (p == NULL)
-        guard.alloc_failed = true;
-    return p;
-}
-
-static size_t set_slot_of(const void *p, size_t cap)
-{
-    uint64_t h = (uint64_t)(uintptr_t)p * UINT64_C(0x9E3779B97F4A7C15);
-    return (size_t)(h >> 32) & (cap - 1);
-}
-
-static void set_init(alloc_set *s)
-{
-    if (s->slots == NULL) {
-        s->slots = s->inline_slots;
-        s->cap = SET_INLINE_SLOTS;
-    }
-}
-
-/* Adds p; the caller has made room with set_reserve. */
-static void set_put(alloc_set *s, void *p)
-{
-    size_t mask = s->cap - 1;
-    for (size_t i = set_slot_of(p, s->cap);; i = (i + 1) & mask) {
-        if (s->slots[i] == NULL || s->slots[i] == TOMB) {
-            if (s->slots[i] == TOMB)
-                s->tombs--;
-            s->slots[i] = p;
-            s->used++;
-            return;
-        }
-    }
-}
-
-/* Makes sure one more set_put cannot fail, so that the realloc hook can
- * record a block it already holds. False when out of memory. */
-static bool set_reserve(alloc_set *s)
-{
-    set_init(s);
-    if ((s->used + s->tombs + 1) * 4 <= s->cap * 3)
-        return true;
-    size_t cap = s->cap;
-    while ((s->used + 1) * 2 > cap)
-        cap *= 2;
-    void *saved_inline[SET_INLINE_SLOTS];
-    void **old = s->slots;
-    size_t old_cap = s->cap;
-    if (old == s->inline_slots) {
-        memcpy(saved_inline, old, sizeof saved_inline);
-        old = saved_inline;
-    }
-    void **fresh = cap == SET_INLINE_SLOTS ? s->inline_slots : raw_malloc(cap * sizeof *fresh);
-    if (fresh == NULL)
-        return false;
-    memset(fresh, 0, cap * sizeof *fresh);
-    s->slots = fresh;
-    s->cap = cap;
-    s->used = s->tombs = 0;
-    for (size_t i = 0; i < old_cap; i++)
-        if (old[i] != NULL && old[i] != TOMB)
-            set_put(s, old[i]);
-    if (old != saved_inline)
-        free(old);
-    return true;
-}
-
-static bool set_remove(alloc_set *s, void *p)
-{
-    if (s->slots == NULL || s->used == 0)
-        return false;
-    size_t mask = s->cap - 1;
-    for (size_t i = set_slot_of(p, s->cap); s->slots[i] != NULL; i = (i + 1) & mask) {
-        if (s->slots[i] == p) {
-            s->slots[i] = TOMB;
-            s->used--;
-            s->tombs++;
-            return true;
-        }
-    }
-    return false;
-}
-
-/* Empties the set, freeing the recorded blocks too when free_blocks. */
-static void set_clear(alloc_set *s, bool free_blocks)
-{
-    if (s->slots == NULL)
-        return;
-    if (free_blocks)
-        for (size_t i = 0; i < s->cap; i++)
-            if (s->slots[i] != NULL && s->slots[i] != TOMB)
-                free(s->slots[i]);
-    /* Back to the inline slots, empty: after a growth they still hold the
-     * entries of before it. */
-    bool on_heap = s->slots != s->inline_slots;
-    if (on_heap)
-        free(s->slots);
-    if (on_heap || s->used + s->tombs > 0)
-        memset(s->inline_slots, 0, sizeof s->inline_slots);
-    s->slots = s->inline_slots;
-    s->cap = SET_INLINE_SLOTS;
-    s->used = s->tombs = 0;
+    return injected_failure() ? NULL : realloc(old, size ? size : 1);
 }
 
 long sk_msg_fail_alloc_after(long after)
@@ -223,40 +97,9 @@ long sk_msg_fail_alloc_after(long after)
 
 /* ============================================================ tpl's hooks */
 
-static void *hook_malloc(size_t size)
-{
-    bool tracking = guard.landing != NULL;
-    if (tracking && !set_reserve(&guard.live))
-        return NULL;
-    void *p = raw_malloc(size);
-    if (p != NULL && tracking)
-        set_put(&guard.live, p);
-    return p;
-}
-
-static void *hook_realloc(void *old, size_t size)
-{
-    bool tracking = guard.landing != NULL;
-    if (tracking && !set_reserve(&guard.live))
-        return NULL;
-    bool was_tracked = tracking && old != NULL && set_remove(&guard.live, old);
-    void *p = raw_realloc(old, size);
-    if (p == NULL) {
-        if (was_tracked) /* old is still valid: the cleanup must free it */
-            set_put(&guard.live, old);
-        return NULL;
-    }
-    if (tracking && (old == NULL || was_tracked))
-        set_put(&guard.live, p);
-    return p;
-}
-
-static void hook_free(void *p)
-{
-    if (p != NULL && guard.landing != NULL)
-        set_remove(&guard.live, p);
-    free(p);
-}
+/* skproc itself never calls tpl at run time (images are written and read
+ * here); the hooks are for users who call tpl directly in a process that
+ * uses skproc, and for its children. */
 
 /* tpl prints its errors through this: keep the text, print nothing. */
 static int hook_oops(const char *fmt, ...)
@@ -271,19 +114,15 @@ static int hook_oops(const char *fmt, ...)
 /*
  * tpl calls this when it cannot go on: out of memory (about twenty places),
  * a '#' length below 1, more than 10 '#' in a row, internal inconsistencies.
- * Inside an sk_msg_* call it longjmps back to the call (run_guarded).
- *
- * Outside one (someone calling tpl directly in this thread) it aborts,
- * because returning is worse: tpl's code after every fatal call assumes the
- * hook never returns, as its guide says. After out of memory it dereferences
- * the NULL it got; after too many '#' it writes past a 10-int array on the
- * stack; after "must unpack parent" it memcpy's from NULL; after the
- * internal errors it reads past the image. Returning would turn a clear
- * failure into a later crash with a misleading signal, or into silent memory
- * corruption. abort() ends the process without running atexit handlers or
- * flushing stdio (unlike tpl's exit(-1), which a forked child must never
- * call); the supervisor reports it as a crash, and the message stays in
- * sk_tpl_last_message for a debugger or a core dump.
+ * It aborts, because returning is worse: tpl's code after every fatal call
+ * assumes the hook never returns, as its guide says. After out of memory it
+ * dereferences the NULL it got; after too many '#' it writes past a 10-int
+ * array on the stack; after "must unpack parent" it memcpy's from NULL;
+ * after the internal errors it reads past the image. abort() ends the
+ * process without running atexit handlers or flushing stdio (unlike tpl's
+ * exit(-1), which a forked child must never call); the supervisor reports it
+ * as a crash, and the message stays in sk_tpl_last_message for a debugger or
+ * a core dump.
  */
 static _Noreturn void hook_fatal(const char *fmt, ...)
 {
@@ -291,8 +130,6 @@ static _Noreturn void hook_fatal(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(guard.last_message, sizeof guard.last_message, fmt, ap);
     va_end(ap);
-    if (guard.landing != NULL)
-        longjmp(*guard.landing, 1);
     abort();
 }
 
@@ -301,9 +138,9 @@ static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
 static void install_hooks(void)
 {
     tpl_hook.oops = hook_oops;
-    tpl_hook.malloc = hook_malloc;
-    tpl_hook.realloc = hook_realloc;
-    tpl_hook.free = hook_free;
+    tpl_hook.malloc = raw_malloc;
+    tpl_hook.realloc = raw_realloc;
+    tpl_hook.free = free;
     tpl_hook.fatal = hook_fatal;
 }
 
@@ -315,29 +152,6 @@ void sk_tpl_hooks_install(void)
 const char *sk_tpl_last_message(void)
 {
     return guard.last_message;
-}
-
-/*
- * Runs body(arg), which calls tpl, with tpl's fatal hook landing here. After
- * a landing, tpl's own state is unusable (a half-built tree, iteration
- * counters mid-way), so nothing of it is touched: every block tpl allocated
- * during the call and did not free is freed from the set. body hands its
- * results out through arg only once they are complete.
- */
-static int run_guarded(int (*body)(void *), void *arg)
-{
-    jmp_buf landing;
-    guard.alloc_failed = false;
-    if (setjmp(landing) != 0) {
-        guard.landing = NULL;
-        set_clear(&guard.live, true);
-        return guard.alloc_failed ? SK_ENOMEM : SK_EINVAL;
-    }
-    guard.landing = &landing;
-    int rc = body(arg);
-    guard.landing = NULL;
-    set_clear(&guard.live, false); /* what is left was handed out by body */
-    return rc;
 }
 
 /* ============================================================ formats */
@@ -879,7 +693,7 @@ static int visit_slots(const fmt_plan *pl, unsigned char *scratch, slot_fn fn, v
 {
     for (int i = 0; i < pl->n_nodes; i = pl->nodes[i].end) {
         const fmt_node *item = &pl->nodes[i];
-        unsigned char *mine = scratch + item->scratch_at;
+        unsigned char *mine = scratch != NULL ? scratch + item->scratch_at : NULL;
         if (item->kind == NODE_LEAF) {
             int rc = fn(ctx, item, mine, item->user);
             if (rc != 0)
@@ -890,7 +704,7 @@ static int visit_slots(const fmt_plan *pl, unsigned char *scratch, slot_fn fn, v
             for (int m = i + 1; m < item->end; m++) {
                 const fmt_node *member = &pl->nodes[m];
                 size_t at = (size_t)k * item->stride + member->offset;
-                int rc = fn(ctx, member, mine + at, item->user + at);
+                int rc = fn(ctx, member, mine != NULL ? mine + at : NULL, item->user + at);
                 if (rc != 0)
                     return rc;
             }
@@ -1064,56 +878,86 @@ out:
 
 /* ============================================================ packing */
 
-typedef struct pack_job {
-    const char *fmt;
-    va_list args;
-    void *img;
-    size_t len;
-} pack_job;
+/*
+ * Images are written here, not by tpl: the same plan that checks and decodes
+ * an image lays out the caller's values, so one pass computes the size and a
+ * second writes the bytes straight where they go (into a channel's ring, or
+ * a malloc'ed buffer), with no intermediate copies. The bytes are exactly
+ * what tpl_dump writes for the same format and values; tests/test_message.c
+ * compares the two.
+ */
 
-/* Runs under run_guarded: tpl's fatal errors land there. */
-static int pack_with_tpl(void *arg)
+typedef struct image_writer {
+    unsigned char *at;
+    uint64_t size; /* the sizing pass adds up here */
+} image_writer;
+
+static void put_bytes(image_writer *w, const void *bytes, size_t n)
 {
-    pack_job *job = arg;
-    tpl_node *tn = tpl_map_va((char *)job->fmt, job->args);
-    if (tn == NULL)
-        return SK_EINVAL;
-    void *img = NULL;
-    size_t len = 0;
-    int rc = SK_OK;
-    if (tpl_pack(tn, 0) != 0 || tpl_dump(tn, TPL_MEM, &img, &len) != 0)
-        rc = SK_EINVAL;
-    tpl_free(tn);
-    if (rc == SK_OK && len > UINT32_MAX) /* tpl stored a truncated length */
-        rc = SK_EINVAL;
-    if (rc != SK_OK) {
-        hook_free(img);
-        return rc;
-    }
-    job->img = img;
-    job->len = len;
-    return SK_OK;
+    if (n > 0)
+        memcpy(w->at, bytes, n);
+    w->at += n;
 }
 
-int sk_msg_pack(const char *fmt, va_list ap, void **img, size_t *len)
+static void put_u32(image_writer *w, uint32_t value)
+{
+    put_bytes(w, &value, 4);
+}
+
+static int size_slot(void *ctx, const fmt_node *leaf, unsigned char *scratch, unsigned char *user)
+{
+    (void)scratch;
+    image_writer *w = ctx;
+    if (leaf->type == 'B') {
+        const tpl_bin *bin = (const tpl_bin *)(void *)user;
+        w->size += 4 + (uint64_t)bin->sz;
+    } else if (leaf->type == 's') {
+        for (uint64_t k = 0; k < leaf->count; k++) {
+            const char *str;
+            memcpy(&str, user + k * sizeof str, sizeof str);
+            w->size += 4 + (str != NULL ? (uint64_t)strlen(str) : 0);
+        }
+    } else {
+        w->size += value_size(leaf->type) * leaf->count;
+    }
+    return 0;
+}
+
+static int write_slot(void *ctx, const fmt_node *leaf, unsigned char *scratch, unsigned char *user)
+{
+    (void)scratch;
+    image_writer *w = ctx;
+    if (leaf->type == 'B') {
+        const tpl_bin *bin = (const tpl_bin *)(void *)user;
+        put_u32(w, bin->sz);
+        put_bytes(w, bin->addr, bin->sz);
+    } else if (leaf->type == 's') {
+        for (uint64_t k = 0; k < leaf->count; k++) {
+            const char *str;
+            memcpy(&str, user + k * sizeof str, sizeof str);
+            size_t n = str != NULL ? strlen(str) : 0;
+            put_u32(w, str != NULL ? (uint32_t)n + 1 : 0);
+            put_bytes(w, str, n);
+        }
+    } else {
+        put_bytes(w, user, value_size(leaf->type) * leaf->count);
+    }
+    return 0;
+}
+
+int sk_msg_encode(const char *fmt, va_list ap, sk_msg_reserve_fn reserve, void *ctx, size_t *len)
 {
     sk_tpl_hooks_install();
-    if (img == NULL || len == NULL)
+    if (fmt == NULL || reserve == NULL)
         return SK_EINVAL;
-    if (fmt == NULL || fmt[0] == '\0') {
-        *img = NULL;
-        *len = 0;
-        return SK_OK;
-    }
-    /* Check everything tpl_map would trip over (or accept and misread)
-     * first: tpl is then left with nothing to fail at but memory. */
+    size_t fmt_len = strlen(fmt);
     fmt_plan plan;
-    int rc = plan_compile(&plan, fmt, strlen(fmt));
+    int rc = plan_compile(&plan, fmt, fmt_len);
     if (rc != SK_OK)
         return rc;
-    if (plan.has_array) {
-        plan_free(&plan);
-        return SK_EINVAL;
+    if (fmt_len == 0 || plan.has_array) {
+        rc = SK_EINVAL;
+        goto out;
     }
     va_list args;
     va_copy(args, ap);
@@ -1121,17 +965,60 @@ int sk_msg_pack(const char *fmt, va_list ap, void **img, size_t *len)
     va_end(args);
     if (rc == SK_OK && !plan_bind(&plan))
         rc = SK_EINVAL;
-    plan_free(&plan);
     if (rc != SK_OK)
-        return rc;
+        goto out;
 
-    pack_job job = {.fmt = fmt, .img = NULL, .len = 0};
-    va_copy(job.args, ap);
-    rc = run_guarded(pack_with_tpl, &job);
-    va_end(job.args);
+    image_writer w = {.at = NULL, .size = TPL_PREAMBLE + fmt_len + 1 + 4 * (uint64_t)plan.n_pounds};
+    visit_slots(&plan, NULL, size_slot, &w);
+    if (w.size > UINT32_MAX) {
+        rc = SK_EINVAL;
+        goto out;
+    }
+    void *dst = NULL;
+    rc = reserve(ctx, (size_t)w.size, &dst);
+    if (rc != SK_OK)
+        goto out;
+    w.at = dst;
+    unsigned char flags = cpu_big_endian() ? TPL_FLAG_BIG_ENDIAN : 0;
+    if (memchr(fmt, 's', fmt_len) != NULL)
+        flags |= TPL_FLAG_NULL_STRINGS; /* as tpl_dump: only when there are strings */
+    put_bytes(&w, "tpl", 3);
+    put_bytes(&w, &flags, 1);
+    put_u32(&w, (uint32_t)w.size);
+    put_bytes(&w, fmt, fmt_len + 1);
+    for (int k = 0; k < plan.n_pounds; k++)
+        put_u32(&w, plan.lengths[k]);
+    visit_slots(&plan, NULL, write_slot, &w);
+    *len = (size_t)w.size;
+out:
+    plan_free(&plan);
+    return rc;
+}
+
+static int reserve_malloc(void *ctx, size_t size, void **dst)
+{
+    void **img = ctx;
+    if ((*img = raw_malloc(size)) == NULL)
+        return SK_ENOMEM;
+    *dst = *img;
+    return SK_OK;
+}
+
+int sk_msg_pack(const char *fmt, va_list ap, void **img, size_t *len)
+{
+    if (img == NULL || len == NULL)
+        return SK_EINVAL;
+    if (fmt == NULL || fmt[0] == '\0') {
+        *img = NULL;
+        *len = 0;
+        return SK_OK;
+    }
+    void *buf = NULL;
+    size_t n = 0;
+    int rc = sk_msg_encode(fmt, ap, reserve_malloc, &buf, &n);
     if (rc == SK_OK) {
-        *img = job.img;
-        *len = job.len;
+        *img = buf;
+        *len = n;
     }
     return rc;
 }

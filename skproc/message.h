@@ -2,9 +2,10 @@
  * message.h: the one place where skproc turns tpl formats and values into
  * images and back (internal; not installed).
  *
- * Packing goes through tpl (tpl_map_va, tpl_pack, tpl_dump) under a guard
- * that turns tpl's fatal errors into return codes. Validating and unpacking
- * do not call tpl: one bounds-checked walk of the image (the layout tpl_dump
+ * Packing writes the image that tpl_dump would write, directly (one pass
+ * sizes it, a second writes it where the caller wants it), checked byte for
+ * byte against tpl in the tests. Validating and unpacking do not call tpl
+ * either: one bounds-checked walk of the image (the layout tpl_dump
  * writes: "tpl", flags, total length, format, '#' lengths, data) decides
  * whether the image is well formed and the same walk decodes it, so nothing
  * tpl_load would let through unchecked (see message.c) reaches memory.
@@ -67,6 +68,16 @@ void sk_tpl_hooks_install(void);
  *              and addr NULL, an image over UINT32_MAX bytes
  *   SK_ENOMEM  out of memory */
 int sk_msg_pack(const char *fmt, va_list ap, void **img, size_t *len);
+
+/* Where an image of `size` bytes is to be written: sets *dst, or returns a
+ * code (SK_EFULL, SK_ENOMEM, ...) that sk_msg_encode hands back. */
+typedef int (*sk_msg_reserve_fn)(void *ctx, size_t size, void **dst);
+
+/* Encodes the values after fmt as a tpl image (the bytes tpl_dump would
+ * write) straight into the memory reserve() returns, once their size is
+ * known; *len is that size. Errors as sk_msg_pack, plus whatever reserve
+ * returns; an empty format is SK_EINVAL here. */
+int sk_msg_encode(const char *fmt, va_list ap, sk_msg_reserve_fn reserve, void *ctx, size_t *len);
 
 /* Unpacks img into the pointers that follow fmt. fmt must be exactly the
  * image's format and every '#' length the image's. Strings ('s') and binary

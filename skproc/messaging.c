@@ -61,16 +61,12 @@ int sk_tell(sk_process *p, const char *fmt, ...)
         return rc;
     if (fmt == NULL || fmt[0] == '\0')
         return SK_EINVAL;
-    void *img = NULL;
-    size_t len = 0;
+    if (p->rt->role == SK_ROLE_PARENT && p->rt->finished)
+        return SK_ECLOSED;
     va_list ap;
     va_start(ap, fmt);
-    rc = sk_msg_pack(fmt, ap, &img, &len);
+    rc = sk_channel_send_values(p->rt, fmt, ap);
     va_end(ap);
-    if (rc != SK_OK)
-        return rc;
-    rc = tell_checked(p, img, len);
-    free(img);
     return rc;
 }
 
