@@ -76,6 +76,10 @@ typedef int (*sk_hook)(sk_process *self);
 typedef struct sk_class {
     const char *name; /* shown in errors and logs */
     sk_hook prerun, run, postrun, onfinish, result, error;
+    /* For pools (skproc/pool.h) only: the size of the struct that embeds
+     * sk_process, and the hook that fills a fresh one from an item. */
+    size_t size;
+    int (*init)(sk_process *self, const void *item);
 } sk_class;
 
 /* Per-section timeouts in seconds; zero or lower means none. */
@@ -254,6 +258,7 @@ typedef struct sk_error {
     int exit_status;    /* SK_CRASH_ERROR: the exit status when no signal */
     int code;           /* sk_fail's code or the hook's return value */
     int lives_spent;    /* attempts used up when the process ended */
+    long item;          /* in a pool: the index of the item that failed; else -1 */
     char message[256];  /* "Error in run on run 5", "Timeout in run after 0.05s on run 3" */
     char cause[1024];   /* the original error's text */
 } sk_error;
@@ -296,6 +301,8 @@ double sk_timer_stdev(const sk_timer *t);    /* sample standard deviation */
 double sk_timer_variance(const sk_timer *t); /* sample variance */
 double sk_timer_last(const sk_timer *t);
 double sk_timer_percentile(const sk_timer *t, double pct); /* pct in [0, 100] */
+
+#include "skproc/pool.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

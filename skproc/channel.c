@@ -278,17 +278,30 @@ void sk_channel_consume(struct sk_runtime *rt)
     uint64_t tail = atomic_load_explicit(&r->tail, memory_order_relaxed);
     uint64_t frame = rt->peeked_frame;
     rt->peeked_frame = 0;
-    atomic_store_explicit(&r->tail, tail + frame, memory_order_release);
+    /* Pages first, tail second: once the tail moves, the producer may wrap
+     * and write its next frame over this range. */
     ring_release_frame(rt, r, r == rt->to_parent ? 0 : 1, tail % r->size, frame);
+    atomic_store_explicit(&r->tail, tail + frame, memory_order_release);
 }
 
 /* Nothing more will come: the parent's peer has ended, or the worker was
  * asked to stop. */
 static bool ring_closed(struct sk_runtime *rt, struct sk_ring *r)
 {
-    if (is_parent(rt))
-        return atomic_load(&r->closed) || rt->finished || sk_supervisor_exited(rt);
-    return atomic_load(&rt->sh->stop) != 0;
+    if (!is_parent(rt))
+        return atomic_load(&rt->sh->stop) != 0;
+    if (atomic_load(&r->closed))
+        return true;
+    if (rt->finished || sk_supervisor_exited(rt)) {
+        atomic_store(&r->closed, 1); /* so that tell sees it too */
+        return true;
+    }
+    return false;
+}
+
+bool sk_channel_peer_gone(struct sk_runtime *rt)
+{
+    return is_parent(rt) && (rt->finished || atomic_load(&rt->to_parent->closed));
 }
 
 static void doorbell_drain(struct sk_runtime *rt)

@@ -66,6 +66,10 @@ void sk_channel_consume(struct sk_runtime *rt);
  * sk_listen. Called by the supervisor before it exits, and by the parent. */
 void sk_channel_close_to_parent(struct sk_runtime *rt);
 
+/* (Parent) The process has ended, as far as the channel knows: nothing
+ * told now would be read. */
+bool sk_channel_peer_gone(struct sk_runtime *rt);
+
 /* Wakes a worker blocked in sk_listen (after a stop request). */
 void sk_channel_wake_worker(struct sk_runtime *rt);
 

@@ -120,6 +120,7 @@ static void format_seconds(char *buf, size_t len, double s)
 static void error_reset(sk_error *e, sk_error_kind kind, sk_section section, long run)
 {
     memset(e, 0, sizeof *e);
+    e->item = -1;
     e->kind = kind;
     e->section = section;
     e->run = run;

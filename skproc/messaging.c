@@ -48,10 +48,9 @@ static int64_t deadline_of(double timeout)
 
 static int tell_checked(sk_process *p, const void *img, size_t len)
 {
-    struct sk_runtime *rt = p->rt;
-    if (rt->role == SK_ROLE_PARENT && rt->finished)
+    if (sk_channel_peer_gone(p->rt))
         return SK_ECLOSED;
-    return sk_channel_send(rt, img, len);
+    return sk_channel_send(p->rt, img, len);
 }
 
 int sk_tell(sk_process *p, const char *fmt, ...)
@@ -61,7 +60,7 @@ int sk_tell(sk_process *p, const char *fmt, ...)
         return rc;
     if (fmt == NULL || fmt[0] == '\0')
         return SK_EINVAL;
-    if (p->rt->role == SK_ROLE_PARENT && p->rt->finished)
+    if (sk_channel_peer_gone(p->rt))
         return SK_ECLOSED;
     va_list ap;
     va_start(ap, fmt);

@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <poll.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,8 @@ static int pidfd_send_kill(int pidfd)
 {
     return (int)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
 }
+
+static void registry_remove(struct sk_runtime *rt);
 
 static void close_fd(int *fd)
 {
@@ -116,6 +119,7 @@ static int shared_create(struct sk_runtime *rt)
 
 static void shared_destroy(struct sk_runtime *rt)
 {
+    registry_remove(rt); /* a no-op when it never got there */
     if (rt->sh != NULL)
         munmap(rt->sh, rt->map_size);
     rt->sh = NULL;
@@ -128,6 +132,66 @@ static void shared_destroy(struct sk_runtime *rt)
     close_fd(&rt->supervisor_pidfd);
     free(rt->result_image);
     rt->result_image = NULL;
+}
+
+/*
+ * Every started handle of this process. A supervisor is a fork of the
+ * parent, so without this it would keep every other handle's mapping (about
+ * capacity + 2 x max_message of address space each) and descriptors alive,
+ * and hand them on to its workers. The registry lock is held across the
+ * fork so that the child's copy of the list is whole.
+ */
+static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sk_runtime **registry;
+static size_t registry_len, registry_cap;
+
+static int registry_add_locked(struct sk_runtime *rt)
+{
+    if (registry_len == registry_cap) {
+        size_t cap = registry_cap ? 2 * registry_cap : 16;
+        struct sk_runtime **grown = realloc(registry, cap * sizeof *grown);
+        if (grown == NULL)
+            return SK_ENOMEM;
+        registry = grown;
+        registry_cap = cap;
+    }
+    registry[registry_len++] = rt;
+    return SK_OK;
+}
+
+static void registry_remove(struct sk_runtime *rt)
+{
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < registry_len; i++) {
+        if (registry[i] == rt) {
+            registry[i] = registry[--registry_len];
+            break;
+        }
+    }
+    pthread_mutex_unlock(&registry_lock);
+}
+
+/* In a new supervisor (single-threaded, the lock copied as held): every
+ * handle but ours becomes inert and lets go of its memory and fds. */
+static void registry_drop_others(struct sk_runtime *mine)
+{
+    pthread_mutex_init(&registry_lock, NULL);
+    for (size_t i = 0; i < registry_len; i++) {
+        struct sk_runtime *rt = registry[i];
+        if (rt == mine)
+            continue;
+        if (rt->sh != NULL)
+            munmap(rt->sh, rt->map_size);
+        rt->sh = NULL;
+        rt->to_parent = rt->to_worker = NULL;
+        int *fds[] = {&rt->memfd,    &rt->doorbell, &rt->msg_doorbell, &rt->supervisor_pidfd,
+                      &rt->epoll_fd, &rt->epoll_pidfd};
+        for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
+            close_fd(fds[k]);
+        rt->role = SK_ROLE_INHERITED;
+    }
+    registry[0] = mine;
+    registry_len = 1;
 }
 
 static int start_failed(struct sk_runtime *rt, int code)
@@ -160,11 +224,22 @@ int sk_start(sk_process *p)
     /* Whatever the parent has buffered would otherwise be written again by
      * the worker when it flushes its own output. */
     fflush(NULL);
+    pthread_mutex_lock(&registry_lock);
+    if (registry_add_locked(rt) != SK_OK) {
+        pthread_mutex_unlock(&registry_lock);
+        return start_failed(rt, SK_ENOMEM);
+    }
     pid_t pid = fork();
-    if (pid == 0)
+    if (pid == 0) {
+        registry_drop_others(rt);
         sk_supervisor_main(p);
-    if (pid < 0)
-        return start_failed(rt, errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
+    }
+    int fork_errno = errno;
+    pthread_mutex_unlock(&registry_lock);
+    if (pid < 0) {
+        registry_remove(rt);
+        return start_failed(rt, fork_errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
+    }
     rt->supervisor_pid = pid;
     rt->supervisor_pidfd = pidfd_open_compat(pid);
     if (rt->supervisor_pidfd < 0) {
@@ -362,7 +437,7 @@ bool sk_alive(const sk_process *p)
         return false;
     const struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
-        return true;
+        return rt->role == SK_ROLE_WORKER;
     return rt->started && !rt->finished && !sk_supervisor_exited(rt);
 }
 

@@ -25,7 +25,12 @@
 
 #define SK_SECTION_COUNT 7 /* SK_PRERUN .. SK_FULL_RUN */
 
-enum sk_role { SK_ROLE_PARENT, SK_ROLE_SUPERVISOR, SK_ROLE_WORKER };
+enum sk_role {
+    SK_ROLE_PARENT,
+    SK_ROLE_SUPERVISOR,
+    SK_ROLE_WORKER,
+    SK_ROLE_INHERITED /* another handle's copy in a child: inert, every call says SK_ESTATE */
+};
 
 /* What the engine does when a worker is forked. */
 enum sk_engine_mode {

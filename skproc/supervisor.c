@@ -74,6 +74,7 @@ static void worker_setup(struct supervisor *s)
     rt->role = SK_ROLE_WORKER;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != s->self)
         _exit(127);
+    atomic_store(&s->sh->worker_pid, getpid()); /* before any hook can speak */
     sigaction(SIGCHLD, &rt->user_sigchld, NULL);
     sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
 }

@@ -1,0 +1,160 @@
+/*
+ * skproc pools: N persistent worker processes that apply a function (or run
+ * a process class) to many items.
+ *
+ *     sk_pool *pool;
+ *     sk_pool_create(&pool, NULL);                      // one worker per CPU
+ *     sk_pool_job job = {.fn = square, .item_size = sizeof(int32_t),
+ *                        .result_size = sizeof(int64_t)};
+ *     sk_pool_map(pool, &job, items, n, results, NULL); // results[i] = f(items[i])
+ *     sk_pool_release(pool);
+ *
+ * Items and results are records in arrays of your own. Plain records (no
+ * pointers) travel as bytes, with no serialization; records with pointers
+ * (strings, buffers) are described by a tpl format and travel as tpl
+ * images. Work is handed out in batches through shared memory, so a tiny
+ * item costs nanoseconds, not a system call.
+ *
+ * Workers are forked when the pool is created: the function, its argument
+ * bytes and the class must exist in the program then (they do for anything
+ * linked in; not for a library dlopen'ed later). A worker is itself an skproc
+ * process: a crash or a per-item timeout kills only that worker, which is
+ * replaced; the item fails with SK_CRASH_ERROR or SK_TIMEOUT_ERROR, or is
+ * tried again while it has lives. Nothing hangs and no item is lost.
+ *
+ * Threads: a pool and its calls are used from one thread at a time.
+ */
+#ifndef SKPROC_POOL_H
+#define SKPROC_POOL_H
+
+#ifndef SKPROC_H
+#error "include <skproc.h>, which includes this file"
+#endif
+
+typedef struct sk_pool sk_pool;
+typedef struct sk_pool_call sk_pool_call;
+
+/* For every field, zero (or lower) means the default. */
+typedef struct sk_pool_config {
+    int workers;         /* worker processes; default: the number of online CPUs */
+    long max_tasks;      /* items a worker handles before it is replaced; default: no limit */
+    double item_timeout; /* seconds one item may take; default: none */
+    int lives;           /* attempts per item (after an error, a crash or a timeout); default 1 */
+    long batch;          /* items per batch; default: chosen from the call's size */
+    bool no_progress;    /* never draw a progress bar (default: long maps draw one on
+                          * stderr when stderr is a terminal) */
+} sk_pool_config;
+
+/* Plain form: the whole item. Write the result to *result (result_size
+ * bytes, zeroed before the call). Return 0, or non-zero for a failed item. */
+typedef int (*sk_pool_fn)(const void *item, void *result, const void *arg);
+
+/* Star form: the item is a record S(...) and fields[k] points at its k-th
+ * member, so a function of several arguments reads them one by one. */
+typedef int (*sk_pool_star_fn)(void *const *fields, void *result, const void *arg);
+
+/* What a call does with each item. Set exactly one of fn, star, cls. */
+typedef struct sk_pool_job {
+    sk_pool_fn fn;
+    sk_pool_star_fn star;
+    /* A process class per item: the worker makes a zeroed object of
+     * cls->size bytes, sk_init's it, calls cls->init(self, item), runs its
+     * whole lifecycle (runs, lives, timeouts, join_in, stop from inside) as
+     * a process of its own, and the item's result is what its result hook
+     * sk_return'ed, unpacked with result_format. */
+    const sk_class *cls;
+
+    const void *arg; /* handed to fn/star; arg_size bytes are copied to the workers */
+    size_t arg_size;
+
+    size_t item_size;        /* bytes of one item in the caller's array */
+    const char *item_format; /* tpl format of one item: "S(is)", "s", ...; NULL: plain bytes.
+                              * Required by star (an "S(...)" whose members are the fields).
+                              * Items without s or B in the format still travel as bytes. */
+    size_t result_size;      /* bytes of one result in the caller's array (may be 0) */
+    const char *result_format; /* tpl format of one result; NULL: plain bytes. Required
+                                * with cls. Strings and buffers are malloc'ed for the
+                                * caller. */
+} sk_pool_job;
+
+/* Items from a callback rather than an array: write the next item to *item
+ * (item_size bytes) and return 1, or return 0 at the end. Called in the
+ * parent, only as results are taken, so a stream of any length is never in
+ * memory at once. */
+typedef int (*sk_pool_producer)(void *state, void *item);
+
+typedef struct sk_pool_counters {
+    long done;      /* items finished, failed or not */
+    long failed;    /* items that failed */
+    long in_flight; /* items handed to workers and not finished */
+} sk_pool_counters;
+
+/* ---------------------------------------------------------------- pools */
+
+/* Creates the pool and forks its workers. cfg may be NULL. */
+int sk_pool_create(sk_pool **pool, const sk_pool_config *cfg);
+
+/* No more calls may be started; calls in progress go on. */
+int sk_pool_close(sk_pool *pool);
+
+/* After close: waits until the calls in progress are done and the workers
+ * have left. timeout < 0 waits forever. SK_ESTATE if not closed. */
+int sk_pool_join(sk_pool *pool, double timeout);
+
+/* Kills every worker now; calls in progress fail with SK_EKILLED. */
+int sk_pool_terminate(sk_pool *pool);
+
+/* Terminates if needed, reaps every worker, frees everything. */
+void sk_pool_release(sk_pool *pool);
+
+void sk_pool_counters_of(const sk_pool *pool, sk_pool_counters *out);
+
+/* ---------------------------------------------------------------- calls */
+
+/* results[i] = job(items[i]) for i < n, in order; blocks until done.
+ * SK_OK when every item succeeded; otherwise the first failure's code
+ * (SK_EPROCESS: see sk_pool_error) and every result that succeeded is still
+ * filled. status, if not NULL, gets one code per item (SK_OK or why it
+ * failed). */
+int sk_pool_map(sk_pool *pool, const sk_pool_job *job, const void *items, size_t n, void *results,
+                int *status);
+
+/* As map, but returns at once; the workers go on while the caller does
+ * other things. The arrays must stay valid until the call is freed. */
+int sk_pool_async_map(sk_pool *pool, const sk_pool_job *job, const void *items, size_t n,
+                      void *results, int *status, sk_pool_call **call);
+
+/* Iterators over results: sk_pool_next yields them in item order (imap) or
+ * as they become ready, with their index (unordered_imap). */
+int sk_pool_imap(sk_pool *pool, const sk_pool_job *job, const void *items, size_t n,
+                 sk_pool_call **call);
+int sk_pool_unordered_imap(sk_pool *pool, const sk_pool_job *job, const void *items, size_t n,
+                           sk_pool_call **call);
+/* The same over a producer's items (ordered or not). */
+int sk_pool_imap_stream(sk_pool *pool, const sk_pool_job *job, sk_pool_producer produce,
+                        void *state, bool ordered, sk_pool_call **call);
+
+/* The next result into *result (result_size bytes) and its item index.
+ *   SK_OK         a result
+ *   SK_EPROCESS   that item failed (index set; sk_pool_item_error says why)
+ *   SK_ECLOSED    every result was yielded
+ *   SK_ETIMEDOUT  none became ready in time (timeout 0 polls, < 0 waits) */
+int sk_pool_next(sk_pool_call *call, double timeout, size_t *index, void *result);
+
+/* async_map: done? */
+bool sk_pool_ready(sk_pool_call *call);
+/* async_map: waits until done; SK_ETIMEDOUT, else SK_OK. */
+int sk_pool_wait(sk_pool_call *call, double timeout);
+/* async_map: waits, then returns what sk_pool_map would have. */
+int sk_pool_get(sk_pool_call *call, double timeout);
+
+/* The first failure of the call (its .item is the item's index), or NULL. */
+const sk_error *sk_pool_error(const sk_pool_call *call);
+/* Why item `index` failed, or NULL (also when too many items failed to keep
+ * every error: the first 1024 are kept; status codes are kept for all). */
+const sk_error *sk_pool_item_error(const sk_pool_call *call, size_t index);
+
+/* Waits for the call's items still running, then frees it. */
+void sk_pool_call_free(sk_pool_call *call);
+
+#endif
