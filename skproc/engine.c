@@ -270,10 +270,52 @@ static void engine_init(struct engine *e, sk_process *p)
     e->outcome = SK_OUTCOME_OK;
 }
 
+/* The engine of this worker, for the sk_section_* calls made from hooks. */
+static struct engine *current_engine;
+
+void sk_section_restart(sk_process *self)
+{
+    struct engine *e = current_engine;
+    if (e == NULL || self == NULL || self->rt != e->rt || e->rt->hook_section < 0)
+        return;
+    engine_leave_section(e);
+    engine_enter_section(e, (sk_section)e->rt->hook_section, sk_now_ns());
+}
+
+void sk_section_idle(sk_process *self)
+{
+    struct engine *e = current_engine;
+    if (e != NULL && self != NULL && self->rt == e->rt && (e->seq & 1))
+        engine_leave_section(e);
+}
+
+void sk_section_resume(sk_process *self)
+{
+    struct engine *e = current_engine;
+    if (e != NULL && self != NULL && self->rt == e->rt && !(e->seq & 1) &&
+        e->rt->hook_section >= 0)
+        engine_enter_section(e, (sk_section)e->rt->hook_section, sk_now_ns());
+}
+
+_Noreturn void sk_worker_recycle(sk_process *self)
+{
+    atomic_store(&self->rt->sh->recycle, 1);
+    fflush(NULL);
+    _exit(0);
+}
+
+const sk_error *sk_worker_last_fault(const sk_process *self)
+{
+    if (self == NULL || self->rt == NULL || self->rt->role != SK_ROLE_WORKER)
+        return NULL;
+    return atomic_load(&self->rt->sh->faults) > 0 ? &self->rt->sh->last_fault : NULL;
+}
+
 _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode)
 {
     struct engine e;
     engine_init(&e, p);
+    current_engine = &e;
     enum engine_state state = mode == SK_ENGINE_ERROR_ONLY ? ES_ERROR : ES_CHECK;
     while (state != ES_DONE) {
         switch (state) {

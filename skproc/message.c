@@ -1022,3 +1022,88 @@ int sk_msg_pack(const char *fmt, va_list ap, void **img, size_t *len)
     }
     return rc;
 }
+
+/* ============================================================ records */
+
+/* Compiles a one-value format ("S(...)", "s", "i", ...: no '#', no A) and
+ * binds it to value. */
+static int plan_one(fmt_plan *pl, const char *fmt, void *value)
+{
+    if (fmt == NULL || value == NULL || strchr(fmt, '#') != NULL)
+        return SK_EINVAL;
+    int rc = plan_compile(pl, fmt, strlen(fmt));
+    if (rc != SK_OK)
+        return rc;
+    if (pl->has_array || pl->n_nodes == 0 || pl->nodes[0].end != pl->n_nodes || !plan_bind(pl)) {
+        plan_free(pl);
+        return SK_EINVAL;
+    }
+    pl->nodes[0].user = value;
+    return SK_OK;
+}
+
+static int free_user_slot(void *ctx, const fmt_node *leaf, unsigned char *scratch,
+                          unsigned char *user)
+{
+    (void)ctx;
+    (void)scratch;
+    if (leaf->type == 'B') {
+        tpl_bin *bin = (tpl_bin *)(void *)user;
+        free(bin->addr);
+        bin->addr = NULL;
+        bin->sz = 0;
+    } else if (leaf->type == 's') {
+        for (uint64_t k = 0; k < leaf->count; k++) {
+            char *str;
+            memcpy(&str, user + k * sizeof str, sizeof str);
+            free(str);
+            str = NULL;
+            memcpy(user + k * sizeof str, &str, sizeof str);
+        }
+    }
+    return 0;
+}
+
+void sk_msg_release_one(const char *fmt, void *value)
+{
+    fmt_plan pl;
+    if (plan_one(&pl, fmt, value) != SK_OK)
+        return;
+    visit_slots(&pl, NULL, free_user_slot, NULL);
+    plan_free(&pl);
+}
+
+int sk_msg_check_one(const char *fmt, size_t size)
+{
+    unsigned char probe[16] = {0};
+    fmt_plan pl;
+    int rc = plan_one(&pl, fmt, probe);
+    if (rc != SK_OK)
+        return rc;
+    const fmt_node *n = &pl.nodes[0];
+    size_t need = n->kind == NODE_STRUCT ? n->stride : value_size(n->type);
+    plan_free(&pl);
+    return need <= size ? SK_OK : SK_EINVAL;
+}
+
+int sk_msg_struct_fields(const char *fmt, size_t *offsets, int max)
+{
+    unsigned char probe[16] = {0};
+    fmt_plan pl;
+    int rc = plan_one(&pl, fmt, probe);
+    if (rc != SK_OK)
+        return rc;
+    int n = 0;
+    if (pl.nodes[0].kind != NODE_STRUCT) {
+        rc = SK_EINVAL;
+    } else {
+        for (int m = 1; m < pl.n_nodes && rc == SK_OK; m++) {
+            if (n == max)
+                rc = SK_EINVAL;
+            else
+                offsets[n++] = pl.nodes[m].offset;
+        }
+    }
+    plan_free(&pl);
+    return rc == SK_OK ? n : rc;
+}

@@ -107,6 +107,17 @@ int sk_msg_format(const void *img, size_t len, char *buf, size_t buflen);
  * len > 0, SK_ENOMEM as for sk_msg_format. Safe on arbitrary bytes. */
 int sk_msg_validate(const void *img, size_t len);
 
+/* Records (the pool's items and results): formats of one value, such as
+ * "S(is)" or "s", with no '#' and no A(...), bound to one pointer. */
+
+/* Frees the strings and buffers inside *value (as unpacked) and NULLs them. */
+void sk_msg_release_one(const char *fmt, void *value);
+/* SK_OK when fmt is such a format and its value fits in size bytes. */
+int sk_msg_check_one(const char *fmt, size_t size);
+/* The offsets of the members of an "S(...)" format, in order ($(...)
+ * flattened); returns how many (at most max), or SK_EINVAL. */
+int sk_msg_struct_fields(const char *fmt, size_t *offsets, int max);
+
 /* The last message tpl tried to print in this thread ("" if none), for
  * debugging: skproc keeps tpl quiet on stderr. */
 const char *sk_tpl_last_message(void);

@@ -141,3 +141,16 @@ int sk_result(sk_process *p, const char *fmt, ...)
     }
     return rt->has_error ? SK_EPROCESS : rc;
 }
+
+int sk_result_image(sk_process *p, const void **img, size_t *len)
+{
+    if (p == NULL || p->rt == NULL || img == NULL || len == NULL)
+        return SK_EINVAL;
+    struct sk_runtime *rt = p->rt;
+    if (rt->role != SK_ROLE_PARENT || !rt->finished || rt->killed)
+        return SK_ESTATE;
+    int rc = result_image(rt);
+    *img = rt->result_image;
+    *len = rt->result_image != NULL ? rt->result_len : 0;
+    return rc;
+}

@@ -60,6 +60,10 @@ struct sk_shared {
 
     int64_t start_ns; /* (P) the first start, for join_in */
 
+    _Atomic int recycle;  /* (W) leaving on purpose: start a fresh worker, no fault */
+    sk_error last_fault;  /* (S) the hard fault a restarted worker follows */
+    _Atomic int faults;   /* (S) hard faults so far; last_fault is valid when > 0 */
+
     /* (W, or S for hard faults) the outcome */
     int outcome;
     sk_error error;
@@ -120,6 +124,21 @@ void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limi
 void sk_error_set_crash(sk_error *e, sk_section section, bool in_section, long run, int signal,
                         int exit_status);
 sk_error_kind sk_error_kind_of_section(sk_section s);
+
+/* engine.c, for hooks that work through many items (the pool's workers):
+ * the section in progress starts again now (its timeout counts from here),
+ * leaves its section while idle (no deadline), or comes back. */
+void sk_section_restart(sk_process *self);
+void sk_section_idle(sk_process *self);
+void sk_section_resume(sk_process *self);
+/* Ends the worker now so that its supervisor starts a fresh one (from the
+ * state at start) without counting a fault. */
+_Noreturn void sk_worker_recycle(sk_process *self);
+/* The hard fault the current worker is a restart after, or NULL. */
+const sk_error *sk_worker_last_fault(const sk_process *self);
+
+/* result.c: the image the process published (parent side, after the end). */
+int sk_result_image(sk_process *p, const void **img, size_t *len);
 
 /* The hook of a section, or NULL. */
 sk_hook sk_class_hook(const sk_class *cls, sk_section s);

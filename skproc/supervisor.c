@@ -224,6 +224,8 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     supervisor_reap(s, &info);
     if (atomic_load(&sh->engine_done))
         return SUP_DONE;
+    if (atomic_exchange(&sh->recycle, 0))
+        return SUP_SPAWN; /* it asked for a fresh worker */
     bool exited = info.si_code == CLD_EXITED;
     sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
                        exited ? 0 : info.si_status, exited ? info.si_status : 0);
@@ -260,6 +262,9 @@ static enum sup_state supervisor_fault(struct supervisor *s)
     if (s->retryable) {
         used = atomic_fetch_add(&sh->lives_used, 1) + 1;
         if (used < s->rt->config.lives) {
+            sh->last_fault = s->fault;
+            sh->last_fault.lives_spent = used;
+            atomic_fetch_add(&sh->faults, 1);
             s->mode = SK_ENGINE_LOOP;
             return SUP_SPAWN;
         }
