@@ -241,14 +241,8 @@ int sk_start(sk_process *p)
         return start_failed(rt, fork_errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
     }
     rt->supervisor_pid = pid;
+    /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->supervisor_pidfd = pidfd_open_compat(pid);
-    if (rt->supervisor_pidfd < 0) {
-        int saved = errno;
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        errno = saved;
-        return start_failed(rt, SK_ESYS);
-    }
     rt->started = true;
     return SK_OK;
 }
@@ -322,6 +316,36 @@ static bool parent_handle(const sk_process *p)
     return p != NULL && p->rt != NULL && p->rt->role == SK_ROLE_PARENT;
 }
 
+/* Waits until the supervisor has exited (not reaping it) or the deadline
+ * (INT64_MAX: none) passes. Through its pidfd, or, where pidfds are not to
+ * be had, by looking with waitid at growing intervals (50 us to 5 ms). */
+static bool supervisor_wait_exit(struct sk_runtime *rt, int64_t deadline)
+{
+    bool forever = deadline == INT64_MAX;
+    int64_t nap = 50 * 1000;
+    for (;;) {
+        int64_t left = forever ? 0 : deadline - sk_now_ns();
+        if (!forever && left < 0)
+            left = 0;
+        if (rt->supervisor_pidfd >= 0) {
+            struct pollfd pfd = {.fd = rt->supervisor_pidfd, .events = POLLIN};
+            struct timespec ts = sk_ns_to_timespec(left);
+            int n = ppoll(&pfd, 1, forever ? NULL : &ts, NULL);
+            if (n >= 0 || errno != EINTR)
+                return n > 0 || sk_supervisor_exited(rt);
+            continue;
+        }
+        if (sk_supervisor_exited(rt))
+            return true;
+        if (!forever && left == 0)
+            return false;
+        struct timespec ts = sk_ns_to_timespec(!forever && nap > left ? left : nap);
+        nanosleep(&ts, NULL);
+        if (nap < 5 * 1000 * 1000)
+            nap *= 2;
+    }
+}
+
 int sk_wait(sk_process *p, double timeout)
 {
     if (p == NULL || p->rt == NULL)
@@ -331,24 +355,9 @@ int sk_wait(sk_process *p, double timeout)
         return SK_ESTATE;
     if (!rt->started || rt->finished)
         return SK_OK;
-    bool forever = timeout < 0;
-    int64_t deadline = forever ? 0 : sk_now_ns() + sk_seconds_to_ns(timeout);
-    struct pollfd pfd = {.fd = rt->supervisor_pidfd, .events = POLLIN};
-    for (;;) {
-        struct timespec ts, *tsp = NULL;
-        if (!forever) {
-            int64_t left = deadline - sk_now_ns();
-            ts = sk_ns_to_timespec(left > 0 ? left : 0);
-            tsp = &ts;
-        }
-        int n = ppoll(&pfd, 1, tsp, NULL);
-        if (n > 0)
-            break;
-        if (n == 0)
-            return SK_ETIMEDOUT;
-        if (errno != EINTR)
-            return SK_ESYS;
-    }
+    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    if (!supervisor_wait_exit(rt, deadline))
+        return SK_ETIMEDOUT;
     supervisor_reap(rt);
     return SK_OK;
 }
@@ -400,17 +409,9 @@ int sk_kill(sk_process *p)
     uint64_t one = 1;
     ssize_t n = write(rt->doorbell, &one, sizeof one);
     (void)n;
-    struct pollfd pfd = {.fd = rt->supervisor_pidfd, .events = POLLIN};
-    int64_t deadline = sk_now_ns() + SK_NS_PER_SEC;
-    int ready;
-    do {
-        int64_t left = deadline - sk_now_ns();
-        struct timespec ts = sk_ns_to_timespec(left > 0 ? left : 0);
-        ready = ppoll(&pfd, 1, &ts, NULL);
-    } while (ready < 0 && errno == EINTR);
-    if (ready <= 0) {
+    if (!supervisor_wait_exit(rt, sk_now_ns() + SK_NS_PER_SEC)) {
         int worker_pidfd = worker_pidfd_open(rt);
-        pidfd_send_kill(rt->supervisor_pidfd);
+        kill(rt->supervisor_pid, SIGKILL); /* our unreaped child: the pid is ours */
         worker_kill_and_wait(rt, worker_pidfd);
     }
     supervisor_reap(rt);

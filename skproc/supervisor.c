@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -49,7 +50,7 @@ struct supervisor {
     enum sk_engine_mode mode;
     pid_t self;
     pid_t worker;
-    int worker_pidfd;
+    int sigchld_fd; /* signalfd: the worker exited (every signal is blocked here) */
     int64_t timeout_ns[SK_FULL_RUN];
     int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
     double join_in;
@@ -62,16 +63,12 @@ static bool section_is_loop(int s)
     return s == SK_PRERUN || s == SK_RUN || s == SK_POSTRUN;
 }
 
-static int pidfd_open_compat(pid_t pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
 /* Runs in the freshly forked worker, before the engine. */
 static void worker_setup(struct supervisor *s)
 {
     struct sk_runtime *rt = s->rt;
     rt->role = SK_ROLE_WORKER;
+    close(s->sigchld_fd); /* the supervisor's, not the hooks' business */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != s->self)
         _exit(127);
     atomic_store(&s->sh->worker_pid, getpid()); /* before any hook can speak */
@@ -107,13 +104,7 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
     if (pid < 0)
         return supervisor_finish_with(s, "could not fork the worker");
     s->worker = pid;
-    s->worker_pidfd = pidfd_open_compat(pid);
     atomic_store(&s->sh->worker_pid, pid);
-    if (s->worker_pidfd < 0) {
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
-        return supervisor_finish_with(s, "pidfd_open on the worker");
-    }
     return SUP_WATCH;
 }
 
@@ -127,8 +118,6 @@ static void supervisor_reap(struct supervisor *s, siginfo_t *info)
     atomic_store(&s->sh->worker_pid, 0);
     while (waitid(P_PID, (id_t)s->worker, info, WEXITED) != 0 && errno == EINTR)
         ;
-    close(s->worker_pidfd);
-    s->worker_pidfd = -1;
     uint64_t seq = atomic_load(&s->sh->seq);
     if (seq & 1)
         atomic_store(&s->sh->seq, seq + 1);
@@ -149,6 +138,20 @@ static int64_t supervisor_deadline(const struct supervisor *s, uint64_t seq, int
         *kind = DEADLINE_JOIN;
     }
     return deadline;
+}
+
+/* After a SIGCHLD: drains the signalfd and says whether the worker (our
+ * only child) has exited, without reaping it. */
+static bool supervisor_worker_exited(struct supervisor *s)
+{
+    struct signalfd_siginfo si;
+    while (read(s->sigchld_fd, &si, sizeof si) == (ssize_t)sizeof si)
+        ;
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    if (waitid(P_PID, (id_t)s->worker, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+        return errno == ECHILD;
+    return info.si_pid != 0;
 }
 
 static void supervisor_drain_doorbell(struct supervisor *s)
@@ -203,7 +206,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             return SUP_FAULT;
         }
 
-        struct pollfd fds[2] = {{.fd = s->worker_pidfd, .events = POLLIN},
+        struct pollfd fds[2] = {{.fd = s->sigchld_fd, .events = POLLIN},
                                 {.fd = s->rt->doorbell, .events = POLLIN}};
         struct timespec ts, *tsp = NULL;
         if (kind != DEADLINE_NONE) {
@@ -215,7 +218,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             return supervisor_finish_with(s, "ppoll");
         if (n > 0 && (fds[1].revents & POLLIN))
             supervisor_drain_doorbell(s);
-        if (n > 0 && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+        if (n > 0 && (fds[0].revents & POLLIN) && supervisor_worker_exited(s))
             break;
     }
 
@@ -288,7 +291,10 @@ static void supervisor_init(struct supervisor *s, sk_process *p)
     s->sh = rt->sh;
     s->mode = SK_ENGINE_LOOP;
     s->self = getpid();
-    s->worker_pidfd = -1;
+    sigset_t chld;
+    sigemptyset(&chld);
+    sigaddset(&chld, SIGCHLD);
+    s->sigchld_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
     for (int i = 0; i < SK_FULL_RUN; i++)
         s->timeout_ns[i] = sk_seconds_to_ns(sk_config_timeout(&rt->config, (sk_section)i));
     s->join_in = rt->config.join_in > 0 ? rt->config.join_in : 0;
@@ -313,6 +319,8 @@ _Noreturn void sk_supervisor_main(sk_process *p)
     struct supervisor s;
     supervisor_init(&s, p);
     enum sup_state state = SUP_SPAWN;
+    if (s.sigchld_fd < 0)
+        state = supervisor_finish_with(&s, "signalfd");
     while (state != SUP_DONE) {
         switch (state) {
         case SUP_SPAWN:
