@@ -93,7 +93,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     rt.finished = true; /* nothing more will be published: empty means closed */
     rt.sh = &shared;
     rt.memfd = rt.doorbell = rt.msg_doorbell = rt.epoll_fd = rt.epoll_pidfd = -1;
-    rt.supervisor_pidfd = -1;
+    rt.child_pidfd = -1;
     rt.hook_section = -1;
     sk_channel_init(&rt, rings, 0, FUZZ_CAPACITY, FUZZ_MAX_MESSAGE);
     proc.cls = &fuzz_class;

@@ -292,7 +292,7 @@ static bool ring_closed(struct sk_runtime *rt, struct sk_ring *r)
         return atomic_load(&rt->sh->stop) != 0;
     if (atomic_load(&r->closed))
         return true;
-    if (rt->finished || sk_supervisor_exited(rt)) {
+    if (rt->finished || sk_child_exited(rt)) {
         atomic_store(&r->closed, 1); /* so that tell sees it too */
         return true;
     }

@@ -200,10 +200,10 @@ int sk_fd(sk_process *p)
         close(ep);
         return SK_ESYS;
     }
-    if (rt->supervisor_pidfd >= 0) {
+    if (rt->child_pidfd >= 0) {
         /* epoll keeps the registration while the file stays open: a dup
          * outlives the pidfd the handle closes when it reaps. */
-        int pidfd = fcntl(rt->supervisor_pidfd, F_DUPFD_CLOEXEC, 0);
+        int pidfd = fcntl(rt->child_pidfd, F_DUPFD_CLOEXEC, 0);
         if (pidfd < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, pidfd, &ev) != 0) {
             if (pidfd >= 0)
                 close(pidfd);

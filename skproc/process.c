@@ -57,7 +57,7 @@ int sk_init(sk_process *p, const sk_class *cls)
     if (rt == NULL)
         return SK_ENOMEM;
     rt->role = SK_ROLE_PARENT;
-    rt->memfd = rt->doorbell = rt->supervisor_pidfd = rt->msg_doorbell = rt->epoll_fd =
+    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->epoll_fd =
         rt->epoll_pidfd = -1;
     rt->hook_section = -1;
     p->cls = cls;
@@ -129,7 +129,7 @@ static void shared_destroy(struct sk_runtime *rt)
     close_fd(&rt->msg_doorbell);
     close_fd(&rt->epoll_fd);
     close_fd(&rt->epoll_pidfd);
-    close_fd(&rt->supervisor_pidfd);
+    close_fd(&rt->child_pidfd);
     free(rt->result_image);
     rt->result_image = NULL;
 }
@@ -184,7 +184,7 @@ static void registry_drop_others(struct sk_runtime *mine)
             munmap(rt->sh, rt->map_size);
         rt->sh = NULL;
         rt->to_parent = rt->to_worker = NULL;
-        int *fds[] = {&rt->memfd,    &rt->doorbell, &rt->msg_doorbell, &rt->supervisor_pidfd,
+        int *fds[] = {&rt->memfd,    &rt->doorbell, &rt->msg_doorbell, &rt->child_pidfd,
                       &rt->epoll_fd, &rt->epoll_pidfd};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
             close_fd(fds[k]);
@@ -202,6 +202,22 @@ static int start_failed(struct sk_runtime *rt, int code)
     return code;
 }
 
+/* A supervisor is needed only for what the parent cannot do when it is
+ * busy elsewhere: deadlines, restarts, and the error hook after a hard
+ * fault (which runs in a fresh fork of the state at start). Without those,
+ * the parent forks the worker itself, and start costs one fork, not two. */
+static bool needs_supervisor(const sk_class *cls, const sk_config *c,
+                             const struct sigaction *sigchld)
+{
+    /* With SIGCHLD ignored the kernel discards a dead child's status: only
+     * a supervisor (which resets SIGCHLD for itself) could tell the crash. */
+    if (sigchld->sa_handler == SIG_IGN || (sigchld->sa_flags & SA_NOCLDWAIT))
+        return true;
+    const sk_timeouts *t = &c->timeouts;
+    return c->lives > 1 || c->join_in > 0 || cls->error != NULL || t->prerun > 0 ||
+           t->run > 0 || t->postrun > 0 || t->onfinish > 0 || t->result > 0 || t->error > 0;
+}
+
 int sk_start(sk_process *p)
 {
     if (p == NULL || p->rt == NULL || p->cls == NULL || p->cls->run == NULL)
@@ -213,9 +229,12 @@ int sk_start(sk_process *p)
     int rc = shared_create(rt);
     if (rc != SK_OK)
         return start_failed(rt, rc);
-    rt->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    sigaction(SIGCHLD, NULL, &rt->user_sigchld);
+    rt->supervised = needs_supervisor(p->cls, &rt->config, &rt->user_sigchld);
+    if (rt->supervised && (rt->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+        return start_failed(rt, SK_ESYS);
     rt->msg_doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (rt->doorbell < 0 || rt->msg_doorbell < 0)
+    if (rt->msg_doorbell < 0)
         return start_failed(rt, SK_ESYS);
     sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
@@ -232,7 +251,9 @@ int sk_start(sk_process *p)
     pid_t pid = fork();
     if (pid == 0) {
         registry_drop_others(rt);
-        sk_supervisor_main(p);
+        if (rt->supervised)
+            sk_supervisor_main(p);
+        sk_worker_main(p, rt->parent_pid, SK_ENGINE_LOOP);
     }
     int fork_errno = errno;
     pthread_mutex_unlock(&registry_lock);
@@ -240,9 +261,9 @@ int sk_start(sk_process *p)
         registry_remove(rt);
         return start_failed(rt, fork_errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
     }
-    rt->supervisor_pid = pid;
+    rt->child_pid = pid;
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
-    rt->supervisor_pidfd = pidfd_open_compat(pid);
+    rt->child_pidfd = pidfd_open_compat(pid);
     rt->started = true;
     return SK_OK;
 }
@@ -268,11 +289,33 @@ static int worker_pidfd_open(struct sk_runtime *rt)
     return worker > 0 ? pidfd_open_compat(worker) : -1;
 }
 
-/* After the supervisor is reaped: what became of the process. */
+/* An unsupervised worker died before finishing: the hard fault the
+ * supervisor would have recorded (with lives = 1 there is no restart). */
+static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
+{
+    struct sk_shared *sh = rt->sh;
+    int section = atomic_load(&sh->section);
+    bool in_section = atomic_load(&sh->seq) & 1;
+    long run = atomic_load(&sh->current_run);
+    if (reaped && WIFSIGNALED(status))
+        sk_error_set_crash(&rt->error, (sk_section)section, in_section, run, WTERMSIG(status), 0);
+    else if (reaped)
+        sk_error_set_crash(&rt->error, (sk_section)section, in_section, run, 0,
+                           WEXITSTATUS(status));
+    else
+        sk_error_set(&rt->error, SK_PROCESS_ERROR, (sk_section)section, run, SK_ESYS,
+                     "the worker ended before finishing and its exit status was taken "
+                     "(SIGCHLD set to SIG_IGN)");
+    bool in_loop = section == SK_PRERUN || section == SK_RUN || section == SK_POSTRUN;
+    rt->error.lives_spent = atomic_load(&sh->lives_used) + (in_loop ? 1 : 0);
+    rt->has_error = true;
+}
+
+/* After the child is reaped: what became of the process. */
 static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
 {
     rt->finished = true;
-    close_fd(&rt->supervisor_pidfd);
+    close_fd(&rt->child_pidfd);
     sk_channel_close_to_parent(rt);
     if (rt->killed)
         return;
@@ -280,6 +323,8 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     if (sh->outcome == SK_OUTCOME_FAILED) {
         rt->error = sh->error;
         rt->has_error = true;
+    } else if (sh->outcome == SK_OUTCOME_NONE && !rt->supervised) {
+        worker_fault(rt, status, reaped);
     } else if (sh->outcome == SK_OUTCOME_NONE) {
         /* The supervisor itself was ended from outside. */
         worker_kill_and_wait(rt, worker_pidfd_open(rt));
@@ -302,13 +347,13 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
 
 /* Reaps the supervisor. ECHILD happens when the user set SIGCHLD to SIG_IGN:
  * the kernel reaped it for us and the status page still says what happened. */
-static void supervisor_reap(struct sk_runtime *rt)
+static void child_reap(struct sk_runtime *rt)
 {
     int status = 0;
     pid_t r;
-    while ((r = waitpid(rt->supervisor_pid, &status, 0)) < 0 && errno == EINTR)
+    while ((r = waitpid(rt->child_pid, &status, 0)) < 0 && errno == EINTR)
         ;
-    process_finalize(rt, status, r == rt->supervisor_pid);
+    process_finalize(rt, status, r == rt->child_pid);
 }
 
 static bool parent_handle(const sk_process *p)
@@ -319,7 +364,7 @@ static bool parent_handle(const sk_process *p)
 /* Waits until the supervisor has exited (not reaping it) or the deadline
  * (INT64_MAX: none) passes. Through its pidfd, or, where pidfds are not to
  * be had, by looking with waitid at growing intervals (50 us to 5 ms). */
-static bool supervisor_wait_exit(struct sk_runtime *rt, int64_t deadline)
+static bool child_wait_exit(struct sk_runtime *rt, int64_t deadline)
 {
     bool forever = deadline == INT64_MAX;
     int64_t nap = 50 * 1000;
@@ -327,15 +372,15 @@ static bool supervisor_wait_exit(struct sk_runtime *rt, int64_t deadline)
         int64_t left = forever ? 0 : deadline - sk_now_ns();
         if (!forever && left < 0)
             left = 0;
-        if (rt->supervisor_pidfd >= 0) {
-            struct pollfd pfd = {.fd = rt->supervisor_pidfd, .events = POLLIN};
+        if (rt->child_pidfd >= 0) {
+            struct pollfd pfd = {.fd = rt->child_pidfd, .events = POLLIN};
             struct timespec ts = sk_ns_to_timespec(left);
             int n = ppoll(&pfd, 1, forever ? NULL : &ts, NULL);
             if (n >= 0 || errno != EINTR)
-                return n > 0 || sk_supervisor_exited(rt);
+                return n > 0 || sk_child_exited(rt);
             continue;
         }
-        if (sk_supervisor_exited(rt))
+        if (sk_child_exited(rt))
             return true;
         if (!forever && left == 0)
             return false;
@@ -356,9 +401,9 @@ int sk_wait(sk_process *p, double timeout)
     if (!rt->started || rt->finished)
         return SK_OK;
     int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
-    if (!supervisor_wait_exit(rt, deadline))
+    if (!child_wait_exit(rt, deadline))
         return SK_ETIMEDOUT;
-    supervisor_reap(rt);
+    child_reap(rt);
     return SK_OK;
 }
 
@@ -374,7 +419,7 @@ int sk_stop(sk_process *p)
 }
 
 /* True when the supervisor has exited, without reaping it. */
-bool sk_supervisor_exited(const struct sk_runtime *rt)
+bool sk_child_exited(const struct sk_runtime *rt)
 {
     if (rt->finished)
         return true;
@@ -382,7 +427,7 @@ bool sk_supervisor_exited(const struct sk_runtime *rt)
         return false;
     siginfo_t info;
     memset(&info, 0, sizeof info);
-    if (waitid(P_PID, (id_t)rt->supervisor_pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
+    if (waitid(P_PID, (id_t)rt->child_pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
         return errno == ECHILD;
     return info.si_pid != 0;
 }
@@ -400,21 +445,26 @@ int sk_kill(sk_process *p)
         return SK_ESTATE;
     if (rt->finished)
         return SK_OK;
-    if (sk_supervisor_exited(rt)) { /* it finished on its own: not a kill */
-        supervisor_reap(rt);
+    if (sk_child_exited(rt)) { /* it finished on its own: not a kill */
+        child_reap(rt);
         return SK_OK;
     }
     rt->killed = true;
+    if (!rt->supervised) { /* the worker is our own unreaped child */
+        kill(rt->child_pid, SIGKILL);
+        child_reap(rt);
+        return SK_OK;
+    }
     atomic_store(&rt->sh->kill_requested, 1);
     uint64_t one = 1;
     ssize_t n = write(rt->doorbell, &one, sizeof one);
     (void)n;
-    if (!supervisor_wait_exit(rt, sk_now_ns() + SK_NS_PER_SEC)) {
+    if (!child_wait_exit(rt, sk_now_ns() + SK_NS_PER_SEC)) {
         int worker_pidfd = worker_pidfd_open(rt);
-        kill(rt->supervisor_pid, SIGKILL); /* our unreaped child: the pid is ours */
+        kill(rt->child_pid, SIGKILL); /* our unreaped child: the pid is ours */
         worker_kill_and_wait(rt, worker_pidfd);
     }
-    supervisor_reap(rt);
+    child_reap(rt);
     return SK_OK;
 }
 
@@ -439,7 +489,7 @@ bool sk_alive(const sk_process *p)
     const struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
         return rt->role == SK_ROLE_WORKER;
-    return rt->started && !rt->finished && !sk_supervisor_exited(rt);
+    return rt->started && !rt->finished && !sk_child_exited(rt);
 }
 
 long sk_current_run(const sk_process *p)

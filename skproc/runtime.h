@@ -76,6 +76,7 @@ struct sk_shared {
 struct sk_runtime {
     enum sk_role role;
     bool started, finished, killed;
+    bool supervised; /* a supervisor sits between the parent and the worker */
     sk_config config; /* frozen copy */
 
     struct sk_shared *sh;
@@ -90,8 +91,8 @@ struct sk_runtime {
     int memfd;     /* backs sh and the rings, holds the result image past them */
     int doorbell;  /* eventfd: the worker or the parent wakes the supervisor */
     pid_t parent_pid;
-    pid_t supervisor_pid;
-    int supervisor_pidfd;
+    pid_t child_pid;  /* the parent's child: the supervisor, or the worker itself */
+    int child_pidfd;  /* when unsupervised */
     sigset_t user_sigmask;          /* the parent's mask at sk_start, for the worker */
     struct sigaction user_sigchld; /* and its SIGCHLD disposition */
 
@@ -109,13 +110,15 @@ struct sk_runtime {
 };
 
 /* process.c: the supervisor has exited (not reaped yet, or reaped). */
-bool sk_supervisor_exited(const struct sk_runtime *rt);
+bool sk_child_exited(const struct sk_runtime *rt);
 
 /* engine.c: runs in the worker; never returns. */
 _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode);
 
 /* supervisor.c: runs in the supervisor; never returns. */
 _Noreturn void sk_supervisor_main(sk_process *p);
+/* supervisor.c: runs in a fresh worker forked by forked_by; never returns. */
+_Noreturn void sk_worker_main(sk_process *p, pid_t forked_by, enum sk_engine_mode mode);
 
 /* error.c: fill an error record. */
 void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run, int code,

@@ -63,17 +63,19 @@ static bool section_is_loop(int s)
     return s == SK_PRERUN || s == SK_RUN || s == SK_POSTRUN;
 }
 
-/* Runs in the freshly forked worker, before the engine. */
-static void worker_setup(struct supervisor *s)
+/* Runs in a freshly forked worker, before the engine: it dies with the
+ * process that forked it (the supervisor, or the parent of an unsupervised
+ * process) and gets the parent's signal mask and SIGCHLD disposition. */
+_Noreturn void sk_worker_main(sk_process *p, pid_t forked_by, enum sk_engine_mode mode)
 {
-    struct sk_runtime *rt = s->rt;
+    struct sk_runtime *rt = p->rt;
     rt->role = SK_ROLE_WORKER;
-    close(s->sigchld_fd); /* the supervisor's, not the hooks' business */
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != s->self)
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != forked_by)
         _exit(127);
-    atomic_store(&s->sh->worker_pid, getpid()); /* before any hook can speak */
+    atomic_store(&rt->sh->worker_pid, getpid()); /* before any hook can speak */
     sigaction(SIGCHLD, &rt->user_sigchld, NULL);
     sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
+    sk_engine_main(p, mode);
 }
 
 static enum sup_state supervisor_finish_with(struct supervisor *s, const char *what)
@@ -98,8 +100,8 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
         return SUP_DONE;
     pid_t pid = fork();
     if (pid == 0) {
-        worker_setup(s);
-        sk_engine_main(s->p, s->mode);
+        close(s->sigchld_fd); /* the supervisor's, not the hooks' business */
+        sk_worker_main(s->p, s->self, s->mode);
     }
     if (pid < 0)
         return supervisor_finish_with(s, "could not fork the worker");

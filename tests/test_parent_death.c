@@ -143,6 +143,7 @@ static _Noreturn void intermediate(enum mode mode, int wfd, int go_fd)
         l->index = i;
         l->block_all = mode == MODE_KILL_BLOCKED;
         l->flags = flags;
+        l->base.config.lives = 2; /* supervised: intermediate -> supervisor -> worker */
         if (sk_start(&l->base) != SK_OK)
             _exit(12);
     }

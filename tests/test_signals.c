@@ -565,6 +565,7 @@ static void test_supervisor_ignores_stray_signals(void **state)
     (void)state;
     assert_true(skt_no_children());
     talker *t = talker_new(ACT_LOOP, 0);
+    t->base.config.lives = 2; /* lives > 1: the process has a supervisor */
     assert_rc(sk_start(&t->base), SK_OK);
     assert_true(skt_wait_running(&t->base, BOUND));
 
