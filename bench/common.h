@@ -1,0 +1,208 @@
+/*
+ * Shared helpers for the skproc benchmarks (header only: SCons builds every
+ * bench/NAME.c into its own program, so there is nothing to link).
+ *
+ * A benchmark program prints one JSON object per line on stdout, one per
+ * measurement, and nothing else there (diagnostics go to stderr):
+ *
+ *   {"type":"info","compiler":"gcc 12.2.0",...}                 (once, first)
+ *   {"area":"process start","key":"start.raw","name":"...","unit":"us",
+ *    "value":41.2,"median":41.2,"min":38.0,"max":95.1,"mean":43.0,"n":2000}
+ *
+ * "value" is the number bench/run.py keeps for one repetition (one run of
+ * the program); "median".."n" describe the ops inside that repetition.
+ * bench/README.md has the whole format. Flags every program accepts:
+ *   --quick      fewer operations (the whole quick suite must stay well
+ *                under a minute)
+ *   --ops N      override the operation count of every measurement
+ * and may add boolean flags of its own (bench_parse's extra list).
+ */
+#ifndef SKPROC_BENCH_COMMON_H
+#define SKPROC_BENCH_COMMON_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define BENCH_NS_PER_SEC INT64_C(1000000000)
+
+static inline int64_t bench_now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * BENCH_NS_PER_SEC + ts.tv_nsec;
+}
+
+/* ------------------------------------------------------------- options */
+
+struct bench_opts {
+    bool quick;
+    long ops;        /* 0: each measurement's own default */
+    unsigned extras; /* bit i: the program's extra flag i was given */
+};
+
+static inline void bench_usage(const char *prog, const char *const *extra, FILE *to)
+{
+    fprintf(to, "usage: %s [--quick] [--ops N]", prog);
+    for (size_t i = 0; extra != NULL && extra[i] != NULL; i++)
+        fprintf(to, " [%s]", extra[i]);
+    fprintf(to, "\nPrints one JSON object per measurement on stdout (see bench/README.md).\n");
+}
+
+/* extra: a NULL-terminated list of the program's own boolean flags (at
+ * most 32), or NULL; each one given sets its bit in extras. */
+static inline struct bench_opts bench_parse(int argc, char **argv, const char *const *extra)
+{
+    struct bench_opts o = {false, 0, 0};
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--quick") == 0) {
+            o.quick = true;
+            continue;
+        }
+        if (strcmp(argv[i], "--ops") == 0 && i + 1 < argc) {
+            char *end;
+            errno = 0;
+            o.ops = strtol(argv[++i], &end, 10);
+            if (errno != 0 || *end != '\0' || o.ops <= 0) {
+                fprintf(stderr, "%s: --ops wants a positive integer\n", argv[0]);
+                exit(2);
+            }
+            continue;
+        }
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+            bench_usage(argv[0], extra, stdout);
+            exit(0);
+        }
+        bool known = false;
+        for (unsigned k = 0; extra != NULL && extra[k] != NULL && k < 32; k++) {
+            if (strcmp(argv[i], extra[k]) == 0) {
+                o.extras |= 1u << k;
+                known = true;
+            }
+        }
+        if (!known) {
+            bench_usage(argv[0], extra, stderr);
+            exit(2);
+        }
+    }
+    return o;
+}
+
+/* The operation count of one measurement: --ops wins, then quick/normal. */
+static inline long bench_ops(const struct bench_opts *o, long normal, long quick)
+{
+    if (o->ops > 0)
+        return o->ops;
+    return o->quick ? quick : normal;
+}
+
+/* Stops a checked call that must not fail with a message on stderr. */
+#define BENCH_CHECK(cond, what)                                                                    \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "bench: %s failed at %s:%d (errno %d: %s)\n", (what), __FILE__,        \
+                    __LINE__, errno, strerror(errno));                                             \
+            exit(1);                                                                               \
+        }                                                                                          \
+    } while (0)
+
+/* ---------------------------------------------------------- statistics */
+
+struct bench_stats {
+    double median, min, max, mean;
+    long n;
+};
+
+static inline int bench_cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts v in place. */
+static inline struct bench_stats bench_summarize(double *v, long n)
+{
+    struct bench_stats s = {0, 0, 0, 0, n};
+    if (n <= 0)
+        return s;
+    qsort(v, (size_t)n, sizeof v[0], bench_cmp_double);
+    double sum = 0;
+    for (long i = 0; i < n; i++)
+        sum += v[i];
+    s.min = v[0];
+    s.max = v[n - 1];
+    s.mean = sum / (double)n;
+    s.median = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+    return s;
+}
+
+/* --------------------------------------------------------------- output */
+
+/* Writes s as a JSON string (the names we print are plain ASCII). */
+static inline void bench_json_string(const char *s)
+{
+    putchar('"');
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            printf("\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            printf("\\u%04x", (unsigned char)*s);
+        else
+            putchar(*s);
+    }
+    putchar('"');
+}
+
+/* The compiler that built this program, for the report's header. */
+static inline void bench_print_info(const char *program)
+{
+    printf("{\"type\":\"info\",\"program\":");
+    bench_json_string(program);
+    printf(",\"compiler\":");
+#if defined(__clang__)
+    bench_json_string("clang " __clang_version__);
+#elif defined(__GNUC__)
+    bench_json_string("gcc " __VERSION__);
+#else
+    bench_json_string("unknown");
+#endif
+#if defined(__OPTIMIZE__)
+    printf(",\"optimized\":true");
+#else
+    printf(",\"optimized\":false");
+#endif
+    printf("}\n");
+    fflush(stdout);
+}
+
+/*
+ * One measurement line. value is what run.py keeps for this repetition;
+ * st (may be NULL) describes the ops inside it; extra (may be NULL) is
+ * spliced in as more JSON members, e.g. "\"mem_mb\":256".
+ */
+static inline void bench_emit(const char *area, const char *key, const char *name, const char *unit,
+                              double value, const struct bench_stats *st, const char *extra)
+{
+    printf("{\"area\":");
+    bench_json_string(area);
+    printf(",\"key\":");
+    bench_json_string(key);
+    printf(",\"name\":");
+    bench_json_string(name);
+    printf(",\"unit\":");
+    bench_json_string(unit);
+    printf(",\"value\":%.6g", value);
+    if (st != NULL)
+        printf(",\"median\":%.6g,\"min\":%.6g,\"max\":%.6g,\"mean\":%.6g,\"n\":%ld", st->median,
+               st->min, st->max, st->mean, st->n);
+    if (extra != NULL && *extra)
+        printf(",%s", extra);
+    printf("}\n");
+    fflush(stdout);
+}
+
+#endif

@@ -1,0 +1,843 @@
+#!/usr/bin/env python3
+"""Run skproc's benchmarks and their baselines, and write the report.
+
+    python3 bench/run.py --build-dir build/default [--quick]
+    scons bench [quick=1]                      (the same, after building)
+
+Every program in BENCHES runs R times (R = 5, quick: 2), interleaved so that
+a slow moment of the machine does not hit one program only. Each run prints
+JSON lines (bench/README.md); the "value" of a measurement in one run is one
+repetition. The report gives, per measurement, the median of the
+repetitions with their min and max, the ratio to its baseline measured in
+this same run, and whether its target is met.
+
+Writes bench/results/latest.json (machine-readable) and the Markdown report:
+docs/performance.md after a full run, bench/results/performance.md after a
+quick one (rough numbers should not replace the published ones). Exit
+status: 0 when every program ran (a target missed is a finding, not a
+failure), 1 when a program failed, 2 on bad usage.
+
+Standard library only: CI may have nothing but Debian's python3.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+# ------------------------------------------------------------------ registry
+#
+# One entry per program run. To add a benchmark, write bench/<name>.c (SCons
+# builds it into BUILD/bench/<name>) or bench/<name>.py, and append an entry:
+#
+#   name     label in the output, unique
+#   c / py   the program: a C benchmark's name in BUILD/bench, or a Python
+#            script in bench/ (run with the interpreter running this script)
+#   args     extra arguments (--quick is added in quick mode)
+#   env      extra environment variables
+#   suffix   appended to every key the program prints (and to the baselines
+#            it names), so that one program can run twice under different
+#            conditions
+#   label    appended to every row name (with suffix)
+#   timeout  seconds per run, normal and quick
+#   rows     per measurement key: the baseline and the target.
+#              baseline    the key of the row this one is compared with (a
+#                          program may also name it in its JSON: "baseline")
+#              max_ratio   met when value / baseline <  max_ratio
+#              min_ratio   met when value / baseline >= min_ratio
+#              max_value   met when value < max_value (in the row's unit)
+#              target      the target as shown in the report
+#
+BENCHES = [
+    {
+        'name': 'bench_start',
+        'c': 'bench_start',
+        'timeout': (900, 120),
+        'rows': {
+            'start.raw2': {'baseline': 'start.raw'},
+            'start.skproc': {'baseline': 'start.raw', 'max_ratio': 3.0,
+                             'target': '< 3x raw fork'},
+        },
+    },
+    {
+        'name': 'py_start',
+        'py': 'py_start.py',
+        'timeout': (900, 120),
+        'rows': {
+            'start.python': {'baseline': 'start.skproc', 'min_ratio': 10.0,
+                             'target': '>= 10x skproc (skproc 10x faster)'},
+        },
+    },
+    {
+        'name': 'bench_start (LD_BIND_NOW=1)',
+        'c': 'bench_start',
+        'args': ['--plain-only'],
+        'env': {'LD_BIND_NOW': '1'},
+        'suffix': '@bindnow',
+        'label': ' [LD_BIND_NOW=1]',  # appended to names and short names
+        'timeout': (300, 60),
+        'rows': {
+            'start.raw2@bindnow': {'baseline': 'start.raw@bindnow'},
+            'start.skproc@bindnow': {'baseline': 'start.raw@bindnow'},
+        },
+    },
+    {
+        'name': 'bench_loop',
+        'c': 'bench_loop',
+        'timeout': (600, 60),
+        'rows': {
+            'loop.skproc': {'baseline': 'loop.raw', 'max_value': 250.0, 'target': '< 250 ns'},
+        },
+    },
+    # Pools (docs/pool.md): raw_pool.c is the physical floor of a map (forked
+    # workers fed batches over pipes), bench_pool.c skproc's pool, py_pool.py
+    # multiprocessing.Pool.map. Items per second are higher-is-better, so
+    # Python's row carries the 10x target as a ratio below 0.1.
+    {
+        'name': 'raw_pool',
+        'c': 'raw_pool',
+        'timeout': (300, 60),
+    },
+    {
+        'name': 'bench_pool',
+        'c': 'bench_pool',
+        'timeout': (600, 60),
+        'rows': {
+            'pool.map.skproc': {'baseline': 'pool.map.raw', 'min_ratio': 0.5,
+                                'target': '>= 0.5x raw batched pipe pool'},
+            'pool.one.skproc': {'baseline': 'pool.one.raw', 'max_value': 50.0,
+                                'target': '< 50 us'},
+            'pool.cpu.wall': {'baseline': 'pool.cpu.ideal', 'max_ratio': 1 / 0.9,
+                              'target': 'efficiency >= 90% (< 1.11x ideal)'},
+        },
+    },
+    {
+        'name': 'py_pool',
+        'py': 'py_pool.py',
+        'timeout': (600, 60),
+        'rows': {
+            'pool.map.python': {'baseline': 'pool.map.skproc', 'max_ratio': 0.1,
+                                'target': '< 0.1x skproc (skproc 10x Python)'},
+        },
+    },
+]
+
+REPS = (5, 2)  # normal, quick
+
+# Prose the report prints under an area's heading, keyed by area.
+AREA_NOTES = {
+    'process start': (
+        'One op starts a process and gets one 64-bit value back from it: for skproc, '
+        '`sk_init` + `sk_start` + `sk_result(p, "I", &v)` + `sk_release` of a class whose run '
+        'hook runs once (`runs = 1`) and whose result hook `sk_return`s an `int64_t`. The '
+        'raw floor is `pipe2` + `fork`, the child `write`s 8 bytes and `_exit`s, the parent '
+        '`read`s and `waitpid`s. A process that needs a supervisor (for timeouts, restarts, '
+        '`join_in` or an error hook) is a supervisor that forks the worker: the *supervised* '
+        'row is the same class with `lives = 2`, and the *raw double fork* row (the same raw '
+        'op with the write done by a grandchild) is its floor. Python: `multiprocessing.Queue()` + '
+        '`Process(target=put one int).start()` + `q.get()` + `join()`, with the default start '
+        'method. Each repetition times every op on its own and keeps the median op; '
+        '"faults/op" is minor page faults per op, parent and reaped descendants together.'),
+    'run loop': (
+        'Per-iteration cost of an empty timed loop. skproc: a class with only `run` '
+        '(returns 0) and `runs` = N; the wall time from `sk_start` to `sk_wait`\'s return, '
+        'minus the start-to-reaped time of a `runs = 1` process (measured separately, '
+        'median), divided by N. The raw floor does the same in a forked child: '
+        '`clock_gettime(CLOCK_MONOTONIC)`, an empty function through a function pointer, '
+        '`clock_gettime`. The run timer row is skproc\'s own `sk_timer_mean(SK_RUN)`: the '
+        'time inside the hook as skproc measures it.'),
+}
+
+
+def note_start_skproc(rows, info):
+    raw, sk = rows.get('start.raw'), rows.get('start.skproc')
+    if not (raw and sk):
+        return None
+    budget = 3 * raw.median
+    return ('3x the raw fork is %s us; skproc took %s us, %s us more. See *Where skproc\'s '
+            'start-up time goes*.' % (fmt_num(budget), fmt_num(sk.median),
+                                      fmt_num(sk.median - budget)))
+
+
+def note_start_python(rows, info):
+    py, raw, sk = rows.get('start.python'), rows.get('start.raw'), rows.get('start.skproc')
+    if not (py and raw and sk):
+        return None
+    need = py.median / py.spec.get('min_ratio', 10.0)
+    split = info.get('start.skproc.faults') or {}
+    floor = rows.get('start.raw2') if split.get('forks') == 2 else raw
+    if floor is None:
+        return None
+    what = 'a raw double fork' if floor is not raw else 'a raw fork'
+    if need <= floor.median:
+        verdict = ('below the %s us of %s, the floor of how skproc started this process: '
+                   'trimming skproc cannot reach it on this machine' % (fmt_num(floor.median),
+                                                                       what))
+    else:
+        verdict = ('%s us above the %s us of %s, the floor of how skproc started this process, '
+                   'while skproc spent %s us above it'
+                   % (fmt_num(need - floor.median), fmt_num(floor.median), what,
+                      fmt_num(sk.median - floor.median)))
+    return 'For 10x, skproc would have to start in %s us: %s.' % (fmt_num(need), verdict)
+
+
+# Extra explanation under *Short of target*, per key, when that row misses.
+SHORT_NOTES = {
+    'start.skproc': note_start_skproc,
+    'start.python': note_start_python,
+}
+
+# ------------------------------------------------------------------- helpers
+
+def log(msg):
+    sys.stderr.write(msg + '\n')
+    sys.stderr.flush()
+
+
+def read_text(path, default=''):
+    try:
+        with open(path) as f:
+            return f.read()
+    except OSError:
+        return default
+
+
+def command_output(cmd, cwd=ROOT):
+    try:
+        return subprocess.run(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                              universal_newlines=True, timeout=20).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return ''
+
+
+def machine_info():
+    cpuinfo = read_text('/proc/cpuinfo')
+    m = re.search(r'^model name\s*:\s*(.+)$', cpuinfo, re.M)
+    cpu = m.group(1).strip() if m else platform.processor() or 'unknown'
+    flags = re.search(r'^flags\s*:\s*(.+)$', cpuinfo, re.M)
+    virtual = bool(flags and ' hypervisor' in ' ' + flags.group(1) + ' ')
+    mem = re.search(r'^MemTotal:\s*(\d+) kB', read_text('/proc/meminfo'), re.M)
+    thp = re.search(r'\[(\w+)\]', read_text('/sys/kernel/mm/transparent_hugepage/enabled'))
+    clock = read_text('/sys/devices/system/clocksource/clocksource0/current_clocksource').strip()
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        usable = None
+    rev = command_output(['git', 'rev-parse', '--short', 'HEAD'])
+    dirty = bool(command_output(['git', 'status', '--porcelain', '--untracked-files=no']))
+    return {
+        'cpu': cpu,
+        'cores': os.cpu_count(),
+        'cores_usable': usable,
+        'virtual_machine': virtual,
+        'memory_gb': round(int(mem.group(1)) / 1048576, 1) if mem else None,
+        'kernel': '%s %s %s' % (platform.system(), platform.release(), platform.machine()),
+        'transparent_hugepages': thp.group(1) if thp else 'unknown',
+        'clocksource': clock or 'unknown',
+        'cc_env': os.environ.get('CC', ''),
+        'run_py_python': platform.python_version(),
+        'git': (rev + (' (with uncommitted changes)' if dirty else '')) if rev else 'unknown',
+        'date': datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC'),
+    }
+
+
+def shown(path):
+    """path relative to the repository when inside it."""
+    path = os.path.abspath(path)
+    return os.path.relpath(path, ROOT) if path.startswith(ROOT + os.sep) else path
+
+
+def loadavg():
+    try:
+        return ' '.join('%.2f' % x for x in os.getloadavg())
+    except OSError:
+        return 'unknown'
+
+
+def fmt_num(v):
+    if v is None:
+        return '-'
+    a = abs(v)
+    if a >= 1000:
+        return '{:,.0f}'.format(v)
+    if a >= 10:
+        return '%.1f' % v
+    return '%.2f' % v
+
+
+def bench_command(bench, build_dir, quick):
+    if 'c' in bench:
+        cmd = [os.path.join(build_dir, 'bench', bench['c'])]
+    else:
+        cmd = [sys.executable, os.path.join(ROOT, 'bench', bench['py'])]
+    cmd += list(bench.get('args', []))
+    if quick:
+        cmd.append('--quick')
+    return cmd
+
+
+# ------------------------------------------------------------------- running
+
+class Row:
+    """One measurement key across the repetitions."""
+
+    def __init__(self, key, first):
+        self.key = key
+        self.area = first['area']
+        self.name = first['name']
+        self.short = first.get('short') or first['name']
+        self.unit = first['unit']
+        self.table = first.get('table', '')
+        self.baseline = first.get('baseline')
+        self.reps = []     # the value of each repetition
+        self.details = []  # each repetition's whole JSON object
+        self.spec = {}
+        self.ratio = None
+        self.met = None
+
+    def add(self, obj):
+        self.reps.append(float(obj['value']))
+        self.details.append(obj)
+
+    @property
+    def median(self):
+        return statistics.median(self.reps) if self.reps else None
+
+    def detail_median(self, field):
+        vals = [float(d[field]) for d in self.details if d.get(field) is not None]
+        return statistics.median(vals) if vals else None
+
+
+def run_once(bench, cmd, timeout, rows, order, infos, failures, rep):
+    env = dict(os.environ)
+    env.update(bench.get('env', {}))
+    suffix = bench.get('suffix', '')
+    label = bench.get('label', '')
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        failures.append('%s (repetition %d): timed out after %ds' % (bench['name'], rep, timeout))
+        log('  %-28s TIMEOUT after %ds' % (bench['name'], timeout))
+        return
+    except OSError as e:
+        failures.append('%s (repetition %d): cannot run %s: %s'
+                        % (bench['name'], rep, shlex.join(cmd), e))
+        log('  %-28s cannot run: %s' % (bench['name'], e))
+        return
+    took = time.monotonic() - t0
+    got = 0
+    for line in proc.stdout.splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            obj = json.loads(line)
+        except ValueError:
+            failures.append('%s: not a JSON line: %r' % (bench['name'], line[:200]))
+            continue
+        if obj.get('type') == 'info':
+            # Keyed info (a detail to report, not a row) or the program's own.
+            infos.setdefault(obj['key'] + suffix if obj.get('key') else bench['name'], obj)
+            continue
+        if not all(k in obj for k in ('area', 'key', 'name', 'unit')) or (
+                'value' not in obj and 'median' not in obj and 'samples' not in obj):
+            failures.append('%s: a measurement without area/key/name/unit/value: %r'
+                            % (bench['name'], line[:200]))
+            continue
+        if 'value' not in obj:
+            obj['value'] = obj['median'] if 'median' in obj else statistics.median(obj['samples'])
+        obj['key'] += suffix
+        obj['name'] += label
+        if obj.get('short'):
+            obj['short'] += label
+        if obj.get('baseline'):
+            obj['baseline'] += suffix
+        row = rows.get(obj['key'])
+        if row is None:
+            row = rows[obj['key']] = Row(obj['key'], obj)
+            row.spec = dict(bench.get('rows', {}).get(obj['key'], {}))
+            if row.spec.get('baseline'):
+                row.baseline = row.spec['baseline']
+            order.append(obj['key'])
+        row.add(obj)
+        got += 1
+    if proc.returncode != 0:
+        err = proc.stderr.strip().splitlines()[-3:]
+        failures.append('%s (repetition %d): exit status %d%s'
+                        % (bench['name'], rep, proc.returncode,
+                           (': ' + ' / '.join(err)) if err else ''))
+        log('  %-28s FAILED (exit %d) %s' % (bench['name'], proc.returncode, ' / '.join(err)))
+    else:
+        log('  %-28s %2d measurements in %5.1fs' % (bench['name'], got, took))
+
+
+def paired_ratio(row, base):
+    """row / base: the median of the per-repetition ratios when both have
+    every repetition (a busy moment of the machine then cancels out), else
+    the ratio of the medians."""
+    if not row.reps or not base.reps:
+        return None
+    if len(base.reps) == len(row.reps) and all(base.reps):
+        return statistics.median(v / b for v, b in zip(row.reps, base.reps))
+    return row.median / base.median if base.median else None
+
+
+def evaluate(rows):
+    for row in rows.values():
+        base = rows.get(row.baseline) if row.baseline else None
+        if base is not None:
+            row.ratio = paired_ratio(row, base)
+        spec = row.spec
+        checks = []
+        if 'max_ratio' in spec:
+            checks.append(row.ratio is not None and row.ratio < spec['max_ratio'])
+        if 'min_ratio' in spec:
+            checks.append(row.ratio is not None and row.ratio >= spec['min_ratio'])
+        if 'max_value' in spec:
+            checks.append(row.median is not None and row.median < spec['max_value'])
+        row.met = all(checks) if checks else None
+
+
+# ------------------------------------------------------------------- report
+
+def ratio_text(row, rows):
+    if row.ratio is None:
+        return '-'
+    return '%.2fx %s' % (row.ratio, rows[row.baseline].short)
+
+
+def target_text(row):
+    spec = row.spec
+    if 'target' in spec:
+        return spec['target']
+    parts = []
+    if 'max_ratio' in spec:
+        parts.append('< %gx baseline' % spec['max_ratio'])
+    if 'min_ratio' in spec:
+        parts.append('>= %gx baseline' % spec['min_ratio'])
+    if 'max_value' in spec:
+        parts.append('< %g %s' % (spec['max_value'], row.unit))
+    return ', '.join(parts) or '-'
+
+
+def met_text(row):
+    return '-' if row.met is None else ('yes' if row.met else '**no**')
+
+
+def md_table(rows, keys):
+    has_faults = any(rows[k].detail_median('minflt') is not None for k in keys)
+    head = ['measurement', 'median', 'min', 'max', 'unit', 'ratio vs baseline', 'target', 'met?']
+    if has_faults:
+        head.append('faults/op')
+    out = ['| ' + ' | '.join(head) + ' |',
+           '|' + '|'.join(['---', '--:', '--:', '--:', '---', '---', '---', '---']
+                          + (['--:'] if has_faults else [])) + '|']
+    for k in keys:
+        r = rows[k]
+        cells = [r.name, fmt_num(r.median), fmt_num(min(r.reps)), fmt_num(max(r.reps)), r.unit,
+                 ratio_text(r, rows), target_text(r), met_text(r)]
+        if has_faults:
+            cells.append(fmt_num(r.detail_median('minflt')))
+        out.append('| ' + ' | '.join(cells) + ' |')
+    return out
+
+
+def memory_section(rows, order):
+    """What the parent-memory sweep shows, and what to do about it."""
+    plain = []
+    for k in order:
+        r = rows[k]
+        d = r.details[0] if r.details else {}
+        if 'mem_mb' in d and not d.get('huge_pages') and not k.endswith('@bindnow'):
+            plain.append(int(d['mem_mb']))
+    sizes = sorted(set(plain))
+    points = [(mb, rows['start.mem%d.raw' % mb], rows['start.mem%d.skproc' % mb],
+               rows.get('start.mem%d.skproc.sup' % mb)) for mb in sizes
+              if 'start.mem%d.raw' % mb in rows and 'start.mem%d.skproc' % mb in rows]
+    out = []
+    if len(points) >= 2:
+        (mb0, raw0, sk0, sup0), (mb1, raw1, sk1, sup1) = points[0], points[-1]
+
+        def per_gb(r0, r1):
+            return (r1.median - r0.median) / (mb1 - mb0) * 1024 / 1000
+
+        text = ('In this run every GB the parent had touched added about %.1f ms to a raw fork '
+                'and %.1f ms to an skproc start' % (per_gb(raw0, raw1), per_gb(sk0, sk1)))
+        if sup0 and sup1:
+            text += ', %.1f ms to a supervised one' % per_gb(sup0, sup1)
+        text += (' (%d MB: %s us, %s us%s). fork() copies the parent\'s page tables and the '
+                 'child tears its copy down when it exits, so the cost grows with the parent\'s '
+                 'resident memory, not with what the child does.'
+                 % (mb1, fmt_num(raw1.median), fmt_num(sk1.median),
+                    (', %s us' % fmt_num(sup1.median)) if sup1 else ''))
+        if sup1:
+            text += (' A supervised process pays it twice, %.2fx the raw fork at %d MB against '
+                     '%.2fx for the plain one: its supervisor is a fork of the parent and the '
+                     'worker a fork of the supervisor.'
+                     % (sup1.ratio or paired_ratio(sup1, raw1), mb1,
+                        sk1.ratio or paired_ratio(sk1, raw1)))
+        out.append(text)
+        out.append('')
+        huge = [rows.get('start.mem%dh.%s' % (mb1, k)) for k in ('raw', 'skproc', 'skproc.sup')]
+        if huge[0] and huge[1]:
+            huge_mb = huge[1].details[0].get('anon_huge_mb', -1)
+            out.append(
+                'The same %d MB in transparent huge pages (`madvise(MADV_HUGEPAGE)`; the kernel '
+                'backed %s MB of the parent with them) cost %s us to a raw fork and %s us to an '
+                'skproc start%s: one page-table entry per 2 MB instead of one per 4 kB.'
+                % (mb1, huge_mb if huge_mb >= 0 else '?', fmt_num(huge[0].median),
+                   fmt_num(huge[1].median),
+                   (' (%s us supervised)' % fmt_num(huge[2].median)) if huge[2] else ''))
+            out.append('')
+    out.append('What a user can do about it:')
+    out.append('')
+    out.append('- **Start processes early**, before the parent allocates its big buffers: a '
+               'process started while the parent is small stays cheap to start, whatever the '
+               'parent allocates afterwards.')
+    out.append('- **Keep the parent small**: let the children allocate and load their own '
+               'data in `prerun` or the first `run` instead of inheriting it, and free big '
+               'parent buffers before starting more processes.')
+    out.append('- **Reuse processes** for many short jobs instead of starting one per job: a '
+               'long-running process fed with messages pays the start once, and the worker '
+               'pool (`sk_pool`, docs/pool.md) does this for you.')
+    out.append('- **Use huge pages for big buffers**: where transparent huge pages are enabled '
+               '(`always` or `madvise` in /sys/kernel/mm/transparent_hugepage/enabled; this '
+               'machine: `{thp}`), `madvise(buf, len, MADV_HUGEPAGE)` on a large buffer before '
+               'touching it makes every later fork far cheaper, as measured above.')
+    return out
+
+
+def where_time_goes(rows, info):
+    raw, raw2, sk = rows.get('start.raw'), rows.get('start.raw2'), rows.get('start.skproc')
+    if not (raw and raw2 and sk):
+        return []
+    out = ['## Where skproc\'s start-up time goes', '']
+    f_raw, f_raw2, f_sk = (r.detail_median('minflt') for r in (raw, raw2, sk))
+    sup = rows.get('start.skproc.sup')
+    split, split_sup = info.get('start.skproc.faults'), info.get('start.skproc.sup.faults')
+    forks = split.get('forks') if split else None
+    how = {1: 'the parent forked the worker itself (one fork)',
+           2: 'a supervisor forked the worker (two forks)'}
+    text = '- **Forks.** '
+    if forks in how:
+        text += 'For the plain process %s. ' % how[forks]
+    text += ('skproc\'s start+result took %s us, %.2fx the raw fork and %.2fx a raw double '
+             'fork (%s us).' % (fmt_num(sk.median), paired_ratio(sk, raw), paired_ratio(sk, raw2),
+                                fmt_num(raw2.median)))
+    if sup:
+        text += (' Supervised, it took %s us: %.2fx the raw double fork, the floor of a worker '
+                 'forked by a supervisor.' % (fmt_num(sup.median), paired_ratio(sup, raw2)))
+    out.append(text)
+    if f_raw and f_raw2 and f_sk:
+        out.append(
+            '- **Page faults.** A fresh process shares the parent\'s memory copy-on-write and '
+            'refaults the code and library pages it runs, page by page; on a virtual machine '
+            'faults are much of a fork\'s cost. Per op: %s minor faults for a raw fork, %s for '
+            'the double fork, %s for skproc%s. A profile (`perf record -e minor-faults`) puts '
+            'skproc\'s extra ones in the status page (a shared memfd that also holds the '
+            'timers, faulted in by every process that touches it), copy-on-write copies of the '
+            'pages the worker (and supervisor) write, and lazy symbol binding (next point).'
+            % (fmt_num(f_raw), fmt_num(f_raw2), fmt_num(f_sk),
+               (', %s supervised' % fmt_num(sup.detail_median('minflt')))
+               if sup and sup.detail_median('minflt') is not None else ''))
+        for label, sp in (('plain', split), ('supervised', split_sup)):
+            if not sp:
+                continue
+            bn = info.get(('start.skproc.faults' if sp is split else 'start.skproc.sup.faults')
+                          + '@bindnow')
+            out.append(
+                '  Split by process, %s (an instrumented start, not timed): the parent %s (%s of '
+                'them in `sk_start`), the worker up to its result hook %s, the rest (%sthe '
+                'worker\'s result hook and exit) %s%s.'
+                % (label, fmt_num(sp['parent']), fmt_num(sp['parent_start']),
+                   fmt_num(sp['worker_to_result_hook']),
+                   'the supervisor, ' if sp.get('forks') == 2 else '', fmt_num(sp['rest']),
+                   (' (with `LD_BIND_NOW=1`: worker %s, rest %s)'
+                    % (fmt_num(bn['worker_to_result_hook']), fmt_num(bn['rest']))) if bn else ''))
+    bn_raw, bn_sk = rows.get('start.raw@bindnow'), rows.get('start.skproc@bindnow')
+    if bn_raw and bn_sk:
+        out.append(
+            '- **Lazy binding.** The worker (and the supervisor) call libc functions the parent '
+            'never called (`prctl`, `getppid`, `waitid`, `pwrite`, ...), and each fresh process '
+            'resolves them through the dynamic linker again: symbol lookups plus a '
+            'copy-on-write fault on the GOT. With `LD_BIND_NOW=1` (or linking the program with '
+            '`-Wl,-z,now`) skproc\'s start took %s us instead of %s (%+.0f%%, paired by '
+            'repetition) and the raw fork %s us instead of %s; skproc / raw was %.2fx.'
+            % (fmt_num(bn_sk.median), fmt_num(sk.median), (paired_ratio(bn_sk, sk) - 1) * 100,
+               fmt_num(bn_raw.median), fmt_num(raw.median), paired_ratio(bn_sk, bn_raw)))
+    out.append('')
+    return out
+
+
+def markdown(meta, rows, order, failures):
+    info = meta['programs']
+    compilers = sorted({i['compiler'].strip() for i in info.values() if i.get('compiler')})
+    py = info.get('py_start', {})
+    m = meta['machine']
+    cores = '%s' % m['cores']
+    if m.get('cores_usable') and m['cores_usable'] != m['cores']:
+        cores += ' (%s usable by this run)' % m['cores_usable']
+    mode = ('full: %d repetitions' % meta['reps'] if not meta['quick']
+            else 'quick: %d repetitions, fewer ops (rough numbers)' % meta['reps'])
+    L = ['# skproc performance', '',
+         '<!-- Generated by bench/run.py from a real run. Do not edit by hand: run '
+         '`scons bench` to regenerate it. -->', '',
+         'Measured on %s. Numbers from another machine will differ; the ratios to the baselines '
+         'measured in the same run are what carries over.' % m['date'], '',
+         '## Machine', '',
+         '| | |', '|---|---|',
+         '| CPU | %s, %s cores%s |' % (m['cpu'], cores,
+                                     ' (virtual machine)' if m['virtual_machine'] else ''),
+         '| Memory | %s GB |' % m['memory_gb'],
+         '| Kernel | %s |' % m['kernel'],
+         '| Compiler | %s%s, `-O2`, programs linked with the static `libskproc.a` |'
+         % (', '.join(compilers) or 'unknown', (' (CC=%s)' % m['cc_env']) if m['cc_env'] else ''),
+         '| Python | %s %s, multiprocessing start method `%s` |'
+         % (py.get('implementation', 'CPython'), py.get('python', m['run_py_python']),
+            py.get('start_method', '?')),
+         '| Transparent huge pages | %s |' % m['transparent_hugepages'],
+         '| Clock source | %s |' % m['clocksource'],
+         '| skproc | git %s |' % m['git'],
+         '| Run | %s, %s |' % (mode, m['date']),
+         '',
+         '## How to reproduce', '',
+         '```sh',
+         'scons bench            # build, run everything (a few minutes), rewrite this file',
+         'scons bench quick=1    # under a minute; writes bench/results/performance.md instead',
+         'python3 bench/run.py --build-dir build/default [--quick]   # the same, already built',
+         '```', '',
+         'Raw results: `bench/results/latest.json`. How it works and how to add a benchmark: '
+         '`bench/README.md`.', '',
+         '## Method', '',
+         'Every benchmark program runs %d times (repetitions), the programs interleaved. A '
+         'row\'s *median*, *min* and *max* are over the repetitions\' values; a repetition\'s '
+         'value is itself the median of its many ops where the row times ops one by one. '
+         '*Ratio vs baseline* is the median over the repetitions of this row\'s value divided '
+         'by the baseline\'s value in the same repetition (the C benchmarks also alternate '
+         'their kinds of op, raw, skproc, raw, ..., so that the machine\'s load hits both '
+         'alike). A target missed is listed under *Short of target*, not hidden. Load average '
+         'when the run started: %s (1, 5, 15 minutes; the run itself then keeps one or two '
+         'cores busy). A busy machine makes every number worse; the ratios suffer less.'
+         % (meta['reps'], meta.get('loadavg_start', 'unknown')),
+         '']
+    areas = []
+    for k in order:
+        if rows[k].area not in areas:
+            areas.append(rows[k].area)
+    for area in areas:
+        L += ['## ' + area[0].upper() + area[1:], '']
+        if area in AREA_NOTES:
+            L += [AREA_NOTES[area], '']
+        tables = []
+        for k in order:
+            r = rows[k]
+            if r.area == area and r.table not in tables:
+                tables.append(r.table)
+        for table in tables:
+            keys = [k for k in order if rows[k].area == area and rows[k].table == table]
+            if table:
+                L += ['### %s: %s' % (area[0].upper() + area[1:], table), '']
+            if table == 'parent memory':
+                L += ['Start-up time while the parent has touched (malloc + memset) that much '
+                      'heap, then the largest size again in huge pages; the ratio is to the raw '
+                      'fork in the same conditions. Fewer ops per repetition here (a time budget '
+                      'per size).', '']
+            L += md_table(rows, keys)
+            if table == 'parent memory':
+                L.append('')
+                L += [line.replace('{thp}', m['transparent_hugepages'])
+                      for line in memory_section(rows, order)]
+            L.append('')
+        if area == 'process start':
+            L += where_time_goes(rows, meta.get('programs', {}))
+
+    L += ['## Short of target', '']
+    short = [rows[k] for k in order if rows[k].met is False]
+    for r in short:
+        L.append('- **%s**: %s %s, %s; target %s.'
+                 % (r.name, fmt_num(r.median), r.unit, ratio_text(r, rows), target_text(r)))
+        note = SHORT_NOTES.get(r.key, lambda rows, info: None)(rows, meta.get('programs', {}))
+        if note:
+            L.append('  ' + note)
+    for f in failures:
+        L.append('- **Failed**: %s' % f)
+    if not short and not failures:
+        L.append('None: every target was met in this run.')
+    L.append('')
+    return '\n'.join(L)
+
+
+def text_summary(rows, order):
+    out = []
+    for k in order:
+        r = rows[k]
+        out.append('%-58s %10s %-3s  %-34s %s'
+                   % (r.name[:58], fmt_num(r.median), r.unit,
+                      ('%.2fx %s' % (r.ratio, r.baseline)) if r.ratio is not None else '',
+                      '' if r.met is None else ('target met' if r.met else 'SHORT OF TARGET')))
+    return '\n'.join(out)
+
+
+# ---------------------------------------------------------------------- main
+
+def rows_from_json(result):
+    """Rebuilds the rows of a saved run (for --from-json)."""
+    rows, order = {}, []
+    for m in result['measurements']:
+        first = dict(m['details'][0]) if m.get('details') else {}
+        first.update({'area': m['area'], 'name': m['name'], 'unit': m['unit'],
+                      'table': m.get('table', ''), 'baseline': m.get('baseline')})
+        first.setdefault('short', m.get('short') or m['name'])
+        row = Row(m['key'], first)
+        spec = m.get('spec')
+        if spec is None:  # saved before specs were saved: take the registry's
+            spec = next((b['rows'][m['key']] for b in BENCHES
+                         if m['key'] in b.get('rows', {})), {})
+        row.spec = dict(spec)
+        if row.spec.get('baseline'):
+            row.baseline = row.spec['baseline']
+        row.reps = list(m['reps'])
+        row.details = list(m.get('details') or [])
+        rows[m['key']] = row
+        order.append(m['key'])
+    return rows, order
+
+
+def default_doc(quick):
+    """Quick numbers are rough: they never replace the published report."""
+    if quick:
+        return os.path.join(ROOT, 'bench', 'results', 'performance.md')
+    return os.path.join(ROOT, 'docs', 'performance.md')
+
+
+def write_doc(doc, meta, rows, order, failures):
+    os.makedirs(os.path.dirname(os.path.abspath(doc)), exist_ok=True)
+    with open(doc, 'w') as f:
+        f.write(markdown(meta, rows, order, failures))
+
+
+def main():
+    ap = argparse.ArgumentParser(description='Run the skproc benchmarks and write the report.')
+    ap.add_argument('--build-dir', default='build/default',
+                    help='the SCons variant holding bench/<name> (default: build/default)')
+    ap.add_argument('--quick', action='store_true',
+                    help='2 repetitions and fewer ops: well under a minute')
+    ap.add_argument('--reps', type=int, default=0, help='repetitions (default 5, quick 2)')
+    ap.add_argument('--only', default='',
+                    help='comma list of registry names to run (no Markdown unless --doc)')
+    ap.add_argument('--doc', default=None,
+                    help='where to write the Markdown report (default: docs/performance.md, '
+                         'quick: bench/results/performance.md)')
+    ap.add_argument('--json', default=os.path.join(ROOT, 'bench', 'results', 'latest.json'),
+                    help='where to write the JSON results')
+    ap.add_argument('--from-json', metavar='PATH',
+                    help='run nothing: write the Markdown report (--doc, default '
+                         'docs/performance.md) again from a saved results file')
+    ap.add_argument('--list', action='store_true', help='list the registry and exit')
+    args = ap.parse_args()
+
+    if args.list:
+        for b in BENCHES:
+            print('%-30s %s' % (b['name'], shlex.join(bench_command(b, args.build_dir, False))))
+        return 0
+
+    if args.from_json:
+        try:
+            with open(args.from_json) as f:
+                saved = json.load(f)
+            rows, order = rows_from_json(saved)
+        except (OSError, ValueError, KeyError, IndexError) as e:
+            log('run.py: cannot read %s: %s' % (args.from_json, e))
+            return 2
+        evaluate(rows)
+        meta = saved['meta']
+        doc = args.doc or default_doc(meta.get('quick'))
+        write_doc(doc, meta, rows, order, saved.get('failures', []))
+        log('wrote %s from %s' % (shown(doc), shown(args.from_json)))
+        return 0
+
+    build_dir = args.build_dir
+    if not os.path.isabs(build_dir) and not os.path.isdir(build_dir):
+        build_dir = os.path.join(ROOT, build_dir)
+    build_dir = os.path.abspath(build_dir)
+
+    only = [n.strip() for n in args.only.split(',') if n.strip()]
+    benches = [b for b in BENCHES if not only or b['name'] in only]
+    unknown = set(only) - {b['name'] for b in BENCHES}
+    if unknown:
+        log('run.py: unknown benchmark(s): %s (see --list)' % ', '.join(sorted(unknown)))
+        return 2
+    missing = [b for b in benches if 'c' in b
+               and not os.access(os.path.join(build_dir, 'bench', b['c']), os.X_OK)]
+    if missing:
+        log('run.py: %s not built in %s: run `scons benches` (or `scons bench`) first'
+            % (', '.join(sorted({b['c'] for b in missing})), build_dir))
+        return 2
+
+    quick = args.quick
+    reps = args.reps if args.reps > 0 else REPS[1 if quick else 0]
+    log('skproc benchmarks: %s mode, %d repetitions, programs from %s'
+        % ('quick' if quick else 'full', reps, build_dir))
+    machine = machine_info()
+    loadavg_start = loadavg()
+    rows, order, infos, failures = {}, [], {}, []
+    t0 = time.monotonic()
+    for rep in range(1, reps + 1):
+        log('repetition %d/%d' % (rep, reps))
+        for b in benches:
+            cmd = bench_command(b, build_dir, quick)
+            timeout = b.get('timeout', (600, 120))[1 if quick else 0]
+            run_once(b, cmd, timeout, rows, order, infos, failures, rep)
+    elapsed = time.monotonic() - t0
+    evaluate(rows)
+
+    meta = {'machine': machine, 'quick': quick, 'loadavg_start': loadavg_start,
+            'reps': reps, 'elapsed_s': round(elapsed, 1),
+            'programs': infos, 'build_dir': build_dir,
+            'commands': {b['name']: shlex.join(bench_command(b, build_dir, quick))
+                         for b in benches}}
+    result = {
+        'meta': meta,
+        'measurements': [{
+            'key': k, 'area': rows[k].area, 'table': rows[k].table, 'name': rows[k].name,
+            'short': rows[k].short, 'unit': rows[k].unit, 'median': rows[k].median,
+            'min': min(rows[k].reps), 'max': max(rows[k].reps), 'reps': rows[k].reps,
+            'baseline': rows[k].baseline, 'ratio': rows[k].ratio,
+            'target': target_text(rows[k]) if rows[k].spec else None, 'spec': rows[k].spec,
+            'met': rows[k].met, 'details': rows[k].details} for k in order],
+        'short_of_target': [k for k in order if rows[k].met is False],
+        'failures': failures,
+    }
+    os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+    with open(args.json, 'w') as f:
+        json.dump(result, f, indent=1)
+        f.write('\n')
+
+    print(text_summary(rows, order))
+    doc = args.doc
+    if doc is None and not only:
+        doc = default_doc(quick)
+    if doc:
+        write_doc(doc, meta, rows, order, failures)
+    log('done in %.1fs: %s%s' % (elapsed, shown(args.json), (', ' + shown(doc)) if doc else ''))
+    short = result['short_of_target']
+    if short:
+        log('short of target: %s' % ', '.join(short))
+    for f in failures:
+        log('FAILED: %s' % f)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

@@ -1,0 +1,545 @@
+/*
+ * Pools at scale: 10 million tiny items with every result checked, an
+ * ordered iterator over millions, a pool reused for 1000 calls of every
+ * form with no growth of file descriptors, memory or workers, and producer
+ * streams of millions of items in constant memory (the producer never runs
+ * far ahead of the results taken).
+ *
+ * Under AddressSanitizer the counts are smaller.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "support.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
+#define BIG_MAP (SANITIZED ? 1000000 : 10000000)
+#define BIG_IMAP (SANITIZED ? 500000 : 2000000)
+#define BIG_STREAM (SANITIZED ? 500000 : 2000000)
+#define REUSE_CALLS 1000
+#define REUSE_WARMUP 60
+#define REUSE_RSS_SLACK_KB (SANITIZED ? 16 * 1024 : 4 * 1024)
+#define STREAM_RSS_SLACK_KB (SANITIZED ? 8 * 1024 : 2 * 1024)
+#define BOUND 60.0
+
+/* Memory a test allocates: freed by teardown when an assertion ends the
+ * test early, so that LeakSanitizer reports only real leaks. xfree takes
+ * any pointer (one not made by xmalloc is simply freed). Parent only: the
+ * workers' functions use malloc. */
+#define MAX_BLOCKS 1024
+static void *blocks[MAX_BLOCKS];
+static int block_count;
+
+static void *xcalloc(size_t n, size_t size)
+{
+    void *p = calloc(n ? n : 1, size ? size : 1);
+    assert_non_null(p);
+    assert_true(block_count < MAX_BLOCKS);
+    blocks[block_count++] = p;
+    return p;
+}
+
+static void *xmalloc(size_t size)
+{
+    return xcalloc(1, size);
+}
+
+static void xfree(void *p)
+{
+    for (int i = 0; i < block_count; i++)
+        if (blocks[i] == p) {
+            blocks[i] = blocks[--block_count];
+            break;
+        }
+    free(p);
+}
+
+static void free_blocks(void)
+{
+    for (int i = 0; i < block_count; i++)
+        free(blocks[i]);
+    block_count = 0;
+}
+
+/* ------------------------------------------------------------ tracking */
+
+#define MAX_TRACKED 16
+static sk_pool *tracked_pools[MAX_TRACKED];
+static int tracked_pool_count;
+static sk_pool_call *tracked_calls[MAX_TRACKED];
+static int tracked_call_count;
+
+static sk_pool *new_pool(int workers)
+{
+    sk_pool_config cfg = {.workers = workers, .no_progress = true};
+    sk_pool *pool = NULL;
+    assert_rc(sk_pool_create(&pool, &cfg), SK_OK);
+    assert_non_null(pool);
+    assert_true(tracked_pool_count < MAX_TRACKED);
+    tracked_pools[tracked_pool_count++] = pool;
+    return pool;
+}
+
+static void release_pool(sk_pool *pool)
+{
+    for (int i = 0; i < tracked_pool_count; i++)
+        if (tracked_pools[i] == pool)
+            tracked_pools[i] = tracked_pools[--tracked_pool_count];
+    sk_pool_release(pool);
+}
+
+static sk_pool_call *track_call(sk_pool_call *call)
+{
+    assert_non_null(call);
+    assert_true(tracked_call_count < MAX_TRACKED);
+    tracked_calls[tracked_call_count++] = call;
+    return call;
+}
+
+static void free_call(sk_pool_call *call)
+{
+    for (int i = 0; i < tracked_call_count; i++)
+        if (tracked_calls[i] == call)
+            tracked_calls[i] = tracked_calls[--tracked_call_count];
+    sk_pool_call_free(call);
+}
+
+static int teardown(void **state)
+{
+    for (int i = 0; i < tracked_pool_count; i++)
+        sk_pool_terminate(tracked_pools[i]);
+    for (int i = 0; i < tracked_call_count; i++)
+        sk_pool_call_free(tracked_calls[i]);
+    for (int i = 0; i < tracked_pool_count; i++)
+        sk_pool_release(tracked_pools[i]);
+    tracked_call_count = tracked_pool_count = 0;
+    free_blocks();
+    return skt_teardown(state);
+}
+
+#define POOL_TEST(f) cmocka_unit_test_teardown(f, teardown)
+
+/* ------------------------------------------------------------ the job */
+
+/* result = item * 3 + 1 */
+static int tiny(const void *item, void *result, const void *arg)
+{
+    (void)arg;
+    *(int32_t *)result = *(const int32_t *)item * 3 + 1;
+    return 0;
+}
+
+static const sk_pool_job tiny_job = {
+    .fn = tiny, .item_size = sizeof(int32_t), .result_size = sizeof(int32_t)};
+
+static int32_t item_at(size_t i, size_t n)
+{
+    return (int32_t)((int64_t)i - (int64_t)(n / 2)); /* negative ones too */
+}
+
+/* ------------------------------------------------------- big map, imap */
+
+static void test_ten_million_items(void **state)
+{
+    (void)state;
+    sk_pool *pool = new_pool(0); /* one per CPU */
+    size_t n = BIG_MAP;
+    int32_t *items = xmalloc(n * sizeof *items);
+    int32_t *results = xmalloc(n * sizeof *results);
+    int *status = xmalloc(n * sizeof *status);
+    assert_non_null(items);
+    assert_non_null(results);
+    assert_non_null(status);
+    int64_t item_sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i] = item_at(i, n);
+        item_sum += items[i];
+        results[i] = INT32_MIN; /* overwritten by every result */
+        status[i] = 12345;
+    }
+    double t0 = skt_now();
+    assert_rc(sk_pool_map(pool, &tiny_job, items, n, results, status), SK_OK);
+    double took = skt_now() - t0;
+    print_message("    map of %zu items: %.3fs (%.0f ns per item)\n", n, took, took / n * 1e9);
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (results[i] != items[i] * 3 + 1 || status[i] != SK_OK)
+            fail_msg("item %zu: result %d, status %d", i, results[i], status[i]);
+        sum += results[i];
+    }
+    assert_true(sum == 3 * item_sum + (int64_t)n);
+    sk_pool_counters c;
+    sk_pool_counters_of(pool, &c);
+    assert_int_equal(c.done, (long)n);
+    assert_int_equal(c.failed, 0);
+    assert_int_equal(c.in_flight, 0);
+
+    /* Again, without a status array, on the same pool. */
+    memset(results, 0, n * sizeof *results);
+    t0 = skt_now();
+    assert_rc(sk_pool_map(pool, &tiny_job, items, n, results, NULL), SK_OK);
+    print_message("    again: %.3fs\n", skt_now() - t0);
+    sum = 0;
+    for (size_t i = 0; i < n; i++)
+        sum += results[i];
+    assert_true(sum == 3 * item_sum + (int64_t)n);
+    xfree(items);
+    xfree(results);
+    xfree(status);
+    long rss_idle = skt_rss_kb();
+    release_pool(pool);
+    print_message("    RSS with the arrays freed: %ld KiB before sk_pool_release, %ld KiB after\n",
+                  rss_idle, skt_rss_kb());
+    assert_true(skt_no_children());
+}
+
+static void test_millions_through_imap(void **state)
+{
+    (void)state;
+    sk_pool *pool = new_pool(0);
+    size_t n = BIG_IMAP;
+    int32_t *items = xmalloc(n * sizeof *items);
+    assert_non_null(items);
+    for (size_t i = 0; i < n; i++)
+        items[i] = item_at(i, n);
+    for (int ordered = 1; ordered >= 0; ordered--) {
+        sk_pool_call *call = NULL;
+        if (ordered)
+            assert_rc(sk_pool_imap(pool, &tiny_job, items, n, &call), SK_OK);
+        else
+            assert_rc(sk_pool_unordered_imap(pool, &tiny_job, items, n, &call), SK_OK);
+        track_call(call);
+        unsigned char *seen = xcalloc(n, 1);
+        assert_non_null(seen);
+        double t0 = skt_now();
+        for (size_t k = 0; k < n; k++) {
+            int32_t r = INT32_MIN;
+            size_t index = (size_t)-1;
+            int rc = sk_pool_next(call, BOUND, &index, &r);
+            if (rc != SK_OK || index >= n || (ordered && index != k) || seen[index]++ ||
+                r != items[index] * 3 + 1)
+                fail_msg("result %zu: rc %d, index %zu, value %d", k, rc, index, r);
+        }
+        int32_t r;
+        size_t index;
+        assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_ECLOSED);
+        print_message("    %s of %zu items: %.3fs\n", ordered ? "imap" : "unordered_imap", n,
+                      skt_now() - t0);
+        xfree(seen);
+        free_call(call);
+    }
+    xfree(items);
+    release_pool(pool);
+}
+
+/* ----------------------------------------------------------- reuse */
+
+struct counting_producer {
+    size_t next, n;
+};
+
+static int produce_items(void *state, void *item)
+{
+    struct counting_producer *p = state;
+    if (p->next >= p->n)
+        return 0;
+    *(int32_t *)item = item_at(p->next, p->n);
+    p->next++;
+    return 1;
+}
+
+/* One call of form k % 5 over items; every result checked. */
+static void one_call(sk_pool *pool, int k, const int32_t *items, size_t n, int32_t *results,
+                     int *status)
+{
+    memset(results, 0, n * sizeof *results);
+    sk_pool_call *call = NULL;
+    int form = k % 5;
+    if (form == 0) {
+        assert_rc(sk_pool_map(pool, &tiny_job, items, n, results, status), SK_OK);
+    } else if (form == 1) {
+        assert_rc(sk_pool_async_map(pool, &tiny_job, items, n, results, status, &call), SK_OK);
+        track_call(call);
+        assert_rc(sk_pool_get(call, BOUND), SK_OK);
+        assert_true(sk_pool_ready(call));
+        free_call(call);
+    } else {
+        struct counting_producer prod = {.n = n};
+        if (form == 2)
+            assert_rc(sk_pool_imap(pool, &tiny_job, items, n, &call), SK_OK);
+        else if (form == 3)
+            assert_rc(sk_pool_unordered_imap(pool, &tiny_job, items, n, &call), SK_OK);
+        else
+            assert_rc(sk_pool_imap_stream(pool, &tiny_job, produce_items, &prod, k % 2, &call),
+                      SK_OK);
+        track_call(call);
+        for (size_t j = 0; j < n; j++) {
+            size_t index = (size_t)-1;
+            int32_t r;
+            assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
+            assert_true(index < n);
+            results[index] = r;
+        }
+        size_t index;
+        int32_t r;
+        assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_ECLOSED);
+        free_call(call);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (results[i] != items[i] * 3 + 1)
+            fail_msg("call %d (form %d), item %zu: %d", k, form, i, results[i]);
+}
+
+static void test_reuse_for_1000_calls(void **state)
+{
+    (void)state;
+    sk_pool *pool = new_pool(2);
+    size_t n = 256;
+    int32_t *items = xmalloc(n * sizeof *items);
+    int32_t *results = xmalloc(n * sizeof *results);
+    int *status = xmalloc(n * sizeof *status);
+    for (size_t i = 0; i < n; i++)
+        items[i] = item_at(i, n);
+    /* Warm-up: lazily made state, and every part of the pool's queue used
+     * once. */
+    for (int k = 0; k < REUSE_WARMUP; k++)
+        one_call(pool, k, items, n, results, status);
+    int fds = skt_fd_count();
+    long rss = skt_rss_kb();
+    double t0 = skt_now();
+    long max_rss = rss;
+    for (int k = 0; k < REUSE_CALLS; k++) {
+        one_call(pool, k, items, n, results, status);
+        if (k % 100 == 99) {
+            assert_int_equal(skt_fd_count(), fds);
+            long now = skt_rss_kb();
+            max_rss = now > max_rss ? now : max_rss;
+        }
+    }
+    double took = skt_now() - t0;
+    long grown = skt_rss_kb() - rss;
+    print_message("    %d calls of %zu items: %.3fs (%.0f us per call); RSS %ld KiB after "
+                  "warm-up, max %ld, grown %ld KiB\n",
+                  REUSE_CALLS, n, took, took / REUSE_CALLS * 1e6, rss, max_rss, grown);
+    assert_int_equal(skt_fd_count(), fds);
+    if (grown > REUSE_RSS_SLACK_KB)
+        fail_msg("RSS grew by %ld KiB over %d calls", grown, REUSE_CALLS);
+    sk_pool_counters c;
+    sk_pool_counters_of(pool, &c);
+    assert_int_equal(c.done, (long)n * (REUSE_WARMUP + REUSE_CALLS));
+    assert_int_equal(c.failed, 0);
+    assert_int_equal(c.in_flight, 0);
+    xfree(items);
+    xfree(results);
+    xfree(status);
+    release_pool(pool);
+    assert_true(skt_no_children());
+}
+
+/* Pools made and released over and over leave nothing behind. */
+static void test_create_release_cycles(void **state)
+{
+    (void)state;
+    int32_t items[64], results[64];
+    for (int i = 0; i < 64; i++)
+        items[i] = i;
+    for (int k = 0; k < 5; k++) { /* warm-up */
+        sk_pool *pool = new_pool(2);
+        assert_rc(sk_pool_map(pool, &tiny_job, items, 64, results, NULL), SK_OK);
+        release_pool(pool);
+    }
+    int fds = skt_fd_count();
+    long rss = skt_rss_kb();
+    for (int k = 0; k < 100; k++) {
+        sk_pool *pool = new_pool(1 + k % 3);
+        assert_rc(sk_pool_map(pool, &tiny_job, items, 64, results, NULL), SK_OK);
+        assert_int_equal(results[63], 63 * 3 + 1);
+        release_pool(pool);
+        if (!skt_no_children())
+            fail_msg("cycle %d: a child is left", k);
+    }
+    assert_int_equal(skt_fd_count(), fds);
+    long grown = skt_rss_kb() - rss;
+    print_message("    100 pools: RSS grown %ld KiB\n", grown);
+    if (grown > REUSE_RSS_SLACK_KB)
+        fail_msg("RSS grew by %ld KiB over 100 pools", grown);
+}
+
+/* ---------------------------------------------------------- streams */
+
+struct watched_producer {
+    size_t next, n;
+    const size_t *taken; /* results the test has taken so far */
+    size_t max_ahead;    /* most items produced and not yet taken */
+    pid_t parent;
+    int wrong_process;
+};
+
+static int produce_watched(void *state, void *item)
+{
+    struct watched_producer *p = state;
+    if (getpid() != p->parent)
+        p->wrong_process++;
+    if (p->next >= p->n)
+        return 0;
+    *(int32_t *)item = item_at(p->next, p->n);
+    p->next++;
+    size_t ahead = p->next - *p->taken;
+    if (ahead > p->max_ahead)
+        p->max_ahead = ahead;
+    return 1;
+}
+
+static void stream(sk_pool *pool, bool ordered, size_t n)
+{
+    size_t taken = 0;
+    struct watched_producer prod = {.n = n, .taken = &taken, .parent = getpid()};
+    unsigned char *seen = xcalloc(n / 8 + 1, 1); /* one bit per item */
+    assert_non_null(seen);
+    sk_pool_call *call = NULL;
+    double t0 = skt_now();
+    assert_rc(sk_pool_imap_stream(pool, &tiny_job, produce_watched, &prod, ordered, &call), SK_OK);
+    track_call(call);
+    long rss_quarter = 0;
+    for (size_t k = 0; k < n; k++) {
+        int32_t r = INT32_MIN;
+        size_t index = (size_t)-1;
+        int rc = sk_pool_next(call, BOUND, &index, &r);
+        if (rc != SK_OK || index >= n || (ordered && index != k) ||
+            (seen[index / 8] & (1u << (index % 8))) || r != item_at(index, n) * 3 + 1)
+            fail_msg("result %zu: rc %d, index %zu, value %d", k, rc, index, r);
+        seen[index / 8] |= (unsigned char)(1u << (index % 8));
+        taken++;
+        if (k == n / 4)
+            rss_quarter = skt_rss_kb();
+    }
+    int32_t r;
+    size_t index;
+    assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_ECLOSED);
+    assert_rc(sk_pool_next(call, 0, &index, &r), SK_ECLOSED);
+    long grown = skt_rss_kb() - rss_quarter;
+    print_message("    %s stream of %zu items: %.3fs; producer at most %zu items ahead; RSS "
+                  "grown %ld KiB from a quarter to the end\n",
+                  ordered ? "ordered" : "unordered", n, skt_now() - t0, prod.max_ahead, grown);
+    assert_int_equal(prod.wrong_process, 0);
+    assert_int_equal(prod.next, n);
+    /* Constant memory: the producer runs a bounded window ahead. */
+    if (prod.max_ahead > 65536)
+        fail_msg("the producer ran %zu items ahead of the results taken", prod.max_ahead);
+    if (grown > STREAM_RSS_SLACK_KB)
+        fail_msg("RSS grew by %ld KiB over the last three quarters of the stream", grown);
+    xfree(seen);
+    free_call(call);
+}
+
+static void test_stream_constant_memory(void **state)
+{
+    (void)state;
+    sk_pool *pool = new_pool(2);
+    stream(pool, true, BIG_STREAM);
+    stream(pool, false, BIG_STREAM);
+    release_pool(pool);
+    assert_true(skt_no_children());
+}
+
+/* A stream abandoned half-way, then freed: the pool goes on. */
+static void test_stream_abandoned(void **state)
+{
+    (void)state;
+    sk_pool *pool = new_pool(2);
+    size_t taken = 0;
+    struct watched_producer prod = {.n = 1000000, .taken = &taken, .parent = getpid()};
+    sk_pool_call *call = NULL;
+    assert_rc(sk_pool_imap_stream(pool, &tiny_job, produce_watched, &prod, true, &call), SK_OK);
+    track_call(call);
+    for (size_t k = 0; k < 5000; k++) {
+        int32_t r;
+        size_t index;
+        assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
+        taken++;
+    }
+    free_call(call);
+    size_t produced = prod.next;
+    assert_true(produced < 100000);
+    /* Not called after the free. */
+    int32_t items[100], results[100];
+    for (int i = 0; i < 100; i++)
+        items[i] = i;
+    assert_rc(sk_pool_map(pool, &tiny_job, items, 100, results, NULL), SK_OK);
+    assert_int_equal(prod.next, produced);
+    for (int i = 0; i < 100; i++)
+        assert_int_equal(results[i], i * 3 + 1);
+    release_pool(pool);
+}
+
+/* ------------------------------------------------- memory given back */
+
+/* Big results: the pages of batches over a megabyte are given back once
+ * collected (skproc/pool.c), so an idle pool does not keep the memory of
+ * a finished map of 100 MB of results. */
+typedef struct {
+    int32_t words[256];
+} kib;
+
+static int fill_kib(const void *item, void *result, const void *arg)
+{
+    (void)arg;
+    int32_t x = *(const int32_t *)item;
+    kib *out = result;
+    for (int k = 0; k < 256; k++)
+        out->words[k] = x + k;
+    return 0;
+}
+
+static void test_big_results_memory_given_back(void **state)
+{
+    (void)state;
+    sk_pool *pool = new_pool(2);
+    size_t n = 100000;
+    int32_t *items = xmalloc(n * sizeof *items);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (int32_t)i;
+    sk_pool_job job = {.fn = fill_kib, .item_size = sizeof(int32_t), .result_size = sizeof(kib)};
+    long rss0 = skt_rss_kb();
+    kib *results = xmalloc(n * sizeof *results);
+    assert_non_null(results);
+    assert_rc(sk_pool_map(pool, &job, items, n, results, NULL), SK_OK);
+    for (size_t i = 0; i < n; i += 997)
+        for (int k = 0; k < 256; k++)
+            assert_int_equal(results[i].words[k], (int32_t)i + k);
+    xfree(results); /* 100 MB: a mapping of its own, unmapped now */
+    long kept = skt_rss_kb() - rss0;
+    print_message("    after a map of %zu KiB of results: the idle pool keeps %ld KiB\n",
+                  n * sizeof(kib) / 1024, kept);
+    if (kept > 32 * 1024)
+        fail_msg("an idle pool keeps %ld KiB after a map of 100 MB of results", kept);
+    xfree(items);
+    release_pool(pool);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        POOL_TEST(test_ten_million_items),
+        POOL_TEST(test_millions_through_imap),
+        POOL_TEST(test_reuse_for_1000_calls),
+        POOL_TEST(test_create_release_cycles),
+        POOL_TEST(test_stream_constant_memory),
+        POOL_TEST(test_stream_abandoned),
+        POOL_TEST(test_big_results_memory_given_back),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
