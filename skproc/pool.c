@@ -40,14 +40,15 @@
 #include <unistd.h>
 
 #define POOL_BATCHES 1024                 /* descriptors: batches in flight at most */
-#define POOL_CALLS 64                     /* calls alive at once */
+#define POOL_CALLS 256                    /* calls alive at once */
 #define POOL_MAX_WORKERS 512
 #define POOL_HALF ((size_t)8 << 20)       /* each half of a batch region */
 #define POOL_ARG_MAX ((size_t)64 << 10)   /* argument bytes of a job */
 #define POOL_ERRORS 1024                  /* error records kept per call */
 #define POOL_FORMAT_MAX 128
 #define POOL_MAX_FIELDS 64
-#define POOL_BATCH_MAX 16384
+#define POOL_CALL_BATCHES 256 /* an automatic batch size keeps a call within this many */
+#define SPILLED (UINT64_C(1) << 63) /* a result image past the mapping, in the memfd */
 #define POOL_WAIT_SLICE_NS (100 * 1000 * 1000)
 #define POOL_RELEASE_BYTES ((size_t)1 << 20)
 
@@ -87,6 +88,7 @@ struct pool_worker_slot {
     _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
     _Atomic uint32_t item;  /* its item in hand */
     uint32_t attempts;      /* failed attempts of that item so far */
+    _Atomic uint32_t recycled; /* it left on purpose (max_tasks), not by a fault */
 };
 
 struct pool_header {
@@ -101,6 +103,8 @@ struct pool_header {
     _Atomic uint32_t closing;
     _Atomic uint32_t posting_calls; /* calls that may still post */
     _Atomic long done, failed, claimed_items;
+    _Atomic uint64_t spill_top; /* bytes of result images spilled past the mapping */
+    _Atomic uint32_t queue[POOL_BATCHES]; /* posted descriptors, in posting order */
     double item_timeout;
     int lives;
     long max_tasks;
@@ -125,7 +129,10 @@ struct sk_pool {
     size_t arena_size;
     struct pool_header *h;
     size_t calls_offset, batches_offset;
-    bool calls_used[POOL_CALLS];
+    struct sk_pool_call *live[POOL_CALLS]; /* the calls alive, by slot */
+    uint32_t free_batches[POOL_BATCHES];   /* a stack: the warmest on top */
+    int n_free;
+    bool dirty[POOL_BATCHES]; /* touched since its pages were last given back */
     bool closed, terminated;
 };
 
@@ -141,7 +148,7 @@ struct sk_pool_call {
     unsigned char *produce_item;
     unsigned char *results;
     int *status;
-    bool iterator, ordered, producer_done, posting_counted;
+    bool iterator, ordered, producer_done, posting_counted, produced_pending;
     size_t batch;
     uint64_t posted_items, collected_items;
     uint32_t fifo[POOL_BATCHES]; /* this call's batches in flight, in item order */
@@ -255,13 +262,18 @@ static int bump_reserve(void *ctx, size_t size, void **dst)
 }
 
 /* Encodes one record; the value's address is the one variadic argument. */
-static int encode_one(struct bump *b, const char *fmt, size_t *len, ...)
+static int encode_record(const char *fmt, sk_msg_reserve_fn reserve, void *ctx, size_t *len, ...)
 {
     va_list ap;
     va_start(ap, len);
-    int rc = sk_msg_encode(fmt, ap, bump_reserve, b, len);
+    int rc = sk_msg_encode(fmt, ap, reserve, ctx, len);
     va_end(ap);
     return rc;
+}
+
+static int encode_one(struct bump *b, const char *fmt, size_t *len, const void *value)
+{
+    return encode_record(fmt, bump_reserve, b, len, value);
 }
 
 /* -------------------------------------------------------------- workers */
@@ -278,9 +290,60 @@ static void pool_record_error(sk_pool *p, uint32_t call, uint64_t item, const sk
     }
 }
 
+/* Stores a result image that did not fit in its batch's half: past the
+ * mapping, through the memfd, where the parent preads it. */
+static int result_spill(sk_pool *p, const void *img, size_t len, uint64_t *index)
+{
+    uint64_t at = atomic_fetch_add(&p->h->spill_top, len);
+    const unsigned char *b = img;
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pwrite(p->memfd, b + done, len - done, (off_t)(p->arena_size + at + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return SK_ESYS;
+        done += (size_t)n;
+    }
+    index[0] = at | SPILLED;
+    index[1] = len;
+    return SK_OK;
+}
+
+static int reserve_heap(void *ctx, size_t size, void **dst)
+{
+    void **buf = ctx;
+    if ((*buf = malloc(size ? size : 1)) == NULL)
+        return SK_ENOMEM;
+    *dst = *buf;
+    return SK_OK;
+}
+
+/* Encodes a result record into the batch, or spills it when the batch's
+ * half is full. */
+static int result_store(sk_pool *p, struct bump *out, const char *fmt, void *value,
+                        uint64_t *index)
+{
+    size_t len;
+    unsigned char *at = out->base + out->used;
+    int rc = encode_one(out, fmt, &len, value);
+    if (rc == SK_OK) {
+        index[0] = (uint64_t)(at - out->base);
+        index[1] = len;
+        return SK_OK;
+    }
+    if (rc != SK_EFULL)
+        return rc;
+    void *heap = NULL;
+    rc = encode_record(fmt, reserve_heap, &heap, &len, value);
+    if (rc == SK_OK)
+        rc = result_spill(p, heap, len, index);
+    free(heap);
+    return rc;
+}
+
 /* A process class per item: a process of its own, started from here. */
-static int run_class_item(const struct pool_job_shared *job, const void *item, sk_error *err,
-                          struct bump *out, uint64_t *index_entry)
+static int run_class_item(sk_pool *p, const struct pool_job_shared *job, const void *item,
+                          sk_error *err, struct bump *out, uint64_t *index)
 {
     const sk_class *cls = job->cls;
     sk_process *obj = calloc(1, cls->size);
@@ -308,10 +371,12 @@ static int run_class_item(const struct pool_job_shared *job, const void *item, s
         size_t len;
         rc = sk_result_image(obj, &img, &len);
         void *dst;
-        if (rc == SK_OK && (rc = bump_reserve(out, len, &dst)) == SK_OK) {
+        if (rc == SK_OK && bump_reserve(out, len, &dst) == SK_OK) {
             memcpy(dst, img, len);
-            index_entry[0] = (uint64_t)((unsigned char *)dst - out->base);
-            index_entry[1] = len;
+            index[0] = (uint64_t)((unsigned char *)dst - out->base);
+            index[1] = len;
+        } else if (rc == SK_OK) {
+            rc = result_spill(p, img, len, index);
         }
     }
     if (rc != SK_OK && rc != SK_EPROCESS) {
@@ -332,9 +397,14 @@ static int run_item(sk_pool *p, const struct pool_job_shared *job, uint32_t call
     const void *item;
     if (job->item_tpl) {
         const uint64_t *offs = (const uint64_t *)(const void *)in;
+        size_t len = (size_t)(offs[k + 1] - offs[k]);
+        if (len == 0) { /* the parent could not encode it */
+            sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EINVAL,
+                         "the item's image does not fit in a batch (8 MiB)");
+            return SK_EPROCESS;
+        }
         memset(item_buf, 0, job->item_size);
-        int rc = unpack_one(in + offs[k], (size_t)(offs[k + 1] - offs[k]), job->item_format,
-                            item_buf);
+        int rc = unpack_one(in + offs[k], len, job->item_format, item_buf);
         if (rc != SK_OK) {
             sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, rc, "the item could not be decoded");
             return SK_EPROCESS;
@@ -351,7 +421,7 @@ static int run_item(sk_pool *p, const struct pool_job_shared *job, uint32_t call
     uint64_t *index = out_index(p, d, count) + 2 * (size_t)k;
     int rc;
     if (job->kind == JOB_CLS) {
-        rc = run_class_item(job, item, err, out, index);
+        rc = run_class_item(p, job, item, err, out, index);
     } else {
         if (job->kind == JOB_FN) {
             rc = job->fn(item, result, arg);
@@ -367,16 +437,10 @@ static int run_item(sk_pool *p, const struct pool_job_shared *job, uint32_t call
             sk_error_set(err, SK_RUN_ERROR, SK_RUN, 0, rc, cause);
             rc = SK_EPROCESS;
         } else if (job->result_tpl) {
-            size_t len;
-            unsigned char *at = out->base + out->used;
-            rc = encode_one(out, job->result_format, &len, result);
-            if (rc == SK_OK) {
-                index[0] = (uint64_t)(at - out->base);
-                index[1] = len;
-            } else {
+            rc = result_store(p, out, job->result_format, result, index);
+            if (rc != SK_OK) {
                 sk_error_set(err, SK_RESULT_ERROR, SK_RESULT, 0, rc,
-                             rc == SK_EFULL ? "the results of a batch exceed 8 MiB"
-                                            : "the result could not be encoded");
+                             "the result could not be encoded");
                 rc = SK_EPROCESS;
             }
         }
@@ -388,7 +452,39 @@ static int run_item(sk_pool *p, const struct pool_job_shared *job, uint32_t call
     return rc;
 }
 
-/* Items from..count of batch d, each tried while it has lives. */
+/* Leaves before item k when this worker has done its max_tasks: a fresh
+ * one takes over in the same slot and goes on from k, no fault counted. */
+static void worker_check_recycle(struct pool_worker *w, uint32_t k)
+{
+    struct pool_header *h = w->pool->h;
+    if (h->max_tasks <= 0 || w->tasks < h->max_tasks)
+        return;
+    struct pool_worker_slot *slot = &h->workers[w->index];
+    atomic_store(&slot->item, k);
+    atomic_store(&slot->recycled, 1);
+    sk_worker_recycle(&w->base);
+}
+
+/* Item k failed for good (or once more, if it has lives left): true when
+ * it is to be tried again. */
+static bool item_failed(struct pool_worker *w, struct pool_batch *b, uint32_t k, sk_error *err,
+                        bool class_item)
+{
+    sk_pool *p = w->pool;
+    struct pool_worker_slot *slot = &p->h->workers[w->index];
+    if (++slot->attempts < (uint32_t)p->h->lives)
+        return true;
+    if (!class_item) /* a class item's error tells its own lives */
+        err->lives_spent = (int)slot->attempts;
+    out_status(p, (uint32_t)(b - p->h->batches))[k] = SK_EPROCESS;
+    b->failed++;
+    pool_record_error(p, b->call, b->first + k, err);
+    slot->attempts = 0;
+    return false;
+}
+
+/* Items from..count of batch d, each tried while it has lives. Plain
+ * functions over plain records take a loop with nothing else in it. */
 static void worker_run_batch(struct pool_worker *w, uint32_t d, uint32_t from)
 {
     sk_pool *p = w->pool;
@@ -402,30 +498,40 @@ static void worker_run_batch(struct pool_worker *w, uint32_t d, uint32_t from)
     if (job->result_tpl && from > 0) { /* after a restart: past what was written */
         const uint64_t *index = out_index(p, d, b->count);
         for (uint32_t k = 0; k < from; k++)
-            if (status[k] == SK_OK && index[2 * k] + index[2 * k + 1] > out.used)
+            if (status[k] == SK_OK && !(index[2 * k] & SPILLED) &&
+                index[2 * k] + index[2 * k + 1] > out.used)
                 out.used = index[2 * k] + index[2 * k + 1];
     }
     bool timed = h->item_timeout > 0;
+    bool plain = job->kind == JOB_FN && !job->item_tpl && !job->result_tpl && !timed;
+    const unsigned char *in = batch_in(p, d);
+    unsigned char *results = batch_out(p, d) + out_results_at(b->count);
+    const void *arg = call_arg(p, (int)b->call);
     for (uint32_t k = from; k < b->count; k++) {
-        atomic_store_explicit(&slot->item, k, memory_order_release);
+        worker_check_recycle(w, k);
+        atomic_store_explicit(&slot->item, k, memory_order_relaxed);
+        if (plain) {
+            void *result = results + (size_t)k * job->result_size;
+            memset(result, 0, job->result_size);
+            if (job->fn(in + (size_t)k * job->item_size, result, arg) == 0) {
+                status[k] = SK_OK;
+                w->tasks++;
+                continue;
+            }
+        }
         for (;;) {
             if (timed)
                 sk_section_restart(&w->base);
             sk_error err;
-            int rc = run_item(p, job, b->call, d, b->count, k, &out, &err);
-            if (rc == SK_OK) {
+            if (run_item(p, job, b->call, d, b->count, k, &out, &err) == SK_OK) {
                 status[k] = SK_OK;
                 break;
             }
-            if (++slot->attempts < (uint32_t)h->lives)
-                continue;
-            err.lives_spent = (int)slot->attempts;
-            status[k] = SK_EPROCESS;
-            b->failed++;
-            pool_record_error(p, b->call, b->first + k, &err);
-            break;
+            if (!item_failed(w, b, k, &err, job->kind == JOB_CLS))
+                break;
         }
         slot->attempts = 0;
+        w->tasks++;
     }
 }
 
@@ -440,10 +546,10 @@ static void worker_finish_batch(struct pool_worker *w, uint32_t d)
     atomic_fetch_add(&h->done_seq, 1);
     if (atomic_load(&h->parent_waiting))
         futex(&h->done_seq, FUTEX_WAKE, INT_MAX, NULL);
-    w->tasks += b->count;
 }
 
-/* A fresh worker whose predecessor died with an item in hand: that item
+/* A fresh worker whose predecessor left with an item in hand: after
+ * max_tasks it goes on from there; after a crash or a timeout that item
  * takes the fault (or is tried again while it has lives). */
 static void worker_recover(struct pool_worker *w)
 {
@@ -451,25 +557,23 @@ static void worker_recover(struct pool_worker *w)
     struct pool_header *h = p->h;
     struct pool_worker_slot *slot = &h->workers[w->index];
     uint32_t held = atomic_load(&slot->batch);
-    if (held == 0)
+    if (held == 0) {
+        atomic_store(&slot->recycled, 0);
         return;
+    }
     uint32_t d = held - 1, k = atomic_load(&slot->item);
     struct pool_batch *b = &h->batches[d];
     uint32_t from = k;
-    if (++slot->attempts >= (uint32_t)h->lives) {
+    if (atomic_exchange(&slot->recycled, 0) == 0) {
         const sk_error *fault = sk_worker_last_fault(&w->base);
         sk_error err;
         if (fault != NULL)
             err = *fault;
         else
             sk_error_set(&err, SK_CRASH_ERROR, SK_RUN, 0, SK_EPROCESS, "the worker died");
-        err.lives_spent = (int)slot->attempts;
         err.run = 0;
-        out_status(p, d)[k] = SK_EPROCESS;
-        b->failed++;
-        pool_record_error(p, b->call, b->first + k, &err);
-        slot->attempts = 0;
-        from = k + 1;
+        if (!item_failed(w, b, k, &err, false))
+            from = k + 1;
     }
     worker_run_batch(w, d, from);
     worker_finish_batch(w, d);
@@ -480,7 +584,7 @@ static bool worker_claim(struct pool_header *h, uint32_t *d)
     uint64_t c = atomic_load(&h->claimed);
     while (c < atomic_load_explicit(&h->posted, memory_order_acquire)) {
         if (atomic_compare_exchange_weak(&h->claimed, &c, c + 1)) {
-            *d = (uint32_t)(c % POOL_BATCHES);
+            *d = atomic_load_explicit(&h->queue[c % POOL_BATCHES], memory_order_acquire);
             return true;
         }
     }
@@ -494,13 +598,10 @@ static int pool_worker_run(sk_process *self)
     struct pool_worker_slot *slot = &h->workers[w->index];
     worker_recover(w);
     for (;;) {
-        if (h->max_tasks > 0 && w->tasks >= h->max_tasks)
-            sk_worker_recycle(self);
+        worker_check_recycle(w, 0);
         uint32_t d;
         if (worker_claim(h, &d)) {
             struct pool_batch *b = &h->batches[d];
-            while (atomic_load_explicit(&b->state, memory_order_acquire) != BATCH_READY)
-                ; /* posted is bumped after READY: this does not spin */
             atomic_store(&b->state, BATCH_CLAIMED);
             slot->attempts = 0;
             atomic_store(&slot->item, 0);
@@ -600,6 +701,8 @@ int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
     if (p->config.batch < 0)
         p->config.batch = 0;
     p->memfd = -1;
+    for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
+        p->free_batches[p->n_free++] = (uint32_t)(POOL_BATCHES - 1 - i);
     int rc = arena_create(p);
     if (rc == SK_OK) {
         p->h->item_timeout = p->config.item_timeout;
@@ -634,25 +737,6 @@ int sk_pool_close(sk_pool *p)
     p->closed = true;
     atomic_store(&p->h->closing, 1);
     wake_workers(p);
-    return SK_OK;
-}
-
-int sk_pool_join(sk_pool *p, double timeout)
-{
-    if (p == NULL)
-        return SK_EINVAL;
-    if (!p->closed)
-        return SK_ESTATE;
-    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
-    for (int i = 0; i < p->n_workers; i++) {
-        struct pool_worker *w = &p->workers[i];
-        if (w->base.rt == NULL)
-            continue;
-        int64_t left = deadline - sk_now_ns();
-        double secs = deadline == INT64_MAX ? -1 : (left > 0 ? left / 1e9 : 0);
-        if (sk_wait(&w->base, secs) != SK_OK)
-            return SK_ETIMEDOUT;
-    }
     return SK_OK;
 }
 
@@ -733,33 +817,36 @@ static int job_check(const sk_pool_job *job)
 
 static int call_slot_take(sk_pool *p)
 {
-    for (int i = 0; i < POOL_CALLS; i++) {
-        if (!p->calls_used[i]) {
-            p->calls_used[i] = true;
+    for (int i = 0; i < POOL_CALLS; i++)
+        if (p->live[i] == NULL)
             return i;
-        }
-    }
     return -1;
 }
 
 /* Items per batch: enough batches for every worker to get several (load
- * balance), few enough that a batch costs more than handing it out. */
+ * balance), few enough that a call fits in POOL_CALL_BATCHES of them, so it
+ * is all handed out at once and goes on without the caller; and no more
+ * than a batch's half holds. */
 static size_t choose_batch(const sk_pool *p, const sk_pool_job *job, size_t n)
 {
     size_t batch = (size_t)p->config.batch;
-    if (batch == 0) {
-        batch = n == SIZE_MAX ? 256 : n / ((size_t)p->n_workers * 16);
-        if (job->cls != NULL)
-            batch = 1; /* each item is a whole process: balance beats overhead */
+    if (batch == 0 && job->cls != NULL) {
+        batch = 1; /* each item is a whole process: balance beats overhead */
+    } else if (batch == 0 && n == SIZE_MAX) {
+        batch = 256;
+    } else if (batch == 0) {
+        batch = n / ((size_t)p->n_workers * 16);
+        size_t fit = (n + POOL_CALL_BATCHES - 1) / POOL_CALL_BATCHES;
+        if (batch < fit)
+            batch = fit;
     }
     if (batch < 1)
         batch = 1;
-    if (batch > POOL_BATCH_MAX)
-        batch = POOL_BATCH_MAX;
     size_t per_item_out = sizeof(int32_t) + 2 * sizeof(uint64_t) + job->result_size;
     size_t room = (POOL_HALF - 64) / per_item_out;
-    if (!has_pointers(job->item_format))
-        room = room < POOL_HALF / job->item_size ? room : POOL_HALF / job->item_size;
+    size_t per_item_in = has_pointers(job->item_format) ? sizeof(uint64_t) + 16 : job->item_size;
+    if (room > (POOL_HALF - 64) / per_item_in)
+        room = (POOL_HALF - 64) / per_item_in;
     return batch < room ? batch : room;
 }
 
@@ -799,7 +886,6 @@ static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
         size_t offsets[POOL_MAX_FIELDS];
         int n = sk_msg_struct_fields(job->item_format, offsets, POOL_MAX_FIELDS);
         if (n <= 0) {
-            p->calls_used[c->slot] = false;
             free(c);
             return SK_EINVAL;
         }
@@ -810,6 +896,7 @@ static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
     if (job->arg_size > 0)
         memcpy(call_arg(p, c->slot), job->arg, job->arg_size);
     c->job = js;
+    p->live[c->slot] = c;
     atomic_fetch_add(&p->h->posting_calls, 1);
     c->posting_counted = true;
     *out = c;
@@ -830,7 +917,9 @@ static bool call_all_posted(const sk_pool_call *c)
 }
 
 /* Fills batch d with up to c->batch items from the array or the producer.
- * Returns how many; 0 when there were none left; < 0 on error. */
+ * Returns how many (0: none left). An item whose image does not fit even in
+ * an empty batch gets an empty entry, which the worker fails with
+ * SK_EINVAL; one that only does not fit any more waits for the next batch. */
 static long batch_fill(sk_pool_call *c, uint32_t d)
 {
     sk_pool *p = c->pool;
@@ -839,6 +928,10 @@ static long batch_fill(sk_pool_call *c, uint32_t d)
     size_t max = c->batch;
     if (c->produce == NULL && c->n - c->posted_items < max)
         max = c->n - c->posted_items;
+    if (c->produce == NULL && !js->item_tpl) { /* plain records: one copy */
+        memcpy(in, c->items + c->posted_items * js->item_size, max * js->item_size);
+        return (long)max;
+    }
     struct bump b = {.base = in, .used = (max + 1) * sizeof(uint64_t), .cap = POOL_HALF};
     uint64_t *offs = (uint64_t *)(void *)in;
     size_t k = 0;
@@ -846,53 +939,80 @@ static long batch_fill(sk_pool_call *c, uint32_t d)
         const unsigned char *item;
         if (c->produce != NULL) {
             unsigned char *dst = js->item_tpl ? c->produce_item : in + k * js->item_size;
-            memset(dst, 0, js->item_size);
-            int more = c->produce(c->produce_state, dst);
-            if (more <= 0) {
-                c->producer_done = true;
-                break;
+            if (!c->produced_pending) {
+                memset(dst, 0, js->item_size);
+                if (c->produce(c->produce_state, dst) <= 0) {
+                    c->producer_done = true;
+                    break;
+                }
             }
+            c->produced_pending = false;
             item = dst;
         } else {
             item = c->items + (c->posted_items + k) * js->item_size;
         }
-        if (!js->item_tpl) {
-            if (c->produce == NULL)
-                memcpy(in + k * js->item_size, item, js->item_size);
+        if (!js->item_tpl)
             continue;
-        }
         size_t len;
         offs[k] = b.used;
         int rc = encode_one(&b, js->item_format, &len, item);
+        if (rc == SK_EFULL && k > 0) {
+            c->produced_pending = c->produce != NULL; /* first in the next batch */
+            break;
+        }
         if (rc != SK_OK)
-            return rc == SK_EFULL && k > 0 ? (long)k : (rc == SK_EFULL ? SK_EINVAL : rc);
+            b.used = offs[k]; /* an empty entry: the item fails on its own */
         offs[k + 1] = b.used;
     }
     return (long)k;
 }
 
-/* Posts as many batches as the queue and the window allow. */
+static uint32_t batch_take(sk_pool *p)
+{
+    uint32_t d = p->free_batches[--p->n_free];
+    p->dirty[d] = true;
+    return d;
+}
+
+/* A collected batch goes back on top of the free stack (its pages are
+ * warm); a big one gives its pages back first. */
+static void batch_free(sk_pool *p, uint32_t d)
+{
+    struct pool_batch *b = &p->h->batches[d];
+    const struct pool_job_shared *js = &p->h->jobs[b->call];
+    size_t touched = (size_t)b->count * (js->item_size + js->result_size + 24);
+    if (touched > POOL_RELEASE_BYTES || js->item_tpl || js->result_tpl) {
+        if (touched > POOL_RELEASE_BYTES) {
+            fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)(batch_in(p, d) - p->arena), (off_t)(2 * POOL_HALF));
+            p->dirty[d] = false;
+        }
+    }
+    atomic_store_explicit(&b->state, BATCH_FREE, memory_order_release);
+    p->free_batches[p->n_free++] = d;
+}
+
+/* Posts as many batches as free slots and the window allow. */
 static int call_post(sk_pool_call *c, int window)
 {
     sk_pool *p = c->pool;
     struct pool_header *h = p->h;
     bool posted_any = false;
-    while (!call_all_posted(c) && c->fifo_len < window) {
-        uint64_t k = atomic_load(&h->posted);
-        uint32_t d = (uint32_t)(k % POOL_BATCHES);
-        struct pool_batch *b = &h->batches[d];
-        if (atomic_load(&b->state) != BATCH_FREE)
-            break; /* the queue is full of batches not yet collected */
+    while (!call_all_posted(c) && c->fifo_len < window && p->n_free > 0) {
+        uint32_t d = batch_take(p);
         long count = batch_fill(c, d);
-        if (count < 0)
-            return (int)count;
-        if (count == 0)
+        if (count <= 0) {
+            batch_free(p, d);
             break;
+        }
+        struct pool_batch *b = &h->batches[d];
         b->call = (uint32_t)c->slot;
         b->first = c->posted_items;
         b->count = (uint32_t)count;
         b->failed = 0;
         atomic_store_explicit(&b->state, BATCH_READY, memory_order_release);
+        uint64_t k = atomic_load(&h->posted);
+        atomic_store_explicit(&h->queue[k % POOL_BATCHES], d, memory_order_release);
         atomic_store_explicit(&h->posted, k + 1, memory_order_release);
         c->posted_items += (uint64_t)count;
         c->fifo[c->fifo_len++] = d;
@@ -907,6 +1027,9 @@ static int call_post(sk_pool_call *c, int window)
     }
     return SK_OK;
 }
+
+static void call_collect(sk_pool_call *c);
+static void pool_progress(sk_pool *p);
 
 /* Sleeps until some batch is done or the deadline passes; looks after the
  * workers every slice. SK_ETIMEDOUT, SK_EKILLED or SK_OK (look again). */
@@ -928,6 +1051,7 @@ static int pool_wait_done(sk_pool *p, uint32_t seen, int64_t deadline)
         futex(&h->done_seq, FUTEX_WAIT, seen, &ts);
     atomic_store(&h->parent_waiting, 0);
     pool_revive_workers(p);
+    pool_progress(p);
     return SK_OK;
 }
 
@@ -966,22 +1090,23 @@ static int batch_result(sk_pool_call *c, uint32_t d, uint32_t k, void *dst)
         return SK_OK;
     }
     const uint64_t *index = out_index(p, d, b->count);
-    int rc = unpack_one(batch_out(p, d) + index[2 * k], (size_t)index[2 * k + 1],
+    int rc;
+    if (index[2 * k] & SPILLED) {
+        size_t len = (size_t)index[2 * k + 1];
+        unsigned char *img = malloc(len ? len : 1);
+        off_t at = (off_t)(p->arena_size + (index[2 * k] & ~SPILLED));
+        rc = img == NULL ? SK_ENOMEM
+             : pread(p->memfd, img, len, at) == (ssize_t)len
+                 ? unpack_one(img, len, js->result_format, dst)
+                 : SK_ESYS;
+        free(img);
+    } else {
+        rc = unpack_one(batch_out(p, d) + index[2 * k], (size_t)index[2 * k + 1],
                         js->result_format, dst);
+    }
     if (rc != SK_OK)
         call_note_failure(c, b->first + k, rc);
     return rc;
-}
-
-/* A collected batch's descriptor goes back to the queue. */
-static void batch_free(sk_pool *p, uint32_t d)
-{
-    struct pool_batch *b = &p->h->batches[d];
-    size_t touched = (size_t)b->count * (p->h->jobs[b->call].item_size + 24);
-    if (touched > POOL_RELEASE_BYTES)
-        fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)(batch_in(p, d) - p->arena), (off_t)(2 * POOL_HALF));
-    atomic_store_explicit(&b->state, BATCH_FREE, memory_order_release);
 }
 
 static void fifo_remove(sk_pool_call *c, int at)
@@ -1002,12 +1127,21 @@ static void call_collect(sk_pool_call *c)
             i++;
             continue;
         }
-        for (uint32_t k = 0; k < b->count; k++) {
-            uint64_t item = b->first + k;
-            void *dst = c->results != NULL ? c->results + item * js->result_size : NULL;
-            int rc = batch_result(c, d, k, dst);
-            if (c->status != NULL)
-                c->status[item] = rc;
+        if (b->failed == 0 && !js->result_tpl) { /* plain results: one copy */
+            if (c->results != NULL)
+                memcpy(c->results + b->first * js->result_size,
+                       batch_out(p, d) + out_results_at(b->count),
+                       (size_t)b->count * js->result_size);
+            for (uint32_t k = 0; c->status != NULL && k < b->count; k++)
+                c->status[b->first + k] = SK_OK;
+        } else {
+            for (uint32_t k = 0; k < b->count; k++) {
+                uint64_t item = b->first + k;
+                void *dst = c->results != NULL ? c->results + item * js->result_size : NULL;
+                int rc = batch_result(c, d, k, dst);
+                if (c->status != NULL)
+                    c->status[item] = rc;
+            }
         }
         c->collected_items += b->count;
         batch_free(p, d);
@@ -1029,8 +1163,8 @@ static void call_fail_rest(sk_pool_call *c)
         call_note_failure(c, i, SK_EKILLED);
     }
     c->collected_items = c->n;
-    for (int i = 0; i < c->fifo_len; i++)
-        atomic_store(&c->pool->h->batches[c->fifo[i]].state, BATCH_FREE);
+    for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
+        batch_free(c->pool, c->fifo[i]);
     c->fifo_len = 0;
     c->producer_done = true;
     c->posted_items = c->n;
@@ -1074,7 +1208,7 @@ static int call_drive(sk_pool_call *c, double timeout)
         }
         uint32_t seen = atomic_load(&p->h->done_seq);
         call_collect(c);
-        int rc = call_post(c, POOL_BATCHES);
+        int rc = call_post(c, POOL_BATCHES / 2);
         if (rc != SK_OK) {
             call_fail_rest(c);
             return rc;
@@ -1090,6 +1224,20 @@ static int call_drive(sk_pool_call *c, double timeout)
     if (drawn)
         progress_draw(c, started, &last, true);
     return SK_OK;
+}
+
+/* Every live map (not the iterators, which move as their caller takes
+ * results) collects what is done and posts what it can: waiting on any
+ * call moves all of them. */
+static void pool_progress(sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++) {
+        sk_pool_call *c = p->live[i];
+        if (c == NULL || c->iterator || p->terminated)
+            continue;
+        call_collect(c);
+        call_post(c, POOL_BATCHES / 2);
+    }
 }
 
 static int call_outcome(const sk_pool_call *c)
@@ -1112,10 +1260,7 @@ int sk_pool_async_map(sk_pool *p, const sk_pool_job *job, const void *items, siz
     c->results = results;
     c->status = status;
     c->batch = choose_batch(p, job, n);
-    rc = call_post(c, POOL_BATCHES);
-    if (rc != SK_OK) {
-        call_fail_rest(c);
-    }
+    call_post(c, POOL_BATCHES / 2);
     *call = c;
     return SK_OK;
 }
@@ -1134,7 +1279,10 @@ int sk_pool_map(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,
 
 bool sk_pool_ready(sk_pool_call *c)
 {
-    return c != NULL && call_drive(c, 0) == SK_OK;
+    if (c == NULL || c->iterator)
+        return false;
+    int rc = call_drive(c, 0);
+    return rc == SK_OK || rc == SK_EKILLED;
 }
 
 int sk_pool_wait(sk_pool_call *c, double timeout)
@@ -1279,6 +1427,28 @@ const sk_error *sk_pool_item_error(const sk_pool_call *c, size_t index)
     return NULL;
 }
 
+/* With no call alive, only the warmest few batches keep their pages, and
+ * the spilled results are gone. */
+static void pool_give_back_when_idle(sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++)
+        if (p->live[i] != NULL)
+            return;
+    int warm = 2 * p->n_workers;
+    for (int i = 0; i < p->n_free - warm; i++) { /* the bottom of the stack is the coldest */
+        uint32_t d = p->free_batches[i];
+        if (p->dirty[d]) {
+            fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                      (off_t)(batch_in(p, d) - p->arena), (off_t)(2 * POOL_HALF));
+            p->dirty[d] = false;
+        }
+    }
+    uint64_t spilled = atomic_exchange(&p->h->spill_top, 0);
+    if (spilled > 0)
+        fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)p->arena_size,
+                  (off_t)spilled);
+}
+
 void sk_pool_call_free(sk_pool_call *c)
 {
     if (c == NULL)
@@ -1306,9 +1476,48 @@ void sk_pool_call_free(sk_pool_call *c)
         if (c->fifo_len > 0)
             pool_wait_done(p, seen, INT64_MAX);
     }
-    for (int i = 0; i < c->fifo_len; i++)
-        atomic_store(&p->h->batches[c->fifo[i]].state, BATCH_FREE);
-    p->calls_used[c->slot] = false;
+    for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
+        batch_free(p, c->fifo[i]);
+    p->live[c->slot] = NULL;
     free(c->produce_item);
     free(c);
+    pool_give_back_when_idle(p);
+}
+
+static bool pool_maps_finished(sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++) {
+        sk_pool_call *c = p->live[i];
+        if (c != NULL && !c->iterator && !call_finished(c))
+            return false;
+    }
+    return true;
+}
+
+int sk_pool_join(sk_pool *p, double timeout)
+{
+    if (p == NULL)
+        return SK_EINVAL;
+    if (!p->closed)
+        return SK_ESTATE;
+    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    for (;;) { /* the maps in progress run to their end */
+        uint32_t seen = atomic_load(&p->h->done_seq);
+        pool_progress(p);
+        /* An iterator is done posting only as its caller takes results. */
+        if (p->terminated || (pool_maps_finished(p) && atomic_load(&p->h->posting_calls) == 0))
+            break;
+        if (pool_wait_done(p, seen, deadline) == SK_ETIMEDOUT)
+            return SK_ETIMEDOUT;
+    }
+    for (int i = 0; i < p->n_workers; i++) {
+        struct pool_worker *w = &p->workers[i];
+        if (w->base.rt == NULL)
+            continue;
+        int64_t left = deadline - sk_now_ns();
+        double secs = deadline == INT64_MAX ? -1 : (left > 0 ? left / 1e9 : 0);
+        if (sk_wait(&w->base, secs) != SK_OK)
+            return SK_ETIMEDOUT;
+    }
+    return SK_OK;
 }

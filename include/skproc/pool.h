@@ -98,7 +98,9 @@ int sk_pool_create(sk_pool **pool, const sk_pool_config *cfg);
 int sk_pool_close(sk_pool *pool);
 
 /* After close: waits until the calls in progress are done and the workers
- * have left. timeout < 0 waits forever. SK_ESTATE if not closed. */
+ * have left. Maps run to their end; an iterator is done only once its
+ * caller has taken (or freed) it, so take its results before a join
+ * without a timeout. timeout < 0 waits forever. SK_ESTATE if not closed. */
 int sk_pool_join(sk_pool *pool, double timeout);
 
 /* Kills every worker now; calls in progress fail with SK_EKILLED. */
@@ -120,7 +122,11 @@ int sk_pool_map(sk_pool *pool, const sk_pool_job *job, const void *items, size_t
                 int *status);
 
 /* As map, but returns at once; the workers go on while the caller does
- * other things. The arrays must stay valid until the call is freed. */
+ * other things. With the automatic batch size every item is handed out at
+ * once; with a config.batch so small that the call needs more than 512
+ * batches, the rest are handed out whenever the caller calls into the pool
+ * (ready, wait, get, or any other call). The arrays must stay valid until
+ * the call is freed. At most 256 calls are alive at once (SK_EFULL). */
 int sk_pool_async_map(sk_pool *pool, const sk_pool_job *job, const void *items, size_t n,
                       void *results, int *status, sk_pool_call **call);
 
