@@ -50,7 +50,7 @@
 #define POOL_CALL_BATCHES 256 /* an automatic batch size keeps a call within this many */
 #define SPILLED (UINT64_C(1) << 63) /* a result image past the mapping, in the memfd */
 #define POOL_WAIT_SLICE_NS (100 * 1000 * 1000)
-#define POOL_RELEASE_BYTES ((size_t)1 << 20)
+#define POOL_WARM_BYTES ((size_t)256 << 20) /* an idle pool keeps this much warm */
 
 enum batch_state { BATCH_FREE, BATCH_READY, BATCH_CLAIMED, BATCH_DONE };
 enum job_kind { JOB_FN, JOB_STAR, JOB_CLS };
@@ -84,11 +84,12 @@ struct pool_job_shared {
     _Atomic uint32_t n_errors;
 };
 
+/* One cache line each: a worker writes `item` for every item it runs. */
 struct pool_worker_slot {
-    _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
-    _Atomic uint32_t item;  /* its item in hand */
-    uint32_t attempts;      /* failed attempts of that item so far */
-    _Atomic uint32_t recycled; /* it left on purpose (max_tasks), not by a fault */
+    _Alignas(64) _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
+    _Atomic uint32_t item;               /* its item in hand */
+    uint32_t attempts;                   /* failed attempts of that item so far */
+    _Atomic uint32_t recycled;           /* it left on purpose (max_tasks), not by a fault */
 };
 
 struct pool_header {
@@ -132,7 +133,7 @@ struct sk_pool {
     struct sk_pool_call *live[POOL_CALLS]; /* the calls alive, by slot */
     uint32_t free_batches[POOL_BATCHES];   /* a stack: the warmest on top */
     int n_free;
-    bool dirty[POOL_BATCHES]; /* touched since its pages were last given back */
+    size_t touched[POOL_BATCHES]; /* bytes written since its pages were last given back */
     bool closed, terminated;
 };
 
@@ -388,6 +389,14 @@ static int run_class_item(sk_pool *p, const struct pool_job_shared *job, const v
     return rc;
 }
 
+/* The error of an item whose function returned rc (a soft error). */
+static void item_function_error(sk_error *err, int rc)
+{
+    char cause[64];
+    snprintf(cause, sizeof cause, "the item function returned %d", rc);
+    sk_error_set(err, SK_RUN_ERROR, SK_RUN, 0, rc, cause);
+}
+
 /* Runs item k of a batch once: SK_OK, or SK_EPROCESS with *err filled. */
 static int run_item(sk_pool *p, const struct pool_job_shared *job, uint32_t call, uint32_t d,
                     uint32_t count, uint32_t k, struct bump *out, sk_error *err)
@@ -432,9 +441,7 @@ static int run_item(sk_pool *p, const struct pool_job_shared *job, uint32_t call
             rc = job->star(fields, result, arg);
         }
         if (rc != 0) {
-            char cause[64];
-            snprintf(cause, sizeof cause, "the item function returned %d", rc);
-            sk_error_set(err, SK_RUN_ERROR, SK_RUN, 0, rc, cause);
+            item_function_error(err, rc);
             rc = SK_EPROCESS;
         } else if (job->result_tpl) {
             rc = result_store(p, out, job->result_format, result, index);
@@ -483,15 +490,63 @@ static bool item_failed(struct pool_worker *w, struct pool_batch *b, uint32_t k,
     return false;
 }
 
-/* Items from..count of batch d, each tried while it has lives. Plain
- * functions over plain records take a loop with nothing else in it. */
+/* A plain function over plain records, items from k on, while they
+ * succeed and the max_tasks budget lasts: nothing in the loop but the call
+ * and the note of which item is in hand (for a crash). Returns the first
+ * item not done. */
+static uint32_t worker_run_plain(struct pool_worker *w, const struct pool_batch *b, uint32_t d,
+                                 uint32_t k, int *failed_rc)
+{
+    sk_pool *p = w->pool;
+    const struct pool_job_shared *job = &p->h->jobs[b->call];
+    struct pool_worker_slot *slot = &p->h->workers[w->index];
+    uint32_t end = b->count;
+    if (p->h->max_tasks > 0 && (long)(end - k) > p->h->max_tasks - w->tasks)
+        end = k + (uint32_t)(p->h->max_tasks - w->tasks);
+    size_t is = job->item_size, rs = job->result_size;
+    const unsigned char *in = batch_in(p, d);
+    unsigned char *results = batch_out(p, d) + out_results_at(b->count);
+    const void *arg = call_arg(p, (int)b->call);
+    sk_pool_fn fn = job->fn;
+    memset(results + (size_t)k * rs, 0, (size_t)(end - k) * rs);
+    uint32_t i = k;
+    for (; i < end; i++) {
+        atomic_store_explicit(&slot->item, i, memory_order_relaxed);
+        if ((*failed_rc = fn(in + (size_t)i * is, results + (size_t)i * rs, arg)) != 0)
+            break;
+    }
+    w->tasks += i - k;
+    return i;
+}
+
+/* Item k until it succeeds or runs out of lives. */
+static void worker_run_one(struct pool_worker *w, struct pool_batch *b, uint32_t d, uint32_t k,
+                           struct bump *out)
+{
+    sk_pool *p = w->pool;
+    const struct pool_job_shared *job = &p->h->jobs[b->call];
+    struct pool_worker_slot *slot = &p->h->workers[w->index];
+    atomic_store_explicit(&slot->item, k, memory_order_relaxed);
+    for (;;) {
+        if (p->h->item_timeout > 0)
+            sk_section_restart(&w->base);
+        sk_error err;
+        if (run_item(p, job, b->call, d, b->count, k, out, &err) == SK_OK)
+            break;
+        if (!item_failed(w, b, k, &err, job->kind == JOB_CLS))
+            break;
+    }
+    slot->attempts = 0;
+    w->tasks++;
+}
+
+/* Items from..count of batch d, each tried while it has lives. */
 static void worker_run_batch(struct pool_worker *w, uint32_t d, uint32_t from)
 {
     sk_pool *p = w->pool;
     struct pool_header *h = p->h;
     struct pool_batch *b = &h->batches[d];
     struct pool_job_shared *job = &h->jobs[b->call];
-    struct pool_worker_slot *slot = &h->workers[w->index];
     int32_t *status = out_status(p, d);
     size_t images_at = out_results_at(b->count) + 2 * sizeof(uint64_t) * b->count;
     struct bump out = {.base = batch_out(p, d), .used = images_at, .cap = POOL_HALF};
@@ -502,36 +557,30 @@ static void worker_run_batch(struct pool_worker *w, uint32_t d, uint32_t from)
                 index[2 * k] + index[2 * k + 1] > out.used)
                 out.used = index[2 * k] + index[2 * k + 1];
     }
-    bool timed = h->item_timeout > 0;
-    bool plain = job->kind == JOB_FN && !job->item_tpl && !job->result_tpl && !timed;
-    const unsigned char *in = batch_in(p, d);
-    unsigned char *results = batch_out(p, d) + out_results_at(b->count);
-    const void *arg = call_arg(p, (int)b->call);
-    for (uint32_t k = from; k < b->count; k++) {
+    _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
+    memset(status + from, 0, (size_t)(b->count - from) * sizeof *status);
+    bool plain = job->kind == JOB_FN && !job->item_tpl && !job->result_tpl && h->item_timeout <= 0;
+    for (uint32_t k = from; k < b->count;) {
         worker_check_recycle(w, k);
-        atomic_store_explicit(&slot->item, k, memory_order_relaxed);
         if (plain) {
-            void *result = results + (size_t)k * job->result_size;
-            memset(result, 0, job->result_size);
-            if (job->fn(in + (size_t)k * job->item_size, result, arg) == 0) {
-                status[k] = SK_OK;
-                w->tasks++;
+            int rc = 0;
+            uint32_t next = worker_run_plain(w, b, d, k, &rc);
+            if (next == b->count || rc == 0) {
+                k = next; /* all done, or the max_tasks budget is spent */
                 continue;
             }
-        }
-        for (;;) {
-            if (timed)
-                sk_section_restart(&w->base);
+            /* Item `next` failed once: that attempt counts; retry while it
+             * has lives. */
             sk_error err;
-            if (run_item(p, job, b->call, d, b->count, k, &out, &err) == SK_OK) {
-                status[k] = SK_OK;
-                break;
-            }
-            if (!item_failed(w, b, k, &err, job->kind == JOB_CLS))
-                break;
+            item_function_error(&err, rc);
+            if (item_failed(w, b, next, &err, false))
+                worker_run_one(w, b, d, next, &out);
+            else
+                w->tasks++;
+            k = next + 1;
+            continue;
         }
-        slot->attempts = 0;
-        w->tasks++;
+        worker_run_one(w, b, d, k++, &out);
     }
 }
 
@@ -969,25 +1018,20 @@ static long batch_fill(sk_pool_call *c, uint32_t d)
 
 static uint32_t batch_take(sk_pool *p)
 {
-    uint32_t d = p->free_batches[--p->n_free];
-    p->dirty[d] = true;
-    return d;
+    return p->free_batches[--p->n_free];
 }
 
-/* A collected batch goes back on top of the free stack (its pages are
- * warm); a big one gives its pages back first. */
+/* A collected batch goes back on top of the free stack: the next batch
+ * posted reuses its pages while they are warm. */
 static void batch_free(sk_pool *p, uint32_t d)
 {
     struct pool_batch *b = &p->h->batches[d];
     const struct pool_job_shared *js = &p->h->jobs[b->call];
-    size_t touched = (size_t)b->count * (js->item_size + js->result_size + 24);
-    if (touched > POOL_RELEASE_BYTES || js->item_tpl || js->result_tpl) {
-        if (touched > POOL_RELEASE_BYTES) {
-            fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      (off_t)(batch_in(p, d) - p->arena), (off_t)(2 * POOL_HALF));
-            p->dirty[d] = false;
-        }
-    }
+    size_t bytes = (size_t)b->count * (js->item_size + js->result_size + sizeof(int32_t));
+    if (js->item_tpl || js->result_tpl)
+        bytes = 2 * POOL_HALF; /* images: assume the worst */
+    if (bytes > p->touched[d])
+        p->touched[d] = bytes;
     atomic_store_explicit(&b->state, BATCH_FREE, memory_order_release);
     p->free_batches[p->n_free++] = d;
 }
@@ -1427,21 +1471,26 @@ const sk_error *sk_pool_item_error(const sk_pool_call *c, size_t index)
     return NULL;
 }
 
-/* With no call alive, only the warmest few batches keep their pages, and
- * the spilled results are gone. */
+/* With no call alive, the warmest batches keep their pages up to
+ * POOL_WARM_BYTES (the next call reuses them without a page fault); the
+ * rest, and the spilled results, are given back. */
 static void pool_give_back_when_idle(sk_pool *p)
 {
     for (int i = 0; i < POOL_CALLS; i++)
         if (p->live[i] != NULL)
             return;
-    int warm = 2 * p->n_workers;
-    for (int i = 0; i < p->n_free - warm; i++) { /* the bottom of the stack is the coldest */
+    size_t kept = 0;
+    for (int i = p->n_free - 1; i >= 0; i--) { /* the top of the stack is the warmest */
         uint32_t d = p->free_batches[i];
-        if (p->dirty[d]) {
-            fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                      (off_t)(batch_in(p, d) - p->arena), (off_t)(2 * POOL_HALF));
-            p->dirty[d] = false;
+        if (p->touched[d] == 0)
+            continue;
+        if (kept + p->touched[d] <= POOL_WARM_BYTES) {
+            kept += p->touched[d];
+            continue;
         }
+        fallocate(p->memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)(batch_in(p, d) - p->arena), (off_t)(2 * POOL_HALF));
+        p->touched[d] = 0;
     }
     uint64_t spilled = atomic_exchange(&p->h->spill_top, 0);
     if (spilled > 0)

@@ -22,6 +22,11 @@
  * replaced; the item fails with SK_CRASH_ERROR or SK_TIMEOUT_ERROR, or is
  * tried again while it has lives. Nothing hangs and no item is lost.
  *
+ * Memory: a pool maps about 16 GiB of address space (a shared arena; only
+ * written pages take memory). Between calls it keeps the pages of its most
+ * recently used batches, up to 256 MiB, so the next call runs without page
+ * faults; the rest is given back when no call is alive.
+ *
  * Threads: a pool and its calls are used from one thread at a time.
  */
 #ifndef SKPROC_POOL_H
