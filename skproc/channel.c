@@ -50,29 +50,23 @@ static size_t ring_data_size(size_t capacity, size_t max_message)
 
 size_t sk_channel_span(size_t capacity, size_t max_message)
 {
-    return 2 * (SK_RING_HEADER + ring_data_size(capacity, max_message));
-}
-
-static char *ring_data(struct sk_ring *r)
-{
-    return (char *)r + SK_RING_HEADER;
+    return 2 * ring_data_size(capacity, max_message);
 }
 
 void sk_channel_init(struct sk_runtime *rt, char *base, size_t file_offset, size_t capacity,
                      size_t max_message)
 {
     size_t data = ring_data_size(capacity, max_message);
-    struct sk_ring *rings[2];
     for (int i = 0; i < 2; i++) {
-        size_t off = (size_t)i * (SK_RING_HEADER + data);
-        rings[i] = (struct sk_ring *)(base + off);
-        rings[i]->size = data;
-        rings[i]->capacity = capacity;
-        rings[i]->max_message = max_message;
-        rt->ring_data_offset[i] = file_offset + off + SK_RING_HEADER;
+        struct sk_ring *r = &rt->sh->rings[i];
+        r->data = base + (size_t)i * data;
+        r->size = data;
+        r->capacity = capacity;
+        r->max_message = max_message;
+        rt->ring_data_offset[i] = file_offset + (size_t)i * data;
     }
-    rt->to_parent = rings[0];
-    rt->to_worker = rings[1];
+    rt->to_parent = &rt->sh->rings[0];
+    rt->to_worker = &rt->sh->rings[1];
 }
 
 static bool is_parent(const struct sk_runtime *rt)
@@ -141,7 +135,7 @@ static int ring_reserve(struct sk_ring *r, uint64_t need, uint64_t *pos)
         return SK_EFULL; /* cannot happen with the sizing rule; kept as a guard */
     if (wrap) {
         struct frame_header marker = {.magic = WRAP_MAGIC, .len = 0};
-        memcpy(ring_data(r) + off, &marker, sizeof marker);
+        memcpy(r->data + off, &marker, sizeof marker);
         head += to_end;
     }
     *pos = head;
@@ -177,7 +171,7 @@ static int frame_reserve(void *ctx, size_t len, void **dst)
     int rc = ring_reserve(f->r, f->need, &f->pos);
     if (rc != SK_OK)
         return rc;
-    char *at = ring_data(f->r) + f->pos % f->r->size;
+    char *at = f->r->data + f->pos % f->r->size;
     frame_prefault(at, f->need);
     struct frame_header h = {.magic = FRAME_MAGIC, .len = (uint32_t)len};
     memcpy(at, &h, sizeof h);
@@ -254,7 +248,7 @@ static int ring_front(struct sk_runtime *rt, struct sk_ring *r, const void **img
         struct frame_header h;
         if (avail < FRAME_HEADER || (off & 7) != 0)
             return ring_drop_corrupt(r, head);
-        memcpy(&h, ring_data(r) + off, sizeof h);
+        memcpy(&h, r->data + off, sizeof h);
         if (h.magic == WRAP_MAGIC) {
             if (avail < to_end)
                 return ring_drop_corrupt(r, head);
@@ -265,7 +259,7 @@ static int ring_front(struct sk_runtime *rt, struct sk_ring *r, const void **img
         if (h.magic != FRAME_MAGIC || h.len == 0 || h.len > r->max_message || need > avail ||
             need > to_end)
             return ring_drop_corrupt(r, head);
-        *img = ring_data(r) + off + FRAME_HEADER;
+        *img = r->data + off + FRAME_HEADER;
         *len = h.len;
         rt->peeked_frame = need;
         return SK_OK;
@@ -385,8 +379,8 @@ int sk_channel_inject(struct sk_runtime *rt, bool to_parent, const void *bytes, 
     uint64_t padded = align8(len); /* keeps frames 8-aligned after the garbage */
     if (padded > r->size - off || padded > r->size - (head - atomic_load(&r->tail)))
         return SK_EFULL;
-    memset(ring_data(r) + off, 0, padded);
-    memcpy(ring_data(r) + off, bytes, len);
+    memset(r->data + off, 0, padded);
+    memcpy(r->data + off, bytes, len);
     ring_publish(rt, r, head, head + padded);
     return SK_OK;
 }

@@ -24,27 +24,27 @@
 
 struct sk_runtime;
 
-#define SK_RING_HEADER 4096 /* the ring's control page, before its data */
-
+/* A ring's control block. It lives in the status page (which every start
+ * touches anyway), its data in the memfd past it. */
 struct sk_ring {
-    _Atomic uint64_t head; /* producer: bytes published, ever */
-    char pad0[56];
-    _Atomic uint64_t tail; /* consumer: bytes consumed, ever */
-    char pad1[56];
-    _Atomic uint32_t wseq;    /* futex word, bumped at every publish */
-    _Atomic uint32_t waiting; /* the consumer sleeps on wseq */
-    _Atomic uint32_t armed;   /* the consumer wants the doorbell eventfd */
-    _Atomic uint32_t closed;  /* the producer is gone for good */
-    uint64_t size;            /* data bytes */
-    uint64_t capacity;        /* bytes in flight allowed (unless empty) */
+    _Alignas(64) _Atomic uint64_t head; /* producer: bytes published, ever */
+    _Alignas(64) _Atomic uint64_t tail; /* consumer: bytes consumed, ever */
+    _Alignas(64) _Atomic uint32_t wseq; /* futex word, bumped at every publish */
+    _Atomic uint32_t waiting;           /* the consumer sleeps on wseq */
+    _Atomic uint32_t armed;             /* the consumer wants the doorbell eventfd */
+    _Atomic uint32_t closed;            /* the producer is gone for good */
+    char *data;                         /* same address in every process: mapped before fork */
+    uint64_t size;                      /* data bytes */
+    uint64_t capacity;                  /* bytes in flight allowed (unless empty) */
     uint64_t max_message;
 };
 
 /* The bytes the two rings take in the memfd, for a frozen config. */
 size_t sk_channel_span(size_t capacity, size_t max_message);
 
-/* Lays out both rings in a fresh (zeroed) mapping at base; base sits at file
- * offset file_offset of the memfd. */
+/* Lays out both rings' data in a fresh (zeroed) mapping at base, which
+ * sits at file offset file_offset of the memfd; their control blocks are
+ * rt->sh->rings. */
 void sk_channel_init(struct sk_runtime *rt, char *base, size_t file_offset, size_t capacity,
                      size_t max_message);
 

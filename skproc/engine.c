@@ -19,6 +19,7 @@
  * the run count live. The engine ends with _exit: a worker is a fork of the
  * user's process and must not run its atexit handlers.
  */
+#include "channel.h"
 #include "clock.h"
 #include "runtime.h"
 
@@ -301,7 +302,7 @@ _Noreturn void sk_worker_recycle(sk_process *self)
 {
     atomic_store(&self->rt->sh->recycle, 1);
     fflush(NULL);
-    _exit(0);
+    sk_child_exit(0);
 }
 
 const sk_error *sk_worker_last_fault(const sk_process *self)
@@ -352,8 +353,10 @@ _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode)
     if (e.outcome == SK_OUTCOME_FAILED)
         sh->error.lives_spent = atomic_load(&sh->lives_used);
     atomic_store(&sh->engine_done, 1);
+    if (!e.rt->supervised) /* no supervisor to say it when it exits */
+        sk_channel_close_to_parent(e.rt);
     /* The parent flushed its stdio before forking, so what is buffered now
      * is the hooks' own output. */
     fflush(NULL);
-    _exit(0);
+    sk_child_exit(0);
 }

@@ -15,6 +15,7 @@
 #ifndef SKPROC_RUNTIME_H
 #define SKPROC_RUNTIME_H
 
+#include "channel.h"
 #include "skproc.h"
 #include "timer.h"
 
@@ -57,6 +58,8 @@ struct sk_shared {
     _Atomic int lives_used; /* (W soft errors, S hard faults) failed attempts */
     _Atomic pid_t worker_pid;        /* (S) 0 when no worker lives */
     _Atomic int64_t supervisor_wake; /* (S) when the supervisor wakes next, ns */
+
+    struct sk_ring rings[2]; /* the channel: to the parent, to the worker */
 
     int64_t start_ns; /* (P) the first start, for join_in */
 
@@ -142,6 +145,15 @@ const sk_error *sk_worker_last_fault(const sk_process *self);
 
 /* result.c: the image the process published (parent side, after the end). */
 int sk_result_image(sk_process *p, const void **img, size_t *len);
+
+/* process.c: how children leave. It is _exit (never exit: a child must not
+ * run the parent's atexit handlers or flush its stdio again), called
+ * through a pointer bound when the program is loaded, so that a fresh child
+ * does not pay a lazy symbol lookup to leave. */
+extern void (*const sk_child_exit)(int status) __attribute__((noreturn));
+/* process.c: resolves, in the parent, the library calls children make, so
+ * that forks inherit them resolved. Once per process. */
+void sk_resolve_child_calls(void);
 
 /* The hook of a section, or NULL. */
 sk_hook sk_class_hook(const sk_class *cls, sk_section s);

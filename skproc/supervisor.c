@@ -71,7 +71,7 @@ _Noreturn void sk_worker_main(sk_process *p, pid_t forked_by, enum sk_engine_mod
     struct sk_runtime *rt = p->rt;
     rt->role = SK_ROLE_WORKER;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != forked_by)
-        _exit(127);
+        sk_child_exit(127);
     atomic_store(&rt->sh->worker_pid, getpid()); /* before any hook can speak */
     sigaction(SIGCHLD, &rt->user_sigchld, NULL);
     sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
@@ -310,7 +310,7 @@ _Noreturn void sk_supervisor_main(sk_process *p)
     pid_t parent = rt->parent_pid;
     rt->role = SK_ROLE_SUPERVISOR;
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-        _exit(127);
+        sk_child_exit(127);
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
@@ -339,5 +339,5 @@ _Noreturn void sk_supervisor_main(sk_process *p)
         }
     }
     sk_channel_close_to_parent(rt);
-    _exit(0);
+    sk_child_exit(0);
 }
