@@ -628,12 +628,18 @@ static void worker_recover(struct pool_worker *w)
     worker_finish_batch(w, d);
 }
 
+/* Takes the oldest posted batch. The queue entry is read before the
+ * compare-and-swap: once post c is ours, the parent may wrap around the
+ * queue and reuse its entry (the batches in between may all be done and
+ * their slots free again), but while c is unclaimed it cannot, because c
+ * and every later unclaimed post each hold a slot. */
 static bool worker_claim(struct pool_header *h, uint32_t *d)
 {
     uint64_t c = atomic_load(&h->claimed);
     while (c < atomic_load_explicit(&h->posted, memory_order_acquire)) {
+        uint32_t entry = atomic_load_explicit(&h->queue[c % POOL_BATCHES], memory_order_acquire);
         if (atomic_compare_exchange_weak(&h->claimed, &c, c + 1)) {
-            *d = atomic_load_explicit(&h->queue[c % POOL_BATCHES], memory_order_acquire);
+            *d = entry;
             return true;
         }
     }
