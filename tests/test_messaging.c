@@ -19,83 +19,19 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
+#include "messaging_support.h"
 
 #include <fcntl.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <tpl.h>
 
-/* ------------------------------------------------------------ watchdog */
-
-#define WATCHDOG_SECONDS 120
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "\nwatchdog: the test hung (no progress in 120 s)\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)n;
-    _exit(124);
-}
-
-static int watchdog_arm(void **state)
-{
-    (void)state;
-    signal(SIGALRM, watchdog_fired);
-    alarm(WATCHDOG_SECONDS);
-    return 0;
-}
-
-static int watchdog_disarm(void **state)
-{
-    alarm(0);
-    return skt_teardown(state);
-}
-
-#define TEST(f) cmocka_unit_test_setup_teardown(f, watchdog_arm, watchdog_disarm)
-
 /* ------------------------------------------------------------- helpers */
-
-/* A well-mixed 64-bit value per index: message contents the receiver can
- * recompute, so nothing needs to be kept to check them. */
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
 
 /* An order-sensitive running checksum. */
 static uint64_t checksum_step(uint64_t sum, uint64_t value)
 {
     return mix64(sum ^ value) + 1;
-}
-
-static void pattern_fill(unsigned char *buf, size_t n, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = mix64(seed + i);
-        memcpy(buf + i, &v, n - i < 8 ? n - i : 8);
-    }
-}
-
-/* The index of the first byte that differs from the pattern, or n. */
-static size_t pattern_check(const unsigned char *buf, size_t n, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = mix64(seed + i);
-        size_t k = n - i < 8 ? n - i : 8;
-        if (memcmp(buf + i, &v, k) != 0) {
-            const unsigned char *want = (const unsigned char *)&v;
-            size_t j = 0;
-            while (buf[i + j] == want[j])
-                j++;
-            return i + j;
-        }
-    }
-    return n;
 }
 
 /* A string of 0..63 letters determined by seq. */
@@ -105,26 +41,6 @@ static void seq_text(uint64_t seq, char *buf)
     for (size_t i = 0; i < n; i++)
         buf[i] = (char)('a' + (seq + i) % 26);
     buf[n] = '\0';
-}
-
-/* tell never blocks: a sender with nothing else to do retries SK_EFULL,
- * yielding the CPU to the reader. */
-#define TELL_RETRY(rc, p, ...)                                                                     \
-    do {                                                                                           \
-        while (((rc) = sk_tell((p), __VA_ARGS__)) == SK_EFULL)                                     \
-            sched_yield();                                                                         \
-    } while (0)
-
-/* A tpl image of one int32, made by tpl itself. */
-static void *image_of_int(int32_t v, size_t *len)
-{
-    tpl_node *tn = tpl_map("i", &v);
-    assert_non_null(tn);
-    assert_int_equal(tpl_pack(tn, 0), 0);
-    void *img = NULL;
-    assert_int_equal(tpl_dump(tn, TPL_MEM, &img, len), 0);
-    tpl_free(tn);
-    return img;
 }
 
 /* -------------------------------------------------- the test process */
@@ -166,8 +82,6 @@ static void mp_finish(mp *m, int64_t r[NR])
     assert_no_error(&m->base);
     assert_rc(sk_result(&m->base, "I#", r, NR), SK_OK);
 }
-
-#define FAIL_RC(self, rc, what) sk_fail((self), (rc) ? (rc) : -1, "%s: %s", (what), sk_strerror(rc))
 
 static void make_pipe(int fds[2])
 {

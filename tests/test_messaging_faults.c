@@ -10,8 +10,9 @@
  * and the channel goes on.
  *
  * The frame layout is the one channel.h documents: u32 magic, u32 length,
- * the image, padding to 8. The magic values are copied here on purpose: a
- * change to the wire format should make these tests fail loudly.
+ * the image, padding to 8. The magic values are copied into
+ * messaging_support.h on purpose: a change to the wire format should make
+ * these tests fail loudly.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +20,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
+#include "messaging_support.h"
 
 #include "channel.h"
 #include "runtime.h"
@@ -29,80 +30,11 @@
 #include <stdatomic.h>
 #include <tpl.h>
 
-#define FRAME_MAGIC 0x534b4d47u /* "SKMG" */
-#define WRAP_MAGIC 0x534b5750u  /* "SKWP" */
-
-/* ------------------------------------------------------------ watchdog */
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "\nwatchdog: the test hung (no progress in 120 s)\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)n;
-    _exit(124);
-}
-
-static int watchdog_arm(void **state)
-{
-    (void)state;
-    signal(SIGALRM, watchdog_fired);
-    alarm(120);
-    return 0;
-}
-
-static int watchdog_disarm(void **state)
-{
-    alarm(0);
-    return skt_teardown(state);
-}
-
-#define TEST(f) cmocka_unit_test_setup_teardown(f, watchdog_arm, watchdog_disarm)
-
 /* ------------------------------------------------------------- helpers */
-
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
-static void pattern_fill(unsigned char *buf, size_t n, uint64_t seed)
-{
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = mix64(seed + i);
-        memcpy(buf + i, &v, n - i < 8 ? n - i : 8);
-    }
-}
 
 static bool pattern_ok(const unsigned char *buf, size_t n, uint64_t seed)
 {
-    for (size_t i = 0; i < n; i += 8) {
-        uint64_t v = mix64(seed + i);
-        if (memcmp(buf + i, &v, n - i < 8 ? n - i : 8) != 0)
-            return false;
-    }
-    return true;
-}
-
-#define TELL_RETRY(rc, p, ...)                                                                     \
-    do {                                                                                           \
-        while (((rc) = sk_tell((p), __VA_ARGS__)) == SK_EFULL)                                     \
-            sched_yield();                                                                         \
-    } while (0)
-
-/* A tpl image of one int32. */
-static unsigned char *image_of_int(int32_t v, size_t *len)
-{
-    tpl_node *tn = tpl_map("i", &v);
-    assert_non_null(tn);
-    assert_int_equal(tpl_pack(tn, 0), 0);
-    void *img = NULL;
-    assert_int_equal(tpl_dump(tn, TPL_MEM, &img, len), 0);
-    tpl_free(tn);
-    return img;
+    return pattern_check(buf, n, seed) == n;
 }
 
 /* A frame as channel.c writes it: header, bytes, zero padding to 8. Returns
@@ -110,13 +42,8 @@ static unsigned char *image_of_int(int32_t v, size_t *len)
 static size_t frame(unsigned char *out, uint32_t magic, uint32_t len, const void *body,
                     size_t body_len)
 {
-    memcpy(out, &magic, 4);
-    memcpy(out + 4, &len, 4);
-    if (body_len > 0)
-        memcpy(out + 8, body, body_len);
-    size_t n = 8 + body_len;
-    while (n % 8)
-        out[n++] = 0;
+    size_t n = 0;
+    put_frame(out, &n, magic, len, body, body_len);
     return n;
 }
 
@@ -129,8 +56,6 @@ static size_t valid_frame(unsigned char *out, int32_t v)
     free(img);
     return n;
 }
-
-#define FAIL_RC(self, rc, what) sk_fail((self), (rc) ? (rc) : -1, "%s: %s", (what), sk_strerror(rc))
 
 /* -------------------------------------------------- the test process */
 

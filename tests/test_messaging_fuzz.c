@@ -38,7 +38,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
+#include "messaging_support.h"
 
 #include "channel.h"
 #include "message.h"
@@ -48,39 +48,10 @@
 #include <stdatomic.h>
 #include <tpl.h>
 
-#define FRAME_MAGIC 0x534b4d47u /* "SKMG", as channel.c writes it */
-#define WRAP_MAGIC 0x534b5750u  /* "SKWP" */
 #define FUZZ_MAX_INPUT (16 << 10)
 
 static uint64_t g_seed = 20240917;
 static double g_seconds = 5.0;
-
-/* ------------------------------------------------------------ watchdog */
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "\nwatchdog: the test hung (no progress in 120 s)\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)n;
-    _exit(124);
-}
-
-static int watchdog_arm(void **state)
-{
-    (void)state;
-    signal(SIGALRM, watchdog_fired);
-    alarm(120);
-    return 0;
-}
-
-static int watchdog_disarm(void **state)
-{
-    alarm(0);
-    return skt_teardown(state);
-}
-
-#define TEST(f) cmocka_unit_test_setup_teardown(f, watchdog_arm, watchdog_disarm)
 
 /* ---------------------------------------------------------------- rng */
 
@@ -99,14 +70,6 @@ static uint64_t next(rng *r)
 static uint32_t below(rng *r, uint32_t n)
 {
     return n ? (uint32_t)(next(r) % n) : 0;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
 }
 
 static void hexdump(const unsigned char *b, size_t n)
@@ -139,33 +102,6 @@ enum kind {
 static const char *const kind_format[K_COUNT] = {
     "i",       "iuIUjvcf",         "s",           "B",    "i#",       "s#",       "S(is)",
     "S(cif)#", "S(i$(Ii$(Ijc)))#", "cS(ii)sBU#f", "A(i)", "A(S(is))", "A(iA(s))", "sA(U)",
-};
-
-struct is {
-    int32_t i;
-    char *s;
-};
-struct cif {
-    char c;
-    int32_t i;
-    double f;
-};
-struct lvl2 {
-    int64_t I;
-    int16_t j;
-    char c;
-};
-struct lvl1 {
-    int64_t I;
-    int32_t i;
-    struct lvl2 in;
-};
-struct lvl0 {
-    int32_t i;
-    struct lvl1 in;
-};
-struct ii {
-    int32_t a, b;
 };
 
 struct seed {
@@ -675,25 +611,6 @@ static void test_decoder_random_corruption(void **state)
 /* ----------------------------------------------- pieces for the rings */
 
 enum piece_kind { P_VALID, P_BAD_HEADER, P_GARBAGE_IMAGE, P_WRAP, P_RAW, P_KINDS };
-
-static size_t align8(size_t n)
-{
-    return (n + 7) & ~(size_t)7;
-}
-
-/* Appends a frame (header, body, padding) to out at *n. */
-static void put_frame(unsigned char *out, size_t *n, uint32_t magic, uint32_t len, const void *body,
-                      size_t body_len)
-{
-    memcpy(out + *n, &magic, 4);
-    memcpy(out + *n + 4, &len, 4);
-    if (body_len)
-        memcpy(out + *n + 8, body, body_len);
-    size_t end = *n + 8 + body_len;
-    size_t padded = *n + align8(8 + body_len);
-    memset(out + end, 0, padded - end);
-    *n = padded;
-}
 
 /* Appends one random piece; returns its kind. *self_framed says whether
  * the piece is one frame whose header covers exactly its own bytes (the

@@ -13,7 +13,8 @@
  *
  * Struct layouts: tpl lays S(...) out as the C compiler would for a flat
  * struct ($(...) flattened); the nested structs here were chosen so that
- * the C nesting gives the same offsets (checked with static asserts).
+ * the C nesting gives the same offsets (checked with static asserts; the
+ * structs shared with test_messaging_fuzz.c are in messaging_support.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -21,7 +22,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
+#include "messaging_support.h"
 
 #include <float.h>
 #include <math.h>
@@ -29,33 +30,6 @@
 
 #define T 30 /* seconds a check waits for its message */
 #define WHY 512
-
-/* ------------------------------------------------------------ watchdog */
-
-static void watchdog_fired(int sig)
-{
-    (void)sig;
-    static const char msg[] = "\nwatchdog: the test hung (no progress in 120 s)\n";
-    ssize_t n = write(STDERR_FILENO, msg, sizeof msg - 1);
-    (void)n;
-    _exit(124);
-}
-
-static int watchdog_arm(void **state)
-{
-    (void)state;
-    signal(SIGALRM, watchdog_fired);
-    alarm(120);
-    return 0;
-}
-
-static int watchdog_disarm(void **state)
-{
-    alarm(0);
-    return skt_teardown(state);
-}
-
-#define TEST(f) cmocka_unit_test_setup_teardown(f, watchdog_arm, watchdog_disarm)
 
 /* -------------------------------------------------------- check helpers */
 
@@ -357,10 +331,8 @@ static int big_chars_check(sk_process *p, char *why)
 
 /* -------------------------------------------------------------- structs */
 
-struct is {
-    int32_t i;
-    char *s;
-};
+/* struct is, cif, lvl0 and ii, the C twins of S(is), S(cif), S(i$(Ii$(Ijc)))
+ * and S(ii), are in messaging_support.h. */
 
 static int struct_tell(sk_process *p)
 {
@@ -378,13 +350,7 @@ static int struct_check(sk_process *p, char *why)
     return 0;
 }
 
-/* Padding after c (to i) and after i (to f). */
-struct cif {
-    char c;
-    int32_t i;
-    double f;
-};
-
+/* S(cif)#3: padding after c (to i) and after i (to f). */
 static void cif_fill(struct cif v[3])
 {
     for (int k = 0; k < 3; k++)
@@ -442,28 +408,6 @@ static int struct_fixed_check(sk_process *p, char *why)
 }
 
 /* S(i$(Ii$(Ijc))): three levels, repeated twice. */
-struct lvl2 {
-    int64_t I;
-    int16_t j;
-    char c;
-};
-struct lvl1 {
-    int64_t I;
-    int32_t i;
-    struct lvl2 in;
-};
-struct lvl0 {
-    int32_t i;
-    struct lvl1 in;
-};
-/* tpl's flat layout: i@0 I@8 i@16 I@24 j@32 c@34, stride 40. */
-_Static_assert(offsetof(struct lvl0, in.I) == 8, "layout");
-_Static_assert(offsetof(struct lvl0, in.i) == 16, "layout");
-_Static_assert(offsetof(struct lvl0, in.in.I) == 24, "layout");
-_Static_assert(offsetof(struct lvl0, in.in.j) == 32, "layout");
-_Static_assert(offsetof(struct lvl0, in.in.c) == 34, "layout");
-_Static_assert(sizeof(struct lvl0) == 40, "layout");
-
 static void nested_fill(struct lvl0 v[2])
 {
     memset(v, 0, 2 * sizeof *v);
@@ -531,10 +475,6 @@ static int nested_strings_check(sk_process *p, char *why)
 }
 
 /* Several kinds of top-level items in one message. */
-struct ii {
-    int32_t a, b;
-};
-
 static int mixed_tell(sk_process *p)
 {
     char c = 'q';

@@ -15,133 +15,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
-
 #define MAX_ITEMS 20000
 #define BOUND 30.0 /* seconds no wait below may take */
 
-/* Memory a test allocates: freed by teardown when an assertion ends the
- * test early, so that LeakSanitizer reports only real leaks. xfree takes
- * any pointer (one not made by xmalloc is simply freed). Parent only: the
- * workers' functions use malloc. */
-#define MAX_BLOCKS 1024
-static void *blocks[MAX_BLOCKS];
-static int block_count;
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    assert_non_null(p);
-    assert_true(block_count < MAX_BLOCKS);
-    blocks[block_count++] = p;
-    return p;
-}
-
-static void *xmalloc(size_t size)
-{
-    return xcalloc(1, size);
-}
-
-static void xfree(void *p)
-{
-    for (int i = 0; i < block_count; i++)
-        if (blocks[i] == p) {
-            blocks[i] = blocks[--block_count];
-            break;
-        }
-    free(p);
-}
-
-static void free_blocks(void)
-{
-    for (int i = 0; i < block_count; i++)
-        free(blocks[i]);
-    block_count = 0;
-}
-
-/* ------------------------------------------------------------ tracking */
-
-/* Pools and calls made by a test; teardown ends them even after a failed
- * assertion: terminate every pool, free every call, release every pool. */
-#define MAX_TRACKED 128
-static sk_pool *tracked_pools[MAX_TRACKED];
-static int tracked_pool_count;
-static sk_pool_call *tracked_calls[MAX_TRACKED];
-static int tracked_call_count;
-
-static sk_pool *new_pool(const sk_pool_config *cfg)
-{
-    sk_pool *pool = NULL;
-    assert_rc(sk_pool_create(&pool, cfg), SK_OK);
-    assert_non_null(pool);
-    assert_true(tracked_pool_count < MAX_TRACKED);
-    tracked_pools[tracked_pool_count++] = pool;
-    return pool;
-}
-
-static void release_pool(sk_pool *pool)
-{
-    for (int i = 0; i < tracked_pool_count; i++)
-        if (tracked_pools[i] == pool)
-            tracked_pools[i] = tracked_pools[--tracked_pool_count];
-    sk_pool_release(pool);
-}
-
-static sk_pool_call *track_call(sk_pool_call *call)
-{
-    assert_non_null(call);
-    assert_true(tracked_call_count < MAX_TRACKED);
-    tracked_calls[tracked_call_count++] = call;
-    return call;
-}
-
-static void free_call(sk_pool_call *call)
-{
-    for (int i = 0; i < tracked_call_count; i++)
-        if (tracked_calls[i] == call)
-            tracked_calls[i] = tracked_calls[--tracked_call_count];
-    sk_pool_call_free(call);
-}
-
-/* What the workers share with the test: the gate, and how often each item
- * was handed to the function. Made before the pool, so every worker (and
- * every replacement) maps it. */
-struct shared {
-    int gate;    /* items that wait, wait until this is non-zero */
-    int started; /* gated items that reached the gate */
-    int calls[MAX_ITEMS];
-};
-
-static struct shared *sh;
-
-static int teardown(void **state)
-{
-    if (sh != NULL)
-        __atomic_store_n(&sh->gate, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_terminate(tracked_pools[i]);
-    for (int i = 0; i < tracked_call_count; i++)
-        sk_pool_call_free(tracked_calls[i]);
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_release(tracked_pools[i]);
-    tracked_call_count = tracked_pool_count = 0;
-    sh = NULL;
-    free_blocks();
-    return skt_teardown(state);
-}
-
-#define POOL_TEST(f) cmocka_unit_test_teardown(f, teardown)
-
-static struct shared *make_shared(void)
-{
-    sh = skt_shared(sizeof *sh);
-    return sh;
-}
-
-static void open_gate(void)
-{
-    __atomic_store_n(&sh->gate, 1, __ATOMIC_RELEASE);
-}
+#include "pool_support.h"
 
 /* Polls cond until it holds, for at most BOUND seconds. */
 #define WAIT_FOR(cond)                                                                             \
@@ -173,10 +50,7 @@ typedef struct {
 
 static void wait_gate(void)
 {
-    __atomic_fetch_add(&sh->started, 1, __ATOMIC_ACQ_REL);
-    double deadline = skt_now() + 2 * BOUND; /* a failed test must not leave it forever */
-    while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE) && skt_now() < deadline)
-        usleep(200);
+    gate_wait(&sh->gate, &sh->started, 2 * BOUND);
 }
 
 static int affine(const void *item, void *result, const void *argp)
@@ -187,7 +61,7 @@ static int affine(const void *item, void *result, const void *argp)
     if (out->value != 0 || out->pid != 0 || out->item != 0)
         return 99; /* the result was not zeroed before the call */
     if (sh != NULL && x >= 0 && x < MAX_ITEMS)
-        __atomic_fetch_add(&sh->calls[x], 1, __ATOMIC_RELAXED);
+        __atomic_fetch_add(&sh->attempts[x], 1, __ATOMIC_RELAXED);
     if (x >= a->gate_from && x < a->gate_to)
         wait_gate();
     if (x == a->fail_item)
@@ -242,22 +116,6 @@ static void check_result(const affine_out *r, int32_t x, const affine_arg *a)
                  r->item, r->pid, (int)getpid());
 }
 
-static sk_pool_config small_cfg(int workers)
-{
-    return (sk_pool_config){.workers = workers, .no_progress = true};
-}
-
-static void print_error_of(const sk_error *e)
-{
-    char buf[2048];
-    if (e == NULL) {
-        print_message("  (no error)\n");
-        return;
-    }
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s\n", buf);
-}
-
 /* --------------------------------------------------------------- map */
 
 static void test_map_keeps_order(void **state)
@@ -280,8 +138,8 @@ static void test_map_keeps_order(void **state)
     }
     /* Every item was handed to the function exactly once. */
     for (size_t i = 0; i < n; i++)
-        if (sh->calls[i] != 1)
-            fail_msg("item %zu: function called %d times", i, sh->calls[i]);
+        if (sh->attempts[i] != 1)
+            fail_msg("item %zu: function called %d times", i, sh->attempts[i]);
     xfree(items);
     xfree(results);
     xfree(status);
@@ -509,7 +367,7 @@ static void test_imap_keeps_order(void **state)
     assert_rc(sk_pool_next(call, 0, &index, &r), SK_ECLOSED); /* and again */
     assert_null(sk_pool_error(call));
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(sh->calls[i], 1);
+        assert_int_equal(sh->attempts[i], 1);
     free_call(call);
     xfree(items);
     release_pool(pool);
@@ -1389,7 +1247,7 @@ static void test_async_map_goes_on_without_the_caller(void **state)
     while (skt_now() < deadline) {
         called = 0;
         for (size_t i = 0; i < n; i++)
-            called += sh->calls[i] > 0;
+            called += sh->attempts[i] > 0;
         if (called == (long)n)
             break;
         skt_sleep(0.001);

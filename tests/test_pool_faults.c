@@ -13,125 +13,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
-
 #define BOUND 30.0
 #define MAX_ITEMS 4096
 
-/* Memory a test allocates: freed by teardown when an assertion ends the
- * test early, so that LeakSanitizer reports only real leaks. xfree takes
- * any pointer (one not made by xmalloc is simply freed). Parent only: the
- * workers' functions use malloc. */
-#define MAX_BLOCKS 1024
-static void *blocks[MAX_BLOCKS];
-static int block_count;
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    assert_non_null(p);
-    assert_true(block_count < MAX_BLOCKS);
-    blocks[block_count++] = p;
-    return p;
-}
-
-static void xfree(void *p)
-{
-    for (int i = 0; i < block_count; i++)
-        if (blocks[i] == p) {
-            blocks[i] = blocks[--block_count];
-            break;
-        }
-    free(p);
-}
-
-static void free_blocks(void)
-{
-    for (int i = 0; i < block_count; i++)
-        free(blocks[i]);
-    block_count = 0;
-}
-
-/* ------------------------------------------------------------ tracking */
-
-#define MAX_TRACKED 64
-static sk_pool *tracked_pools[MAX_TRACKED];
-static int tracked_pool_count;
-static sk_pool_call *tracked_calls[MAX_TRACKED];
-static int tracked_call_count;
-
-static sk_pool *new_pool(const sk_pool_config *cfg)
-{
-    sk_pool *pool = NULL;
-    assert_rc(sk_pool_create(&pool, cfg), SK_OK);
-    assert_non_null(pool);
-    assert_true(tracked_pool_count < MAX_TRACKED);
-    tracked_pools[tracked_pool_count++] = pool;
-    return pool;
-}
-
-static void release_pool(sk_pool *pool)
-{
-    for (int i = 0; i < tracked_pool_count; i++)
-        if (tracked_pools[i] == pool)
-            tracked_pools[i] = tracked_pools[--tracked_pool_count];
-    sk_pool_release(pool);
-}
-
-static sk_pool_call *track_call(sk_pool_call *call)
-{
-    assert_non_null(call);
-    assert_true(tracked_call_count < MAX_TRACKED);
-    tracked_calls[tracked_call_count++] = call;
-    return call;
-}
-
-static void free_call(sk_pool_call *call)
-{
-    for (int i = 0; i < tracked_call_count; i++)
-        if (tracked_calls[i] == call)
-            tracked_calls[i] = tracked_calls[--tracked_call_count];
-    sk_pool_call_free(call);
-}
-
-/* Shared with every worker and every replacement: how often each item was
- * handed to the function, and the gate. */
-struct shared {
-    int gate;
-    int started;
-    int attempts[MAX_ITEMS];
-};
-
-static struct shared *sh;
-
-static int teardown(void **state)
-{
-    if (sh != NULL)
-        __atomic_store_n(&sh->gate, 1, __ATOMIC_RELEASE);
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_terminate(tracked_pools[i]);
-    for (int i = 0; i < tracked_call_count; i++)
-        sk_pool_call_free(tracked_calls[i]);
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_release(tracked_pools[i]);
-    tracked_call_count = tracked_pool_count = 0;
-    sh = NULL;
-    free_blocks();
-    return skt_teardown(state);
-}
-
-#define POOL_TEST(f) cmocka_unit_test_teardown(f, teardown)
-
-static void print_error_of(const sk_error *e)
-{
-    char buf[2048];
-    if (e == NULL) {
-        print_message("  (no error)\n");
-        return;
-    }
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s\n", buf);
-}
+#include "pool_support.h"
 
 /* ------------------------------------------------------------ the job */
 
@@ -190,13 +75,9 @@ static int faulty(const void *item, void *result, const void *argp)
         case F_SLEEP:
             skt_sleep(a != NULL ? a->nap : 0.01);
             break;
-        case F_GATE: {
-            __atomic_fetch_add(&sh->started, 1, __ATOMIC_ACQ_REL);
-            double deadline = skt_now() + 2 * BOUND;
-            while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE) && skt_now() < deadline)
-                usleep(200);
+        case F_GATE:
+            gate_wait(&sh->gate, &sh->started, 2 * BOUND);
             break;
-        }
         default:
             break;
         }
@@ -227,7 +108,7 @@ static fitem *make_fitems(size_t n)
 
 static sk_pool *fault_pool(int workers, int lives, double item_timeout)
 {
-    sh = skt_shared(sizeof *sh);
+    make_shared();
     sk_pool_config cfg = {
         .workers = workers, .lives = lives, .item_timeout = item_timeout, .no_progress = true};
     return new_pool(&cfg);
@@ -677,7 +558,7 @@ static void check_max_tasks(const fout *results, size_t n, long max_tasks, int m
 static void test_max_tasks_recycles_workers(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
+    make_shared();
     sk_pool_config cfg = {.workers = 2, .max_tasks = 10, .no_progress = true};
     sk_pool *pool = new_pool(&cfg);
     size_t n = 100;
@@ -698,7 +579,7 @@ static void test_max_tasks_recycles_workers(void **state)
 static void test_max_tasks_across_calls(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
+    make_shared();
     sk_pool_config cfg = {.workers = 2, .max_tasks = 7, .no_progress = true};
     sk_pool *pool = new_pool(&cfg);
     size_t per_call = 3, calls = 30, n = per_call * calls;
@@ -721,7 +602,7 @@ static void test_max_tasks_across_calls(void **state)
 static void test_max_tasks_with_big_batches(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
+    make_shared();
     sk_pool_config cfg = {.workers = 2, .max_tasks = 5, .batch = 50, .no_progress = true};
     sk_pool *pool = new_pool(&cfg);
     size_t n = 200;

@@ -12,127 +12,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
-
 #define BOUND 30.0
 #define MAX_ITEMS 4096
 
-/* Memory a test allocates: freed by teardown when an assertion ends the
- * test early, so that LeakSanitizer reports only real leaks. xfree takes
- * any pointer (one not made by xmalloc is simply freed). Parent only: the
- * workers' functions use malloc. */
-#define MAX_BLOCKS 1024
-static void *blocks[MAX_BLOCKS];
-static int block_count;
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    assert_non_null(p);
-    assert_true(block_count < MAX_BLOCKS);
-    blocks[block_count++] = p;
-    return p;
-}
-
-static void *xmalloc(size_t size)
-{
-    return xcalloc(1, size);
-}
-
-static void xfree(void *p)
-{
-    for (int i = 0; i < block_count; i++)
-        if (blocks[i] == p) {
-            blocks[i] = blocks[--block_count];
-            break;
-        }
-    free(p);
-}
-
-static void free_blocks(void)
-{
-    for (int i = 0; i < block_count; i++)
-        free(blocks[i]);
-    block_count = 0;
-}
-
-/* ------------------------------------------------------------ tracking */
-
-#define MAX_TRACKED 64
-static sk_pool *tracked_pools[MAX_TRACKED];
-static int tracked_pool_count;
-static sk_pool_call *tracked_calls[MAX_TRACKED];
-static int tracked_call_count;
-
-static sk_pool *new_pool(int workers)
-{
-    sk_pool_config cfg = {.workers = workers, .no_progress = true};
-    sk_pool *pool = NULL;
-    assert_rc(sk_pool_create(&pool, &cfg), SK_OK);
-    assert_non_null(pool);
-    assert_true(tracked_pool_count < MAX_TRACKED);
-    tracked_pools[tracked_pool_count++] = pool;
-    return pool;
-}
-
-static void release_pool(sk_pool *pool)
-{
-    for (int i = 0; i < tracked_pool_count; i++)
-        if (tracked_pools[i] == pool)
-            tracked_pools[i] = tracked_pools[--tracked_pool_count];
-    sk_pool_release(pool);
-}
-
-static sk_pool_call *track_call(sk_pool_call *call)
-{
-    assert_non_null(call);
-    assert_true(tracked_call_count < MAX_TRACKED);
-    tracked_calls[tracked_call_count++] = call;
-    return call;
-}
-
-static void free_call(sk_pool_call *call)
-{
-    for (int i = 0; i < tracked_call_count; i++)
-        if (tracked_calls[i] == call)
-            tracked_calls[i] = tracked_calls[--tracked_call_count];
-    sk_pool_call_free(call);
-}
-
-/* Memory shared with every worker: per-item attempt counters. */
-struct shared {
-    int gate;
-    int attempts[MAX_ITEMS];
-};
-
-static struct shared *sh;
-
-static int teardown(void **state)
-{
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_terminate(tracked_pools[i]);
-    for (int i = 0; i < tracked_call_count; i++)
-        sk_pool_call_free(tracked_calls[i]);
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_release(tracked_pools[i]);
-    tracked_call_count = tracked_pool_count = 0;
-    sh = NULL;
-    free_blocks();
-    return skt_teardown(state);
-}
-
-#define POOL_TEST(f) cmocka_unit_test_teardown(f, teardown)
-
-static void print_error_of(const sk_error *e)
-{
-    char buf[2048];
-    if (e == NULL) {
-        print_message("  (no error)\n");
-        return;
-    }
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s\n", buf);
-}
+#include "pool_support.h"
 
 /* ---------------------------------------------------- tpl: S(si) -> s */
 
@@ -209,7 +92,7 @@ static void check_label(const char *got, const named *it, size_t i)
 static void test_tpl_strings_map(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 3000;
     char *long_name;
     named *items = make_named(n, &long_name);
@@ -235,7 +118,7 @@ static void test_tpl_strings_map(void **state)
 static void test_tpl_strings_imap_and_async(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(3);
+    sk_pool *pool = new_small_pool(3);
     size_t n = 2000;
     char *long_name;
     named *items = make_named(n, &long_name);
@@ -310,7 +193,7 @@ static int produce_named(void *state, void *item)
 static void test_tpl_strings_stream(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     for (int ordered = 1; ordered >= 0; ordered--) {
         struct named_stream st = {.n = 5000};
         sk_pool_call *call = NULL;
@@ -343,7 +226,7 @@ static void test_tpl_strings_stream(void **state)
 static void test_tpl_null_string(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(1);
+    sk_pool *pool = new_small_pool(1);
     named items[3] = {{"x", 1}, {NULL, 2}, {"", 3}};
     char *results[3] = {0};
     int status[3];
@@ -368,7 +251,7 @@ static int length_fn(const void *item, void *result, const void *arg)
 static void test_tpl_string_item(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 500;
     char **items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++) {
@@ -412,7 +295,7 @@ static int summary_fn(const void *item, void *result, const void *arg)
 static void test_tpl_result_record(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 1000;
     char *long_name;
     named *items = make_named(n, &long_name);
@@ -450,11 +333,9 @@ static int crash_once_fn(const void *item, void *result, const void *arg)
 static void test_tpl_items_survive_a_crash(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
+    make_shared();
     sk_pool_config cfg = {.workers = 2, .lives = 2, .no_progress = true};
-    sk_pool *pool = NULL;
-    assert_rc(sk_pool_create(&pool, &cfg), SK_OK);
-    tracked_pools[tracked_pool_count++] = pool;
+    sk_pool *pool = new_pool(&cfg);
     size_t n = 100;
     named *items = xcalloc(n, sizeof *items);
     char names[100][16];
@@ -509,7 +390,7 @@ static int triple_plain(const void *item, void *result, const void *arg)
 static void test_star_vs_plain(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 4000;
     triple *items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++)
@@ -580,7 +461,7 @@ static int padded_star(void *const *fields, void *result, const void *arg)
 static void test_star_padded_record(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 1000;
     padded *items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++)
@@ -611,7 +492,7 @@ static int named_star(void *const *fields, void *result, const void *arg)
 static void test_star_with_strings(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 1500;
     char *long_name;
     named *items = make_named(n, &long_name);
@@ -633,7 +514,7 @@ static void test_star_with_strings(void **state)
 static void test_star_validation(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(1);
+    sk_pool *pool = new_small_pool(1);
     triple items[2] = {{1, 2, 3.0}, {4, 5, 6.0}};
     double results[2];
     double scale = 1;
@@ -666,7 +547,7 @@ static void test_star_validation(void **state)
 static void test_format_size_mismatch(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(1);
+    sk_pool *pool = new_small_pool(1);
     triple items[2] = {{1, 2, 3.0}, {4, 5, 6.0}};
     double results[2];
     double scale = 1;
@@ -700,7 +581,7 @@ static int odd_fn(const void *item, void *result, const void *arg)
 static void test_odd_sized_records(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 10007;
     unsigned char *items = xmalloc(n * 3), *results = xcalloc(n, 5);
     for (size_t i = 0; i < n * 3; i++)
@@ -729,8 +610,8 @@ static int touch_fn(const void *item, void *result, const void *arg)
 static void test_no_result(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
-    sk_pool *pool = new_pool(2);
+    make_shared();
+    sk_pool *pool = new_small_pool(2);
     size_t n = MAX_ITEMS;
     int32_t *items = xmalloc(n * sizeof *items);
     for (size_t i = 0; i < n; i++)
@@ -843,7 +724,7 @@ static const sk_pool_job counter_job = {.cls = &counter_class,
 static void test_class_runs(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 60;
     class_item *items = xcalloc(n, sizeof *items);
     for (size_t i = 0; i < n; i++)
@@ -881,8 +762,8 @@ static void test_class_runs(void **state)
 static void test_class_lives(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
-    sk_pool *pool = new_pool(2);
+    make_shared();
+    sk_pool *pool = new_small_pool(2);
     size_t n = 12;
     class_item items[12];
     for (size_t i = 0; i < n; i++)
@@ -912,8 +793,8 @@ static void test_class_lives(void **state)
 static void test_class_failing_item(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
-    sk_pool *pool = new_pool(2);
+    make_shared();
+    sk_pool *pool = new_small_pool(2);
     size_t n = 30;
     class_item items[30];
     for (size_t i = 0; i < n; i++)
@@ -996,7 +877,7 @@ static int no_run_init(sk_process *self, const void *item)
 static void test_class_validation(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(1);
+    sk_pool *pool = new_small_pool(1);
     class_item items[2] = {{.runs = 1}, {.runs = 2}};
     int64_t results[2];
     sk_pool_call *call = NULL;
@@ -1067,7 +948,7 @@ static void check_big_result(const char *r, int32_t x)
 static void test_large_results(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 4000;
     int32_t *items = xmalloc(n * sizeof *items);
     for (size_t i = 0; i < n; i++)
@@ -1106,7 +987,7 @@ static void test_large_results(void **state)
 static void test_item_larger_than_a_batch(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 1000;
     named *items = xcalloc(n, sizeof *items);
     static char small[1000][16];
@@ -1161,17 +1042,15 @@ static void test_item_larger_than_a_batch(void **state)
  * first batches wait in the queue: the pool serves the next call. */
 static int gated_label_fn(const void *item, void *result, const void *arg)
 {
-    double deadline = skt_now() + 2 * BOUND;
-    while (!__atomic_load_n(&sh->gate, __ATOMIC_ACQUIRE) && skt_now() < deadline)
-        usleep(200);
+    gate_wait(&sh->gate, NULL, 2 * BOUND);
     return label_fn(item, result, arg);
 }
 
 static void test_pool_goes_on_after_a_refused_item(void **state)
 {
     (void)state;
-    sh = skt_shared(sizeof *sh);
-    sk_pool *pool = new_pool(2);
+    make_shared();
+    sk_pool *pool = new_small_pool(2);
     size_t n = 200;
     named *items = xcalloc(n, sizeof *items);
     static char small[200][16];
@@ -1191,7 +1070,7 @@ static void test_pool_goes_on_after_a_refused_item(void **state)
     print_message("    async_map with a 9 MB item: %d (%s)\n", rc, sk_strerror(rc));
     if (rc == SK_OK)
         track_call(call);
-    __atomic_store_n(&sh->gate, 1, __ATOMIC_RELEASE);
+    open_gate();
     if (rc == SK_OK) {
         rc = sk_pool_get(call, BOUND);
         print_message("    its get: %d (%s)\n", rc, sk_strerror(rc));

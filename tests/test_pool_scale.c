@@ -13,7 +13,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "support.h"
+#include "pool_support.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define SANITIZED 1
@@ -34,103 +34,6 @@
 #define REUSE_RSS_SLACK_KB (SANITIZED ? 16 * 1024 : 4 * 1024)
 #define STREAM_RSS_SLACK_KB (SANITIZED ? 8 * 1024 : 2 * 1024)
 #define BOUND 60.0
-
-/* Memory a test allocates: freed by teardown when an assertion ends the
- * test early, so that LeakSanitizer reports only real leaks. xfree takes
- * any pointer (one not made by xmalloc is simply freed). Parent only: the
- * workers' functions use malloc. */
-#define MAX_BLOCKS 1024
-static void *blocks[MAX_BLOCKS];
-static int block_count;
-
-static void *xcalloc(size_t n, size_t size)
-{
-    void *p = calloc(n ? n : 1, size ? size : 1);
-    assert_non_null(p);
-    assert_true(block_count < MAX_BLOCKS);
-    blocks[block_count++] = p;
-    return p;
-}
-
-static void *xmalloc(size_t size)
-{
-    return xcalloc(1, size);
-}
-
-static void xfree(void *p)
-{
-    for (int i = 0; i < block_count; i++)
-        if (blocks[i] == p) {
-            blocks[i] = blocks[--block_count];
-            break;
-        }
-    free(p);
-}
-
-static void free_blocks(void)
-{
-    for (int i = 0; i < block_count; i++)
-        free(blocks[i]);
-    block_count = 0;
-}
-
-/* ------------------------------------------------------------ tracking */
-
-#define MAX_TRACKED 16
-static sk_pool *tracked_pools[MAX_TRACKED];
-static int tracked_pool_count;
-static sk_pool_call *tracked_calls[MAX_TRACKED];
-static int tracked_call_count;
-
-static sk_pool *new_pool(int workers)
-{
-    sk_pool_config cfg = {.workers = workers, .no_progress = true};
-    sk_pool *pool = NULL;
-    assert_rc(sk_pool_create(&pool, &cfg), SK_OK);
-    assert_non_null(pool);
-    assert_true(tracked_pool_count < MAX_TRACKED);
-    tracked_pools[tracked_pool_count++] = pool;
-    return pool;
-}
-
-static void release_pool(sk_pool *pool)
-{
-    for (int i = 0; i < tracked_pool_count; i++)
-        if (tracked_pools[i] == pool)
-            tracked_pools[i] = tracked_pools[--tracked_pool_count];
-    sk_pool_release(pool);
-}
-
-static sk_pool_call *track_call(sk_pool_call *call)
-{
-    assert_non_null(call);
-    assert_true(tracked_call_count < MAX_TRACKED);
-    tracked_calls[tracked_call_count++] = call;
-    return call;
-}
-
-static void free_call(sk_pool_call *call)
-{
-    for (int i = 0; i < tracked_call_count; i++)
-        if (tracked_calls[i] == call)
-            tracked_calls[i] = tracked_calls[--tracked_call_count];
-    sk_pool_call_free(call);
-}
-
-static int teardown(void **state)
-{
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_terminate(tracked_pools[i]);
-    for (int i = 0; i < tracked_call_count; i++)
-        sk_pool_call_free(tracked_calls[i]);
-    for (int i = 0; i < tracked_pool_count; i++)
-        sk_pool_release(tracked_pools[i]);
-    tracked_call_count = tracked_pool_count = 0;
-    free_blocks();
-    return skt_teardown(state);
-}
-
-#define POOL_TEST(f) cmocka_unit_test_teardown(f, teardown)
 
 /* ------------------------------------------------------------ the job */
 
@@ -155,7 +58,7 @@ static int32_t item_at(size_t i, size_t n)
 static void test_ten_million_items(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(0); /* one per CPU */
+    sk_pool *pool = new_small_pool(0); /* one per CPU */
     size_t n = BIG_MAP;
     int32_t *items = xmalloc(n * sizeof *items);
     int32_t *results = xmalloc(n * sizeof *results);
@@ -209,7 +112,7 @@ static void test_ten_million_items(void **state)
 static void test_millions_through_imap(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(0);
+    sk_pool *pool = new_small_pool(0);
     size_t n = BIG_IMAP;
     int32_t *items = xmalloc(n * sizeof *items);
     assert_non_null(items);
@@ -306,7 +209,7 @@ static void one_call(sk_pool *pool, int k, const int32_t *items, size_t n, int32
 static void test_reuse_for_1000_calls(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 256;
     int32_t *items = xmalloc(n * sizeof *items);
     int32_t *results = xmalloc(n * sizeof *results);
@@ -357,14 +260,14 @@ static void test_create_release_cycles(void **state)
     for (int i = 0; i < 64; i++)
         items[i] = i;
     for (int k = 0; k < 5; k++) { /* warm-up */
-        sk_pool *pool = new_pool(2);
+        sk_pool *pool = new_small_pool(2);
         assert_rc(sk_pool_map(pool, &tiny_job, items, 64, results, NULL), SK_OK);
         release_pool(pool);
     }
     int fds = skt_fd_count();
     long rss = skt_rss_kb();
     for (int k = 0; k < 100; k++) {
-        sk_pool *pool = new_pool(1 + k % 3);
+        sk_pool *pool = new_small_pool(1 + k % 3);
         assert_rc(sk_pool_map(pool, &tiny_job, items, 64, results, NULL), SK_OK);
         assert_int_equal(results[63], 63 * 3 + 1);
         release_pool(pool);
@@ -448,7 +351,7 @@ static void stream(sk_pool *pool, bool ordered, size_t n)
 static void test_stream_constant_memory(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     stream(pool, true, BIG_STREAM);
     stream(pool, false, BIG_STREAM);
     release_pool(pool);
@@ -459,7 +362,7 @@ static void test_stream_constant_memory(void **state)
 static void test_stream_abandoned(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t taken = 0;
     struct watched_producer prod = {.n = 1000000, .taken = &taken, .parent = getpid()};
     sk_pool_call *call = NULL;
@@ -507,7 +410,7 @@ static int fill_kib(const void *item, void *result, const void *arg)
 static void test_big_results_memory_given_back(void **state)
 {
     (void)state;
-    sk_pool *pool = new_pool(2);
+    sk_pool *pool = new_small_pool(2);
     size_t n = 400000;
     int32_t *items = xmalloc(n * sizeof *items);
     for (size_t i = 0; i < n; i++)
