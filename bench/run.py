@@ -27,6 +27,7 @@ import os
 import platform
 import re
 import shlex
+import signal
 import statistics
 import subprocess
 import sys
@@ -129,6 +130,58 @@ BENCHES = [
                                 'target': '< 0.1x skproc (skproc 10x Python)'},
         },
     },
+    # Messaging (docs/messaging.md): raw_pingpong.c holds the floors (a raw
+    # pipe and a raw futex ping-pong, a raw pipe stream), bench_messaging.c
+    # skproc's sk_tell/sk_listen, py_pipe.py multiprocessing.Pipe. The
+    # throughput targets are lower bounds, so they sit on the rows that give
+    # the same measurement as time per message / per byte.
+    {
+        'name': 'raw_pingpong',
+        'c': 'raw_pingpong',
+        'timeout': (300, 60),
+        'rows': {
+            'msg.rt.futex': {'baseline': 'msg.rt.pipe'},
+            'msg.rt.futex.p99': {'baseline': 'msg.rt.pipe.p99'},
+        },
+    },
+    {
+        'name': 'bench_messaging',
+        'c': 'bench_messaging',
+        'timeout': (300, 60),
+        'rows': {
+            'msg.rt.skproc': {'baseline': 'msg.rt.pipe', 'max_ratio': 1.5,
+                              'target': '< 1.5x raw pipe ping-pong'},
+            'msg.rt.skproc.p99': {'baseline': 'msg.rt.pipe.p99'},
+            'msg.tput64.skproc': {'baseline': 'msg.tput64.pipe'},
+            'msg.tput64.skproc.ns': {'max_value': 1000.0,
+                                     'target': '>= 1 million/s (< 1,000 ns per message)'},
+            'msg.tput64b.skproc': {'baseline': 'msg.tput64.pipe'},
+            'msg.tput1m.skproc': {'baseline': 'msg.tput1m.pipe'},
+            'msg.tput1m.skproc.nsb': {'max_value': 0.5, 'target': '>= 2 GB/s (< 0.5 ns/B)'},
+        },
+    },
+    {
+        'name': 'py_pipe',
+        'py': 'py_pipe.py',
+        'timeout': (300, 60),
+        'rows': {
+            'msg.rt.python': {'baseline': 'msg.rt.skproc', 'min_ratio': 5.0,
+                              'target': '>= 5x skproc (skproc 5x faster)'},
+            'msg.rt.python.p99': {'baseline': 'msg.rt.skproc.p99'},
+        },
+    },
+    # Supervision (docs/supervision.md): timeout precision and the cost of a
+    # restart after a crash.
+    {
+        'name': 'bench_supervision',
+        'c': 'bench_supervision',
+        'timeout': (300, 60),
+        'rows': {
+            'sup.timeout.median': {'max_value': 2.0, 'target': '< 2 ms'},
+            'sup.timeout.max': {'max_value': 10.0, 'target': '< 10 ms'},
+            'sup.restart.crash': {'baseline': 'sup.restart.plain'},
+        },
+    },
 ]
 
 REPS = (5, 2)  # normal, quick
@@ -155,6 +208,51 @@ AREA_NOTES = {
         '`clock_gettime(CLOCK_MONOTONIC)`, an empty function through a function pointer, '
         '`clock_gettime`. The run timer row is skproc\'s own `sk_timer_mean(SK_RUN)`: the '
         'time inside the hook as skproc measures it.'),
+    'messaging': (
+        'Between a parent and one child that already runs (starting it is not timed). '
+        '**Round trip**: the parent `sk_tell`s an 8-byte `"I"`, the child\'s '
+        '`sk_listen(self, -1, ...)` gets it and `sk_tell`s it back, the parent\'s '
+        '`sk_listen(p, -1, ...)` gets it; each round trip is timed on its own, 20,000 per '
+        'repetition (quick 2,000), and the row is the median one. Round trips are pinned: '
+        'the parent on one CPU and the child on another in the main table, both on one CPU '
+        'in the last round-trip table. (Left to the scheduler, a ping-pong pair lands on one '
+        'CPU in some runs and on two in others, and the medians jump between the two cases: '
+        'on one CPU a round trip is two context switches, on two CPUs two wake-ups of a '
+        'sleeping CPU, dearer on a virtual machine.) The floors '
+        '(`raw_pingpong.c`): two pipes with blocking 8-byte `write`/`read` each way, and a '
+        'shared page with one word per direction, `FUTEX_WAIT`/`FUTEX_WAKE` and no spinning '
+        '(as skproc waits). Python: a duplex `multiprocessing.Pipe()` to a `Process` (default '
+        'start method) that sends a small int back. Each line of `latest.json` also holds the '
+        'latency distribution (`pct`: p50, p90, p99, p99.9; `cdf`: every percentile); the '
+        'second table gives the 99th percentile. **Throughput**, child to parent (not '
+        'pinned): the child tells as fast as it can (on `SK_EFULL` it calls `sched_yield()` '
+        'and tells again) and the parent listens; rounds of 1,000,000 64-byte messages (quick 200,000), each a '
+        '`"c#"` of 64 chars unpacked into the parent\'s own `char[64]` (and, for comparison, '
+        'a `"B"` of 64 bytes, received as a `malloc`\'ed copy), with the default 1 MiB '
+        'capacity; and rounds of 1,000 1 MiB messages (quick 200), each a `"B"`, with '
+        '`config.capacity` = 64 MiB so that the writer is not throttled by the default 1 MiB; '
+        'the row is the median of 5 rounds (quick 3). GB = 10^9 bytes of payload. The floor: '
+        'a pipe enlarged to 1 MiB (`F_SETPIPE_SZ`), one `write()` per 64-byte record or 1 MiB '
+        'block, the reader `read()`ing 64 KiB (1 MiB) at a time. Targets here are upper '
+        'bounds, so the throughput targets sit on the *time per message* and *time per byte* '
+        'rows: >= 1 million messages/s is < 1,000 ns per message, >= 2 GB/s is < 0.5 ns per '
+        'byte.'),
+    'supervision': (
+        '**Timeout precision**: a process with `timeouts.run = 0.02` whose run hook writes '
+        '`clock_gettime(CLOCK_MONOTONIC)` into a page mapped `MAP_SHARED` before `sk_start`, '
+        'blocks every signal and spins until the supervisor ends it (SIGKILL). The lateness is '
+        'the time from the hook\'s start + 20 ms to the return of `sk_wait(p, -1)` in the '
+        'parent; 200 trials per repetition (quick 40), a fresh process each. The rows are each '
+        'repetition\'s median, 99th percentile and largest trial, so the *max* column of the '
+        'largest-trial row is the worst trial of the whole run; every trial is in '
+        '`latest.json` (`samples`, `cdf`). **Restart after a crash**: (a) `sk_init` + '
+        '`sk_start` + `sk_result("I")` + `sk_release` of a trivial process with `lives = 2` '
+        '(so it has a supervisor) and `runs = 1`; (b) the same process whose run hook '
+        '`raise(SIGSEGV)`s on its first attempt (a flag in a `MAP_SHARED` page; the worker '
+        'makes itself non-dumpable first, so no core is written) and succeeds in the worker '
+        'the supervisor forks next. (a) and (b) alternate, 1,000 ops each (quick 150); the '
+        'rows are the median op, (b)\'s ratio is (b) / (a), and the restart cost is (b) - '
+        '(a).'),
 }
 
 
@@ -317,6 +415,58 @@ class Row:
         return statistics.median(vals) if vals else None
 
 
+class Interrupted(Exception):
+    """SIGTERM or SIGINT: stop, keep what was measured, write no report."""
+
+
+def on_signal(signum, frame):
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def kill_group(proc):
+    """Kills the program and everything it started (its own session)."""
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except OSError:
+        pass
+
+
+def snapshot(proc, name, rep):
+    """Before killing a hung program: where each of its processes sleeps,
+    saved next to latest.json for whoever debugs the hang."""
+    text = command_output(['ps', '-s', str(proc.pid), '-o', 'pid,ppid,stat,wchan:32,etime,args'])
+    path = os.path.join(ROOT, 'bench', 'results', 'hang-%s-%d.txt'
+                        % (re.sub(r'[^A-Za-z0-9_.-]+', '_', name), rep))
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, 'w') as f:
+            f.write(text + '\n')
+    except OSError:
+        return None
+    return path
+
+
+def run_program(cmd, env, timeout, name, rep):
+    """Runs cmd in a session of its own, so that a timeout or an interrupt
+    kills its children too (a hung pool's workers, say). Returns
+    (exit status or None on a timeout, stdout, stderr, hang snapshot)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, universal_newlines=True,
+                            start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err, None
+    except subprocess.TimeoutExpired:
+        where = snapshot(proc, name, rep)
+        kill_group(proc)
+        out, err = proc.communicate()
+        return None, out, err, where
+    except BaseException:
+        kill_group(proc)
+        proc.communicate()
+        raise
+
+
 def run_once(bench, cmd, timeout, rows, order, infos, failures, rep):
     env = dict(os.environ)
     env.update(bench.get('env', {}))
@@ -324,20 +474,22 @@ def run_once(bench, cmd, timeout, rows, order, infos, failures, rep):
     label = bench.get('label', '')
     t0 = time.monotonic()
     try:
-        proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, universal_newlines=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        failures.append('%s (repetition %d): timed out after %ds' % (bench['name'], rep, timeout))
-        log('  %-28s TIMEOUT after %ds' % (bench['name'], timeout))
-        return
+        status, stdout, stderr, where = run_program(cmd, env, timeout, bench['name'], rep)
     except OSError as e:
         failures.append('%s (repetition %d): cannot run %s: %s'
                         % (bench['name'], rep, shlex.join(cmd), e))
         log('  %-28s cannot run: %s' % (bench['name'], e))
         return
     took = time.monotonic() - t0
+    if status is None:
+        # What it printed before hanging is kept: those lines are complete.
+        failures.append('%s (repetition %d): timed out after %ds%s'
+                        % (bench['name'], rep, timeout,
+                           (' (processes at that moment: %s)' % shown(where)) if where else ''))
+        log('  %-28s TIMEOUT after %ds%s' % (bench['name'], timeout,
+                                            (', see ' + shown(where)) if where else ''))
     got = 0
-    for line in proc.stdout.splitlines():
+    for line in stdout.splitlines():
         line = line.strip()
         if not line:
             continue
@@ -372,12 +524,13 @@ def run_once(bench, cmd, timeout, rows, order, infos, failures, rep):
             order.append(obj['key'])
         row.add(obj)
         got += 1
-    if proc.returncode != 0:
-        err = proc.stderr.strip().splitlines()[-3:]
+    if status is None:
+        return
+    if status != 0:
+        err = stderr.strip().splitlines()[-3:]
         failures.append('%s (repetition %d): exit status %d%s'
-                        % (bench['name'], rep, proc.returncode,
-                           (': ' + ' / '.join(err)) if err else ''))
-        log('  %-28s FAILED (exit %d) %s' % (bench['name'], proc.returncode, ' / '.join(err)))
+                        % (bench['name'], rep, status, (': ' + ' / '.join(err)) if err else ''))
+        log('  %-28s FAILED (exit %d) %s' % (bench['name'], status, ' / '.join(err)))
     else:
         log('  %-28s %2d measurements in %5.1fs' % (bench['name'], got, took))
 
@@ -542,12 +695,11 @@ def where_time_goes(rows, info):
     if f_raw and f_raw2 and f_sk:
         out.append(
             '- **Page faults.** A fresh process shares the parent\'s memory copy-on-write and '
-            'refaults the code and library pages it runs, page by page; on a virtual machine '
-            'faults are much of a fork\'s cost. Per op: %s minor faults for a raw fork, %s for '
-            'the double fork, %s for skproc%s. A profile (`perf record -e minor-faults`) puts '
-            'skproc\'s extra ones in the status page (a shared memfd that also holds the '
-            'timers, faulted in by every process that touches it), copy-on-write copies of the '
-            'pages the worker (and supervisor) write, and lazy symbol binding (next point).'
+            'faults in, page by page, every page it writes and the code and library pages it '
+            'runs; on a virtual machine faults are much of a fork\'s cost. Per op: %s minor '
+            'faults for a raw fork, %s for the double fork, %s for skproc%s. Each page skproc '
+            'touches in a child (its status page, the worker\'s and supervisor\'s stacks and '
+            'heap, code not yet run in the parent) is one more.'
             % (fmt_num(f_raw), fmt_num(f_raw2), fmt_num(f_sk),
                (', %s supervised' % fmt_num(sup.detail_median('minflt')))
                if sup and sup.detail_median('minflt') is not None else ''))
@@ -568,12 +720,13 @@ def where_time_goes(rows, info):
     bn_raw, bn_sk = rows.get('start.raw@bindnow'), rows.get('start.skproc@bindnow')
     if bn_raw and bn_sk:
         out.append(
-            '- **Lazy binding.** The worker (and the supervisor) call libc functions the parent '
-            'never called (`prctl`, `getppid`, `waitid`, `pwrite`, ...), and each fresh process '
-            'resolves them through the dynamic linker again: symbol lookups plus a '
-            'copy-on-write fault on the GOT. With `LD_BIND_NOW=1` (or linking the program with '
-            '`-Wl,-z,now`) skproc\'s start took %s us instead of %s (%+.0f%%, paired by '
-            'repetition) and the raw fork %s us instead of %s; skproc / raw was %.2fx.'
+            '- **Lazy binding.** A dynamically linked program resolves a library function on '
+            'its first call, and a fresh process again for every function its parent had not '
+            'called yet: symbol lookups plus a copy-on-write fault on the GOT, paid in every '
+            'worker and supervisor. With `LD_BIND_NOW=1` (the same as linking with '
+            '`-Wl,-z,now`: everything resolved at load) skproc\'s start took %s us instead of '
+            '%s (%+.0f%%, paired by repetition) and the raw fork %s us instead of %s; skproc / '
+            'raw was %.2fx.'
             % (fmt_num(bn_sk.median), fmt_num(sk.median), (paired_ratio(bn_sk, sk) - 1) * 100,
                fmt_num(bn_raw.median), fmt_num(raw.median), paired_ratio(bn_sk, bn_raw)))
     out.append('')
@@ -793,12 +946,22 @@ def main():
     loadavg_start = loadavg()
     rows, order, infos, failures = {}, [], {}, []
     t0 = time.monotonic()
-    for rep in range(1, reps + 1):
-        log('repetition %d/%d' % (rep, reps))
-        for b in benches:
-            cmd = bench_command(b, build_dir, quick)
-            timeout = b.get('timeout', (600, 120))[1 if quick else 0]
-            run_once(b, cmd, timeout, rows, order, infos, failures, rep)
+    interrupted, rep = None, 0
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        for rep in range(1, reps + 1):
+            log('repetition %d/%d' % (rep, reps))
+            for b in benches:
+                cmd = bench_command(b, build_dir, quick)
+                timeout = b.get('timeout', (600, 120))[1 if quick else 0]
+                run_once(b, cmd, timeout, rows, order, infos, failures, rep)
+    except Interrupted as e:
+        interrupted = str(e)
+        failures.append('interrupted by %s during repetition %d: no report written' % (e, rep))
+        log('run.py: interrupted by %s: saving what was measured, no report' % e)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     elapsed = time.monotonic() - t0
     evaluate(rows)
 
@@ -828,6 +991,8 @@ def main():
     doc = args.doc
     if doc is None and not only:
         doc = default_doc(quick)
+    if interrupted:
+        doc = None
     if doc:
         write_doc(doc, meta, rows, order, failures)
     log('done in %.1fs: %s%s' % (elapsed, shown(args.json), (', ' + shown(doc)) if doc else ''))
