@@ -120,11 +120,12 @@ def plot_pool_workers(results, out):
 
 
 def percentile_rows(m):
-    """(percentile, value) pairs from a measurement's details: 'percentiles'
-    as {"50": v, ...} or 'samples' as a list, whichever it has."""
-    pct = detail(m, 'percentiles')
-    if isinstance(pct, dict):
-        return sorted((float(k), float(v)) for k, v in pct.items())
+    """(percentile, value) pairs from a measurement's details: 'cdf' (the
+    0th..100th percentiles) or 'samples' (every trial), whichever it has."""
+    cdf = detail(m, 'cdf')  # the 0th, 1st, ..., 100th percentiles
+    if isinstance(cdf, list) and len(cdf) > 1:
+        step = 100.0 / (len(cdf) - 1)
+        return [(i * step, float(v)) for i, v in enumerate(cdf)]
     samples = detail(m, 'samples')
     if isinstance(samples, list) and samples:
         s = sorted(float(x) for x in samples)
@@ -136,7 +137,8 @@ def percentile_rows(m):
 def plot_latency(results, out, prefix, title, name, unit_label):
     """A distribution plot (value against percentile) of every measurement
     under prefix that carries percentiles or samples."""
-    curves = [(m['name'], percentile_rows(m)) for m in measurements(results, prefix)]
+    curves = [(m['name'], percentile_rows(m)) for m in measurements(results, prefix)
+              if not m['key'].endswith(('.p99', '.cpu1'))]
     curves = [(n, rows) for n, rows in curves if rows]
     if not curves:
         return None
@@ -168,9 +170,9 @@ def main():
         if name:
             drawn.append(name)
     for prefix, title, name, unit in (
-            ('msg.rtt', 'Round trip of an 8-byte message: distribution', 'latency_rtt.png',
-             'round trip (us)'),
-            ('supervision.lateness', 'Timeout lateness after the deadline: distribution',
+            ('msg.rt.', 'Round trip of an 8-byte message (2 CPUs): distribution',
+             'latency_rtt.png', 'round trip (us)'),
+            ('sup.timeout.median', 'Timeout lateness after the deadline: distribution',
              'timeout_lateness.png', 'lateness (ms)')):
         name = plot_latency(results, args.out, prefix, title, name, unit)
         if name:

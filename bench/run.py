@@ -874,10 +874,53 @@ def default_doc(quick):
     return os.path.join(ROOT, 'docs', 'performance.md')
 
 
-def write_doc(doc, meta, rows, order, failures):
+PLOT_CAPTIONS = {
+    'start_vs_parent_memory.png': 'Process start against the memory the parent has touched',
+    'pool_vs_batch.png': 'Pool throughput against the batch size',
+    'pool_vs_workers.png': 'Pool throughput against the number of workers',
+    'latency_rtt.png': 'Round trip of an 8-byte message: the distribution',
+    'timeout_lateness.png': 'How late a timeout reaches the parent: the distribution',
+}
+
+
+def draw_plots(results_json, out_dir):
+    """PNGs next to the report (bench/plots.py, gnuplot); [] when it cannot."""
+    try:
+        proc = subprocess.run([sys.executable, os.path.join(ROOT, 'bench', 'plots.py'),
+                               '--results', results_json, '--out', out_dir],
+                              capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as e:
+        log('run.py: no plots: %s' % e)
+        return []
+    if proc.returncode != 0:
+        log('run.py: no plots: %s' % proc.stderr.strip()[-300:])
+        return []
+    if proc.stderr.strip():
+        log(proc.stderr.strip())
+    return [line.strip() for line in proc.stdout.splitlines() if line.strip()]
+
+
+def plots_section(images):
+    if not images:
+        return ''
+    L = ['## Plots', '', 'Drawn by `bench/plots.py` (gnuplot) from the same run.', '']
+    for name in images:
+        caption = PLOT_CAPTIONS.get(name, name)
+        L += ['### %s' % caption, '', '![%s](img/%s)' % (caption, name), '']
+    return '\n'.join(L)
+
+
+def write_doc(doc, meta, rows, order, failures, results_json=None):
     os.makedirs(os.path.dirname(os.path.abspath(doc)), exist_ok=True)
+    images = []
+    if results_json:
+        images = draw_plots(results_json, os.path.join(os.path.dirname(os.path.abspath(doc)),
+                                                       'img'))
     with open(doc, 'w') as f:
         f.write(markdown(meta, rows, order, failures))
+        section = plots_section(images)
+        if section:
+            f.write('\n' + section)
 
 
 def main():
@@ -916,7 +959,7 @@ def main():
         evaluate(rows)
         meta = saved['meta']
         doc = args.doc or default_doc(meta.get('quick'))
-        write_doc(doc, meta, rows, order, saved.get('failures', []))
+        write_doc(doc, meta, rows, order, saved.get('failures', []), args.from_json)
         log('wrote %s from %s' % (shown(doc), shown(args.from_json)))
         return 0
 
@@ -994,7 +1037,7 @@ def main():
     if interrupted:
         doc = None
     if doc:
-        write_doc(doc, meta, rows, order, failures)
+        write_doc(doc, meta, rows, order, failures, args.json)
     log('done in %.1fs: %s%s' % (elapsed, shown(args.json), (', ' + shown(doc)) if doc else ''))
     short = result['short_of_target']
     if short:
