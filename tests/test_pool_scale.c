@@ -433,9 +433,44 @@ static void test_big_results_memory_given_back(void **state)
     release_pool(pool);
 }
 
+/* Single-item batches wrap the queue of batches (1024 entries) many times
+ * per map, with the parent posting while workers claim: a batch lost in the
+ * hand-off would leave the map waiting forever, so the wait is bounded and
+ * its timing out is the failure. (This found a race in worker_claim.) */
+static void test_queue_wraps_lose_nothing(void **state)
+{
+    (void)state;
+    sk_pool_config cfg = small_cfg(6); /* more workers than CPUs: they get preempted */
+    cfg.batch = 1;
+    sk_pool *pool = new_pool(&cfg);
+    size_t n = 20000;
+    int maps = SANITIZED ? 5 : 30;
+    int32_t *items = xmalloc(n * sizeof *items);
+    int32_t *results = xmalloc(n * sizeof *results);
+    for (size_t i = 0; i < n; i++)
+        items[i] = (int32_t)i;
+    sk_pool_job job = {.fn = tiny, .item_size = sizeof(int32_t), .result_size = sizeof(int32_t)};
+    for (int m = 0; m < maps; m++) {
+        sk_pool_call *call = NULL;
+        assert_rc(sk_pool_async_map(pool, &job, items, n, results, NULL, &call), SK_OK);
+        track_call(call);
+        int rc = sk_pool_get(call, 60.0);
+        if (rc == SK_ETIMEDOUT)
+            fail_msg("map %d of %zu single-item batches did not finish in 60 s", m, n);
+        assert_rc(rc, SK_OK);
+        free_call(call);
+        for (size_t i = 0; i < n; i += 101)
+            assert_int_equal(results[i], (int32_t)i * 3 + 1);
+    }
+    xfree(items);
+    xfree(results);
+    release_pool(pool);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        POOL_TEST(test_queue_wraps_lose_nothing),
         POOL_TEST(test_ten_million_items),
         POOL_TEST(test_millions_through_imap),
         POOL_TEST(test_reuse_for_1000_calls),
