@@ -77,6 +77,7 @@ static void intermediate(int out)
     pid_t pids[2 * PROCS]; /* supervisor, worker, supervisor, worker, ... */
     for (int i = 0; i < PROCS; i++) {
         sk_init(&procs[i], &forever_class);
+        procs[i].config.lives = 2; /* lives > 1: each process gets a supervisor */
         if (sk_start(&procs[i]) != SK_OK)
             _exit(1);
         while (sk_pid(&procs[i]) <= 0) /* until the supervisor forked the worker */

@@ -16,12 +16,14 @@
  *   [call regions: the job's argument bytes and its error records]
  *   [batch regions: items in the first half, status + results in the second]
  *
- * The parent posts batch descriptors in order (posted); workers claim them
- * with a compare-and-swap on claimed, fill in results and mark them done.
- * Both sides sleep on futex words only when there is nothing to do, and are
- * woken only when someone sleeps, so a busy pool makes no system call per
- * batch. Only the pages a batch touches take memory; the pages of a batch
- * larger than a megabyte are given back when it is collected.
+ * The parent takes a free batch region (warmest first), fills it and posts
+ * its number in a queue (posted); workers claim posts in order with a
+ * compare-and-swap on claimed, fill in results and mark them done. Both
+ * sides sleep on futex words only when there is nothing to do, and are woken
+ * only when someone sleeps, so a busy pool makes no system call per batch.
+ * Only the pages a batch touches take memory; when no call is alive, the
+ * warmest regions keep theirs up to POOL_WARM_BYTES and the rest are given
+ * back.
  */
 #include "clock.h"
 #include "message.h"

@@ -2,7 +2,8 @@
  * The parent-side handle: init, start, wait, stop, kill, release, and the
  * read-only views (alive, current run, pid, error, timers).
  *
- * The parent's only child is the supervisor. The parent never calls
+ * The parent has one child per process: the supervisor, or the worker
+ * itself when no supervision is needed (needs_supervisor). It never calls
  * waitpid(-1): it reaps exactly the pid it forked, so it cannot steal the
  * user's own children's exit statuses.
  */
