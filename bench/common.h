@@ -21,6 +21,7 @@
 #define SKPROC_BENCH_COMMON_H
 
 #include <errno.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -203,6 +204,69 @@ static inline void bench_emit(const char *area, const char *key, const char *nam
         printf(",%s", extra);
     printf("}\n");
     fflush(stdout);
+}
+
+/* ------------------------------------------------------ CPU placement
+ * (the ping-pong benchmarks: bench_messaging.c, raw_pingpong.c) */
+
+/* Where the wake-up of the other side costs what it costs depends on where
+ * the two processes run: on one CPU a round trip is two context switches,
+ * on two it is two cross-CPU wake-ups (an IPI to a sleeping CPU, which on a
+ * virtual machine can cost more). Left to the scheduler, a ping-pong pair
+ * moves between both cases from run to run, so each round trip is measured
+ * pinned: the parent on the first CPU this program may use and the child on
+ * the second (the main rows), then both on the first. */
+static cpu_set_t usable;
+static int cpu_a = -1, cpu_b = -1;
+
+static inline void pick_cpus(void)
+{
+    BENCH_CHECK(sched_getaffinity(0, sizeof usable, &usable) == 0, "sched_getaffinity");
+    for (int c = 0; c < CPU_SETSIZE && cpu_b < 0; c++) {
+        if (!CPU_ISSET(c, &usable))
+            continue;
+        if (cpu_a < 0)
+            cpu_a = c;
+        else
+            cpu_b = c;
+    }
+    BENCH_CHECK(cpu_a >= 0, "a usable CPU");
+}
+
+static inline int pin(int cpu)
+{
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    return sched_setaffinity(0, sizeof one, &one);
+}
+
+static inline void unpin(void)
+{
+    BENCH_CHECK(sched_setaffinity(0, sizeof usable, &usable) == 0, "sched_setaffinity");
+}
+
+struct placement {
+    const char *suffix; /* of the keys */
+    const char *label;  /* of the names */
+    const char *table;  /* NULL: the main table */
+    int parent_cpu, child_cpu;
+    bool main;
+};
+
+/* The placements to measure: two CPUs (the main rows) and one CPU; with a
+ * single usable CPU, one CPU only, as the main rows. */
+static inline int placements(struct placement *pl)
+{
+    if (cpu_b < 0) {
+        pl[0] =
+            (struct placement){"", " (one CPU: no second one usable)", NULL, cpu_a, cpu_a, true};
+        return 1;
+    }
+    pl[0] = (struct placement){"", " (two CPUs)", NULL, cpu_a, cpu_b, true};
+    pl[1] = (struct placement){".cpu1", " (one CPU)", "round trip, both on one CPU",
+                               cpu_a,   cpu_a,        false};
+    return 2;
 }
 
 #endif
