@@ -289,9 +289,27 @@ def note_start_python(rows, info):
 
 
 # Extra explanation under *Short of target*, per key, when that row misses.
+def note_rt_python(rows, info):
+    """Python's Pipe against skproc's round trip: what 5x would need, next to
+    the raw floors measured in the same run."""
+    py, sk = rows.get('msg.rt.python'), rows.get('msg.rt.skproc')
+    pipe, futex = rows.get('msg.rt.pipe'), rows.get('msg.rt.futex')
+    if not (py and sk and pipe and futex):
+        return None
+    need = py.median / 5.0
+    floor = min(pipe.median, futex.median)
+    return ('5x would need a round trip of %s us; the raw pipe and futex ping-pongs '
+            'between the same two CPUs took %s and %s us in this run, so even they are only '
+            '%.2fx faster than Python here. skproc is at %.2fx the pipe: no design that sleeps '
+            'while it waits can reach the target on this machine (only busy-polling could).'
+            % (fmt_num(need), fmt_num(pipe.median), fmt_num(futex.median),
+               py.median / floor, sk.median / pipe.median))
+
+
 SHORT_NOTES = {
     'start.skproc': note_start_skproc,
     'start.python': note_start_python,
+    'msg.rt.python': note_rt_python,
 }
 
 # ------------------------------------------------------------------- helpers
