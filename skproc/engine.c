@@ -240,10 +240,7 @@ static enum engine_state engine_error(struct engine *e)
         sh->has_result = 0; /* a failed error hook publishes nothing, like result */
         sk_error first = sh->error;
         engine_record_failure(e, SK_ERROR, rc);
-        size_t used = strlen(sh->error.cause);
-        snprintf(sh->error.cause + used, sizeof sh->error.cause - used, " (while handling %s: %s)",
-                 sk_error_name(first.kind), first.message);
-        sh->error.run = first.run;
+        sk_error_while_handling(&sh->error, &first);
         snprintf(sh->error.message, sizeof sh->error.message, "Error in error on run %ld",
                  first.run);
     }

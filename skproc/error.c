@@ -181,6 +181,15 @@ void sk_error_set_crash(sk_error *e, sk_section section, bool in_section, long r
     }
 }
 
+void sk_error_while_handling(sk_error *e, const sk_error *first)
+{
+    e->run = first->run;
+    e->lives_spent = first->lives_spent;
+    size_t used = strlen(e->cause);
+    snprintf(e->cause + used, sizeof e->cause - used, " (while handling %s: %s)",
+             sk_error_name(first->kind), first->message);
+}
+
 int sk_error_format(const sk_error *e, char *buf, size_t len)
 {
     if (e == NULL || (buf == NULL && len > 0))

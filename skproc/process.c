@@ -303,7 +303,7 @@ int sk_start(sk_process *p)
 /* Kills the current worker, if any, and waits until it is gone. Done
  * through a pidfd so that a stale pid can never hit an unrelated process
  * once it is open; the supervisor clears worker_pid as soon as it reaps. */
-static void worker_kill_and_wait(struct sk_runtime *rt, int worker_pidfd)
+static void worker_kill_and_wait(int worker_pidfd)
 {
     if (worker_pidfd < 0)
         return;
@@ -311,7 +311,6 @@ static void worker_kill_and_wait(struct sk_runtime *rt, int worker_pidfd)
     struct pollfd pfd = {.fd = worker_pidfd, .events = POLLIN};
     while (poll(&pfd, 1, 1000) < 0 && errno == EINTR)
         ;
-    (void)rt;
     close(worker_pidfd);
 }
 
@@ -359,7 +358,7 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
         worker_fault(rt, status, reaped);
     } else if (sh->outcome == SK_OUTCOME_NONE) {
         /* The supervisor itself was ended from outside. */
-        worker_kill_and_wait(rt, worker_pidfd_open(rt));
+        worker_kill_and_wait(worker_pidfd_open(rt));
         char cause[128];
         if (reaped && WIFSIGNALED(status))
             snprintf(cause, sizeof cause, "the supervisor was ended by signal %d (%s)",
@@ -494,7 +493,7 @@ int sk_kill(sk_process *p)
     if (!child_wait_exit(rt, sk_now_ns() + SK_NS_PER_SEC)) {
         int worker_pidfd = worker_pidfd_open(rt);
         kill(rt->child_pid, SIGKILL); /* our unreaped child: the pid is ours */
-        worker_kill_and_wait(rt, worker_pidfd);
+        worker_kill_and_wait(worker_pidfd);
     }
     child_reap(rt);
     return SK_OK;

@@ -130,6 +130,9 @@ void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limi
 void sk_error_set_crash(sk_error *e, sk_section section, bool in_section, long run, int signal,
                         int exit_status);
 sk_error_kind sk_error_kind_of_section(sk_section s);
+/* e failed in the error hook while it handled first: e takes first's run
+ * and lives, and its cause names first. */
+void sk_error_while_handling(sk_error *e, const sk_error *first);
 
 /* engine.c, for hooks that work through many items (the pool's workers):
  * the section in progress starts again now (its timeout counts from here),

@@ -245,11 +245,7 @@ static enum sup_state supervisor_error_hook_fault(struct supervisor *s)
     struct sk_shared *sh = s->sh;
     sk_error first = sh->error;
     sh->error = s->fault;
-    sh->error.run = first.run;
-    sh->error.lives_spent = first.lives_spent;
-    size_t used = strlen(sh->error.cause);
-    snprintf(sh->error.cause + used, sizeof sh->error.cause - used, " (while handling %s: %s)",
-             sk_error_name(first.kind), first.message);
+    sk_error_while_handling(&sh->error, &first);
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
     return SUP_DONE;
