@@ -46,9 +46,9 @@
  * sees the bytes after it or the whole input; bit 1 enables step 4); the
  * rest is the payload.
  */
-#include "channel.h"
-#include "message.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <stdarg.h>
 #include <stdint.h>

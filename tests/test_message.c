@@ -14,7 +14,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "message.h"
+#include "codec/message.h"
 
 #include <inttypes.h>
 #include <math.h>

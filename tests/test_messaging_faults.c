@@ -22,8 +22,8 @@
 
 #include "messaging_support.h"
 
-#include "channel.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "core/runtime.h"
 
 #include <fcntl.h>
 #include <sched.h>

@@ -40,9 +40,9 @@
 
 #include "messaging_support.h"
 
-#include "channel.h"
-#include "message.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <sched.h>
 #include <stdatomic.h>

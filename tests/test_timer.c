@@ -16,7 +16,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "timer.h"
+#include "core/timer.h"
 
 /* ------------------------------------------------------------ helpers */
 

@@ -7,10 +7,10 @@
  * parent that asked for sk_fd() also arms an eventfd doorbell, written on the
  * empty -> non-empty edge.
  */
-#include "channel.h"
-#include "clock.h"
-#include "message.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "os/clock.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -15,9 +15,9 @@
 #ifndef SKPROC_RUNTIME_H
 #define SKPROC_RUNTIME_H
 
-#include "channel.h"
+#include "core/channel.h"
 #include "skproc.h"
-#include "timer.h"
+#include "core/timer.h"
 
 #include <signal.h>
 #include <stdatomic.h>

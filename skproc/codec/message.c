@@ -42,7 +42,7 @@
  * is exactly what is decoded: no second parser to disagree with), and tpl
  * does the packing, inside the guard.
  */
-#include "message.h"
+#include "codec/message.h"
 
 #include <limits.h>
 #include <pthread.h>

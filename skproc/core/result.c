@@ -7,8 +7,8 @@
  * the child pwrite()s it, the parent pread()s it after the end. Nothing of it
  * is lost when the child dies afterwards, and it needs no channel.
  */
-#include "message.h"
-#include "runtime.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <errno.h>
 #include <stdarg.h>

@@ -7,10 +7,10 @@
  * waitpid(-1): it reaps exactly the pid it forked, so it cannot steal the
  * user's own children's exit statuses.
  */
-#include "channel.h"
-#include "clock.h"
-#include "message.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "os/clock.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <errno.h>
 #include <poll.h>

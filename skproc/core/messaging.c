@@ -6,10 +6,10 @@
  * it only when the unpack succeeded: a format mismatch leaves the message
  * where it was, and a corrupt image is dropped with SK_ECORRUPT.
  */
-#include "channel.h"
-#include "clock.h"
-#include "message.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "os/clock.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <fcntl.h>
 #include <stdarg.h>

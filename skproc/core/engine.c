@@ -19,9 +19,9 @@
  * the run count live. The engine ends with _exit: a worker is a fork of the
  * user's process and must not run its atexit handlers.
  */
-#include "channel.h"
-#include "clock.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "os/clock.h"
+#include "core/runtime.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -5,7 +5,7 @@
  * The getters never modify the timer: the parent reads it from a shared page
  * after the child exited, possibly through a read-only mapping.
  */
-#include "timer.h"
+#include "core/timer.h"
 
 #include <limits.h>
 #include <math.h>

@@ -23,9 +23,9 @@
  * stray SIGTERM does not end it behind the parent's back; it dies with its
  * parent through PR_SET_PDEATHSIG, and the worker dies with it the same way.
  */
-#include "channel.h"
-#include "clock.h"
-#include "runtime.h"
+#include "core/channel.h"
+#include "os/clock.h"
+#include "core/runtime.h"
 
 #include <errno.h>
 #include <poll.h>

@@ -25,9 +25,9 @@
  * warmest regions keep theirs up to POOL_WARM_BYTES and the rest are given
  * back.
  */
-#include "clock.h"
-#include "message.h"
-#include "runtime.h"
+#include "os/clock.h"
+#include "codec/message.h"
+#include "core/runtime.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -2,7 +2,7 @@
  * Return codes, error kinds and their names, the hierarchy, and the
  * messages and reports built from an sk_error record.
  */
-#include "runtime.h"
+#include "core/runtime.h"
 
 #include <math.h>
 #include <stdio.h>
