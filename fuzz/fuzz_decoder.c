@@ -104,9 +104,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void ring_reset(void)
 {
-    atomic_store(&rt.to_parent->head, 0);
-    atomic_store(&rt.to_parent->tail, 0);
-    rt.peeked_frame = 0;
+    atomic_store(&rt.to_parent->ctl->head, 0);
+    atomic_store(&rt.to_parent->ctl->tail, 0);
+    rt.ep.peeked = 0;
 }
 
 /* ------------------------------------------------------------ decoder */

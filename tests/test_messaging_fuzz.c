@@ -884,7 +884,7 @@ static void wait_drained(fz *m)
 {
     struct sk_ring *ring = m->base.rt->to_worker;
     double deadline = skt_now() + 30;
-    while (atomic_load(&ring->tail) != atomic_load(&ring->head)) {
+    while (atomic_load(&ring->ctl->tail) != atomic_load(&ring->ctl->head)) {
         assert_true(skt_now() < deadline);
         sched_yield();
     }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The engine: the lifecycle loop that runs in the worker process.
  *
@@ -20,8 +21,12 @@
  * user's process and must not run its atexit handlers.
  */
 #include "core/channel.h"
+#include "core/class.h"
+#include "core/engine.h"
+#include "core/error.h"
 #include "os/clock.h"
-#include "core/runtime.h"
+#include "os/fd.h"
+#include "os/proc.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -55,55 +60,6 @@ struct engine {
     enum sk_outcome outcome;
 };
 
-sk_hook sk_class_hook(const sk_class *cls, sk_section s)
-{
-    switch (s) {
-    case SK_PRERUN:
-        return cls->prerun;
-    case SK_RUN:
-        return cls->run;
-    case SK_POSTRUN:
-        return cls->postrun;
-    case SK_ONFINISH:
-        return cls->onfinish;
-    case SK_RESULT:
-        return cls->result;
-    case SK_ERROR:
-        return cls->error;
-    default:
-        return NULL;
-    }
-}
-
-double sk_config_timeout(const sk_config *cfg, sk_section s)
-{
-    const sk_timeouts *t = &cfg->timeouts;
-    double v = 0;
-    switch (s) {
-    case SK_PRERUN:
-        v = t->prerun;
-        break;
-    case SK_RUN:
-        v = t->run;
-        break;
-    case SK_POSTRUN:
-        v = t->postrun;
-        break;
-    case SK_ONFINISH:
-        v = t->onfinish;
-        break;
-    case SK_RESULT:
-        v = t->result;
-        break;
-    case SK_ERROR:
-        v = t->error;
-        break;
-    default:
-        break;
-    }
-    return v > 0 ? v : 0;
-}
-
 /* Entering a section with a deadline earlier than the supervisor's next
  * wake-up must wake it, or the timeout would fire late. The fence pairs with
  * the supervisor's (store wake; fence; load seq): one of the two sides always
@@ -111,11 +67,8 @@ double sk_config_timeout(const sk_config *cfg, sk_section s)
 static void engine_wake_supervisor_if_late(struct engine *e, int64_t deadline)
 {
     atomic_thread_fence(memory_order_seq_cst);
-    if (deadline < atomic_load_explicit(&e->sh->supervisor_wake, memory_order_relaxed)) {
-        uint64_t one = 1;
-        ssize_t n = write(e->rt->doorbell, &one, sizeof one);
-        (void)n; /* EAGAIN: the counter is saturated, the supervisor is awake anyway */
-    }
+    if (deadline < atomic_load_explicit(&e->sh->supervisor_wake, memory_order_relaxed))
+        sk_doorbell_ring(e->rt->doorbell);
 }
 
 static void engine_enter_section(struct engine *e, sk_section s, int64_t t0)
@@ -290,8 +243,7 @@ void sk_section_idle(sk_process *self)
 void sk_section_resume(sk_process *self)
 {
     struct engine *e = current_engine;
-    if (e != NULL && self != NULL && self->rt == e->rt && !(e->seq & 1) &&
-        e->rt->hook_section >= 0)
+    if (e != NULL && self != NULL && self->rt == e->rt && !(e->seq & 1) && e->rt->hook_section >= 0)
         engine_enter_section(e, (sk_section)e->rt->hook_section, sk_now_ns());
 }
 

@@ -1,8 +1,10 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Return codes, error kinds and their names, the hierarchy, and the
  * messages and reports built from an sk_error record.
  */
-#include "core/runtime.h"
+#include "core/class.h"
+#include "core/error.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -11,56 +13,20 @@
 const char *sk_strerror(int code)
 {
     switch (code) {
-    case SK_OK:
-        return "success";
-    case SK_EINVAL:
-        return "invalid argument";
-    case SK_ESTATE:
-        return "call does not fit the process state";
-    case SK_ETIMEDOUT:
-        return "timed out";
-    case SK_EPROCESS:
-        return "the process failed";
-    case SK_EKILLED:
-        return "the process was killed";
-    case SK_EFORMAT:
-        return "format does not match the data";
-    case SK_ECLOSED:
-        return "the peer is gone";
-    case SK_EFULL:
-        return "channel full";
-    case SK_ENOMEM:
-        return "out of memory";
-    case SK_ESYS:
-        return "system call failed";
-    case SK_ECORRUPT:
-        return "corrupt message discarded";
+#define CODE_TEXT(code, text)                                                                      \
+    case code:                                                                                     \
+        return text;
+        SK_CODE_LIST(CODE_TEXT)
+#undef CODE_TEXT
     default:
         return "unknown error code";
     }
 }
 
-static const char *const section_names[SK_SECTION_COUNT] = {
-    "prerun", "run", "postrun", "onfinish", "result", "error", "full_run",
-};
-
-const char *sk_section_name(sk_section s)
-{
-    if ((unsigned)s >= SK_SECTION_COUNT)
-        return "unknown";
-    return section_names[s];
-}
-
 static const char *const kind_names[] = {
-    [SK_PROCESS_ERROR] = "ProcessError",
-    [SK_PRERUN_ERROR] = "PreRunError",
-    [SK_RUN_ERROR] = "RunError",
-    [SK_POSTRUN_ERROR] = "PostRunError",
-    [SK_ONFINISH_ERROR] = "OnFinishError",
-    [SK_RESULT_ERROR] = "ResultError",
-    [SK_ERROR_HANDLER_ERROR] = "ErrorHandlerError",
-    [SK_TIMEOUT_ERROR] = "ProcessTimeoutError",
-    [SK_CRASH_ERROR] = "ProcessCrashError",
+#define KIND_NAME(kind, name) [kind] = name,
+    SK_ERROR_KIND_LIST(KIND_NAME)
+#undef KIND_NAME
 };
 
 const char *sk_error_name(sk_error_kind kind)
@@ -85,26 +51,6 @@ bool sk_error_is(const sk_error *e, sk_error_kind kind)
             return true;
         if (k == SK_PROCESS_ERROR)
             return false;
-    }
-}
-
-sk_error_kind sk_error_kind_of_section(sk_section s)
-{
-    switch (s) {
-    case SK_PRERUN:
-        return SK_PRERUN_ERROR;
-    case SK_RUN:
-        return SK_RUN_ERROR;
-    case SK_POSTRUN:
-        return SK_POSTRUN_ERROR;
-    case SK_ONFINISH:
-        return SK_ONFINISH_ERROR;
-    case SK_RESULT:
-        return SK_RESULT_ERROR;
-    case SK_ERROR:
-        return SK_ERROR_HANDLER_ERROR;
-    default:
-        return SK_PROCESS_ERROR;
     }
 }
 
@@ -213,7 +159,7 @@ int sk_error_format(const sk_error *e, char *buf, size_t len)
                      "\n"
                      "The above error was caused by:\n"
                      "  %s (code %d)\n",
-                     sk_error_name(e->kind), e->message, sk_section_name(e->section), e->run,
-                     extra, e->lives_spent, e->cause[0] ? e->cause : "(no message)", e->code);
+                     sk_error_name(e->kind), e->message, sk_section_name(e->section), e->run, extra,
+                     e->lives_spent, e->cause[0] ? e->cause : "(no message)", e->code);
     return n < 0 ? SK_ESYS : n;
 }

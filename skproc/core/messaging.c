@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * tell and listen: the public face of the channel. The same calls work on
  * both sides; the handle's role (parent or worker) picks the direction.
@@ -6,10 +7,10 @@
  * it only when the unpack succeeded: a format mismatch leaves the message
  * where it was, and a corrupt image is dropped with SK_ECORRUPT.
  */
+#include "codec/message.h"
 #include "core/channel.h"
 #include "os/clock.h"
-#include "codec/message.h"
-#include "core/runtime.h"
+#include "os/fd.h"
 
 #include <fcntl.h>
 #include <stdarg.h>
@@ -50,7 +51,13 @@ static int tell_checked(sk_process *p, const void *img, size_t len)
 {
     if (sk_channel_peer_gone(p->rt))
         return SK_ECLOSED;
-    return sk_channel_send(p->rt, img, len);
+    return sk_ring_send(&p->rt->ep, img, len);
+}
+
+/* sk_msg_encode writes the image straight into a reserved frame. */
+static int frame_reserve(void *endpoint, size_t len, void **dst)
+{
+    return sk_ring_reserve(endpoint, len, dst);
 }
 
 int sk_tell(sk_process *p, const char *fmt, ...)
@@ -64,8 +71,11 @@ int sk_tell(sk_process *p, const char *fmt, ...)
         return SK_ECLOSED;
     va_list ap;
     va_start(ap, fmt);
-    rc = sk_channel_send_values(p->rt, fmt, ap);
+    size_t len;
+    rc = sk_msg_encode(fmt, ap, frame_reserve, &p->rt->ep, &len);
     va_end(ap);
+    if (rc == SK_OK)
+        sk_ring_commit(&p->rt->ep);
     return rc;
 }
 
@@ -85,7 +95,7 @@ int sk_tell_image(sk_process *p, const void *img, size_t len)
 static int listen_failed(struct sk_runtime *rt, const void *img, size_t len, int rc)
 {
     if (rc == SK_EFORMAT && sk_msg_validate(img, len) != SK_OK) {
-        sk_channel_consume(rt);
+        sk_ring_consume(&rt->ep);
         return SK_ECORRUPT;
     }
     return rc;
@@ -101,7 +111,7 @@ int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
     struct sk_runtime *rt = p->rt;
     const void *img;
     size_t len;
-    rc = sk_channel_peek(rt, deadline_of(timeout), &img, &len);
+    rc = sk_ring_peek(&rt->ep, deadline_of(timeout), &img, &len);
     if (rc != SK_OK)
         return rc;
     va_list ap;
@@ -110,7 +120,7 @@ int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
     va_end(ap);
     if (rc != SK_OK)
         return listen_failed(rt, img, len, rc);
-    sk_channel_consume(rt);
+    sk_ring_consume(&rt->ep);
     return SK_OK;
 }
 
@@ -125,11 +135,11 @@ int sk_listen_message(sk_process *p, double timeout, sk_message **msg)
     struct sk_runtime *rt = p->rt;
     const void *img;
     size_t len;
-    rc = sk_channel_peek(rt, deadline_of(timeout), &img, &len);
+    rc = sk_ring_peek(&rt->ep, deadline_of(timeout), &img, &len);
     if (rc != SK_OK)
         return rc;
     if (sk_msg_validate(img, len) != SK_OK) {
-        sk_channel_consume(rt);
+        sk_ring_consume(&rt->ep);
         return SK_ECORRUPT;
     }
     sk_message *m = malloc(sizeof *m + len);
@@ -142,7 +152,7 @@ int sk_listen_message(sk_process *p, double timeout, sk_message **msg)
     m->len = len;
     m->format = format;
     memcpy(m->image, img, len);
-    sk_channel_consume(rt);
+    sk_ring_consume(&rt->ep);
     *msg = m;
     return SK_OK;
 }
@@ -180,8 +190,8 @@ void sk_message_free(sk_message *msg)
     free(msg);
 }
 
-/* One fd for poll loops: the message doorbell and the supervisor's pidfd,
- * which stays readable once the process has ended. */
+/* One fd for poll loops: the message doorbell and the child's pidfd, which
+ * stays readable once the process has ended. */
 int sk_fd(sk_process *p)
 {
     int rc = channel_state(p);
@@ -213,12 +223,7 @@ int sk_fd(sk_process *p)
         rt->epoll_pidfd = pidfd;
     }
     rt->epoll_fd = ep;
-    atomic_store(&rt->to_parent->armed, 1);
-    atomic_thread_fence(memory_order_seq_cst);
-    if (rt->finished || atomic_load(&rt->to_parent->head) != atomic_load(&rt->to_parent->tail)) {
-        uint64_t one = 1;
-        ssize_t n = write(rt->msg_doorbell, &one, sizeof one);
-        (void)n;
-    }
+    if (sk_ring_arm_doorbell(&rt->ep) || rt->finished)
+        sk_doorbell_ring(rt->msg_doorbell);
     return ep;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The parent-side handle: init, start, wait, stop, kill, release, and the
  * read-only views (alive, current run, pid, error, timers).
@@ -7,76 +8,27 @@
  * waitpid(-1): it reaps exactly the pid it forked, so it cannot steal the
  * user's own children's exit statuses.
  */
-#include "core/channel.h"
-#include "os/clock.h"
 #include "codec/message.h"
-#include "core/runtime.h"
+#include "core/channel.h"
+#include "core/class.h"
+#include "core/error.h"
+#include "core/supervisor.h"
+#include "core/worker.h"
+#include "os/clock.h"
+#include "os/fd.h"
+#include "os/proc.h"
+#include "os/shm.h"
 
 #include <errno.h>
-#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
-static size_t page_round(size_t n)
-{
-    size_t page = (size_t)sysconf(_SC_PAGESIZE);
-    return (n + page - 1) / page * page;
-}
-
-static int pidfd_open_compat(pid_t pid)
-{
-    return (int)syscall(SYS_pidfd_open, pid, 0);
-}
-
-static int pidfd_send_kill(int pidfd)
-{
-    return (int)syscall(SYS_pidfd_send_signal, pidfd, SIGKILL, NULL, 0);
-}
-
 static void registry_remove(struct sk_runtime *rt);
-
-static void close_fd(int *fd)
-{
-    if (*fd >= 0)
-        close(*fd);
-    *fd = -1;
-}
-
-void (*const sk_child_exit)(int status) __attribute__((noreturn)) = _exit;
-
-/*
- * Right after a fork the child's page tables hold none of libc's symbol
- * tables, so every libc function it calls for the first time costs a lazy
- * lookup and a page fault or several. The calls the supervisor and the worker
- * make that a parent usually never made are made here once, harmlessly; the
- * forks inherit the resolved entries. (Measured: ~10% of a process start.)
- */
-static void resolve_child_calls(void)
-{
-    int signal_on_death = 0;
-    pthread_mutex_t unused;
-    prctl(PR_GET_PDEATHSIG, &signal_on_death);
-    (void)getppid();
-    ssize_t n = pwrite(-1, NULL, 0, 0); /* EBADF */
-    (void)n;
-    pthread_mutex_init(&unused, NULL);
-    pthread_mutex_destroy(&unused);
-}
-
-static pthread_once_t resolve_once = PTHREAD_ONCE_INIT;
-
-void sk_resolve_child_calls(void)
-{
-    pthread_once(&resolve_once, resolve_child_calls);
-}
 
 int sk_init(sk_process *p, const sk_class *cls)
 {
@@ -88,8 +40,8 @@ int sk_init(sk_process *p, const sk_class *cls)
     if (rt == NULL)
         return SK_ENOMEM;
     rt->role = SK_ROLE_PARENT;
-    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->epoll_fd =
-        rt->epoll_pidfd = -1;
+    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->epoll_fd = rt->epoll_pidfd =
+        -1;
     rt->hook_section = -1;
     p->cls = cls;
     memset(&p->config, 0, sizeof p->config);
@@ -107,11 +59,11 @@ static sk_config config_normalize(sk_config c)
         c.join_in = 0;
     if (c.lives <= 0)
         c.lives = 1;
-    double *t[] = {&c.timeouts.prerun,   &c.timeouts.run,    &c.timeouts.postrun,
-                   &c.timeouts.onfinish, &c.timeouts.result, &c.timeouts.error};
-    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++)
-        if (!(*t[i] > 0))
-            *t[i] = 0;
+    for (int s = 0; s < SK_FULL_RUN; s++) {
+        double *t = sk_config_timeout_field(&c, (sk_section)s);
+        if (!(*t > 0))
+            *t = 0;
+    }
     if (c.capacity == 0)
         c.capacity = SK_DEFAULT_CAPACITY;
     if (c.max_message == 0)
@@ -126,26 +78,22 @@ static sk_config config_normalize(sk_config c)
  * Only the pages that get written take memory. */
 static int shared_create(struct sk_runtime *rt)
 {
-    size_t status = page_round(sizeof(struct sk_shared));
+    size_t status = sk_page_round(sizeof(struct sk_shared));
     size_t rings = sk_channel_span(rt->config.capacity, rt->config.max_message);
+    if (rings == 0 || rings > SIZE_MAX - status)
+        return SK_EINVAL;
     rt->map_size = status + rings;
     rt->result_offset = rt->map_size;
-    rt->memfd = memfd_create("skproc", MFD_CLOEXEC);
-    if (rt->memfd < 0)
-        return SK_ESYS;
-    if (ftruncate(rt->memfd, (off_t)rt->map_size) != 0)
-        return SK_ESYS;
-    void *base = mmap(NULL, rt->map_size, PROT_READ | PROT_WRITE, MAP_SHARED, rt->memfd, 0);
-    if (base == MAP_FAILED)
-        return SK_ESYS;
+    void *base;
+    if (sk_shm_create("skproc", rt->map_size, false, &rt->memfd, &base) != 0)
+        return errno == ENOMEM ? SK_ENOMEM : SK_ESYS;
     struct sk_shared *sh = base;
     rt->sh = sh;
     /* A fresh memfd reads as zeros, and a zeroed timer is an empty one:
      * nothing to initialize, and no page of a timer is touched until its
      * hook runs. */
     sh->start_ns = sk_now_ns();
-    sk_channel_init(rt, (char *)base + status, status, rt->config.capacity,
-                    rt->config.max_message);
+    sk_channel_init(rt, (char *)base + status, status, rt->config.capacity, rt->config.max_message);
     return SK_OK;
 }
 
@@ -155,13 +103,13 @@ static void shared_destroy(struct sk_runtime *rt)
     if (rt->sh != NULL)
         munmap(rt->sh, rt->map_size);
     rt->sh = NULL;
-    rt->to_parent = rt->to_worker = NULL;
-    close_fd(&rt->memfd);
-    close_fd(&rt->doorbell);
-    close_fd(&rt->msg_doorbell);
-    close_fd(&rt->epoll_fd);
-    close_fd(&rt->epoll_pidfd);
-    close_fd(&rt->child_pidfd);
+    sk_channel_forget(rt);
+    sk_fd_close(&rt->memfd);
+    sk_fd_close(&rt->doorbell);
+    sk_fd_close(&rt->msg_doorbell);
+    sk_fd_close(&rt->epoll_fd);
+    sk_fd_close(&rt->epoll_pidfd);
+    sk_fd_close(&rt->child_pidfd);
     free(rt->result_image);
     rt->result_image = NULL;
 }
@@ -215,11 +163,11 @@ static void registry_drop_others(struct sk_runtime *mine)
         if (rt->sh != NULL)
             munmap(rt->sh, rt->map_size);
         rt->sh = NULL;
-        rt->to_parent = rt->to_worker = NULL;
-        int *fds[] = {&rt->memfd,    &rt->doorbell, &rt->msg_doorbell, &rt->child_pidfd,
-                      &rt->epoll_fd, &rt->epoll_pidfd};
+        sk_channel_forget(rt);
+        int *fds[] = {&rt->memfd,       &rt->doorbell, &rt->msg_doorbell,
+                      &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
-            close_fd(fds[k]);
+            sk_fd_close(fds[k]);
         rt->role = SK_ROLE_INHERITED;
     }
     registry[0] = mine;
@@ -245,9 +193,12 @@ static bool needs_supervisor(const sk_class *cls, const sk_config *c,
      * a supervisor (which resets SIGCHLD for itself) could tell the crash. */
     if (sigchld->sa_handler == SIG_IGN || (sigchld->sa_flags & SA_NOCLDWAIT))
         return true;
-    const sk_timeouts *t = &c->timeouts;
-    return c->lives > 1 || c->join_in > 0 || cls->error != NULL || t->prerun > 0 ||
-           t->run > 0 || t->postrun > 0 || t->onfinish > 0 || t->result > 0 || t->error > 0;
+    if (c->lives > 1 || c->join_in > 0 || cls->error != NULL)
+        return true;
+    for (int s = 0; s < SK_FULL_RUN; s++)
+        if (sk_config_timeout(c, (sk_section)s) > 0)
+            return true;
+    return false;
 }
 
 int sk_start(sk_process *p)
@@ -258,15 +209,15 @@ int sk_start(sk_process *p)
     if (rt->role != SK_ROLE_PARENT || rt->started)
         return SK_ESTATE;
     rt->config = config_normalize(p->config);
+    rt->msg_doorbell = sk_doorbell_create();
+    if (rt->msg_doorbell < 0)
+        return start_failed(rt, SK_ESYS);
     int rc = shared_create(rt);
     if (rc != SK_OK)
         return start_failed(rt, rc);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
     rt->supervised = needs_supervisor(p->cls, &rt->config, &rt->user_sigchld);
-    if (rt->supervised && (rt->doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
-        return start_failed(rt, SK_ESYS);
-    rt->msg_doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (rt->msg_doorbell < 0)
+    if (rt->supervised && (rt->doorbell = sk_doorbell_create()) < 0)
         return start_failed(rt, SK_ESYS);
     sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
@@ -295,7 +246,7 @@ int sk_start(sk_process *p)
     }
     rt->child_pid = pid;
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
-    rt->child_pidfd = pidfd_open_compat(pid);
+    rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;
     return SK_OK;
 }
@@ -307,17 +258,15 @@ static void worker_kill_and_wait(int worker_pidfd)
 {
     if (worker_pidfd < 0)
         return;
-    pidfd_send_kill(worker_pidfd);
-    struct pollfd pfd = {.fd = worker_pidfd, .events = POLLIN};
-    while (poll(&pfd, 1, 1000) < 0 && errno == EINTR)
-        ;
+    sk_pidfd_kill(worker_pidfd);
+    sk_pidfd_wait(worker_pidfd, sk_now_ns() + SK_NS_PER_SEC);
     close(worker_pidfd);
 }
 
 static int worker_pidfd_open(struct sk_runtime *rt)
 {
     pid_t worker = atomic_load(&rt->sh->worker_pid);
-    return worker > 0 ? pidfd_open_compat(worker) : -1;
+    return worker > 0 ? sk_pidfd_open(worker) : -1;
 }
 
 /* An unsupervised worker died before finishing: the hard fault the
@@ -337,8 +286,7 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
         sk_error_set(&rt->error, SK_PROCESS_ERROR, (sk_section)section, run, SK_ESYS,
                      "the worker ended before finishing and its exit status was taken "
                      "(SIGCHLD set to SIG_IGN)");
-    bool in_loop = section == SK_PRERUN || section == SK_RUN || section == SK_POSTRUN;
-    rt->error.lives_spent = atomic_load(&sh->lives_used) + (in_loop ? 1 : 0);
+    rt->error.lives_spent = atomic_load(&sh->lives_used) + (sk_section_is_loop(section) ? 1 : 0);
     rt->has_error = true;
 }
 
@@ -346,7 +294,7 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
 static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
 {
     rt->finished = true;
-    close_fd(&rt->child_pidfd);
+    sk_fd_close(&rt->child_pidfd);
     sk_channel_close_to_parent(rt);
     if (rt->killed)
         return;
@@ -392,34 +340,17 @@ static bool parent_handle(const sk_process *p)
     return p != NULL && p->rt != NULL && p->rt->role == SK_ROLE_PARENT;
 }
 
-/* Waits until the supervisor has exited (not reaping it) or the deadline
- * (INT64_MAX: none) passes. Through its pidfd, or, where pidfds are not to
- * be had, by looking with waitid at growing intervals (50 us to 5 ms). */
+/* The child (supervisor or worker) has exited, reaped or not. */
+static bool child_exited(const struct sk_runtime *rt)
+{
+    return rt->finished || (rt->started && sk_pid_exited(rt->child_pid));
+}
+
+/* Waits until the child has exited (not reaping it) or the deadline
+ * (INT64_MAX: none) passes. */
 static bool child_wait_exit(struct sk_runtime *rt, int64_t deadline)
 {
-    bool forever = deadline == INT64_MAX;
-    int64_t nap = 50 * 1000;
-    for (;;) {
-        int64_t left = forever ? 0 : deadline - sk_now_ns();
-        if (!forever && left < 0)
-            left = 0;
-        if (rt->child_pidfd >= 0) {
-            struct pollfd pfd = {.fd = rt->child_pidfd, .events = POLLIN};
-            struct timespec ts = sk_ns_to_timespec(left);
-            int n = ppoll(&pfd, 1, forever ? NULL : &ts, NULL);
-            if (n >= 0 || errno != EINTR)
-                return n > 0 || sk_child_exited(rt);
-            continue;
-        }
-        if (sk_child_exited(rt))
-            return true;
-        if (!forever && left == 0)
-            return false;
-        struct timespec ts = sk_ns_to_timespec(!forever && nap > left ? left : nap);
-        nanosleep(&ts, NULL);
-        if (nap < 5 * 1000 * 1000)
-            nap *= 2;
-    }
+    return rt->finished || sk_pid_wait_exit(rt->child_pid, rt->child_pidfd, deadline);
 }
 
 int sk_wait(sk_process *p, double timeout)
@@ -449,20 +380,6 @@ int sk_stop(sk_process *p)
     return SK_OK;
 }
 
-/* True when the supervisor has exited, without reaping it. */
-bool sk_child_exited(const struct sk_runtime *rt)
-{
-    if (rt->finished)
-        return true;
-    if (!rt->started)
-        return false;
-    siginfo_t info;
-    memset(&info, 0, sizeof info);
-    if (waitid(P_PID, (id_t)rt->child_pid, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
-        return errno == ECHILD;
-    return info.si_pid != 0;
-}
-
 /* The supervisor is asked to kill and reap its worker and exit: it is the
  * only one that knows whether it is about to fork a new worker. If it does
  * not answer within a second (stopped, or wedged), it and the worker it
@@ -476,7 +393,7 @@ int sk_kill(sk_process *p)
         return SK_ESTATE;
     if (rt->finished)
         return SK_OK;
-    if (sk_child_exited(rt)) { /* it finished on its own: not a kill */
+    if (child_exited(rt)) { /* it finished on its own: not a kill */
         child_reap(rt);
         return SK_OK;
     }
@@ -520,7 +437,7 @@ bool sk_alive(const sk_process *p)
     const struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
         return rt->role == SK_ROLE_WORKER;
-    return rt->started && !rt->finished && !sk_child_exited(rt);
+    return rt->started && !rt->finished && !child_exited(rt);
 }
 
 long sk_current_run(const sk_process *p)

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The result: published by the child's result or error hook with sk_return,
  * read by the parent with sk_result; and sk_fail, the hooks' way to say why
@@ -8,45 +9,15 @@
  * is lost when the child dies afterwards, and it needs no channel.
  */
 #include "codec/message.h"
+#include "core/result.h"
 #include "core/runtime.h"
+#include "os/fd.h"
 
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
-
-static int write_all_at(int fd, const void *buf, size_t len, off_t offset)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = pwrite(fd, p, len, offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return SK_ESYS;
-        p += n;
-        len -= (size_t)n;
-        offset += n;
-    }
-    return SK_OK;
-}
-
-static int read_all_at(int fd, void *buf, size_t len, off_t offset)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = pread(fd, p, len, offset);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return n == 0 ? SK_EFORMAT : SK_ESYS;
-        p += n;
-        len -= (size_t)n;
-        offset += n;
-    }
-    return SK_OK;
-}
 
 int sk_return(sk_process *self, const char *fmt, ...)
 {
@@ -64,7 +35,7 @@ int sk_return(sk_process *self, const char *fmt, ...)
     va_end(ap);
     if (rc != SK_OK)
         return rc;
-    rc = write_all_at(rt->memfd, img, len, (off_t)rt->result_offset);
+    rc = sk_pwrite_all(rt->memfd, img, len, (off_t)rt->result_offset) == 0 ? SK_OK : SK_ESYS;
     free(img);
     if (rc != SK_OK)
         return rc;
@@ -102,8 +73,8 @@ static int result_image(struct sk_runtime *rt)
     void *img = malloc(len);
     if (img == NULL)
         return SK_ENOMEM;
-    int rc = read_all_at(rt->memfd, img, len, (off_t)rt->result_offset);
-    if (rc != SK_OK) {
+    if (sk_pread_all(rt->memfd, img, len, (off_t)rt->result_offset) != 0) {
+        int rc = errno == 0 ? SK_EFORMAT : SK_ESYS; /* a short image: not what was published */
         free(img);
         return rc;
     }

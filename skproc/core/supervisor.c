@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The supervisor: one small process per skproc process, between the parent
  * and the worker. It exists because the parent may be busy elsewhere (or
@@ -24,8 +25,13 @@
  * parent through PR_SET_PDEATHSIG, and the worker dies with it the same way.
  */
 #include "core/channel.h"
+#include "core/class.h"
+#include "core/error.h"
+#include "core/supervisor.h"
+#include "core/worker.h"
 #include "os/clock.h"
-#include "core/runtime.h"
+#include "os/fd.h"
+#include "os/proc.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -54,29 +60,9 @@ struct supervisor {
     int64_t timeout_ns[SK_FULL_RUN];
     int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
     double join_in;
-    sk_error fault;  /* the hard fault being handled */
-    bool retryable;  /* the fault happened inside the loop */
+    sk_error fault; /* the hard fault being handled */
+    bool retryable; /* the fault happened inside the loop */
 };
-
-static bool section_is_loop(int s)
-{
-    return s == SK_PRERUN || s == SK_RUN || s == SK_POSTRUN;
-}
-
-/* Runs in a freshly forked worker, before the engine: it dies with the
- * process that forked it (the supervisor, or the parent of an unsupervised
- * process) and gets the parent's signal mask and SIGCHLD disposition. */
-_Noreturn void sk_worker_main(sk_process *p, pid_t forked_by, enum sk_engine_mode mode)
-{
-    struct sk_runtime *rt = p->rt;
-    rt->role = SK_ROLE_WORKER;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != forked_by)
-        sk_child_exit(127);
-    atomic_store(&rt->sh->worker_pid, getpid()); /* before any hook can speak */
-    sigaction(SIGCHLD, &rt->user_sigchld, NULL);
-    sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
-    sk_engine_main(p, mode);
-}
 
 static enum sup_state supervisor_finish_with(struct supervisor *s, const char *what)
 {
@@ -156,13 +142,6 @@ static bool supervisor_worker_exited(struct supervisor *s)
     return info.si_pid != 0;
 }
 
-static void supervisor_drain_doorbell(struct supervisor *s)
-{
-    uint64_t count;
-    ssize_t n = read(s->rt->doorbell, &count, sizeof count);
-    (void)n;
-}
-
 /* Sleeps until the worker exits or a deadline passes. On a deadline the
  * worker is killed; either way it is reaped before returning. */
 static enum sup_state supervisor_watch(struct supervisor *s)
@@ -188,11 +167,11 @@ static enum sup_state supervisor_watch(struct supervisor *s)
 
         int64_t now = sk_now_ns();
         if (kind != DEADLINE_NONE && now >= deadline) {
-            bool in_loop_hook = (seq & 1) && section_is_loop(section);
+            bool in_loop_hook = (seq & 1) && sk_section_is_loop(section);
             if (kind == DEADLINE_JOIN && !in_loop_hook) {
                 /* Past the loop: the limit no longer applies. Between two
                  * hooks of an iteration: the next one may still hang. */
-                s->join_hard_ns = section_is_loop(section) ? now + JOIN_RECHECK_NS : 0;
+                s->join_hard_ns = sk_section_is_loop(section) ? now + JOIN_RECHECK_NS : 0;
                 continue;
             }
             pid_t worker = s->worker;
@@ -202,9 +181,8 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             if (kind == DEADLINE_JOIN)
                 sk_error_set_timeout(&s->fault, section, run, s->join_in, true);
             else
-                sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9,
-                                     false);
-            s->retryable = kind == DEADLINE_SECTION && section_is_loop(section);
+                sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9, false);
+            s->retryable = kind == DEADLINE_SECTION && sk_section_is_loop(section);
             return SUP_FAULT;
         }
 
@@ -219,7 +197,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
         if (n < 0 && errno != EINTR)
             return supervisor_finish_with(s, "ppoll");
         if (n > 0 && (fds[1].revents & POLLIN))
-            supervisor_drain_doorbell(s);
+            sk_doorbell_drain(s->rt->doorbell);
         if (n > 0 && (fds[0].revents & POLLIN) && supervisor_worker_exited(s))
             break;
     }
@@ -234,7 +212,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     bool exited = info.si_code == CLD_EXITED;
     sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
                        exited ? 0 : info.si_status, exited ? info.si_status : 0);
-    s->retryable = section_is_loop(section) && s->mode == SK_ENGINE_LOOP;
+    s->retryable = sk_section_is_loop(section) && s->mode == SK_ENGINE_LOOP;
     return SUP_FAULT;
 }
 

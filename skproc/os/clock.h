@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The one clock skproc uses: CLOCK_MONOTONIC in nanoseconds, comparable
  * across the parent, the supervisor and the worker. */
 #ifndef SKPROC_CLOCK_H

@@ -28,6 +28,9 @@
 #include "os/clock.h"
 #include "codec/message.h"
 #include "core/runtime.h"
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/result.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -41,15 +44,15 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#define POOL_BATCHES 1024                 /* descriptors: batches in flight at most */
-#define POOL_CALLS 256                    /* calls alive at once */
+#define POOL_BATCHES 1024 /* descriptors: batches in flight at most */
+#define POOL_CALLS 256    /* calls alive at once */
 #define POOL_MAX_WORKERS 512
-#define POOL_HALF ((size_t)8 << 20)       /* each half of a batch region */
-#define POOL_ARG_MAX ((size_t)64 << 10)   /* argument bytes of a job */
-#define POOL_ERRORS 1024                  /* error records kept per call */
+#define POOL_HALF ((size_t)8 << 20)     /* each half of a batch region */
+#define POOL_ARG_MAX ((size_t)64 << 10) /* argument bytes of a job */
+#define POOL_ERRORS 1024                /* error records kept per call */
 #define POOL_FORMAT_MAX 128
 #define POOL_MAX_FIELDS 64
-#define POOL_CALL_BATCHES 256 /* an automatic batch size keeps a call within this many */
+#define POOL_CALL_BATCHES 256       /* an automatic batch size keeps a call within this many */
 #define SPILLED (UINT64_C(1) << 63) /* a result image past the mapping, in the memfd */
 #define POOL_WAIT_SLICE_NS (100 * 1000 * 1000)
 #define POOL_WARM_BYTES ((size_t)256 << 20) /* an idle pool keeps this much warm */
@@ -99,14 +102,14 @@ struct pool_header {
     char pad0[56];
     _Atomic uint64_t claimed;
     char pad1[56];
-    _Atomic uint32_t post_seq;       /* workers sleep on it */
+    _Atomic uint32_t post_seq; /* workers sleep on it */
     _Atomic uint32_t idle_workers;
-    _Atomic uint32_t done_seq;       /* the parent sleeps on it */
+    _Atomic uint32_t done_seq; /* the parent sleeps on it */
     _Atomic uint32_t parent_waiting;
     _Atomic uint32_t closing;
     _Atomic uint32_t posting_calls; /* calls that may still post */
     _Atomic long done, failed, claimed_items;
-    _Atomic uint64_t spill_top; /* bytes of result images spilled past the mapping */
+    _Atomic uint64_t spill_top;           /* bytes of result images spilled past the mapping */
     _Atomic uint32_t queue[POOL_BATCHES]; /* posted descriptors, in posting order */
     double item_timeout;
     int lives;
@@ -229,8 +232,8 @@ static int arena_create(sk_pool *p)
         return SK_ESYS;
     if (ftruncate(p->memfd, (off_t)p->arena_size) != 0)
         return SK_ESYS;
-    void *base = mmap(NULL, p->arena_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                      p->memfd, 0);
+    void *base =
+        mmap(NULL, p->arena_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, p->memfd, 0);
     if (base == MAP_FAILED)
         return SK_ESYS;
     p->arena = base;
@@ -323,8 +326,7 @@ static int reserve_heap(void *ctx, size_t size, void **dst)
 
 /* Encodes a result record into the batch, or spills it when the batch's
  * half is full. */
-static int result_store(sk_pool *p, struct bump *out, const char *fmt, void *value,
-                        uint64_t *index)
+static int result_store(sk_pool *p, struct bump *out, const char *fmt, void *value, uint64_t *index)
 {
     size_t len;
     unsigned char *at = out->base + out->used;
@@ -1153,8 +1155,8 @@ static int batch_result(sk_pool_call *c, uint32_t d, uint32_t k, void *dst)
                  : SK_ESYS;
         free(img);
     } else {
-        rc = unpack_one(batch_out(p, d) + index[2 * k], (size_t)index[2 * k + 1],
-                        js->result_format, dst);
+        rc = unpack_one(batch_out(p, d) + index[2 * k], (size_t)index[2 * k + 1], js->result_format,
+                        dst);
     }
     if (rc != SK_OK)
         call_note_failure(c, b->first + k, rc);
@@ -1356,8 +1358,7 @@ int sk_pool_get(sk_pool_call *c, double timeout)
 }
 
 static int iterator_create(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,
-                           sk_pool_producer produce, void *state, bool ordered,
-                           sk_pool_call **call)
+                           sk_pool_producer produce, void *state, bool ordered, sk_pool_call **call)
 {
     if (p == NULL || call == NULL || (produce == NULL && n > 0 && items == NULL))
         return SK_EINVAL;
@@ -1406,8 +1407,7 @@ static int iterator_pick(sk_pool_call *c)
     const struct pool_header *h = c->pool->h;
     int limit = c->ordered ? (c->fifo_len > 0 ? 1 : 0) : c->fifo_len;
     for (int i = 0; i < limit; i++)
-        if (atomic_load_explicit(&h->batches[c->fifo[i]].state, memory_order_acquire) ==
-            BATCH_DONE)
+        if (atomic_load_explicit(&h->batches[c->fifo[i]].state, memory_order_acquire) == BATCH_DONE)
             return i;
     return -1;
 }

@@ -1,0 +1,23 @@
+/* SPDX-License-Identifier: MIT */
+/* Filling sk_error records: what each kind of failure says. */
+#ifndef SKPROC_CORE_ERROR_H
+#define SKPROC_CORE_ERROR_H
+
+#include "skproc.h"
+
+#include <stdbool.h>
+
+/* A failure of kind in section on run, with the original code and text. */
+void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run, int code,
+                  const char *cause);
+/* A section (or, with join_in, the loop) that ran past its limit. */
+void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limit, bool join_in);
+/* A worker that died: by a signal, or by an exit skproc did not make.
+ * in_section: inside the hook, or between hooks after it. */
+void sk_error_set_crash(sk_error *e, sk_section section, bool in_section, long run, int signal,
+                        int exit_status);
+/* e failed in the error hook while it handled first: e takes first's run
+ * and lives, and its cause names first. */
+void sk_error_while_handling(sk_error *e, const sk_error *first);
+
+#endif
