@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * message.c: tpl formats to images and back (see message.h).
  *
@@ -39,8 +40,9 @@
  *     See "tpl's hooks" below.
  *
  * So validating and unpacking use one walk written here (what was validated
- * is exactly what is decoded: no second parser to disagree with), and tpl
- * does the packing, inside the guard.
+ * is exactly what is decoded: no second parser to disagree with), and
+ * packing writes the bytes tpl_dump would write, also here: skproc calls no
+ * tpl function at run time.
  */
 #include "codec/message.h"
 
@@ -61,20 +63,20 @@ _Static_assert(sizeof(double) == 8, "tpl's 'f' is an 8-byte double");
 
 /* Per-thread state: the test hook that makes an allocation fail, and tpl's
  * last message. */
-typedef struct guard_state {
+typedef struct codec_thread_state {
     long fail_countdown; /* sk_msg_fail_alloc_after: -1 off */
     char last_message[256];
-} guard_state;
+} codec_thread_state;
 
-static _Thread_local guard_state guard = {.fail_countdown = -1};
+static _Thread_local codec_thread_state codec_thread = {.fail_countdown = -1};
 
 static bool injected_failure(void)
 {
-    if (guard.fail_countdown < 0)
+    if (codec_thread.fail_countdown < 0)
         return false;
-    if (guard.fail_countdown-- > 0)
+    if (codec_thread.fail_countdown-- > 0)
         return false;
-    guard.fail_countdown = -1;
+    codec_thread.fail_countdown = -1;
     return true;
 }
 
@@ -90,8 +92,8 @@ static void *raw_realloc(void *old, size_t size)
 
 long sk_msg_fail_alloc_after(long after)
 {
-    long previous = guard.fail_countdown;
-    guard.fail_countdown = after < 0 ? -1 : after;
+    long previous = codec_thread.fail_countdown;
+    codec_thread.fail_countdown = after < 0 ? -1 : after;
     return previous;
 }
 
@@ -106,7 +108,7 @@ static int hook_oops(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(guard.last_message, sizeof guard.last_message, fmt, ap);
+    vsnprintf(codec_thread.last_message, sizeof codec_thread.last_message, fmt, ap);
     va_end(ap);
     return 0;
 }
@@ -128,7 +130,7 @@ static _Noreturn void hook_fatal(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(guard.last_message, sizeof guard.last_message, fmt, ap);
+    vsnprintf(codec_thread.last_message, sizeof codec_thread.last_message, fmt, ap);
     va_end(ap);
     abort();
 }
@@ -151,7 +153,7 @@ void sk_tpl_hooks_install(void)
 
 const char *sk_tpl_last_message(void)
 {
-    return guard.last_message;
+    return codec_thread.last_message;
 }
 
 /* ============================================================ formats */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * message.h: the one place where skproc turns tpl formats and values into
  * images and back (internal; not installed).
@@ -43,18 +44,17 @@
  * always fits sk_msg_format's answer). */
 #define SK_MSG_MAX_FORMAT 4095
 
-/* Installs skproc's tpl hooks, once per process (pthread_once); every
- * sk_msg_* call does it too. Afterwards:
+/* Installs skproc's tpl hooks, once per process (pthread_once). skproc
+ * itself calls no tpl function at run time; the hooks are for code that
+ * calls tpl directly in a process that uses skproc. Afterwards:
  *   - tpl never prints: tpl_hook.oops keeps the last message in a
  *     thread-local buffer (sk_tpl_last_message) instead of writing stderr;
- *   - tpl never exits: a fatal error inside an sk_msg_* call longjmps back to
- *     that call, which frees whatever tpl had allocated and returns
- *     SK_ENOMEM (out of memory) or SK_EINVAL; a fatal error in a tpl call
- *     made by someone else (no sk_msg_* call in progress in that thread)
- *     calls abort(), because tpl's code after a fatal error assumes the hook
- *     never returns (see message.c);
- *   - tpl allocates through malloc/realloc/free, tracked while an sk_msg_*
- *     call is in progress.
+ *   - tpl never calls exit(): a fatal error calls abort() instead, because
+ *     tpl's code after a fatal error assumes the hook never returns (see
+ *     message.c), and a forked child must never run the parent's atexit
+ *     handlers;
+ *   - tpl allocates through malloc/realloc/free (with the test hook of
+ *     sk_msg_fail_alloc_after).
  * Code that also uses tpl directly must not replace tpl_hook's members
  * afterwards. */
 void sk_tpl_hooks_install(void);

@@ -16,8 +16,8 @@
  *   ERROR    ------> DONE(failed)
  *
  * Where the worker is (section, run, section start) is published in the
- * status page so the supervisor can enforce timeouts and the parent can read
- * the run count live. The engine ends with _exit: a worker is a fork of the
+ * status page so the supervisor (when there is one) can enforce timeouts and
+ * the parent can read the run count live. The engine ends with _exit: a worker is a fork of the
  * user's process and must not run its atexit handlers.
  */
 #include "core/channel.h"

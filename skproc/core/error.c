@@ -54,7 +54,7 @@ bool sk_error_is(const sk_error *e, sk_error_kind kind)
     }
 }
 
-/* Seconds the way the seed prints them: "5.0s", "0.05s". */
+/* Seconds the way suitkaise's Python errors print them: "5.0s", "0.05s". */
 static void format_seconds(char *buf, size_t len, double s)
 {
     if (s == floor(s) && fabs(s) < 1e15)

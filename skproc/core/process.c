@@ -115,8 +115,8 @@ static void shared_destroy(struct sk_runtime *rt)
 }
 
 /*
- * Every started handle of this process. A supervisor is a fork of the
- * parent, so without this it would keep every other handle's mapping (about
+ * Every started handle of this process. A child (supervisor or worker) is
+ * a fork of the parent, so without this it would keep every other handle's mapping (about
  * capacity + 2 x max_message of address space each) and descriptors alive,
  * and hand them on to its workers. The registry lock is held across the
  * fork so that the child's copy of the list is whole.
@@ -151,7 +151,7 @@ static void registry_remove(struct sk_runtime *rt)
     pthread_mutex_unlock(&registry_lock);
 }
 
-/* In a new supervisor (single-threaded, the lock copied as held): every
+/* In a new child (single-threaded, the lock copied as held): every
  * handle but ours becomes inert and lets go of its memory and fds. */
 static void registry_drop_others(struct sk_runtime *mine)
 {
@@ -324,7 +324,7 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     }
 }
 
-/* Reaps the supervisor. ECHILD happens when the user set SIGCHLD to SIG_IGN:
+/* Reaps the child (supervisor or worker). ECHILD happens when the user set SIGCHLD to SIG_IGN:
  * the kernel reaped it for us and the status page still says what happened. */
 static void child_reap(struct sk_runtime *rt)
 {
