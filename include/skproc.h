@@ -63,6 +63,12 @@ enum {
 /* A static, human-readable name for a return code ("timed out", ...). */
 const char *sk_strerror(int code);
 
+/* Why the last call made by this thread that refused its arguments or its
+ * state said so, e.g. "config.timeouts.run is not a finite number" after
+ * SK_EINVAL from sk_start; "" when no call has said why. Kept until the next
+ * such call in the same thread; never freed. */
+const char *sk_last_error_message(void);
+
 /* ------------------------------------------------------- class and config */
 
 typedef struct sk_process sk_process;
@@ -94,12 +100,14 @@ typedef struct sk_config {
     double join_in; /* seconds from the first start after which the loop ends; default: none */
     int lives;      /* total attempts; lives = 3 is one try and two retries; default: 1 */
     sk_timeouts timeouts;
-    size_t capacity;    /* bytes in flight per direction before tell says SK_EFULL; 1 MiB */
+    size_t capacity;    /* bytes in flight per direction before tell says SK_EFULL; 1 MiB
+                         * (at most 4 GiB) */
     size_t max_message; /* the largest message image in bytes; 64 MiB (at most 1 GiB) */
 } sk_config;
 
 #define SK_DEFAULT_CAPACITY ((size_t)1 << 20)
 #define SK_DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
+#define SK_MAX_CAPACITY ((size_t)1 << 32)
 #define SK_MAX_MAX_MESSAGE ((size_t)1 << 30)
 
 struct sk_runtime; /* private */
@@ -227,6 +235,7 @@ int sk_fd(sk_process *p);
 /* --------------------------------------------------------------- errors */
 
 typedef enum sk_section {
+    SK_NO_SECTION = -1, /* errors: no hook was running (a worker that could not be forked) */
     SK_PRERUN,
     SK_RUN,
     SK_POSTRUN,
@@ -276,7 +285,8 @@ const char *sk_error_name(sk_error_kind kind);
  * Returns the length the full report needs, like snprintf, or SK_EINVAL. */
 int sk_error_format(const sk_error *e, char *buf, size_t len);
 
-/* The name of a section: "prerun", "run", ..., "full_run". */
+/* The name of a section: "prerun", "run", ..., "full_run"; "none" for
+ * SK_NO_SECTION. */
 const char *sk_section_name(sk_section s);
 
 /* --------------------------------------------------------------- timers */

@@ -383,6 +383,19 @@ static int plan_compile(fmt_plan *pl, const char *fmt, size_t fmt_len)
     return SK_OK;
 }
 
+int sk_msg_format_check(const char *fmt)
+{
+    if (fmt == NULL)
+        return SK_EINVAL;
+    fmt_plan pl;
+    int rc = plan_compile(&pl, fmt, strlen(fmt));
+    if (rc != SK_OK)
+        return rc;
+    bool has_array = pl.has_array;
+    plan_free(&pl);
+    return has_array ? SK_EINVAL : SK_OK;
+}
+
 /* Lays out one S(...) as tpl_map does (calc_field_addr): each member at the
  * end of the previous one rounded up to its alignment, $(...) flattened;
  * elements one stride apart, the stride being the end of the last member

@@ -107,6 +107,11 @@ int sk_msg_format(const void *img, size_t len, char *buf, size_t buflen);
  * len > 0, SK_ENOMEM as for sk_msg_format. Safe on arbitrary bytes. */
 int sk_msg_validate(const void *img, size_t len);
 
+/* SK_OK when fmt is a well-formed format that sk_msg_pack and sk_msg_unpack
+ * take (no A(...)); SK_EINVAL otherwise (also for NULL), SK_ENOMEM. Lets a
+ * caller reject a malformed format before it waits for data. */
+int sk_msg_format_check(const char *fmt);
+
 /* Records (the pool's items and results): formats of one value, such as
  * "S(is)" or "s", with no '#' and no A(...), bound to one pointer. */
 

@@ -63,6 +63,8 @@ static const char *const section_names[SK_SECTION_COUNT] = {
 
 const char *sk_section_name(sk_section s)
 {
+    if (s == SK_NO_SECTION)
+        return "none";
     if ((unsigned)s >= SK_SECTION_COUNT)
         return "unknown";
     return section_names[s];

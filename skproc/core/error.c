@@ -7,8 +7,37 @@
 #include "core/error.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+static _Thread_local char last_refusal[256];
+
+int sk_refuse(int code, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(last_refusal, sizeof last_refusal, fmt, ap);
+    va_end(ap);
+    return code;
+}
+
+const char *sk_last_error_message(void)
+{
+    return last_refusal;
+}
+
+void sk_error_sanitize(sk_error *e)
+{
+    e->message[sizeof e->message - 1] = '\0';
+    e->cause[sizeof e->cause - 1] = '\0';
+    if ((unsigned)e->kind > SK_CRASH_ERROR)
+        e->kind = SK_PROCESS_ERROR;
+    if ((int)e->section < SK_NO_SECTION || (int)e->section >= SK_SECTION_COUNT)
+        e->section = SK_NO_SECTION;
+    if (e->lives_spent < 0)
+        e->lives_spent = 0;
+}
 
 const char *sk_strerror(int code)
 {

@@ -7,6 +7,13 @@
 
 #include <stdbool.h>
 
+/* Records why a call refuses (sk_last_error_message) and returns code. */
+int sk_refuse(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Makes an error record read from memory a child can write safe to use:
+ * its texts NUL-terminated, its kind and section in range. */
+void sk_error_sanitize(sk_error *e);
+
 /* A failure of kind in section on run, with the original code and text. */
 void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run, int code,
                   const char *cause);

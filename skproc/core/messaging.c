@@ -111,7 +111,15 @@ int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
     struct sk_runtime *rt = p->rt;
     const void *img;
     size_t len;
-    rc = sk_ring_peek(&rt->ep, deadline_of(timeout), &img, &len);
+    rc = sk_ring_peek(&rt->ep, 0, &img, &len);
+    if (rc == SK_ETIMEDOUT) {
+        /* A message in hand is checked by the unpack; before waiting for
+         * one, a format that can never match is refused at once. */
+        rc = sk_msg_format_check(fmt);
+        if (rc != SK_OK)
+            return rc;
+        rc = timeout == 0 ? SK_ETIMEDOUT : sk_ring_peek(&rt->ep, deadline_of(timeout), &img, &len);
+    }
     if (rc != SK_OK)
         return rc;
     va_list ap;

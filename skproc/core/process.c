@@ -20,6 +20,7 @@
 #include "os/shm.h"
 
 #include <errno.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +29,34 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+static bool registry_holds(const struct sk_runtime *rt);
+static int registry_add(struct sk_runtime *rt);
 static void registry_remove(struct sk_runtime *rt);
 
+/* A handle that is already initialized (its runtime is registered) is
+ * refused: re-initializing it would orphan its child and leak its memory.
+ * Any other value in p->rt (zeros, stack garbage) is overwritten unread. */
 int sk_init(sk_process *p, const sk_class *cls)
 {
     if (p == NULL || cls == NULL || cls->run == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_init: %s",
+                         p == NULL     ? "the handle is NULL"
+                         : cls == NULL ? "the class is NULL"
+                                       : "the class has no run hook");
+    if (registry_holds(p->rt))
+        return sk_refuse(SK_ESTATE,
+                         "sk_init: the handle is already initialized%s; "
+                         "sk_release it first",
+                         p->rt->started && !p->rt->finished ? " and its process runs" : "");
     sk_tpl_hooks_install();
     sk_resolve_child_calls();
     struct sk_runtime *rt = calloc(1, sizeof *rt);
     if (rt == NULL)
         return SK_ENOMEM;
+    if (registry_add(rt) != SK_OK) {
+        free(rt);
+        return SK_ENOMEM;
+    }
     rt->role = SK_ROLE_PARENT;
     rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->epoll_fd = rt->epoll_pidfd =
         -1;
@@ -47,6 +65,29 @@ int sk_init(sk_process *p, const sk_class *cls)
     memset(&p->config, 0, sizeof p->config);
     p->config.lives = 1;
     p->rt = rt;
+    return SK_OK;
+}
+
+/* Every value that cannot mean anything is refused, with the field named,
+ * before anything is created or forked. Infinities mean something: +inf
+ * seconds is "never", -inf is "zero or lower" (the default). NaN does not. */
+static int config_check(const sk_config *c)
+{
+    if (isnan(c->join_in))
+        return sk_refuse(SK_EINVAL, "config.join_in is NaN");
+    for (int s = 0; s < SK_FULL_RUN; s++) {
+        double t = *sk_config_timeout_field((sk_config *)c, (sk_section)s);
+        if (isnan(t))
+            return sk_refuse(SK_EINVAL, "config.timeouts.%s is NaN",
+                             sk_section_name((sk_section)s));
+    }
+    if (c->capacity > SK_MAX_CAPACITY)
+        return sk_refuse(SK_EINVAL, "config.capacity is %zu bytes, over SK_MAX_CAPACITY (%zu)",
+                         c->capacity, SK_MAX_CAPACITY);
+    if (c->max_message > SK_MAX_MAX_MESSAGE)
+        return sk_refuse(SK_EINVAL,
+                         "config.max_message is %zu bytes, over SK_MAX_MAX_MESSAGE (%zu)",
+                         c->max_message, SK_MAX_MAX_MESSAGE);
     return SK_OK;
 }
 
@@ -68,8 +109,6 @@ static sk_config config_normalize(sk_config c)
         c.capacity = SK_DEFAULT_CAPACITY;
     if (c.max_message == 0)
         c.max_message = SK_DEFAULT_MAX_MESSAGE;
-    if (c.max_message > SK_MAX_MAX_MESSAGE)
-        c.max_message = SK_MAX_MAX_MESSAGE;
     return c;
 }
 
@@ -99,7 +138,6 @@ static int shared_create(struct sk_runtime *rt)
 
 static void shared_destroy(struct sk_runtime *rt)
 {
-    registry_remove(rt); /* a no-op when it never got there */
     if (rt->sh != NULL)
         munmap(rt->sh, rt->map_size);
     rt->sh = NULL;
@@ -115,7 +153,7 @@ static void shared_destroy(struct sk_runtime *rt)
 }
 
 /*
- * Every started handle of this process. A child (supervisor or worker) is
+ * Every initialized handle of this process. A child (supervisor or worker) is
  * a fork of the parent, so without this it would keep every other handle's mapping (about
  * capacity + 2 x max_message of address space each) and descriptors alive,
  * and hand them on to its workers. The registry lock is held across the
@@ -137,6 +175,24 @@ static int registry_add_locked(struct sk_runtime *rt)
     }
     registry[registry_len++] = rt;
     return SK_OK;
+}
+
+static int registry_add(struct sk_runtime *rt)
+{
+    pthread_mutex_lock(&registry_lock);
+    int rc = registry_add_locked(rt);
+    pthread_mutex_unlock(&registry_lock);
+    return rc;
+}
+
+static bool registry_holds(const struct sk_runtime *rt)
+{
+    bool found = false;
+    pthread_mutex_lock(&registry_lock);
+    for (size_t i = 0; i < registry_len && !found; i++)
+        found = registry[i] == rt;
+    pthread_mutex_unlock(&registry_lock);
+    return rt != NULL && found;
 }
 
 static void registry_remove(struct sk_runtime *rt)
@@ -208,11 +264,14 @@ int sk_start(sk_process *p)
     struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT || rt->started)
         return SK_ESTATE;
+    int rc = config_check(&p->config);
+    if (rc != SK_OK)
+        return rc;
     rt->config = config_normalize(p->config);
     rt->msg_doorbell = sk_doorbell_create();
     if (rt->msg_doorbell < 0)
         return start_failed(rt, SK_ESYS);
-    int rc = shared_create(rt);
+    rc = shared_create(rt);
     if (rc != SK_OK)
         return start_failed(rt, rc);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
@@ -227,12 +286,9 @@ int sk_start(sk_process *p)
      * the worker when it flushes its own output. */
     fflush(NULL);
     pthread_mutex_lock(&registry_lock);
-    if (registry_add_locked(rt) != SK_OK) {
-        pthread_mutex_unlock(&registry_lock);
-        return start_failed(rt, SK_ENOMEM);
-    }
     pid_t pid = fork();
     if (pid == 0) {
+        setpgid(0, 0); /* the process's own group: its whole tree, for kill(-pid) */
         registry_drop_others(rt);
         if (rt->supervised)
             sk_supervisor_main(p);
@@ -241,32 +297,14 @@ int sk_start(sk_process *p)
     int fork_errno = errno;
     pthread_mutex_unlock(&registry_lock);
     if (pid < 0) {
-        registry_remove(rt);
         return start_failed(rt, fork_errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
     }
     rt->child_pid = pid;
+    setpgid(pid, pid); /* also here, so that it holds before fork returns on either side */
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;
     return SK_OK;
-}
-
-/* Kills the current worker, if any, and waits until it is gone. Done
- * through a pidfd so that a stale pid can never hit an unrelated process
- * once it is open; the supervisor clears worker_pid as soon as it reaps. */
-static void worker_kill_and_wait(int worker_pidfd)
-{
-    if (worker_pidfd < 0)
-        return;
-    sk_pidfd_kill(worker_pidfd);
-    sk_pidfd_wait(worker_pidfd, sk_now_ns() + SK_NS_PER_SEC);
-    close(worker_pidfd);
-}
-
-static int worker_pidfd_open(struct sk_runtime *rt)
-{
-    pid_t worker = atomic_load(&rt->sh->worker_pid);
-    return worker > 0 ? sk_pidfd_open(worker) : -1;
 }
 
 /* An unsupervised worker died before finishing: the hard fault the
@@ -301,12 +339,13 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     struct sk_shared *sh = rt->sh;
     if (sh->outcome == SK_OUTCOME_FAILED) {
         rt->error = sh->error;
+        sk_error_sanitize(&rt->error); /* the worker could write it */
         rt->has_error = true;
     } else if (sh->outcome == SK_OUTCOME_NONE && !rt->supervised) {
         worker_fault(rt, status, reaped);
     } else if (sh->outcome == SK_OUTCOME_NONE) {
-        /* The supervisor itself was ended from outside. */
-        worker_kill_and_wait(worker_pidfd_open(rt));
+        /* The supervisor itself was ended from outside; the group kill in
+         * child_reap ended its worker. */
         char cause[128];
         if (reaped && WIFSIGNALED(status))
             snprintf(cause, sizeof cause, "the supervisor was ended by signal %d (%s)",
@@ -316,20 +355,23 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
                      WEXITSTATUS(status));
         else
             snprintf(cause, sizeof cause, "the supervisor ended and could not be reaped");
-        int section = atomic_load(&sh->section);
-        sk_error_set(&rt->error, SK_PROCESS_ERROR, (sk_section)section,
-                     atomic_load(&sh->current_run), SK_ESYS, cause);
+        sk_error_set(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
+                     SK_ESYS, cause);
         rt->error.lives_spent = atomic_load(&sh->lives_used);
         rt->has_error = true;
     }
 }
 
-/* Reaps the child (supervisor or worker). ECHILD happens when the user set SIGCHLD to SIG_IGN:
- * the kernel reaped it for us and the status page still says what happened. */
+/* Reaps the child (supervisor or worker). First everything left in its
+ * process group is ended: the child is still unreaped, so its pid, which is
+ * the group's id, cannot name anyone else's group. ECHILD happens when the
+ * user set SIGCHLD to SIG_IGN: the kernel reaped it for us and the status
+ * page still says what happened. */
 static void child_reap(struct sk_runtime *rt)
 {
     int status = 0;
     pid_t r;
+    kill(-rt->child_pid, SIGKILL);
     while ((r = waitpid(rt->child_pid, &status, 0)) < 0 && errno == EINTR)
         ;
     process_finalize(rt, status, r == rt->child_pid);
@@ -381,9 +423,10 @@ int sk_stop(sk_process *p)
 }
 
 /* The supervisor is asked to kill and reap its worker and exit: it is the
- * only one that knows whether it is about to fork a new worker. If it does
- * not answer within a second (stopped, or wedged), it and the worker it
- * last published are killed from here. */
+ * only one that knows whether it is about to fork a new worker, and it ends
+ * the worker's whole tree. If it does not answer within a second (stopped,
+ * or wedged), its process group is killed from here. The parent never kills
+ * a pid it read from the status page: the worker could have written any. */
 int sk_kill(sk_process *p)
 {
     if (p == NULL || p->rt == NULL)
@@ -398,8 +441,7 @@ int sk_kill(sk_process *p)
         return SK_OK;
     }
     rt->killed = true;
-    if (!rt->supervised) { /* the worker is our own unreaped child */
-        kill(rt->child_pid, SIGKILL);
+    if (!rt->supervised) { /* the worker is our own unreaped child; child_reap ends its group */
         child_reap(rt);
         return SK_OK;
     }
@@ -407,11 +449,9 @@ int sk_kill(sk_process *p)
     uint64_t one = 1;
     ssize_t n = write(rt->doorbell, &one, sizeof one);
     (void)n;
-    if (!child_wait_exit(rt, sk_now_ns() + SK_NS_PER_SEC)) {
-        int worker_pidfd = worker_pidfd_open(rt);
-        kill(rt->child_pid, SIGKILL); /* our unreaped child: the pid is ours */
-        worker_kill_and_wait(worker_pidfd);
-    }
+    /* If it does not answer, child_reap's group kill ends it, its worker and
+     * everything in their group. */
+    child_wait_exit(rt, sk_now_ns() + SK_NS_PER_SEC);
     child_reap(rt);
     return SK_OK;
 }
@@ -426,6 +466,7 @@ void sk_release(sk_process *p)
     if (rt->started && !rt->finished)
         sk_kill(p);
     shared_destroy(rt);
+    registry_remove(rt);
     free(rt);
     p->rt = NULL;
 }
@@ -455,8 +496,12 @@ pid_t sk_pid(const sk_process *p)
         return getpid();
     if (p->rt->finished)
         return -1;
+    /* Written by the supervisor, or by the worker itself: believed only
+     * when it names a process of this process's group. */
     pid_t worker = atomic_load(&p->rt->sh->worker_pid);
-    return worker > 0 ? worker : -1;
+    if (worker <= 0 || (worker != p->rt->child_pid && getpgid(worker) != p->rt->child_pid))
+        return -1;
+    return worker;
 }
 
 const sk_error *sk_error_of(const sk_process *p)

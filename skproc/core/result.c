@@ -14,6 +14,8 @@
 #include "os/fd.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,12 +66,21 @@ int sk_fail(sk_process *self, int code, const char *fmt, ...)
     return rc;
 }
 
-/* Reads the published image once; later calls reuse it. */
+/* Reads the published image once; later calls reuse it. The length comes
+ * from the status page, which the child can write: it must fit in what the
+ * memfd holds past the mapping, or the result is corrupt. */
 static int result_image(struct sk_runtime *rt)
 {
     if (rt->result_image != NULL || !rt->sh->has_result)
         return SK_OK;
-    size_t len = (size_t)rt->sh->result_len;
+    uint64_t len = rt->sh->result_len;
+    struct stat st;
+    if (fstat(rt->memfd, &st) != 0)
+        return SK_ESYS;
+    uint64_t stored =
+        (uint64_t)st.st_size > rt->result_offset ? (uint64_t)st.st_size - rt->result_offset : 0;
+    if (len == 0 || len > stored)
+        return SK_ECORRUPT;
     void *img = malloc(len);
     if (img == NULL)
         return SK_ENOMEM;
@@ -104,7 +115,7 @@ int sk_result(sk_process *p, const char *fmt, ...)
             return SK_EPROCESS;
         return wants_values ? SK_EFORMAT : SK_OK;
     }
-    if (fmt != NULL) {
+    if (wants_values) {
         va_list ap;
         va_start(ap, fmt);
         rc = sk_msg_unpack(rt->result_image, rt->result_len, fmt, ap);

@@ -45,6 +45,10 @@
 
 enum sup_state { SUP_SPAWN, SUP_WATCH, SUP_FAULT, SUP_DONE };
 
+/* The parent-death signal of the supervisor, and the way to ask it to end
+ * its process (the worker and its whole tree) from outside. */
+#define SUPERVISOR_END_SIGNAL SIGRTMAX
+
 #define JOIN_RECHECK_NS (1000 * 1000) /* past join_in x 2, between loop hooks */
 
 enum deadline_kind { DEADLINE_NONE, DEADLINE_SECTION, DEADLINE_JOIN };
@@ -56,7 +60,8 @@ struct supervisor {
     enum sk_engine_mode mode;
     pid_t self;
     pid_t worker;
-    int sigchld_fd; /* signalfd: the worker exited (every signal is blocked here) */
+    int sigchld_fd;     /* signalfd: SIGCHLD and SUPERVISOR_END_SIGNAL (all others blocked) */
+    bool end_requested; /* SUPERVISOR_END_SIGNAL came: the parent died, or someone asked */
     int64_t timeout_ns[SK_FULL_RUN];
     int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
     double join_in;
@@ -64,15 +69,29 @@ struct supervisor {
     bool retryable; /* the fault happened inside the loop */
 };
 
+/* A failure of the supervisor's own (no hook was running). */
 static enum sup_state supervisor_finish_with(struct supervisor *s, const char *what)
 {
     struct sk_shared *sh = s->sh;
     char cause[256];
     snprintf(cause, sizeof cause, "%s: %s", what, strerror(errno));
-    sk_error_set(&sh->error, SK_PROCESS_ERROR, atomic_load(&sh->section),
-                 atomic_load(&sh->current_run), SK_ESYS, cause);
+    sk_error_set(&sh->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
+                 SK_ESYS, cause);
     sh->outcome = SK_OUTCOME_FAILED;
     return SUP_DONE;
+}
+
+/* Ended by SUPERVISOR_END_SIGNAL: the parent died (nobody will read this),
+ * or someone sent it. */
+static void supervisor_record_end(struct supervisor *s)
+{
+    struct sk_shared *sh = s->sh;
+    if (atomic_load(&sh->engine_done))
+        return;
+    sk_error_set(&sh->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
+                 SK_EKILLED, "the supervisor was asked to end (its parent died, or SIGRTMAX came)");
+    sh->outcome = SK_OUTCOME_FAILED;
+    sh->has_result = 0;
 }
 
 static bool supervisor_kill_requested(const struct supervisor *s)
@@ -99,13 +118,16 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
 /* Reaps the worker and leaves the status page as if it had left its last
  * section, so that a new worker does not inherit a stale deadline. The pid
  * is withdrawn before the reap: a pid read from the page then always names
- * a process that is not reaped yet, never a recycled one. */
+ * a process that is not reaped yet, never a recycled one. Then everything
+ * the worker started is ended: the supervisor is a child subreaper, so the
+ * worker's orphaned descendants are its children now. */
 static void supervisor_reap(struct supervisor *s, siginfo_t *info)
 {
     memset(info, 0, sizeof *info);
     atomic_store(&s->sh->worker_pid, 0);
     while (waitid(P_PID, (id_t)s->worker, info, WEXITED) != 0 && errno == EINTR)
         ;
+    sk_end_children(0);
     uint64_t seq = atomic_load(&s->sh->seq);
     if (seq & 1)
         atomic_store(&s->sh->seq, seq + 1);
@@ -128,13 +150,16 @@ static int64_t supervisor_deadline(const struct supervisor *s, uint64_t seq, int
     return deadline;
 }
 
-/* After a SIGCHLD: drains the signalfd and says whether the worker (our
- * only child) has exited, without reaping it. */
+/* After a signal: drains the signalfd, notes an end request, reaps
+ * orphans of the worker's descendants that have exited, and says whether
+ * the worker has exited, without reaping it. */
 static bool supervisor_worker_exited(struct supervisor *s)
 {
     struct signalfd_siginfo si;
     while (read(s->sigchld_fd, &si, sizeof si) == (ssize_t)sizeof si)
-        ;
+        if ((int)si.ssi_signo == SUPERVISOR_END_SIGNAL)
+            s->end_requested = true;
+    sk_reap_exited_children(s->worker);
     siginfo_t info;
     memset(&info, 0, sizeof info);
     if (waitid(P_PID, (id_t)s->worker, &info, WEXITED | WNOHANG | WNOWAIT) != 0)
@@ -149,9 +174,11 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     struct sk_shared *sh = s->sh;
     siginfo_t info;
     for (;;) {
-        if (supervisor_kill_requested(s)) {
+        if (supervisor_kill_requested(s) || s->end_requested) {
             kill(s->worker, SIGKILL);
             supervisor_reap(s, &info);
+            if (s->end_requested && !supervisor_kill_requested(s))
+                supervisor_record_end(s);
             return SUP_DONE;
         }
         uint64_t seq = atomic_load_explicit(&sh->seq, memory_order_acquire);
@@ -198,7 +225,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             return supervisor_finish_with(s, "ppoll");
         if (n > 0 && (fds[1].revents & POLLIN))
             sk_doorbell_drain(s->rt->doorbell);
-        if (n > 0 && (fds[0].revents & POLLIN) && supervisor_worker_exited(s))
+        if (n > 0 && (fds[0].revents & POLLIN) && supervisor_worker_exited(s) && !s->end_requested)
             break;
     }
 
@@ -221,7 +248,8 @@ static enum sup_state supervisor_watch(struct supervisor *s)
 static enum sup_state supervisor_error_hook_fault(struct supervisor *s)
 {
     struct sk_shared *sh = s->sh;
-    sk_error first = sh->error;
+    sk_error first = sh->error; /* written by the worker: checked before use */
+    sk_error_sanitize(&first);
     sh->error = s->fault;
     sk_error_while_handling(&sh->error, &first);
     sh->outcome = SK_OUTCOME_FAILED;
@@ -267,10 +295,11 @@ static void supervisor_init(struct supervisor *s, sk_process *p)
     s->sh = rt->sh;
     s->mode = SK_ENGINE_LOOP;
     s->self = getpid();
-    sigset_t chld;
-    sigemptyset(&chld);
-    sigaddset(&chld, SIGCHLD);
-    s->sigchld_fd = signalfd(-1, &chld, SFD_CLOEXEC | SFD_NONBLOCK);
+    sigset_t watched;
+    sigemptyset(&watched);
+    sigaddset(&watched, SIGCHLD);
+    sigaddset(&watched, SUPERVISOR_END_SIGNAL);
+    s->sigchld_fd = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
     for (int i = 0; i < SK_FULL_RUN; i++)
         s->timeout_ns[i] = sk_seconds_to_ns(sk_config_timeout(&rt->config, (sk_section)i));
     s->join_in = rt->config.join_in > 0 ? rt->config.join_in : 0;
@@ -283,11 +312,14 @@ _Noreturn void sk_supervisor_main(sk_process *p)
     struct sk_runtime *rt = p->rt;
     pid_t parent = rt->parent_pid;
     rt->role = SK_ROLE_SUPERVISOR;
-    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent)
-        sk_child_exit(127);
+    /* Signals are blocked before the parent-death signal is set, so that it
+     * arrives through the signalfd and the supervisor ends its tree. */
     sigset_t all;
     sigfillset(&all);
     sigprocmask(SIG_SETMASK, &all, NULL);
+    if (prctl(PR_SET_PDEATHSIG, SUPERVISOR_END_SIGNAL) != 0 || getppid() != parent ||
+        prctl(PR_SET_CHILD_SUBREAPER, 1) != 0)
+        sk_child_exit(127);
     /* If the parent ignores SIGCHLD, workers would be reaped by the kernel
      * and their exit status lost. */
     signal(SIGCHLD, SIG_DFL);

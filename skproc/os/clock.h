@@ -16,14 +16,16 @@ static inline int64_t sk_now_ns(void)
     return (int64_t)ts.tv_sec * SK_NS_PER_SEC + ts.tv_nsec;
 }
 
-/* Seconds (as in the config) to nanoseconds; <= 0 means "none" and gives 0. */
+/* Seconds (as in the config) to nanoseconds; <= 0 means "none" and gives
+ * 0, and any positive limit is at least 1 ns (never "none"). */
 static inline int64_t sk_seconds_to_ns(double s)
 {
     if (!(s > 0))
         return 0;
     if (s > 9.0e9) /* beyond ~285 years: treat as forever */
         return INT64_MAX / 4;
-    return (int64_t)(s * 1e9);
+    int64_t ns = (int64_t)(s * 1e9);
+    return ns > 0 ? ns : 1;
 }
 
 static inline struct timespec sk_ns_to_timespec(int64_t ns)

@@ -3,10 +3,14 @@
 #include "os/proc.h"
 #include "os/clock.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -69,6 +73,93 @@ bool sk_pid_wait_exit(pid_t pid, int pidfd, int64_t deadline)
         if (nap < 5 * 1000 * 1000)
             nap *= 2;
     }
+}
+
+/* Where /proc/PID/task/TID/children is missing (a kernel without
+ * CONFIG_PROC_CHILDREN): every process whose parent is us. */
+static int children_by_scan(pid_t *pids, int max)
+{
+    DIR *d = opendir("/proc");
+    if (d == NULL)
+        return -1;
+    pid_t self = getpid();
+    int n = 0;
+    struct dirent *ent;
+    while (n < max && (ent = readdir(d)) != NULL) {
+        char *end;
+        long pid = strtol(ent->d_name, &end, 10);
+        if (*end != '\0' || pid <= 0)
+            continue;
+        char path[64], buf[512];
+        snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            continue;
+        ssize_t len = read(fd, buf, sizeof buf - 1);
+        close(fd);
+        if (len <= 0)
+            continue;
+        buf[len] = '\0';
+        char *paren = strrchr(buf, ')'); /* the command name may hold anything */
+        int ppid;
+        if (paren != NULL && sscanf(paren + 1, " %*c %d", &ppid) == 1 && ppid == self)
+            pids[n++] = (pid_t)pid;
+    }
+    closedir(d);
+    return n;
+}
+
+int sk_children(pid_t *pids, int max)
+{
+    char path[96];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)getpid(), (int)gettid());
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return children_by_scan(pids, max);
+    char buf[4096];
+    ssize_t len = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (len < 0)
+        return -1;
+    buf[len] = '\0';
+    int n = 0;
+    for (char *p = buf; n < max;) {
+        char *end;
+        long pid = strtol(p, &end, 10);
+        if (end == p)
+            break;
+        pids[n++] = (pid_t)pid;
+        p = end;
+    }
+    return n;
+}
+
+#define CHILDREN_AT_ONCE 256
+
+void sk_end_children(pid_t keep)
+{
+    pid_t pids[CHILDREN_AT_ONCE];
+    for (;;) {
+        int n = sk_children(pids, CHILDREN_AT_ONCE);
+        int killed = 0;
+        for (int i = 0; i < n; i++)
+            if (pids[i] != keep && kill(pids[i], SIGKILL) == 0)
+                pids[killed++] = pids[i];
+        if (killed == 0)
+            return;
+        for (int i = 0; i < killed; i++)
+            while (waitpid(pids[i], NULL, 0) < 0 && errno == EINTR)
+                ;
+    }
+}
+
+void sk_reap_exited_children(pid_t keep)
+{
+    pid_t pids[CHILDREN_AT_ONCE];
+    int n = sk_children(pids, CHILDREN_AT_ONCE);
+    for (int i = 0; i < n; i++)
+        if (pids[i] != keep)
+            waitpid(pids[i], NULL, WNOHANG);
 }
 
 void (*const sk_child_exit)(int status) __attribute__((noreturn)) = _exit;

@@ -34,6 +34,21 @@ bool sk_pid_exited(pid_t pid);
  * True when it has exited. */
 bool sk_pid_wait_exit(pid_t pid, int pidfd, int64_t deadline);
 
+/* The children of the calling thread (a single-threaded process: all of
+ * its children), up to max, into pids; how many, or -1 when /proc cannot
+ * say. */
+int sk_children(pid_t *pids, int max);
+
+/* Kills (SIGKILL) and reaps every child of the caller but keep (0: none),
+ * again until none is left. In a child subreaper (PR_SET_CHILD_SUBREAPER)
+ * the orphans of its descendants become its children as their parents
+ * die, so this ends the whole tree below it, including processes that left
+ * its process group or session. */
+void sk_end_children(pid_t keep);
+
+/* Reaps the children of the caller that have exited, but keep. */
+void sk_reap_exited_children(pid_t keep);
+
 /* How children leave. It is _exit (never exit: a child must not run the
  * parent's atexit handlers or flush its stdio again), called through a
  * pointer bound when the program is loaded, so that a fresh child does not
