@@ -1,11 +1,14 @@
 # SPDX-License-Identifier: MIT
-"""The checks on the built library: exported symbols (`scons symbols`)."""
+"""The checks on the built library: exported symbols (`scons symbols`) and layers
+(`scons layers`, see layers.py). Each is a function returning an exit code, so that
+`scons test` runs them too, and an action for its own target."""
 
 import os
 import subprocess
 
 from SCons.Script import Action
 
+from skproc_build import layers
 from skproc_build.common import out, top_dir
 
 
@@ -24,7 +27,16 @@ def symbols(lib):
     return 1 if bad else 0
 
 
+def layer_check(variant):
+    """The layer check on the objects of variant (e.g. 'build/default')."""
+    return layers.check(top_dir(), variant, out=out)
+
+
 def symbols_action():
     return Action(lambda target, source, env: symbols(source[0].abspath),
                   'checking exported symbols')
 
+
+def layers_action(variant):
+    return Action(lambda target, source, env: layer_check(variant),
+                  'checking layers (%s)' % layers.SCRIPT)

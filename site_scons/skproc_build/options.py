@@ -15,12 +15,15 @@ Targets:
   scons                   build the library (static and shared), examples, tests, benches
   scons lib               build only libskproc.a and libskproc.so
   scons symbols           fail when libskproc.so exports a name without the sk_ prefix
+  scons layers            fail when a layer of skproc/ includes or calls a higher layer,
+                          or files form a cycle (alone: python3 {layers_script} [-v])
   scons examples | tests | benches
                           build only that group of programs (and the library)
-  scons test              build everything, then run every tests/test_*.c and
-                          tests/*/test_*.c program (each under `timeout {timeout}`);
-                          prints "N passed, N failed"
-  scons test only=timer   build and run only the program test_timer (comma list allowed)
+  scons test              build everything, run the symbols and layers checks, then every
+                          tests/test_*.c and tests/*/test_*.c program (each under
+                          `timeout {timeout}`); prints "N passed, N failed"
+  scons test only=timer   build and run only the program test_timer (comma list allowed;
+                          the checks are left out)
   scons demo              build and run examples/demo
   scons bench [quick=1]   build the benches and run `python3 bench/run.py --build-dir VARIANT`
   scons install           install headers, libraries and skproc.pc under PREFIX
@@ -39,7 +42,7 @@ Options (NAME=value on the command line):
                           may be set separately; DESTDIR is prepended to every installed path
   CC=gcc                  the C compiler (also taken from the CC environment variable)
 
-Layout: skproc/<layer>/ holds the library by layer;
+Layout: skproc/<layer>/ holds the library by layer (order in {layers_script});
 tests/<layer>/test_<name>.c are the test programs (test_<name> unique), tests/support/
 their shared fixtures. The library, tests and fuzz/ see the private headers (-Iskproc);
 examples and benches see only include/.
@@ -48,7 +51,7 @@ examples and benches see only include/.
 # Targets that need neither a compiler nor the libraries.
 NO_BUILD_TARGETS = {'format', 'format-check'}
 # Targets that do not build the cmocka tests.
-NO_CMOCKA_TARGETS = NO_BUILD_TARGETS | {'lib', 'symbols', 'examples', 'benches',
+NO_CMOCKA_TARGETS = NO_BUILD_TARGETS | {'lib', 'symbols', 'layers', 'examples', 'benches',
                                         'demo', 'bench', 'install'}
 
 
@@ -94,5 +97,6 @@ class Options:
     def needs_cmocka(self):
         return not self.targets or not self.targets <= NO_CMOCKA_TARGETS
 
-    def help_text(self, timeout, format_dirs):
-        return HELP.format(timeout=timeout, format_dirs=' '.join(format_dirs))
+    def help_text(self, timeout, format_dirs, layers_script):
+        return HELP.format(timeout=timeout, format_dirs=' '.join(format_dirs),
+                           layers_script=layers_script)
