@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Configure checks: the compiler, tpl and cmocka, each failing with one clear line."""
+"""Configure checks: the compiler, tpl and cmocka, each failing with one clear line;
+and, for `scons fuzz`, a clang that links libFuzzer."""
 
 import os
 
@@ -50,3 +51,26 @@ def configure(env, variant, need_cmocka):
         except SCons.SConf.ConfigureDryRunError:
             pass  # `scons -n` with stale checks: skip them
 
+
+_FUZZ_TEST = '''
+#include <stddef.h>
+#include <stdint.h>
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) { (void)data; (void)size; return 0; }
+'''
+
+
+def configure_fuzz(env, build_dir):
+    """Check that env's compiler builds and links a libFuzzer program."""
+    with _Quiet(build_dir + '/sconf_temp'):
+        try:
+            conf = env.Configure(conf_dir=build_dir + '/sconf_temp',
+                                 log_file=build_dir + '/config.log')
+            try:
+                if not conf.TryLink(_FUZZ_TEST, '.c'):
+                    fail("%s cannot link a libFuzzer program: install clang and its runtime "
+                         "('apt-get install clang libclang-rt-14-dev'), details in %s/config.log"
+                         % (env['CC'], build_dir))
+            finally:
+                conf.Finish()
+        except SCons.SConf.ConfigureDryRunError:
+            pass

@@ -26,10 +26,13 @@ Targets:
                           the checks are left out)
   scons demo              build and run examples/demo
   scons bench [quick=1]   build the benches and run `python3 bench/run.py --build-dir VARIANT`
+  scons fuzz              build build/fuzz/<name> for every fuzz/<name>.c with libFuzzer
+                          (clang, -fsanitize=fuzzer,address,undefined); run one with e.g.
+                          build/fuzz/fuzz_decoder -max_total_time=60
   scons install           install headers, libraries and skproc.pc under PREFIX
   scons format            clang-format -i every .c/.h under {format_dirs}
   scons format-check      fail when a file is not clang-formatted
-  scons -c                remove the build variant directory
+  scons -c                remove the build variant directory (`scons -c fuzz`: build/fuzz)
 
 Options (NAME=value on the command line):
   sanitize=LIST           build with -fsanitize=LIST into build/sanitize-<LIST with - for ,>
@@ -40,11 +43,12 @@ Options (NAME=value on the command line):
   quick=1                 with `bench`: pass --quick to bench/run.py
   PREFIX=/usr/local       install prefix; LIBDIR (PREFIX/lib) and INCLUDEDIR (PREFIX/include)
                           may be set separately; DESTDIR is prepended to every installed path
-  CC=gcc                  the C compiler (also taken from the CC environment variable)
+  CC=gcc                  the C compiler (also taken from the CC environment variable);
+                          `fuzz` uses it when it is a clang, and clang otherwise
 
 Layout: skproc/<layer>/ holds the library by layer (order in {layers_script});
 tests/<layer>/test_<name>.c are the test programs (test_<name> unique), tests/support/
-their shared fixtures. The library, tests and fuzz/ see the private headers (-Iskproc);
+their shared fixtures. The library, tests and fuzz see the private headers (-Iskproc);
 examples and benches see only include/.
 """
 
@@ -52,7 +56,7 @@ examples and benches see only include/.
 NO_BUILD_TARGETS = {'format', 'format-check'}
 # Targets that do not build the cmocka tests.
 NO_CMOCKA_TARGETS = NO_BUILD_TARGETS | {'lib', 'symbols', 'layers', 'examples', 'benches',
-                                        'demo', 'bench', 'install'}
+                                        'demo', 'bench', 'install', 'fuzz'}
 
 
 class Options:
@@ -74,6 +78,7 @@ class Options:
 
         self.variant = ('build/sanitize-' + self.sanitize.replace(',', '-') if self.sanitize
                         else 'build/default')
+        self.fuzz_dir = 'build/fuzz'
 
         self.prefix = ARGUMENTS.get('PREFIX', '/usr/local').rstrip('/') or '/'
         self.libdir = ARGUMENTS.get('LIBDIR', os.path.join(self.prefix, 'lib'))
