@@ -3,9 +3,10 @@
  * Pools, trust: a worker is an untrusted peer. Here an item function (run
  * in a worker) finds the pool's shared arena through /proc/self/maps (the
  * memfd "skproc-pool") and scribbles on what the parent reads back: its
- * batch's descriptor, or its own status word. The parent must go on: the
- * items of that batch (or that item) fail with SK_ECORRUPT, every other
- * item is right, and the pool stays usable.
+ * batch's descriptor, or its own status word (in a batch with a failed
+ * item, so that the parent reads every status). The parent must go on:
+ * the items of that batch (or that item) fail with SK_ECORRUPT, every
+ * other item is right, and the pool stays usable.
  *
  * The arena's layout comes from the pool's private header
  * (pool/shm_arena.h): these tests are about that transport.
@@ -47,11 +48,14 @@ static unsigned char *find_arena(void)
     return base;
 }
 
-/* result = 2 * item; the victim item scribbles first (arg says on what). */
+/* result = 2 * item; the victim item scribbles first (arg says on what);
+ * when it scribbles its status, the item after it fails (returns 7). */
 static int scribbler(const void *item, void *result, const void *arg)
 {
     int32_t v = *(const int32_t *)item;
     *(int64_t *)result = 2 * (int64_t)v;
+    if (v == VICTIM + 1 && *(const int *)arg == SCRIBBLE_STATUS)
+        return 7;
     if (v != VICTIM)
         return 0;
     unsigned char *base = find_arena();
@@ -104,6 +108,12 @@ static void check_scribble(int what, size_t bad_from, size_t bad_to)
         if (i >= bad_from && i < bad_to) {
             assert_int_equal(status[i], SK_ECORRUPT);
             assert_null(sk_pool_item_error(call, i));
+        } else if (what == SCRIBBLE_STATUS && i == VICTIM + 1) {
+            assert_int_equal(status[i], SK_EPROCESS);
+            const sk_error *ie = sk_pool_item_error(call, i);
+            assert_non_null(ie);
+            assert_int_equal(ie->code, 7);
+            assert_int_equal(ie->item, (long)i);
         } else {
             assert_int_equal(status[i], SK_OK);
             assert_int_equal(results[i], 2 * (int64_t)i);

@@ -270,11 +270,12 @@ static void call_note_failure(sk_pool_call *c, uint64_t item, int code)
     c->first_code = code;
 }
 
-/* Copies the error records of the view's batch (its failed items') while
- * the call keeps fewer than POOL_ERRORS. */
-static void call_take_errors(sk_pool_call *c, const struct pool_view *v)
+/* At the first failed item of the view's batch: copies the batch's error
+ * records while the call keeps fewer than POOL_ERRORS. */
+static void call_take_errors(sk_pool_call *c, struct pool_view *v)
 {
     struct sk_pool_transport *t = c->pool->t;
+    v->errors_taken = true;
     if (c->n_errors >= POOL_ERRORS)
         return;
     if (c->errors == NULL && (c->errors = malloc(POOL_ERRORS * sizeof *c->errors)) == NULL)
@@ -282,9 +283,11 @@ static void call_take_errors(sk_pool_call *c, const struct pool_view *v)
     c->n_errors += t->ops->errors(t, v->id, c->errors + c->n_errors, POOL_ERRORS - c->n_errors);
 }
 
-/* Starts reading a batch that poll said is done (state): its own record
- * of what was posted, its result image, and whether every item succeeded
- * (then plain results are one copy). */
+/* Starts reading a batch that poll said is done (state): the engine's own
+ * record of what was posted, the result image, and whether the workers say
+ * every item succeeded (then plain results are one copy, and no status is
+ * read: a worker that lies about it could as well have lied in its
+ * results). */
 static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view *v)
 {
     sk_pool *p = c->pool;
@@ -293,20 +296,16 @@ static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view 
     v->count = p->posted[id].count;
     v->corrupt = state == POOL_BATCH_CORRUPT;
     v->clean = false;
+    v->errors_taken = false;
     if (v->corrupt)
         return;
     p->t->ops->output(p->t, id, &v->out);
-    uint32_t any = 0;
-    for (uint32_t k = 0; k < v->count; k++)
-        any |= (uint32_t)v->out.status[k];
-    v->clean = any == 0;
-    if (!v->clean)
-        call_take_errors(c, v);
+    v->clean = v->out.failed == 0;
 }
 
 /* Result k of the view's batch into dst (result_size bytes, or NULL):
  * SK_OK, or why the item failed. */
-static int item_result(sk_pool_call *c, const struct pool_view *v, uint32_t k, void *dst)
+static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *dst)
 {
     const struct pool_job *js = &c->job;
     int code = SK_ECORRUPT;
@@ -315,6 +314,8 @@ static int item_result(sk_pool_call *c, const struct pool_view *v, uint32_t k, v
         if (s == SK_OK || s == SK_EPROCESS)
             code = s;
     }
+    if (code == SK_EPROCESS && !v->errors_taken)
+        call_take_errors(c, v);
     if (code != SK_OK) {
         call_note_failure(c, v->first + k, code);
         return code;

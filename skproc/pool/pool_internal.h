@@ -32,8 +32,9 @@ struct sk_pool {
 struct pool_view {
     uint32_t id, count;
     uint64_t first;
-    bool corrupt; /* every item fails with SK_ECORRUPT */
-    bool clean;   /* every status read SK_OK when it was opened */
+    bool corrupt;      /* every item fails with SK_ECORRUPT */
+    bool clean;        /* the workers say every item succeeded */
+    bool errors_taken; /* its error records were copied (at its first failure) */
     struct pool_batch_out out;
 };
 

@@ -226,6 +226,7 @@ static void shm_output(struct sk_pool_transport *t, uint32_t id, struct pool_bat
     const unsigned char *img = shm_batch_out(&s->arena, id);
     out->status = (const int32_t *)(const void *)img;
     out->results = img + pool_results_at(s->posted[id].count);
+    out->failed = __atomic_load_n(&s->arena.h->batches[id].failed, __ATOMIC_RELAXED);
 }
 
 /* A spilled image: it must lie in what the memfd holds past the mapping. */

@@ -46,6 +46,9 @@ struct pool_batch_in {
 struct pool_batch_out {
     const int32_t *status;        /* count statuses */
     const unsigned char *results; /* plain results: count * result_size bytes */
+    uint32_t failed;              /* the workers' count of failed items: 0 is their word
+                                   * that every status is SK_OK (believing it costs no
+                                   * more than believing their results) */
 };
 
 /* What poll says about a posted batch. */
