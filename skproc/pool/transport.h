@@ -8,8 +8,8 @@
  * The engine is the only caller. It runs in the pool's parent, one thread
  * at a time (the thread using the pool), so no op needs locking against
  * another. An op is called once per batch or once per call, never once per
- * item on a path that succeeds (result_image and errors are the exceptions:
- * they serve tpl results and failed items, which cost far more than a call).
+ * item of plain records (result_image is the exception: it serves tpl
+ * results, whose decoding costs far more than a call).
  *
  * A batch is named by an id below POOL_BATCHES that the transport hands out
  * (take) and gets back (release). Between post and a poll that says it is
