@@ -136,26 +136,11 @@ static int shared_create(struct sk_runtime *rt)
     return SK_OK;
 }
 
-static void shared_destroy(struct sk_runtime *rt)
-{
-    if (rt->sh != NULL)
-        munmap(rt->sh, rt->map_size);
-    rt->sh = NULL;
-    sk_channel_forget(rt);
-    sk_fd_close(&rt->memfd);
-    sk_fd_close(&rt->doorbell);
-    sk_fd_close(&rt->msg_doorbell);
-    sk_fd_close(&rt->epoll_fd);
-    sk_fd_close(&rt->epoll_pidfd);
-    sk_fd_close(&rt->child_pidfd);
-    free(rt->result_image);
-    rt->result_image = NULL;
-}
-
 /*
- * Every initialized handle of this process. A child (supervisor or worker) is
- * a fork of the parent, so without this it would keep every other handle's mapping (about
- * capacity + 2 x max_message of address space each) and descriptors alive,
+ * Every initialized handle of this process. A child (supervisor or worker)
+ * is a fork of the parent, so without this it would keep every other
+ * handle's mapping (about capacity + 2 x max_message of address space each)
+ * and descriptors alive,
  * and hand them on to its workers. The registry lock is held across the
  * fork so that the child's copy of the list is whole.
  */
@@ -205,6 +190,28 @@ static void registry_remove(struct sk_runtime *rt)
         }
     }
     pthread_mutex_unlock(&registry_lock);
+}
+
+/* Lets go of the mapping and the fds. Under the registry lock: a fork in
+ * another thread then sees either all of them or none, so that the child
+ * never unmaps or closes, through this handle's stale fields, a mapping or
+ * an fd number that another handle got in the meantime. */
+static void shared_destroy(struct sk_runtime *rt)
+{
+    pthread_mutex_lock(&registry_lock);
+    if (rt->sh != NULL)
+        munmap(rt->sh, rt->map_size);
+    rt->sh = NULL;
+    sk_channel_forget(rt);
+    sk_fd_close(&rt->memfd);
+    sk_fd_close(&rt->doorbell);
+    sk_fd_close(&rt->msg_doorbell);
+    sk_fd_close(&rt->epoll_fd);
+    sk_fd_close(&rt->epoll_pidfd);
+    sk_fd_close(&rt->child_pidfd);
+    pthread_mutex_unlock(&registry_lock);
+    free(rt->result_image);
+    rt->result_image = NULL;
 }
 
 /* In a new child (single-threaded, the lock copied as held): every

@@ -1,0 +1,708 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool's call engine: what a call is, whatever carries its batches.
+ *
+ *   sources   an array of items, or a producer function called only as
+ *             results are taken (a stream of any length)
+ *   sinks     the caller's result and status arrays (map, async_map), or
+ *             an iterator that yields one result at a time (imap...)
+ *   ordering  ordered (results in item order) or unordered (as ready)
+ *   failures  a status per item, the first failure, and copies of the
+ *             workers' error records (the first POOL_ERRORS)
+ *
+ * Items go out in batches: the engine takes a free batch from the transport
+ * (transport.h), writes the item image into it (batch.h), posts it, and
+ * later polls it, reads its result image and gives it back. Everything it
+ * reads back was written by an untrusted worker: it uses its own record of
+ * each batch's first item and count, and takes a status it does not know
+ * as SK_ECORRUPT.
+ */
+#include "pool/call.h"
+
+#include "pool/progress.h"
+#include "core/error.h"
+#include "os/clock.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define POOL_CALL_BATCHES 256 /* an automatic batch size keeps a call within this many */
+
+/* ------------------------------------------------------------ jobs */
+
+static bool has_pointers(const char *fmt)
+{
+    return fmt != NULL && strpbrk(fmt, "sB") != NULL;
+}
+
+static int job_check(const sk_pool_job *job)
+{
+    if (job == NULL)
+        return SK_EINVAL;
+    int forms = (job->fn != NULL) + (job->star != NULL) + (job->cls != NULL);
+    if (forms != 1 || job->item_size == 0 || job->arg_size > POOL_ARG_MAX ||
+        (job->arg_size > 0 && job->arg == NULL))
+        return SK_EINVAL;
+    if (job->star != NULL && job->item_format == NULL)
+        return SK_EINVAL;
+    if (job->cls != NULL && (job->result_format == NULL || job->cls->run == NULL ||
+                             job->cls->size < sizeof(sk_process)))
+        return SK_EINVAL;
+    const char *fmts[2] = {job->item_format, job->result_format};
+    size_t sizes[2] = {job->item_size, job->result_size};
+    for (int i = 0; i < 2; i++) {
+        if (fmts[i] == NULL)
+            continue;
+        if (strlen(fmts[i]) >= POOL_FORMAT_MAX || sk_msg_check_one(fmts[i], sizes[i]) != SK_OK)
+            return SK_EINVAL;
+    }
+    if (job->item_size > POOL_IMAGE_MAX / 2 || job->result_size > POOL_IMAGE_MAX / 2)
+        return SK_EINVAL;
+    return SK_OK;
+}
+
+/* The job as the workers get it. SK_EINVAL when a star's format has no
+ * fields. */
+static int job_describe(const sk_pool_job *job, struct pool_job *js)
+{
+    memset(js, 0, sizeof *js);
+    js->kind = job->fn != NULL ? POOL_JOB_FN : job->star != NULL ? POOL_JOB_STAR : POOL_JOB_CLS;
+    js->fn = job->fn;
+    js->star = job->star;
+    js->cls = job->cls;
+    js->item_size = job->item_size;
+    js->result_size = job->result_size;
+    js->item_tpl = has_pointers(job->item_format);
+    js->result_tpl = job->cls != NULL || has_pointers(job->result_format);
+    if (job->item_format != NULL)
+        snprintf(js->item_format, sizeof js->item_format, "%s", job->item_format);
+    if (job->result_format != NULL)
+        snprintf(js->result_format, sizeof js->result_format, "%s", job->result_format);
+    if (job->star != NULL) {
+        size_t offsets[POOL_MAX_FIELDS];
+        int n = sk_msg_struct_fields(job->item_format, offsets, POOL_MAX_FIELDS);
+        if (n <= 0)
+            return SK_EINVAL;
+        js->n_fields = (uint32_t)n;
+        for (int f = 0; f < n; f++)
+            js->field_offsets[f] = offsets[f];
+    }
+    return SK_OK;
+}
+
+static int call_slot_take(const sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++)
+        if (p->live[i] == NULL)
+            return i;
+    return -1;
+}
+
+/* Items per batch: enough batches for every worker to get several (load
+ * balance), few enough that a call fits in POOL_CALL_BATCHES of them, so it
+ * is all handed out at once and goes on without the caller; and no more
+ * than a batch's images hold. */
+static size_t choose_batch(const sk_pool *p, const sk_pool_job *job, size_t n)
+{
+    size_t batch = (size_t)p->config.batch;
+    if (batch == 0 && job->cls != NULL) {
+        batch = 1; /* each item is a whole process: balance beats overhead */
+    } else if (batch == 0 && n == SIZE_MAX) {
+        batch = 256;
+    } else if (batch == 0) {
+        batch = n / ((size_t)p->n_workers * 16);
+        size_t fit = (n + POOL_CALL_BATCHES - 1) / POOL_CALL_BATCHES;
+        if (batch < fit)
+            batch = fit;
+    }
+    if (batch < 1)
+        batch = 1;
+    size_t per_item_out = sizeof(int32_t) + 2 * sizeof(uint64_t) + job->result_size;
+    size_t room = (POOL_IMAGE_MAX - 64) / per_item_out;
+    size_t per_item_in = has_pointers(job->item_format) ? sizeof(uint64_t) + 16 : job->item_size;
+    if (room > (POOL_IMAGE_MAX - 64) / per_item_in)
+        room = (POOL_IMAGE_MAX - 64) / per_item_in;
+    return batch < room ? batch : room;
+}
+
+static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
+{
+    int rc = job_check(job);
+    if (rc != SK_OK)
+        return rc;
+    if (p->closed)
+        return SK_ESTATE;
+    sk_pool_call *c = calloc(1, sizeof *c);
+    if (c == NULL)
+        return SK_ENOMEM;
+    c->slot = call_slot_take(p);
+    if (c->slot < 0) {
+        free(c);
+        return SK_EFULL;
+    }
+    c->pool = p;
+    c->cur = -1;
+    rc = job_describe(job, &c->job);
+    if (rc == SK_OK)
+        rc = p->t->ops->open_call(p->t, c->slot, &c->job, job->arg, job->arg_size);
+    if (rc != SK_OK) {
+        free(c);
+        return rc;
+    }
+    p->live[c->slot] = c;
+    c->posting_counted = true;
+    *out = c;
+    return SK_OK;
+}
+
+/* ------------------------------------------------------------ posting */
+
+static void call_done_posting(sk_pool_call *c)
+{
+    if (c->posting_counted) {
+        c->posting_counted = false;
+        c->pool->t->ops->end_posting(c->pool->t, c->slot);
+    }
+}
+
+static bool call_all_posted(const sk_pool_call *c)
+{
+    return c->produce != NULL ? c->producer_done : c->posted_items >= c->n;
+}
+
+/* Fills a batch's item image with up to c->batch items from the array or
+ * the producer. Returns how many (0: none left). An item whose image does
+ * not fit even in an empty batch gets an empty entry, which the worker
+ * fails with SK_EINVAL; one that only does not fit any more waits for the
+ * next batch. */
+static long batch_fill(sk_pool_call *c, const struct pool_batch_in *bin)
+{
+    const struct pool_job *js = &c->job;
+    unsigned char *in = bin->items;
+    size_t max = c->batch;
+    if (c->produce == NULL && c->n - c->posted_items < max)
+        max = c->n - c->posted_items;
+    if (c->produce == NULL && !js->item_tpl) { /* plain records: one copy */
+        memcpy(in, c->items + c->posted_items * js->item_size, max * js->item_size);
+        return (long)max;
+    }
+    struct pool_bump b = {.base = in, .used = (max + 1) * sizeof(uint64_t), .cap = bin->cap};
+    uint64_t *offs = (uint64_t *)(void *)in;
+    size_t k = 0;
+    for (; k < max; k++) {
+        const unsigned char *item;
+        if (c->produce != NULL) {
+            unsigned char *dst = js->item_tpl ? c->produce_item : in + k * js->item_size;
+            if (!c->produced_pending) {
+                memset(dst, 0, js->item_size);
+                if (c->produce(c->produce_state, dst) <= 0) {
+                    c->producer_done = true;
+                    break;
+                }
+            }
+            c->produced_pending = false;
+            item = dst;
+        } else {
+            item = c->items + (c->posted_items + k) * js->item_size;
+        }
+        if (!js->item_tpl)
+            continue;
+        size_t len;
+        offs[k] = b.used;
+        int rc = pool_encode_one(&b, js->item_format, &len, item);
+        if (rc == SK_EFULL && k > 0) {
+            c->produced_pending = c->produce != NULL; /* first in the next batch */
+            break;
+        }
+        if (rc != SK_OK)
+            b.used = offs[k]; /* an empty entry: the item fails on its own */
+        offs[k + 1] = b.used;
+    }
+    return (long)k;
+}
+
+/* Posts as many batches as free batches and the window allow. */
+static int call_post(sk_pool_call *c, int window)
+{
+    sk_pool *p = c->pool;
+    struct sk_pool_transport *t = p->t;
+    bool posted_any = false;
+    int rc = SK_OK;
+    while (!call_all_posted(c) && c->fifo_len < window) {
+        struct pool_batch_in in;
+        if (t->ops->take(t, &in) != SK_OK)
+            break;
+        long count = batch_fill(c, &in);
+        if (count > 0)
+            rc = t->ops->post(t, in.id, c->slot, c->posted_items, (uint32_t)count);
+        if (count <= 0 || rc != SK_OK) {
+            t->ops->release(t, in.id);
+            break;
+        }
+        p->posted[in.id] = (struct pool_posted){.first = c->posted_items, .count = (uint32_t)count};
+        c->posted_items += (uint64_t)count;
+        c->fifo[c->fifo_len++] = in.id;
+        posted_any = true;
+    }
+    if (call_all_posted(c))
+        call_done_posting(c);
+    if (posted_any)
+        t->ops->flush(t);
+    return rc;
+}
+
+/* ------------------------------------------------------------ results */
+
+static void call_note_failure(sk_pool_call *c, uint64_t item, int code)
+{
+    c->failed++;
+    if (c->has_first_error && c->first_error.item <= (long)item)
+        return;
+    const sk_error *e = sk_pool_item_error(c, item);
+    if (e != NULL) {
+        c->first_error = *e;
+    } else {
+        sk_error_set(&c->first_error, SK_PROCESS_ERROR, SK_RUN, 0, code, sk_strerror(code));
+        c->first_error.item = (long)item;
+    }
+    c->has_first_error = true;
+    c->first_code = code;
+}
+
+/* At the first failed item of the view's batch: copies the batch's error
+ * records while the call keeps fewer than POOL_ERRORS. */
+static void call_take_errors(sk_pool_call *c, struct pool_view *v)
+{
+    struct sk_pool_transport *t = c->pool->t;
+    v->errors_taken = true;
+    if (c->n_errors >= POOL_ERRORS)
+        return;
+    if (c->errors == NULL && (c->errors = malloc(POOL_ERRORS * sizeof *c->errors)) == NULL)
+        return;
+    c->n_errors += t->ops->errors(t, v->id, c->errors + c->n_errors, POOL_ERRORS - c->n_errors);
+}
+
+/* Starts reading a batch that poll said is done (state): the engine's own
+ * record of what was posted, the result image, and whether the workers say
+ * every item succeeded (then plain results are one copy, and no status is
+ * read: a worker that lies about it could as well have lied in its
+ * results). */
+static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view *v)
+{
+    sk_pool *p = c->pool;
+    v->id = id;
+    v->first = p->posted[id].first;
+    v->count = p->posted[id].count;
+    v->corrupt = state == POOL_BATCH_CORRUPT;
+    v->clean = false;
+    v->errors_taken = false;
+    if (v->corrupt)
+        return;
+    p->t->ops->output(p->t, id, &v->out);
+    v->clean = v->out.failed == 0;
+}
+
+/* Result k of the view's batch into dst (result_size bytes, or NULL):
+ * SK_OK, or why the item failed. */
+static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *dst)
+{
+    const struct pool_job *js = &c->job;
+    int code = SK_ECORRUPT;
+    if (!v->corrupt) {
+        int32_t s = pool_peer_load32(&v->out.status[k]);
+        if (s == SK_OK || s == SK_EPROCESS)
+            code = s;
+    }
+    if (code == SK_EPROCESS && !v->errors_taken)
+        call_take_errors(c, v);
+    if (code != SK_OK) {
+        call_note_failure(c, v->first + k, code);
+        return code;
+    }
+    if (js->result_size == 0 || dst == NULL)
+        return SK_OK;
+    if (!js->result_tpl) {
+        memcpy(dst, v->out.results + (size_t)k * js->result_size, js->result_size);
+        return SK_OK;
+    }
+    struct sk_pool_transport *t = c->pool->t;
+    const void *img;
+    size_t len;
+    void *owned;
+    int rc = t->ops->result_image(t, v->id, k, &img, &len, &owned);
+    if (rc == SK_OK)
+        rc = pool_unpack_one(img, len, js->result_format, dst);
+    free(owned);
+    if (rc != SK_OK)
+        call_note_failure(c, v->first + k, rc);
+    return rc;
+}
+
+static void fifo_remove(sk_pool_call *c, int at)
+{
+    memmove(&c->fifo[at], &c->fifo[at + 1], (size_t)(c->fifo_len - at - 1) * sizeof c->fifo[0]);
+    c->fifo_len--;
+}
+
+/* map/async_map: every done batch into the caller's arrays. */
+static void call_collect(sk_pool_call *c)
+{
+    struct sk_pool_transport *t = c->pool->t;
+    const struct pool_job *js = &c->job;
+    for (int i = 0; i < c->fifo_len;) {
+        uint32_t id = c->fifo[i];
+        int state = t->ops->poll(t, id);
+        if (state == POOL_BATCH_PENDING) {
+            i++;
+            continue;
+        }
+        struct pool_view v;
+        view_open(c, id, state, &v);
+        if (v.clean && !js->result_tpl) { /* plain results: one copy */
+            if (c->results != NULL)
+                memcpy(c->results + v.first * js->result_size, v.out.results,
+                       (size_t)v.count * js->result_size);
+            for (uint32_t k = 0; c->status != NULL && k < v.count; k++)
+                c->status[v.first + k] = SK_OK;
+        } else {
+            for (uint32_t k = 0; k < v.count; k++) {
+                uint64_t item = v.first + k;
+                void *dst = c->results != NULL ? c->results + item * js->result_size : NULL;
+                int rc = item_result(c, &v, k, dst);
+                if (c->status != NULL)
+                    c->status[item] = rc;
+            }
+        }
+        c->collected_items += v.count;
+        t->ops->release(t, id);
+        fifo_remove(c, i);
+    }
+}
+
+static bool call_finished(const sk_pool_call *c)
+{
+    return call_all_posted(c) && c->fifo_len == 0 && c->cur < 0;
+}
+
+/* Items never run because the pool was terminated. */
+static void call_fail_rest(sk_pool_call *c)
+{
+    struct sk_pool_transport *t = c->pool->t;
+    for (uint64_t i = c->collected_items; c->produce == NULL && i < c->n; i++) {
+        if (c->status != NULL)
+            c->status[i] = SK_EKILLED;
+        call_note_failure(c, i, SK_EKILLED);
+    }
+    c->collected_items = c->n;
+    for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
+        t->ops->release(t, c->fifo[i]);
+    c->fifo_len = 0;
+    c->producer_done = true;
+    c->posted_items = c->n;
+    c->cur = -1;
+    call_done_posting(c);
+}
+
+/* ------------------------------------------------------------ waiting */
+
+void pool_progress(sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++) {
+        sk_pool_call *c = p->live[i];
+        if (c == NULL || c->iterator || p->terminated)
+            continue;
+        call_collect(c);
+        call_post(c, POOL_BATCHES / 2);
+    }
+}
+
+int pool_wait_done(sk_pool *p, uint32_t seen, int64_t deadline)
+{
+    if (p->terminated)
+        return SK_EKILLED;
+    int rc = p->t->ops->wait(p->t, seen, deadline);
+    if (rc != SK_OK)
+        return rc;
+    pool_progress(p);
+    return SK_OK;
+}
+
+bool pool_maps_finished(const sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++) {
+        const sk_pool_call *c = p->live[i];
+        if (c != NULL && !c->iterator && !call_finished(c))
+            return false;
+    }
+    return true;
+}
+
+bool pool_none_posting(const sk_pool *p)
+{
+    for (int i = 0; i < POOL_CALLS; i++)
+        if (p->live[i] != NULL && p->live[i]->posting_counted)
+            return false;
+    return true;
+}
+
+/* Collects and posts until the call is finished or the deadline passes:
+ * SK_OK, SK_ETIMEDOUT, SK_EKILLED, or why posting failed. */
+static int call_drive(sk_pool_call *c, double timeout)
+{
+    sk_pool *p = c->pool;
+    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    int64_t started = sk_now_ns(), last = 0;
+    bool drawn = false;
+    for (;;) {
+        if (p->terminated) {
+            call_fail_rest(c);
+            return SK_EKILLED;
+        }
+        uint32_t seen = p->t->ops->epoch(p->t);
+        call_collect(c);
+        int rc = call_post(c, POOL_BATCHES / 2);
+        if (rc != SK_OK) {
+            call_fail_rest(c);
+            return rc;
+        }
+        if (call_finished(c))
+            break;
+        pool_progress_draw(c, started, &last, false);
+        drawn = drawn || last != 0;
+        rc = pool_wait_done(p, seen, deadline);
+        if (rc == SK_ETIMEDOUT)
+            return rc;
+    }
+    if (drawn)
+        pool_progress_draw(c, started, &last, true);
+    return SK_OK;
+}
+
+static int call_outcome(const sk_pool_call *c)
+{
+    return c->has_first_error ? c->first_code : SK_OK;
+}
+
+/* ------------------------------------------------------------ maps */
+
+int sk_pool_async_map(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,
+                      void *results, int *status, sk_pool_call **call)
+{
+    if (p == NULL || call == NULL || (n > 0 && items == NULL) ||
+        (n > 0 && job != NULL && job->result_size > 0 && results == NULL))
+        return SK_EINVAL;
+    sk_pool_call *c;
+    int rc = call_create(p, job, &c);
+    if (rc != SK_OK)
+        return rc;
+    c->items = items;
+    c->n = n;
+    c->results = results;
+    c->status = status;
+    c->batch = choose_batch(p, job, n);
+    call_post(c, POOL_BATCHES / 2);
+    *call = c;
+    return SK_OK;
+}
+
+int sk_pool_map(sk_pool *p, const sk_pool_job *job, const void *items, size_t n, void *results,
+                int *status)
+{
+    sk_pool_call *c;
+    int rc = sk_pool_async_map(p, job, items, n, results, status, &c);
+    if (rc != SK_OK)
+        return rc;
+    rc = sk_pool_get(c, -1);
+    sk_pool_call_free(c);
+    return rc;
+}
+
+bool sk_pool_ready(sk_pool_call *c)
+{
+    if (c == NULL || c->iterator)
+        return false;
+    int rc = call_drive(c, 0);
+    return rc == SK_OK || rc == SK_EKILLED;
+}
+
+int sk_pool_wait(sk_pool_call *c, double timeout)
+{
+    if (c == NULL || c->iterator)
+        return SK_EINVAL;
+    int rc = call_drive(c, timeout);
+    return rc == SK_ETIMEDOUT ? rc : SK_OK;
+}
+
+int sk_pool_get(sk_pool_call *c, double timeout)
+{
+    if (c == NULL || c->iterator)
+        return SK_EINVAL;
+    int rc = call_drive(c, timeout);
+    if (rc == SK_ETIMEDOUT)
+        return rc;
+    return call_outcome(c);
+}
+
+/* ------------------------------------------------------------ iterators */
+
+static int iterator_create(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,
+                           sk_pool_producer produce, void *state, bool ordered, sk_pool_call **call)
+{
+    if (p == NULL || call == NULL || (produce == NULL && n > 0 && items == NULL))
+        return SK_EINVAL;
+    sk_pool_call *c;
+    int rc = call_create(p, job, &c);
+    if (rc != SK_OK)
+        return rc;
+    c->iterator = true;
+    c->ordered = ordered;
+    c->items = items;
+    c->n = produce != NULL ? SIZE_MAX : n;
+    c->produce = produce;
+    c->produce_state = state;
+    if (produce != NULL && (c->produce_item = malloc(job->item_size)) == NULL) {
+        sk_pool_call_free(c);
+        return SK_ENOMEM;
+    }
+    c->batch = choose_batch(p, job, c->n);
+    *call = c;
+    return SK_OK;
+}
+
+int sk_pool_imap(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,
+                 sk_pool_call **call)
+{
+    return iterator_create(p, job, items, n, NULL, NULL, true, call);
+}
+
+int sk_pool_unordered_imap(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,
+                           sk_pool_call **call)
+{
+    return iterator_create(p, job, items, n, NULL, NULL, false, call);
+}
+
+int sk_pool_imap_stream(sk_pool *p, const sk_pool_job *job, sk_pool_producer produce, void *state,
+                        bool ordered, sk_pool_call **call)
+{
+    if (produce == NULL)
+        return SK_EINVAL;
+    return iterator_create(p, job, NULL, 0, produce, state, ordered, call);
+}
+
+/* The batch to yield from next: the oldest one (ordered) or any done one.
+ * Its place in the fifo, with poll's verdict in *state; -1 if none. */
+static int iterator_pick(sk_pool_call *c, int *state)
+{
+    struct sk_pool_transport *t = c->pool->t;
+    int limit = c->ordered ? (c->fifo_len > 0 ? 1 : 0) : c->fifo_len;
+    for (int i = 0; i < limit; i++)
+        if ((*state = t->ops->poll(t, c->fifo[i])) != POOL_BATCH_PENDING)
+            return i;
+    return -1;
+}
+
+int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
+{
+    if (c == NULL || !c->iterator)
+        return SK_EINVAL;
+    sk_pool *p = c->pool;
+    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    int window = 4 * p->n_workers + 4;
+    while (c->cur < 0) {
+        if (p->terminated) {
+            call_fail_rest(c);
+            return SK_EKILLED;
+        }
+        uint32_t seen = p->t->ops->epoch(p->t);
+        int rc = call_post(c, window);
+        if (rc != SK_OK) {
+            call_fail_rest(c);
+            return rc;
+        }
+        int state;
+        int at = iterator_pick(c, &state);
+        if (at >= 0) {
+            c->cur = (int)c->fifo[at];
+            c->cur_pos = 0;
+            view_open(c, c->fifo[at], state, &c->view);
+            fifo_remove(c, at);
+            break;
+        }
+        if (call_finished(c))
+            return SK_ECLOSED;
+        rc = pool_wait_done(p, seen, deadline);
+        if (rc != SK_OK)
+            return rc;
+    }
+    uint32_t k = c->cur_pos++;
+    if (index != NULL)
+        *index = (size_t)(c->view.first + k);
+    if (result != NULL && c->job.result_size > 0)
+        memset(result, 0, c->job.result_size);
+    int rc = item_result(c, &c->view, k, result);
+    if (c->cur_pos == c->view.count) {
+        c->collected_items += c->view.count;
+        p->t->ops->release(p->t, c->view.id);
+        c->cur = -1;
+    }
+    return rc == SK_OK ? SK_OK : SK_EPROCESS;
+}
+
+/* ------------------------------------------------------------ errors */
+
+const sk_error *sk_pool_error(const sk_pool_call *c)
+{
+    return c != NULL && c->has_first_error ? &c->first_error : NULL;
+}
+
+const sk_error *sk_pool_item_error(const sk_pool_call *c, size_t index)
+{
+    if (c == NULL)
+        return NULL;
+    for (size_t i = 0; i < c->n_errors; i++)
+        if (c->errors[i].item == (long)index)
+            return &c->errors[i];
+    return NULL;
+}
+
+/* ------------------------------------------------------------ freeing */
+
+void sk_pool_call_free(sk_pool_call *c)
+{
+    if (c == NULL)
+        return;
+    sk_pool *p = c->pool;
+    struct sk_pool_transport *t = p->t;
+    /* Batches in flight belong to this call's slot: let them finish. */
+    c->producer_done = true;
+    c->n = c->posted_items;
+    call_done_posting(c);
+    if (c->cur >= 0) {
+        t->ops->release(t, (uint32_t)c->cur);
+        c->cur = -1;
+    }
+    while (c->fifo_len > 0 && !p->terminated) {
+        uint32_t seen = t->ops->epoch(t);
+        for (int i = 0; i < c->fifo_len;) {
+            if (t->ops->poll(t, c->fifo[i]) != POOL_BATCH_PENDING) {
+                t->ops->release(t, c->fifo[i]);
+                fifo_remove(c, i);
+            } else {
+                i++;
+            }
+        }
+        if (c->fifo_len > 0)
+            pool_wait_done(p, seen, INT64_MAX);
+    }
+    for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
+        t->ops->release(t, c->fifo[i]);
+    p->live[c->slot] = NULL;
+    free(c->produce_item);
+    free(c->errors);
+    free(c);
+    for (int i = 0; i < POOL_CALLS; i++)
+        if (p->live[i] != NULL)
+            return;
+    t->ops->idle(t);
+}

@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared-memory transport's arena: one memfd (named "skproc-pool"),
+ * mapped before the workers are forked, that the parent (shm_transport.c)
+ * and the workers (worker.c) both read and write:
+ *
+ *   [header: queue counters, worker slots, batch descriptors, call table]
+ *   [call regions: the job's argument bytes and its error records]
+ *   [batch regions: the item image in the first half, the result image
+ *    in the second (batch.h)]
+ *   past the mapping, in the memfd only: result images too big for their
+ *   batch ("spilled"), written with pwrite and read with pread
+ *
+ * Everything here is writable by every worker, so the parent reads it as
+ * untrusted input (see shm_transport.c).
+ */
+#ifndef SKPROC_POOL_SHM_ARENA_H
+#define SKPROC_POOL_SHM_ARENA_H
+
+#include "pool/batch.h"
+
+#include <limits.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#define SHM_MAX_WORKERS 512
+#define SHM_SPILLED (UINT64_C(1) << 63) /* in a result index: the image is past the mapping */
+
+enum shm_batch_state { SHM_BATCH_FREE, SHM_BATCH_READY, SHM_BATCH_CLAIMED, SHM_BATCH_DONE };
+
+/* A batch descriptor: written by the parent when it posts the batch; the
+ * worker that claims it counts failures and marks it done. */
+struct shm_batch {
+    _Atomic uint32_t state;
+    uint32_t call;  /* slot in the call table */
+    uint64_t first; /* index of its first item in the call */
+    uint32_t count;
+    uint32_t failed; /* (worker) items that failed, for the counters */
+};
+
+struct shm_error_record {
+    uint64_t item;
+    sk_error error;
+};
+
+/* A call's job as the workers read it, and its error record count. */
+struct shm_job {
+    struct pool_job job;
+    _Atomic uint32_t n_errors;
+};
+
+/* One cache line each: a worker writes `item` for every item it runs. */
+struct shm_worker_slot {
+    _Alignas(64) _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
+    _Atomic uint32_t item;               /* its item in hand */
+    uint32_t attempts;                   /* failed attempts of that item so far */
+    _Atomic uint32_t recycled;           /* it left on purpose (max_tasks), not by a fault */
+};
+
+struct shm_header {
+    _Atomic uint64_t posted;
+    char pad0[56];
+    _Atomic uint64_t claimed;
+    char pad1[56];
+    _Atomic uint32_t post_seq; /* workers sleep on it */
+    _Atomic uint32_t idle_workers;
+    _Atomic uint32_t done_seq; /* the parent sleeps on it */
+    _Atomic uint32_t parent_waiting;
+    _Atomic uint32_t closing;
+    _Atomic uint32_t posting_calls; /* calls that may still post */
+    _Atomic long done, failed, claimed_items;
+    _Atomic uint64_t spill_top;           /* bytes of result images spilled past the mapping */
+    _Atomic uint32_t queue[POOL_BATCHES]; /* posted descriptors, in posting order */
+    double item_timeout;
+    int lives;
+    long max_tasks;
+    struct shm_worker_slot workers[SHM_MAX_WORKERS];
+    struct shm_batch batches[POOL_BATCHES];
+    struct shm_job jobs[POOL_CALLS];
+};
+
+/* The arena as each side holds it (in its own memory). */
+struct shm_arena {
+    int memfd;
+    unsigned char *base;
+    size_t size; /* of the mapping; spilled images start here in the memfd */
+    struct shm_header *h;
+};
+
+static inline size_t shm_page_round(size_t n)
+{
+    return (n + 4095) / 4096 * 4096;
+}
+
+static inline size_t shm_call_region_size(void)
+{
+    return shm_page_round(POOL_ARG_MAX + POOL_ERRORS * sizeof(struct shm_error_record));
+}
+
+static inline size_t shm_calls_offset(void)
+{
+    return shm_page_round(sizeof(struct shm_header));
+}
+
+static inline size_t shm_batches_offset(void)
+{
+    return shm_calls_offset() + POOL_CALLS * shm_call_region_size();
+}
+
+static inline size_t shm_arena_size(void)
+{
+    return shm_batches_offset() + (size_t)POOL_BATCHES * 2 * POOL_IMAGE_MAX;
+}
+
+static inline unsigned char *shm_call_arg(const struct shm_arena *a, uint32_t slot)
+{
+    return a->base + shm_calls_offset() + (size_t)slot * shm_call_region_size();
+}
+
+static inline struct shm_error_record *shm_call_errors(const struct shm_arena *a, uint32_t slot)
+{
+    return (struct shm_error_record *)(void *)(shm_call_arg(a, slot) + POOL_ARG_MAX);
+}
+
+static inline unsigned char *shm_batch_in(const struct shm_arena *a, uint32_t d)
+{
+    return a->base + shm_batches_offset() + (size_t)d * 2 * POOL_IMAGE_MAX;
+}
+
+static inline unsigned char *shm_batch_out(const struct shm_arena *a, uint32_t d)
+{
+    return shm_batch_in(a, d) + POOL_IMAGE_MAX;
+}
+
+static inline long shm_futex(_Atomic uint32_t *word, int op, uint32_t val,
+                             const struct timespec *ts)
+{
+    return syscall(SYS_futex, word, op, val, ts, NULL, 0);
+}
+
+#endif

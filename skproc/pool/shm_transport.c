@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The pool's shared-memory transport: the parent's side of the arena
+ * (shm_arena.h) that it shares with its forked workers (worker.c).
+ *
+ * The parent takes a free batch region (warmest first: a stack), the engine
+ * fills its item image, and posting writes the descriptor and puts its
+ * number in a queue; workers claim posts in order, fill in the result image
+ * and mark the batch done. Both sides sleep on futex words only when there
+ * is nothing to do, and wake the other only when it sleeps.
+ *
+ * Only the pages a batch touches take memory; when no call is alive, the
+ * warmest regions keep theirs up to SHM_WARM_BYTES and the rest, with the
+ * spilled result images, are given back (a hole punched in the memfd).
+ *
+ * Trust: every worker can write the whole arena. The parent keeps in its
+ * own memory the call, first item and count of each batch it posts, the
+ * number of posts, and whether it closed; a done batch whose descriptor no
+ * longer matches is corrupt, and every offset, length and item index read
+ * from the arena is checked against those copies before it is used.
+ */
+#include "pool/shm_transport.h"
+
+#include "pool/worker.h"
+#include "core/error.h"
+#include "os/clock.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+
+#define SHM_WAIT_SLICE_NS (100 * 1000 * 1000)
+#define SHM_WARM_BYTES ((size_t)256 << 20) /* an idle pool keeps this much warm */
+
+/* The parent's copy of a posted batch, and what poll found. */
+struct shm_posted {
+    uint32_t call, count;
+    uint64_t first;
+    int verdict; /* POOL_BATCH_PENDING until poll sees it done */
+};
+
+/* The parent's copy of what a call's batches may hold. */
+struct shm_call {
+    uint64_t item_size, result_size;
+    bool images;
+};
+
+struct shm_transport {
+    struct sk_pool_transport base;
+    struct shm_arena arena;
+    struct shm_worker *workers;
+    int n_workers;
+    double item_timeout;
+    bool closing, terminated;
+    uint64_t n_posted;                   /* what the queue's posted counter must be */
+    uint32_t free_batches[POOL_BATCHES]; /* a stack: the warmest on top */
+    int n_free;
+    struct shm_posted posted[POOL_BATCHES];
+    size_t touched[POOL_BATCHES]; /* bytes written since its pages were last given back */
+    struct shm_call calls[POOL_CALLS];
+};
+
+static struct shm_transport *shm_of(struct sk_pool_transport *t)
+{
+    return (struct shm_transport *)t;
+}
+
+static int arena_create(struct shm_arena *a)
+{
+    a->size = shm_arena_size();
+    a->memfd = memfd_create("skproc-pool", MFD_CLOEXEC);
+    if (a->memfd < 0)
+        return SK_ESYS;
+    if (ftruncate(a->memfd, (off_t)a->size) != 0)
+        return SK_ESYS;
+    void *base =
+        mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, a->memfd, 0);
+    if (base == MAP_FAILED)
+        return SK_ESYS;
+    a->base = base;
+    a->h = base;
+    return SK_OK;
+}
+
+static void wake_workers(struct shm_transport *s)
+{
+    atomic_fetch_add(&s->arena.h->post_seq, 1);
+    shm_futex(&s->arena.h->post_seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* A worker that ended while the pool is open (its supervisor could not
+ * fork, or was killed from outside) is started again in the same slot, so
+ * the batch it held is picked up. */
+static void revive_workers(struct shm_transport *s)
+{
+    if (s->terminated)
+        return;
+    for (int i = 0; i < s->n_workers; i++) {
+        struct shm_worker *w = &s->workers[i];
+        if (w->base.rt != NULL && sk_alive(&w->base))
+            continue;
+        if (w->base.rt != NULL) {
+            sk_wait(&w->base, -1);
+            sk_release(&w->base);
+        }
+        if (!s->closing)
+            shm_worker_start(w, &s->arena, i, s->item_timeout);
+    }
+}
+
+/* ---------------------------------------------------------------- calls */
+
+static int shm_open_call(struct sk_pool_transport *t, int slot, const struct pool_job *job,
+                         const void *arg, size_t arg_size)
+{
+    struct shm_transport *s = shm_of(t);
+    struct shm_job *sj = &s->arena.h->jobs[slot];
+    sj->job = *job;
+    atomic_store(&sj->n_errors, 0);
+    if (arg_size > 0)
+        memcpy(shm_call_arg(&s->arena, (uint32_t)slot), arg, arg_size);
+    s->calls[slot] = (struct shm_call){.item_size = job->item_size,
+                                       .result_size = job->result_size,
+                                       .images = job->item_tpl || job->result_tpl};
+    atomic_fetch_add(&s->arena.h->posting_calls, 1);
+    return SK_OK;
+}
+
+static void shm_end_posting(struct sk_pool_transport *t, int slot)
+{
+    (void)slot;
+    atomic_fetch_sub(&shm_of(t)->arena.h->posting_calls, 1);
+}
+
+/* -------------------------------------------------------------- batches */
+
+static int shm_take(struct sk_pool_transport *t, struct pool_batch_in *in)
+{
+    struct shm_transport *s = shm_of(t);
+    if (s->n_free == 0)
+        return SK_EFULL;
+    uint32_t d = s->free_batches[--s->n_free];
+    s->posted[d].count = 0;
+    in->id = d;
+    in->items = shm_batch_in(&s->arena, d);
+    in->cap = POOL_IMAGE_MAX;
+    return SK_OK;
+}
+
+static int shm_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t first,
+                    uint32_t count)
+{
+    struct shm_transport *s = shm_of(t);
+    struct shm_header *h = s->arena.h;
+    s->posted[id] = (struct shm_posted){
+        .call = (uint32_t)slot, .count = count, .first = first, .verdict = POOL_BATCH_PENDING};
+    struct shm_batch *b = &h->batches[id];
+    b->call = (uint32_t)slot;
+    b->first = first;
+    b->count = count;
+    b->failed = 0;
+    atomic_store_explicit(&b->state, SHM_BATCH_READY, memory_order_release);
+    uint64_t k = s->n_posted++;
+    atomic_store_explicit(&h->queue[k % POOL_BATCHES], id, memory_order_release);
+    atomic_store_explicit(&h->posted, k + 1, memory_order_release);
+    return SK_OK;
+}
+
+static void shm_flush(struct sk_pool_transport *t)
+{
+    struct shm_header *h = shm_of(t)->arena.h;
+    atomic_fetch_add(&h->post_seq, 1);
+    if (atomic_load(&h->idle_workers) > 0)
+        shm_futex(&h->post_seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* Done, and the descriptor still says what was posted: a worker that
+ * scribbled on it may have run other items than these. */
+static int shm_poll(struct sk_pool_transport *t, uint32_t id)
+{
+    struct shm_transport *s = shm_of(t);
+    struct shm_posted *c = &s->posted[id];
+    if (c->verdict != POOL_BATCH_PENDING)
+        return c->verdict;
+    const struct shm_batch *b = &s->arena.h->batches[id];
+    if (atomic_load_explicit(&b->state, memory_order_acquire) != SHM_BATCH_DONE)
+        return POOL_BATCH_PENDING;
+    bool same = __atomic_load_n(&b->call, __ATOMIC_RELAXED) == c->call &&
+                __atomic_load_n(&b->first, __ATOMIC_RELAXED) == c->first &&
+                __atomic_load_n(&b->count, __ATOMIC_RELAXED) == c->count;
+    c->verdict = same ? POOL_BATCH_DONE : POOL_BATCH_CORRUPT;
+    return c->verdict;
+}
+
+static uint32_t shm_epoch(struct sk_pool_transport *t)
+{
+    return atomic_load(&shm_of(t)->arena.h->done_seq);
+}
+
+static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline)
+{
+    struct shm_transport *s = shm_of(t);
+    struct shm_header *h = s->arena.h;
+    int64_t now = sk_now_ns();
+    if (deadline <= now)
+        return SK_ETIMEDOUT;
+    int64_t wait = deadline - now;
+    if (wait > SHM_WAIT_SLICE_NS)
+        wait = SHM_WAIT_SLICE_NS;
+    struct timespec ts = sk_ns_to_timespec(wait);
+    atomic_store(&h->parent_waiting, 1);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load(&h->done_seq) == seen)
+        shm_futex(&h->done_seq, FUTEX_WAIT, seen, &ts);
+    atomic_store(&h->parent_waiting, 0);
+    revive_workers(s);
+    return SK_OK;
+}
+
+static void shm_output(struct sk_pool_transport *t, uint32_t id, struct pool_batch_out *out)
+{
+    struct shm_transport *s = shm_of(t);
+    const unsigned char *img = shm_batch_out(&s->arena, id);
+    out->status = (const int32_t *)(const void *)img;
+    out->results = img + pool_results_at(s->posted[id].count);
+    out->failed = __atomic_load_n(&s->arena.h->batches[id].failed, __ATOMIC_RELAXED);
+}
+
+/* A spilled image: it must lie in what the memfd holds past the mapping. */
+static int read_spilled(struct shm_transport *s, uint64_t at, uint64_t len, const void **img,
+                        size_t *lenp, void **owned)
+{
+    struct stat st;
+    if (fstat(s->arena.memfd, &st) != 0)
+        return SK_ESYS;
+    uint64_t avail =
+        (uint64_t)st.st_size > s->arena.size ? (uint64_t)st.st_size - s->arena.size : 0;
+    if (at > avail || len > avail - at)
+        return SK_ECORRUPT;
+    unsigned char *copy = malloc(len ? (size_t)len : 1);
+    if (copy == NULL)
+        return SK_ENOMEM;
+    if (pread(s->arena.memfd, copy, (size_t)len, (off_t)(s->arena.size + at)) != (ssize_t)len) {
+        free(copy);
+        return SK_ESYS;
+    }
+    *img = copy;
+    *lenp = (size_t)len;
+    *owned = copy;
+    return SK_OK;
+}
+
+static int shm_result_image(struct sk_pool_transport *t, uint32_t id, uint32_t k, const void **img,
+                            size_t *len, void **owned)
+{
+    struct shm_transport *s = shm_of(t);
+    const struct shm_posted *c = &s->posted[id];
+    *owned = NULL;
+    if (k >= c->count)
+        return SK_ECORRUPT;
+    const unsigned char *out = shm_batch_out(&s->arena, id);
+    const uint64_t *index = (const uint64_t *)(const void *)(out + pool_results_at(c->count));
+    uint64_t at = pool_peer_load64(&index[2 * (size_t)k]);
+    uint64_t n = pool_peer_load64(&index[2 * (size_t)k + 1]);
+    if (at & SHM_SPILLED)
+        return read_spilled(s, at & ~SHM_SPILLED, n, img, len, owned);
+    if (at < pool_images_at(c->count) || at > POOL_IMAGE_MAX || n > POOL_IMAGE_MAX - at)
+        return SK_ECORRUPT;
+    *img = out + at;
+    *len = (size_t)n;
+    return SK_OK;
+}
+
+/* A record copied out of the arena: its strings end inside it, and a kind
+ * or section no worker writes makes it a corrupt record. */
+static void error_settle(sk_error *e, uint64_t item)
+{
+    e->message[sizeof e->message - 1] = '\0';
+    e->cause[sizeof e->cause - 1] = '\0';
+    if ((unsigned)e->kind > SK_CRASH_ERROR || (unsigned)e->section > SK_FULL_RUN)
+        sk_error_set(e, SK_PROCESS_ERROR, SK_RUN, 0, SK_ECORRUPT,
+                     "the worker's error record is corrupt");
+    e->item = (long)item;
+}
+
+static size_t shm_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out, size_t room)
+{
+    struct shm_transport *s = shm_of(t);
+    const struct shm_posted *c = &s->posted[id];
+    uint32_t n = atomic_load(&s->arena.h->jobs[c->call].n_errors);
+    if (n > POOL_ERRORS)
+        n = POOL_ERRORS;
+    const struct shm_error_record *r = shm_call_errors(&s->arena, c->call);
+    size_t got = 0;
+    for (uint32_t i = 0; i < n && got < room; i++) {
+        uint64_t item = pool_peer_load64(&r[i].item);
+        if (item < c->first || item - c->first >= c->count)
+            continue;
+        memcpy(&out[got], &r[i].error, sizeof out[got]);
+        error_settle(&out[got++], item);
+    }
+    return got;
+}
+
+/* A batch goes back on top of the free stack: the next batch taken reuses
+ * its pages while they are warm. */
+static void shm_release(struct sk_pool_transport *t, uint32_t id)
+{
+    struct shm_transport *s = shm_of(t);
+    const struct shm_posted *c = &s->posted[id];
+    if (c->count > 0) {
+        const struct shm_call *call = &s->calls[c->call];
+        size_t bytes = (size_t)c->count * (call->item_size + call->result_size + sizeof(int32_t));
+        if (call->images)
+            bytes = 2 * POOL_IMAGE_MAX; /* images: assume the worst */
+        if (bytes > s->touched[id])
+            s->touched[id] = bytes;
+    }
+    atomic_store_explicit(&s->arena.h->batches[id].state, SHM_BATCH_FREE, memory_order_release);
+    s->free_batches[s->n_free++] = id;
+}
+
+/* With no call alive, the warmest batches keep their pages up to
+ * SHM_WARM_BYTES (the next call reuses them without a page fault); the
+ * rest, and the spilled results, are given back. */
+static void shm_idle(struct sk_pool_transport *t)
+{
+    struct shm_transport *s = shm_of(t);
+    size_t kept = 0;
+    for (int i = s->n_free - 1; i >= 0; i--) { /* the top of the stack is the warmest */
+        uint32_t d = s->free_batches[i];
+        if (s->touched[d] == 0)
+            continue;
+        if (kept + s->touched[d] <= SHM_WARM_BYTES) {
+            kept += s->touched[d];
+            continue;
+        }
+        fallocate(s->arena.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+                  (off_t)(shm_batch_in(&s->arena, d) - s->arena.base), (off_t)(2 * POOL_IMAGE_MAX));
+        s->touched[d] = 0;
+    }
+    uint64_t spilled = atomic_exchange(&s->arena.h->spill_top, 0);
+    if (spilled > 0)
+        fallocate(s->arena.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s->arena.size,
+                  (off_t)spilled);
+}
+
+/* -------------------------------------------------------------- workers */
+
+static void shm_close(struct sk_pool_transport *t)
+{
+    struct shm_transport *s = shm_of(t);
+    s->closing = true;
+    atomic_store(&s->arena.h->closing, 1);
+    wake_workers(s);
+}
+
+static void shm_terminate(struct sk_pool_transport *t)
+{
+    struct shm_transport *s = shm_of(t);
+    s->terminated = s->closing = true;
+    atomic_store(&s->arena.h->closing, 1);
+    for (int i = 0; i < s->n_workers; i++)
+        if (s->workers[i].base.rt != NULL)
+            sk_kill(&s->workers[i].base);
+}
+
+static int shm_join(struct sk_pool_transport *t, int64_t deadline)
+{
+    struct shm_transport *s = shm_of(t);
+    for (int i = 0; i < s->n_workers; i++) {
+        struct shm_worker *w = &s->workers[i];
+        if (w->base.rt == NULL)
+            continue;
+        int64_t left = deadline - sk_now_ns();
+        double secs = deadline == INT64_MAX ? -1 : (left > 0 ? left / 1e9 : 0);
+        if (sk_wait(&w->base, secs) != SK_OK)
+            return SK_ETIMEDOUT;
+    }
+    return SK_OK;
+}
+
+static void shm_counters(struct sk_pool_transport *t, sk_pool_counters *out)
+{
+    const struct shm_header *h = shm_of(t)->arena.h;
+    out->done = atomic_load(&h->done);
+    out->failed = atomic_load(&h->failed);
+    out->in_flight = atomic_load(&h->claimed_items) - out->done;
+}
+
+static void shm_destroy(struct sk_pool_transport *t)
+{
+    struct shm_transport *s = shm_of(t);
+    s->closing = true;
+    if (s->arena.h != NULL) {
+        atomic_store(&s->arena.h->closing, 1);
+        wake_workers(s);
+    }
+    for (int i = 0; i < s->n_workers; i++)
+        sk_release(&s->workers[i].base); /* kills and reaps */
+    free(s->workers);
+    if (s->arena.base != NULL)
+        munmap(s->arena.base, s->arena.size);
+    if (s->arena.memfd >= 0)
+        close(s->arena.memfd);
+    free(s);
+}
+
+static const struct pool_transport_ops shm_ops = {
+    .open_call = shm_open_call,
+    .end_posting = shm_end_posting,
+    .take = shm_take,
+    .post = shm_post,
+    .flush = shm_flush,
+    .poll = shm_poll,
+    .epoch = shm_epoch,
+    .wait = shm_wait,
+    .output = shm_output,
+    .result_image = shm_result_image,
+    .errors = shm_errors,
+    .release = shm_release,
+    .idle = shm_idle,
+    .close = shm_close,
+    .terminate = shm_terminate,
+    .join = shm_join,
+    .counters = shm_counters,
+    .destroy = shm_destroy,
+};
+
+int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *cfg)
+{
+    *out = NULL;
+    struct shm_transport *s = calloc(1, sizeof *s);
+    if (s == NULL)
+        return SK_ENOMEM;
+    s->base.ops = &shm_ops;
+    s->arena.memfd = -1;
+    s->item_timeout = cfg->item_timeout;
+    for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
+        s->free_batches[s->n_free++] = (uint32_t)(POOL_BATCHES - 1 - i);
+    int workers = cfg->workers < SHM_MAX_WORKERS ? cfg->workers : SHM_MAX_WORKERS;
+    int rc = arena_create(&s->arena);
+    if (rc == SK_OK) {
+        s->arena.h->item_timeout = cfg->item_timeout;
+        s->arena.h->lives = cfg->lives;
+        s->arena.h->max_tasks = cfg->max_tasks;
+        s->workers = calloc((size_t)workers, sizeof *s->workers);
+        rc = s->workers != NULL ? SK_OK : SK_ENOMEM;
+    }
+    for (int i = 0; rc == SK_OK && i < workers; i++) {
+        rc = shm_worker_start(&s->workers[i], &s->arena, i, s->item_timeout);
+        if (rc == SK_OK)
+            s->n_workers = i + 1;
+    }
+    if (rc != SK_OK) {
+        shm_destroy(&s->base);
+        return rc;
+    }
+    s->base.workers = s->n_workers;
+    *out = &s->base;
+    return SK_OK;
+}

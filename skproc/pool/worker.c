@@ -1,0 +1,519 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared-memory transport's worker: an skproc process of an internal
+ * class whose run hook claims posted batches from the arena, runs their
+ * items and marks them done, so that a crash or a per-item timeout is
+ * handled by the same supervisor as any process: it kills the worker at the
+ * item's deadline (the worker restarts its section clock at every item) or
+ * sees it die, and starts a fresh one, which finds in its slot the batch and
+ * item its predecessor had in hand, charges the fault to that item (retrying
+ * it while it has lives) and carries on. A worker that has done max_tasks
+ * items leaves on purpose the same way, and its successor goes on without a
+ * fault.
+ *
+ * Workers claim posts in order with a compare-and-swap on the queue's
+ * claimed counter, and sleep on a futex word only when there is nothing to
+ * do; the parent is woken only when it sleeps, so a busy pool makes no
+ * system call per batch. The plain case (a function over plain records, no
+ * item timeout) runs the items in a loop with nothing in it but the call and
+ * the note of the item in hand.
+ */
+#include "pool/worker.h"
+
+#include "core/engine.h"
+#include "core/error.h"
+#include "core/result.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The batch in hand, as read once from its descriptor: an item function
+ * may scribble on the descriptor, and the loop must not follow it. */
+struct held {
+    uint32_t d, call, count;
+    uint64_t first;
+    struct shm_batch *b;
+    const struct pool_job *job;
+    const unsigned char *in;
+    unsigned char *out;
+    const void *arg;
+};
+
+/* Reads batch d's descriptor. False when it cannot be a batch the parent
+ * posted: nothing of it is run, and the parent, which kept its own copy,
+ * fails its items. */
+static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
+{
+    if (d >= POOL_BATCHES)
+        return false;
+    struct shm_batch *b = &a->h->batches[d];
+    hb->d = d;
+    hb->b = b;
+    hb->call = __atomic_load_n(&b->call, __ATOMIC_RELAXED);
+    hb->first = __atomic_load_n(&b->first, __ATOMIC_RELAXED);
+    hb->count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
+    if (hb->call >= POOL_CALLS || hb->count == 0 || pool_images_at(hb->count) > POOL_IMAGE_MAX)
+        return false;
+    hb->job = &a->h->jobs[hb->call].job;
+    hb->in = shm_batch_in(a, d);
+    hb->out = shm_batch_out(a, d);
+    hb->arg = shm_call_arg(a, hb->call);
+    return true;
+}
+
+static int32_t *held_status(const struct held *hb)
+{
+    return (int32_t *)(void *)hb->out;
+}
+
+static uint64_t *held_index(const struct held *hb)
+{
+    return (uint64_t *)(void *)(hb->out + pool_results_at(hb->count));
+}
+
+static void record_error(const struct shm_arena *a, uint32_t call, uint64_t item, const sk_error *e)
+{
+    struct shm_job *job = &a->h->jobs[call];
+    uint32_t at = atomic_fetch_add(&job->n_errors, 1);
+    if (at < POOL_ERRORS) {
+        struct shm_error_record *r = &shm_call_errors(a, call)[at];
+        r->item = item;
+        r->error = *e;
+        r->error.item = (long)item;
+    }
+}
+
+/* ------------------------------------------------------------ one item */
+
+/* Stores a result image that did not fit in its batch's result image: past
+ * the mapping, through the memfd, where the parent preads it. */
+static int result_spill(const struct shm_arena *a, const void *img, size_t len, uint64_t *index)
+{
+    uint64_t at = atomic_fetch_add(&a->h->spill_top, len);
+    const unsigned char *b = img;
+    for (size_t done = 0; done < len;) {
+        ssize_t n = pwrite(a->memfd, b + done, len - done, (off_t)(a->size + at + done));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return SK_ESYS;
+        done += (size_t)n;
+    }
+    index[0] = at | SHM_SPILLED;
+    index[1] = len;
+    return SK_OK;
+}
+
+static int reserve_heap(void *ctx, size_t size, void **dst)
+{
+    void **buf = ctx;
+    if ((*buf = malloc(size ? size : 1)) == NULL)
+        return SK_ENOMEM;
+    *dst = *buf;
+    return SK_OK;
+}
+
+/* Encodes a result record into the batch, or spills it when the batch's
+ * result image is full. */
+static int result_store(const struct shm_arena *a, struct pool_bump *out, const char *fmt,
+                        void *value, uint64_t *index)
+{
+    size_t len;
+    unsigned char *at = out->base + out->used;
+    int rc = pool_encode_one(out, fmt, &len, value);
+    if (rc == SK_OK) {
+        index[0] = (uint64_t)(at - out->base);
+        index[1] = len;
+        return SK_OK;
+    }
+    if (rc != SK_EFULL)
+        return rc;
+    void *heap = NULL;
+    rc = pool_encode_record(fmt, reserve_heap, &heap, &len, value);
+    if (rc == SK_OK)
+        rc = result_spill(a, heap, len, index);
+    free(heap);
+    return rc;
+}
+
+/* A process class per item: a process of its own, started from here. */
+static int run_class_item(const struct shm_arena *a, const struct pool_job *job, const void *item,
+                          sk_error *err, struct pool_bump *out, uint64_t *index)
+{
+    const sk_class *cls = job->cls;
+    sk_process *obj = calloc(1, cls->size);
+    if (obj == NULL)
+        return SK_ENOMEM;
+    int rc = sk_init(obj, cls);
+    if (rc == SK_OK && cls->init != NULL && (rc = cls->init(obj, item)) != 0) {
+        char cause[64];
+        snprintf(cause, sizeof cause, "init returned %d", rc);
+        sk_error_set(err, SK_PROCESS_ERROR, SK_PRERUN, 0, rc, cause);
+        sk_release(obj);
+        free(obj);
+        return SK_EPROCESS;
+    }
+    if (rc == SK_OK)
+        rc = sk_start(obj);
+    if (rc == SK_OK)
+        rc = sk_wait(obj, -1);
+    const sk_error *failure = sk_error_of(obj);
+    if (rc == SK_OK && failure != NULL) {
+        *err = *failure;
+        rc = SK_EPROCESS;
+    } else if (rc == SK_OK) {
+        const void *img;
+        size_t len;
+        rc = sk_result_image(obj, &img, &len);
+        void *dst;
+        if (rc == SK_OK && pool_bump_reserve(out, len, &dst) == SK_OK) {
+            memcpy(dst, img, len);
+            index[0] = (uint64_t)((unsigned char *)dst - out->base);
+            index[1] = len;
+        } else if (rc == SK_OK) {
+            rc = result_spill(a, img, len, index);
+        }
+    }
+    if (rc != SK_OK && rc != SK_EPROCESS) {
+        sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, rc, sk_strerror(rc));
+        rc = SK_EPROCESS;
+    }
+    sk_release(obj);
+    free(obj);
+    return rc;
+}
+
+/* The error of an item whose function returned rc (a soft error). */
+static void item_function_error(sk_error *err, int rc)
+{
+    char cause[64];
+    snprintf(cause, sizeof cause, "the item function returned %d", rc);
+    sk_error_set(err, SK_RUN_ERROR, SK_RUN, 0, rc, cause);
+}
+
+/* Runs item k of the batch once: SK_OK, or SK_EPROCESS with *err filled. */
+static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k,
+                    struct pool_bump *out, sk_error *err)
+{
+    const struct pool_job *job = hb->job;
+    const unsigned char *in = hb->in;
+    unsigned char item_buf[job->item_tpl ? job->item_size : 1];
+    const void *item;
+    if (job->item_tpl) {
+        const uint64_t *offs = (const uint64_t *)(const void *)in;
+        size_t len = (size_t)(offs[k + 1] - offs[k]);
+        if (len == 0) { /* the parent could not encode it */
+            sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EINVAL,
+                         "the item's image does not fit in a batch (8 MiB)");
+            return SK_EPROCESS;
+        }
+        memset(item_buf, 0, job->item_size);
+        int rc = pool_unpack_one(in + offs[k], len, job->item_format, item_buf);
+        if (rc != SK_OK) {
+            sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, rc, "the item could not be decoded");
+            return SK_EPROCESS;
+        }
+        item = item_buf;
+    } else {
+        item = in + (size_t)k * job->item_size;
+    }
+    unsigned char *raw_result = hb->out + pool_results_at(hb->count) + k * job->result_size;
+    unsigned char local_result[job->result_tpl ? job->result_size : 1];
+    void *result = job->result_tpl ? (void *)local_result : (void *)raw_result;
+    memset(result, 0, job->result_size);
+    uint64_t *index = held_index(hb) + 2 * (size_t)k;
+    int rc;
+    if (job->kind == POOL_JOB_CLS) {
+        rc = run_class_item(a, job, item, err, out, index);
+    } else {
+        if (job->kind == POOL_JOB_FN) {
+            rc = job->fn(item, result, hb->arg);
+        } else {
+            void *fields[POOL_MAX_FIELDS];
+            for (uint32_t f = 0; f < job->n_fields; f++)
+                fields[f] = (unsigned char *)item + job->field_offsets[f];
+            rc = job->star(fields, result, hb->arg);
+        }
+        if (rc != 0) {
+            item_function_error(err, rc);
+            rc = SK_EPROCESS;
+        } else if (job->result_tpl) {
+            rc = result_store(a, out, job->result_format, result, index);
+            if (rc != SK_OK) {
+                sk_error_set(err, SK_RESULT_ERROR, SK_RESULT, 0, rc,
+                             "the result could not be encoded");
+                rc = SK_EPROCESS;
+            }
+        }
+        if (job->result_tpl)
+            sk_msg_release_one(job->result_format, result);
+    }
+    if (job->item_tpl)
+        sk_msg_release_one(job->item_format, item_buf);
+    return rc;
+}
+
+/* ------------------------------------------------------------ a batch */
+
+/* Leaves before item k when this worker has done its max_tasks: a fresh
+ * one takes over in the same slot and goes on from k, no fault counted. */
+static void worker_check_recycle(struct shm_worker *w, uint32_t k)
+{
+    struct shm_header *h = w->arena->h;
+    if (h->max_tasks <= 0 || w->tasks < h->max_tasks)
+        return;
+    struct shm_worker_slot *slot = &h->workers[w->index];
+    atomic_store(&slot->item, k);
+    atomic_store(&slot->recycled, 1);
+    sk_worker_recycle(&w->base);
+}
+
+/* Item k failed for good (or once more, if it has lives left): true when
+ * it is to be tried again. */
+static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k, sk_error *err,
+                        bool class_item)
+{
+    const struct shm_arena *a = w->arena;
+    struct shm_worker_slot *slot = &a->h->workers[w->index];
+    if (++slot->attempts < (uint32_t)a->h->lives)
+        return true;
+    if (!class_item) /* a class item's error tells its own lives */
+        err->lives_spent = (int)slot->attempts;
+    held_status(hb)[k] = SK_EPROCESS;
+    hb->b->failed++;
+    record_error(a, hb->call, hb->first + k, err);
+    slot->attempts = 0;
+    return false;
+}
+
+/* A plain function over plain records, items from k on, while they
+ * succeed and the max_tasks budget lasts: nothing in the loop but the call
+ * and the note of which item is in hand (for a crash). Returns the first
+ * item not done. */
+static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, uint32_t k,
+                                 int *failed_rc)
+{
+    const struct shm_header *h = w->arena->h;
+    const struct pool_job *job = hb->job;
+    struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
+    uint32_t end = hb->count;
+    if (h->max_tasks > 0 && (long)(end - k) > h->max_tasks - w->tasks)
+        end = k + (uint32_t)(h->max_tasks - w->tasks);
+    size_t is = job->item_size, rs = job->result_size;
+    const unsigned char *in = hb->in;
+    unsigned char *results = hb->out + pool_results_at(hb->count);
+    const void *arg = hb->arg;
+    sk_pool_fn fn = job->fn;
+    memset(results + (size_t)k * rs, 0, (size_t)(end - k) * rs);
+    uint32_t i = k;
+    for (; i < end; i++) {
+        atomic_store_explicit(&slot->item, i, memory_order_relaxed);
+        if ((*failed_rc = fn(in + (size_t)i * is, results + (size_t)i * rs, arg)) != 0)
+            break;
+    }
+    w->tasks += i - k;
+    return i;
+}
+
+/* Item k until it succeeds or runs out of lives. */
+static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t k,
+                           struct pool_bump *out)
+{
+    const struct shm_arena *a = w->arena;
+    struct shm_worker_slot *slot = &a->h->workers[w->index];
+    atomic_store_explicit(&slot->item, k, memory_order_relaxed);
+    for (;;) {
+        if (a->h->item_timeout > 0)
+            sk_section_restart(&w->base);
+        sk_error err;
+        if (run_item(a, hb, k, out, &err) == SK_OK)
+            break;
+        if (!item_failed(w, hb, k, &err, hb->job->kind == POOL_JOB_CLS))
+            break;
+    }
+    slot->attempts = 0;
+    w->tasks++;
+}
+
+/* Items from..count of the batch, each tried while it has lives. */
+static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32_t from)
+{
+    const struct shm_header *h = w->arena->h;
+    const struct pool_job *job = hb->job;
+    int32_t *status = held_status(hb);
+    struct pool_bump out = {
+        .base = hb->out, .used = pool_images_at(hb->count), .cap = POOL_IMAGE_MAX};
+    if (job->result_tpl && from > 0) { /* after a restart: past what was written */
+        const uint64_t *index = held_index(hb);
+        for (uint32_t k = 0; k < from; k++) {
+            uint64_t end = index[2 * k] + index[2 * k + 1];
+            if (status[k] == SK_OK && !(index[2 * k] & SHM_SPILLED) && end > out.used &&
+                end <= out.cap)
+                out.used = end;
+        }
+    }
+    _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
+    memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
+    bool plain =
+        job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl && h->item_timeout <= 0;
+    for (uint32_t k = from; k < hb->count;) {
+        worker_check_recycle(w, k);
+        if (plain) {
+            int rc = 0;
+            uint32_t next = worker_run_plain(w, hb, k, &rc);
+            if (next == hb->count || rc == 0) {
+                k = next; /* all done, or the max_tasks budget is spent */
+                continue;
+            }
+            /* Item `next` failed once: that attempt counts; retry while it
+             * has lives. */
+            sk_error err;
+            item_function_error(&err, rc);
+            if (item_failed(w, hb, next, &err, false))
+                worker_run_one(w, hb, next, &out);
+            else
+                w->tasks++;
+            k = next + 1;
+            continue;
+        }
+        worker_run_one(w, hb, k++, &out);
+    }
+}
+
+/* Marks batch d done (counting its items when it was a real batch) and
+ * wakes the parent if it sleeps. */
+static void worker_finish_batch(struct shm_worker *w, uint32_t d, const struct held *hb)
+{
+    struct shm_header *h = w->arena->h;
+    atomic_store(&h->workers[w->index].batch, 0);
+    if (d >= POOL_BATCHES)
+        return;
+    struct shm_batch *b = &h->batches[d];
+    if (hb != NULL) {
+        atomic_fetch_add(&h->done, hb->count);
+        atomic_fetch_add(&h->failed, b->failed);
+    }
+    atomic_store_explicit(&b->state, SHM_BATCH_DONE, memory_order_release);
+    atomic_fetch_add(&h->done_seq, 1);
+    if (atomic_load(&h->parent_waiting))
+        shm_futex(&h->done_seq, FUTEX_WAKE, INT_MAX, NULL);
+}
+
+/* A fresh worker whose predecessor left with an item in hand: after
+ * max_tasks it goes on from there; after a crash or a timeout that item
+ * takes the fault (or is tried again while it has lives). */
+static void worker_recover(struct shm_worker *w)
+{
+    const struct shm_arena *a = w->arena;
+    struct shm_worker_slot *slot = &a->h->workers[w->index];
+    uint32_t held = atomic_load(&slot->batch);
+    if (held == 0) {
+        atomic_store(&slot->recycled, 0);
+        return;
+    }
+    uint32_t d = held - 1, k = atomic_load(&slot->item);
+    struct held hb;
+    if (!held_load(a, d, &hb) || k >= hb.count) {
+        atomic_store(&slot->recycled, 0);
+        worker_finish_batch(w, d, NULL);
+        return;
+    }
+    uint32_t from = k;
+    if (atomic_exchange(&slot->recycled, 0) == 0) {
+        const sk_error *fault = sk_worker_last_fault(&w->base);
+        sk_error err;
+        if (fault != NULL)
+            err = *fault;
+        else
+            sk_error_set(&err, SK_CRASH_ERROR, SK_RUN, 0, SK_EPROCESS, "the worker died");
+        err.run = 0;
+        if (!item_failed(w, &hb, k, &err, false))
+            from = k + 1;
+    }
+    worker_run_batch(w, &hb, from);
+    worker_finish_batch(w, d, &hb);
+}
+
+/* Takes the oldest posted batch. The queue entry is read before the
+ * compare-and-swap: once post c is ours, the parent may wrap around the
+ * queue and reuse its entry (the batches in between may all be done and
+ * their slots free again), but while c is unclaimed it cannot, because c
+ * and every later unclaimed post each hold a slot. */
+static bool worker_claim(struct shm_header *h, uint32_t *d)
+{
+    uint64_t c = atomic_load(&h->claimed);
+    while (c < atomic_load_explicit(&h->posted, memory_order_acquire)) {
+        uint32_t entry = atomic_load_explicit(&h->queue[c % POOL_BATCHES], memory_order_acquire);
+        if (atomic_compare_exchange_weak(&h->claimed, &c, c + 1)) {
+            *d = entry;
+            return true;
+        }
+    }
+    return false;
+}
+
+static int shm_worker_run(sk_process *self)
+{
+    struct shm_worker *w = SK_CONTAINER_OF(self, struct shm_worker, base);
+    struct shm_header *h = w->arena->h;
+    struct shm_worker_slot *slot = &h->workers[w->index];
+    worker_recover(w);
+    for (;;) {
+        worker_check_recycle(w, 0);
+        uint32_t d;
+        if (worker_claim(h, &d)) {
+            if (d >= POOL_BATCHES) /* not a batch: nothing to run or mark */
+                continue;
+            struct held hb;
+            bool ok = held_load(w->arena, d, &hb);
+            atomic_store(&h->batches[d].state, SHM_BATCH_CLAIMED);
+            slot->attempts = 0;
+            atomic_store(&slot->item, 0);
+            atomic_store_explicit(&slot->batch, d + 1, memory_order_release);
+            if (ok) {
+                atomic_fetch_add(&h->claimed_items, hb.count);
+                worker_run_batch(w, &hb, 0);
+            }
+            worker_finish_batch(w, d, ok ? &hb : NULL);
+            continue;
+        }
+        if (atomic_load(&h->closing) && atomic_load(&h->posting_calls) == 0 &&
+            atomic_load(&h->claimed) == atomic_load(&h->posted)) {
+            sk_stop(self);
+            return 0;
+        }
+        /* Nothing to do: leave the section so that the item timeout does
+         * not run while waiting, and sleep until a batch is posted. */
+        uint32_t seen = atomic_load(&h->post_seq);
+        atomic_fetch_add(&h->idle_workers, 1);
+        if (atomic_load(&h->claimed) == atomic_load(&h->posted) && !atomic_load(&h->closing)) {
+            sk_section_idle(self);
+            shm_futex(&h->post_seq, FUTEX_WAIT, seen, NULL);
+            sk_section_resume(self);
+        }
+        atomic_fetch_sub(&h->idle_workers, 1);
+    }
+}
+
+static const sk_class shm_worker_class = {.name = "skproc-pool-worker", .run = shm_worker_run};
+
+int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
+                     double item_timeout)
+{
+    int rc = sk_init(&w->base, &shm_worker_class);
+    if (rc != SK_OK)
+        return rc;
+    w->arena = arena;
+    w->index = index;
+    w->tasks = 0;
+    w->base.config.lives = INT_MAX; /* restarted after every fault */
+    w->base.config.timeouts.run = item_timeout;
+    w->base.config.capacity = 4096; /* the channel is not used */
+    w->base.config.max_message = 4096;
+    rc = sk_start(&w->base);
+    if (rc != SK_OK)
+        sk_release(&w->base);
+    return rc;
+}

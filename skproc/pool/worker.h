@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The shared-memory transport's workers: skproc processes of an internal
+ * class whose run hook claims posted batches from the arena and runs their
+ * items (worker.c). The transport (shm_transport.c) starts them and starts
+ * them again when one ends while the pool is open.
+ */
+#ifndef SKPROC_POOL_WORKER_H
+#define SKPROC_POOL_WORKER_H
+
+#include "pool/shm_arena.h"
+
+struct shm_worker {
+    sk_process base;
+    const struct shm_arena *arena; /* the parent's copy, inherited by fork */
+    int index;                     /* its slot in the arena */
+    long tasks;                    /* items done by this incarnation */
+};
+
+/* Initializes w as worker `index` of the arena and starts it; with an item
+ * timeout (seconds, 0: none) its supervisor kills it at an item's deadline.
+ * SK_OK, or an error code and w is released. */
+int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
+                     double item_timeout);
+
+#endif
