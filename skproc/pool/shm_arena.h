@@ -20,7 +20,6 @@
 #include "pool/batch.h"
 
 #include <limits.h>
-#include <linux/futex.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <sys/syscall.h>
@@ -42,7 +41,11 @@ struct shm_batch {
     uint32_t failed; /* (worker) items that failed, for the counters */
 };
 
+/* An error record is complete when its stamp equals its call's stamp:
+ * workers reserve a record, fill it, then publish the stamp, so the parent
+ * never reads one half written or left over from an earlier call. */
 struct shm_error_record {
+    _Atomic uint32_t stamp;
     uint64_t item;
     sk_error error;
 };
@@ -51,6 +54,7 @@ struct shm_error_record {
 struct shm_job {
     struct pool_job job;
     _Atomic uint32_t n_errors;
+    uint32_t stamp; /* this call's error records carry it; never 0 */
 };
 
 /* One cache line each: a worker writes `item` for every item it runs. */
@@ -91,6 +95,7 @@ struct shm_arena {
     struct shm_header *h;
 };
 
+/* The arena's layout grain: regions start on 4 KiB boundaries. */
 static inline size_t shm_page_round(size_t n)
 {
     return (n + 4095) / 4096 * 4096;
@@ -134,12 +139,6 @@ static inline unsigned char *shm_batch_in(const struct shm_arena *a, uint32_t d)
 static inline unsigned char *shm_batch_out(const struct shm_arena *a, uint32_t d)
 {
     return shm_batch_in(a, d) + POOL_IMAGE_MAX;
-}
-
-static inline long shm_futex(_Atomic uint32_t *word, int op, uint32_t val,
-                             const struct timespec *ts)
-{
-    return syscall(SYS_futex, word, op, val, ts, NULL, 0);
 }
 
 #endif

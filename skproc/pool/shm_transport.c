@@ -24,6 +24,8 @@
 #include "pool/worker.h"
 #include "core/error.h"
 #include "os/clock.h"
+#include "os/futex.h"
+#include "os/shm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,6 +48,7 @@ struct shm_posted {
 struct shm_call {
     uint64_t item_size, result_size;
     bool images;
+    uint32_t stamp; /* our copy of the job's error record stamp */
 };
 
 struct shm_transport {
@@ -56,6 +59,7 @@ struct shm_transport {
     double item_timeout;
     bool closing, terminated;
     uint64_t n_posted;                   /* what the queue's posted counter must be */
+    uint32_t stamps;                     /* the last error record stamp handed out */
     uint32_t free_batches[POOL_BATCHES]; /* a stack: the warmest on top */
     int n_free;
     struct shm_posted posted[POOL_BATCHES];
@@ -71,15 +75,9 @@ static struct shm_transport *shm_of(struct sk_pool_transport *t)
 static int arena_create(struct shm_arena *a)
 {
     a->size = shm_arena_size();
-    a->memfd = memfd_create("skproc-pool", MFD_CLOEXEC);
-    if (a->memfd < 0)
-        return SK_ESYS;
-    if (ftruncate(a->memfd, (off_t)a->size) != 0)
-        return SK_ESYS;
-    void *base =
-        mmap(NULL, a->size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, a->memfd, 0);
-    if (base == MAP_FAILED)
-        return SK_ESYS;
+    void *base;
+    if (sk_shm_create("skproc-pool", a->size, true, &a->memfd, &base) != 0)
+        return errno == ENOMEM ? SK_ENOMEM : SK_ESYS;
     a->base = base;
     a->h = base;
     return SK_OK;
@@ -88,7 +86,7 @@ static int arena_create(struct shm_arena *a)
 static void wake_workers(struct shm_transport *s)
 {
     atomic_fetch_add(&s->arena.h->post_seq, 1);
-    shm_futex(&s->arena.h->post_seq, FUTEX_WAKE, INT_MAX, NULL);
+    sk_futex_wake_all(&s->arena.h->post_seq);
 }
 
 /* A worker that ended while the pool is open (its supervisor could not
@@ -118,13 +116,18 @@ static int shm_open_call(struct sk_pool_transport *t, int slot, const struct poo
 {
     struct shm_transport *s = shm_of(t);
     struct shm_job *sj = &s->arena.h->jobs[slot];
+    uint32_t stamp = ++s->stamps;
+    if (stamp == 0)
+        stamp = ++s->stamps;
     sj->job = *job;
+    sj->stamp = stamp;
     atomic_store(&sj->n_errors, 0);
     if (arg_size > 0)
         memcpy(shm_call_arg(&s->arena, (uint32_t)slot), arg, arg_size);
     s->calls[slot] = (struct shm_call){.item_size = job->item_size,
                                        .result_size = job->result_size,
-                                       .images = job->item_tpl || job->result_tpl};
+                                       .images = job->item_tpl || job->result_tpl,
+                                       .stamp = stamp};
     atomic_fetch_add(&s->arena.h->posting_calls, 1);
     return SK_OK;
 }
@@ -174,7 +177,7 @@ static void shm_flush(struct sk_pool_transport *t)
     struct shm_header *h = shm_of(t)->arena.h;
     atomic_fetch_add(&h->post_seq, 1);
     if (atomic_load(&h->idle_workers) > 0)
-        shm_futex(&h->post_seq, FUTEX_WAKE, INT_MAX, NULL);
+        sk_futex_wake_all(&h->post_seq);
 }
 
 /* Done, and the descriptor still says what was posted: a worker that
@@ -214,7 +217,7 @@ static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline
     atomic_store(&h->parent_waiting, 1);
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load(&h->done_seq) == seen)
-        shm_futex(&h->done_seq, FUTEX_WAIT, seen, &ts);
+        sk_futex_wait(&h->done_seq, seen, &ts);
     atomic_store(&h->parent_waiting, 0);
     revive_workers(s);
     return SK_OK;
@@ -295,7 +298,10 @@ static size_t shm_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out
         n = POOL_ERRORS;
     const struct shm_error_record *r = shm_call_errors(&s->arena, c->call);
     size_t got = 0;
+    uint32_t stamp = s->calls[c->call].stamp;
     for (uint32_t i = 0; i < n && got < room; i++) {
+        if (atomic_load_explicit(&r[i].stamp, memory_order_acquire) != stamp)
+            continue; /* not written yet, or an earlier call's */
         uint64_t item = pool_peer_load64(&r[i].item);
         if (item < c->first || item - c->first >= c->count)
             continue;
@@ -338,14 +344,13 @@ static void shm_idle(struct sk_pool_transport *t)
             kept += s->touched[d];
             continue;
         }
-        fallocate(s->arena.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
-                  (off_t)(shm_batch_in(&s->arena, d) - s->arena.base), (off_t)(2 * POOL_IMAGE_MAX));
+        sk_shm_punch(s->arena.memfd, (uint64_t)(shm_batch_in(&s->arena, d) - s->arena.base),
+                     2 * POOL_IMAGE_MAX);
         s->touched[d] = 0;
     }
     uint64_t spilled = atomic_exchange(&s->arena.h->spill_top, 0);
     if (spilled > 0)
-        fallocate(s->arena.memfd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s->arena.size,
-                  (off_t)spilled);
+        sk_shm_punch(s->arena.memfd, s->arena.size, spilled);
 }
 
 /* -------------------------------------------------------------- workers */

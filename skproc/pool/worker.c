@@ -23,6 +23,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/result.h"
+#include "os/futex.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -82,6 +83,7 @@ static void record_error(const struct shm_arena *a, uint32_t call, uint64_t item
         r->item = item;
         r->error = *e;
         r->error.item = (long)item;
+        atomic_store_explicit(&r->stamp, job->stamp, memory_order_release);
     }
 }
 
@@ -398,7 +400,7 @@ static void worker_finish_batch(struct shm_worker *w, uint32_t d, const struct h
     atomic_store_explicit(&b->state, SHM_BATCH_DONE, memory_order_release);
     atomic_fetch_add(&h->done_seq, 1);
     if (atomic_load(&h->parent_waiting))
-        shm_futex(&h->done_seq, FUTEX_WAKE, INT_MAX, NULL);
+        sk_futex_wake_all(&h->done_seq);
 }
 
 /* A fresh worker whose predecessor left with an item in hand: after
@@ -490,7 +492,7 @@ static int shm_worker_run(sk_process *self)
         atomic_fetch_add(&h->idle_workers, 1);
         if (atomic_load(&h->claimed) == atomic_load(&h->posted) && !atomic_load(&h->closing)) {
             sk_section_idle(self);
-            shm_futex(&h->post_seq, FUTEX_WAIT, seen, NULL);
+            sk_futex_wait(&h->post_seq, seen, NULL);
             sk_section_resume(self);
         }
         atomic_fetch_sub(&h->idle_workers, 1);
