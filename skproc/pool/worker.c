@@ -290,6 +290,13 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
     return false;
 }
 
+/* The failed attempts counted in the worker's slot belong to the item in
+ * hand: once it has succeeded they must not be charged to the next one. */
+static void slot_attempts_clear(struct shm_worker *w)
+{
+    w->arena->h->workers[w->index].attempts = 0;
+}
+
 /* A plain function over plain records, items from k on, while they
  * succeed and the max_tasks budget lasts: nothing in the loop but the call
  * and the note of which item is in hand (for a crash). Returns the first
@@ -365,6 +372,8 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
         if (plain) {
             int rc = 0;
             uint32_t next = worker_run_plain(w, hb, k, &rc);
+            if (next > k)
+                slot_attempts_clear(w); /* item k succeeded: its failed attempts are over */
             if (next == hb->count || rc == 0) {
                 k = next; /* all done, or the max_tasks budget is spent */
                 continue;
