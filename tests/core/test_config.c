@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config: defaults after sk_init, zero-or-lower values meaning the
  * default for every field, very large values, and the config being frozen
@@ -304,7 +305,7 @@ static void test_config_frozen_lives(void **state)
     sk_release(&j->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_defaults_after_init),
@@ -325,5 +326,5 @@ int main(void)
         SKT_TEST(test_config_frozen_at_start),
         SKT_TEST(test_config_frozen_lives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The crash matrix: every hard fault (a signal from a real fault, abort, a
  * stack overflow, exit, _exit, a hook that never returns) in every hook,
@@ -394,7 +395,7 @@ static void run_case(void **state)
     assert_true(took < BOUND);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static struct mcase cases[F_COUNT * W_COUNT * 2];
     static struct CMUnitTest tests[F_COUNT * W_COUNT * 2];
@@ -409,8 +410,8 @@ int main(void)
                 c->lives = lives[l];
                 snprintf(c->name, sizeof c->name, "%s_in_%s_lives%d", fault_names[f],
                          where_names[w], lives[l]);
-                tests[n] = (struct CMUnitTest){c->name, run_case, NULL, skt_teardown, c};
+                tests[n] = (struct CMUnitTest){c->name, run_case, skt_setup, skt_teardown, c};
                 n++;
             }
-    return _cmocka_run_group_tests("crash_matrix", tests, n, NULL, NULL);
+    return skt_run_tests(argc, argv, tests, n);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * 10,000 start/kill cycles (1,000 under sanitizers) leave nothing behind:
  * the fd count is unchanged after every cycle, no memfd mapping survives
@@ -284,12 +285,12 @@ static void test_kill_spinner_with_signals_blocked(void **state)
     assert_int_equal(strays(), 0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_start_kill_cycles),
         SKT_TEST(test_kill_spinner_with_signals_blocked),
         SKT_TEST(test_kill_leaves_nothing_running),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

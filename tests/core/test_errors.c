@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Errors with real child processes: a failure in each hook (sk_fail and a
  * bare return value), the error hook and what it publishes, a failing error
@@ -988,7 +989,7 @@ static void test_error_format(void **state)
     assert_non_null(strstr(buf, "0.05"));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_error_in_prerun),
@@ -1024,5 +1025,5 @@ int main(void)
         SKT_TEST(test_strerror_every_code),
         SKT_TEST(test_error_format),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Leaks over many cycles: no file descriptor, no child (not even a zombie)
  * and no unbounded memory growth after start/result, kill, release while
@@ -226,7 +227,7 @@ static void test_many_handles_at_once(void **state)
     assert_int_equal(skt_fd_count(), fds);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_start_result_cycles),
@@ -237,5 +238,5 @@ int main(void)
         SKT_TEST(test_kill_during_restarts_leaves_nothing_running),
         SKT_TEST(test_many_handles_at_once),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

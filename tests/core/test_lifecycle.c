@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process lifecycle with real child processes: create and release,
  * start and result (of several types), runs, join_in, stop from either
@@ -1139,7 +1140,7 @@ static void test_pid_is_the_worker_and_changes_on_restart(void **state)
     sk_release(&r->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_init_release_without_start),
@@ -1175,5 +1176,5 @@ int main(void)
         SKT_TEST(test_big_result),
         SKT_TEST(test_pid_is_the_worker_and_changes_on_restart),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lives: retries after soft errors (state kept) and hard faults (restart from
  * the state at sk_start), lives spent, what never uses lives, and sk_wait
@@ -362,7 +363,7 @@ static void test_join_in_counts_across_restarts(void **state)
     sk_release(&f->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_soft_retry_keeps_state),
@@ -379,5 +380,5 @@ int main(void)
         SKT_TEST(test_timeout_lives_spent),
         SKT_TEST(test_join_in_counts_across_restarts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messaging behaviour (issue 3): round trips started from either side,
  * 100,000 messages each way with sequence numbers and checksums, 64 MiB
@@ -1640,38 +1641,35 @@ static void test_no_fd_leak_after_200_processes(void **state)
 
 int main(int argc, char **argv)
 {
-    /* A test name (glob) as argument runs only the matching tests. */
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_round_trip_parent_first),
-        TEST(test_round_trip_child_first),
-        TEST(test_sk_pid_known_when_child_speaks),
-        TEST(test_echo_100k_each_way),
-        TEST(test_flood_child_to_parent_100k),
-        TEST(test_flood_parent_to_child_100k),
-        TEST(test_stream_small_max_message),
-        TEST(test_64mib_both_ways),
-        TEST(test_64mib_back_to_back_to_parent),
-        TEST(test_64mib_back_to_back_to_child),
-        TEST(test_64mib_over_default_max),
-        TEST(test_efull_when_child_never_reads),
-        TEST(test_efull_empty_channel_takes_one_big),
-        TEST(test_efull_when_parent_never_reads),
-        TEST(test_format_mismatch_and_recovery),
-        TEST(test_listen_timeouts),
-        TEST(test_listen_after_child_exit),
-        TEST(test_wrong_state),
-        TEST(test_tell_after_end),
-        TEST(test_tell_after_exit_seen_by_listen),
-        TEST(test_bad_arguments),
-        TEST(test_sk_fd_poll_four_processes),
-        TEST(test_sk_fd_readiness),
-        TEST(test_sk_fd_after_messages),
-        TEST(test_stop_ends_command_loop),
-        TEST(test_stop_wakes_blocked_listen),
-        TEST(test_restart_keeps_queued_messages),
-        TEST(test_no_fd_leak_after_200_processes),
+        SKT_TEST(test_round_trip_parent_first),
+        SKT_TEST(test_round_trip_child_first),
+        SKT_TEST(test_sk_pid_known_when_child_speaks),
+        SKT_TEST(test_echo_100k_each_way),
+        SKT_TEST(test_flood_child_to_parent_100k),
+        SKT_TEST(test_flood_parent_to_child_100k),
+        SKT_TEST(test_stream_small_max_message),
+        SKT_TEST(test_64mib_both_ways),
+        SKT_TEST(test_64mib_back_to_back_to_parent),
+        SKT_TEST(test_64mib_back_to_back_to_child),
+        SKT_TEST(test_64mib_over_default_max),
+        SKT_TEST(test_efull_when_child_never_reads),
+        SKT_TEST(test_efull_empty_channel_takes_one_big),
+        SKT_TEST(test_efull_when_parent_never_reads),
+        SKT_TEST(test_format_mismatch_and_recovery),
+        SKT_TEST(test_listen_timeouts),
+        SKT_TEST(test_listen_after_child_exit),
+        SKT_TEST(test_wrong_state),
+        SKT_TEST(test_tell_after_end),
+        SKT_TEST(test_tell_after_exit_seen_by_listen),
+        SKT_TEST(test_bad_arguments),
+        SKT_TEST(test_sk_fd_poll_four_processes),
+        SKT_TEST(test_sk_fd_readiness),
+        SKT_TEST(test_sk_fd_after_messages),
+        SKT_TEST(test_stop_ends_command_loop),
+        SKT_TEST(test_stop_wakes_blocked_listen),
+        SKT_TEST(test_restart_keeps_queued_messages),
+        SKT_TEST(test_no_fd_leak_after_200_processes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messaging under faults: the child dies after telling (everything told
  * arrives, then SK_ECLOSED); the worker is killed while it copies a 64 MiB
@@ -684,22 +685,20 @@ static void test_inject_hook_limits(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_child_dies_after_telling),
-        TEST(test_child_dies_then_parent_reads),
-        TEST(test_kill_worker_copying_64mib),
-        TEST(test_kill_worker_copying_64mib_then_restart),
-        TEST(test_supervisor_killed_while_listening),
-        TEST(test_messages_readable_after_kill),
-        TEST(test_injected_bad_headers),
-        TEST(test_injected_garbage_images),
-        TEST(test_injected_mismatch_then_corrupt),
-        TEST(test_injected_oversized),
-        TEST(test_injected_short_wrap),
-        TEST(test_injected_to_worker),
-        TEST(test_inject_hook_limits),
+        SKT_TEST(test_child_dies_after_telling),
+        SKT_TEST(test_child_dies_then_parent_reads),
+        SKT_TEST(test_kill_worker_copying_64mib),
+        SKT_TEST(test_kill_worker_copying_64mib_then_restart),
+        SKT_TEST(test_supervisor_killed_while_listening),
+        SKT_TEST(test_messages_readable_after_kill),
+        SKT_TEST(test_injected_bad_headers),
+        SKT_TEST(test_injected_garbage_images),
+        SKT_TEST(test_injected_mismatch_then_corrupt),
+        SKT_TEST(test_injected_oversized),
+        SKT_TEST(test_injected_short_wrap),
+        SKT_TEST(test_injected_to_worker),
+        SKT_TEST(test_inject_hook_limits),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

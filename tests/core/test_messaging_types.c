@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every tpl type through the channel, both ways: i u I U j v c f s B, fixed
  * arrays (c#, i#, I##, s#, f#), S(...) alone and repeated, fixed arrays
@@ -970,13 +971,11 @@ static void test_format_limits(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_every_case_both_ways),
-        TEST(test_every_case_child_first),
-        TEST(test_images_load_in_tpl),
-        TEST(test_format_limits),
+        SKT_TEST(test_every_case_both_ways),
+        SKT_TEST(test_every_case_child_first),
+        SKT_TEST(test_images_load_in_tpl),
+        SKT_TEST(test_format_limits),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

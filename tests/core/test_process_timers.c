@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The timers of real processes: what each counts (one sample per successful
  * call, SK_FULL_RUN per completed iteration), which exist, their statistics
@@ -277,7 +278,7 @@ static void test_many_runs(void **state)
     sk_release(&t->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_counts_per_hook),
@@ -290,5 +291,5 @@ int main(void)
         SKT_TEST(test_no_samples),
         SKT_TEST(test_many_runs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Restart after a hard fault with lives left: the supervisor forks a new
  * worker from the state at sk_start, at the same run index, by itself,
@@ -371,7 +372,7 @@ static void test_timeout_twice_with_two_lives(void **state)
     assert_rc(sk_result(&c->base, NULL), SK_EPROCESS);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_restart_continues_at_same_run_from_start_state),
@@ -382,5 +383,5 @@ int main(void)
         SKT_TEST(test_timeout_once_with_two_lives),
         SKT_TEST(test_timeout_twice_with_two_lives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

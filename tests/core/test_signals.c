@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Signals: EINTR never surfaces from the library (a SIGALRM every
  * millisecond, no SA_RESTART), SIGPIPE never kills the parent through the
@@ -613,7 +614,7 @@ static void test_supervisor_ignores_stray_signals(void **state)
     assert_true(runs >= at + 20);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_eintr_never_surfaces_in_parent),
@@ -628,5 +629,5 @@ int main(void)
         SKT_TEST(test_sigint_to_worker_is_a_crash),
         SKT_TEST(test_supervisor_ignores_stray_signals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

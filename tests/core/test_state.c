@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Calls in the wrong state and with NULL: before sk_start, sk_start twice,
  * after sk_release, sk_return outside the result and error hooks (in the
@@ -377,7 +378,7 @@ static void test_wait_timeouts(void **state)
     sk_release(&p->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_calls_before_start),
@@ -392,5 +393,5 @@ int main(void)
         SKT_TEST(test_result_format_checks),
         SKT_TEST(test_wait_timeouts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timeouts: a hook that never returns is ended by the supervisor whatever it
  * does (spins with every signal blocked, blocks in read, sleeps), in every
@@ -371,7 +372,7 @@ static void test_join_in_short_runs(void **state)
     assert_true(took < 2.0);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_spin_with_all_signals_blocked),
@@ -387,5 +388,5 @@ int main(void)
         SKT_TEST(test_join_in_hard_limit),
         SKT_TEST(test_join_in_short_runs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timers: exact statistics on small sets, the switch to the histogram at
  * SK_TIMER_EXACT samples, accuracy on 10 million samples, bounded memory and
@@ -8,6 +9,8 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+
+#include "support.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -647,28 +650,28 @@ static void test_add_cost_is_printed(void **state)
     free(t);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty_timer),
-        cmocka_unit_test(test_zero_filled_memory_is_an_empty_timer),
-        cmocka_unit_test(test_null_timer),
-        cmocka_unit_test(test_one_sample),
-        cmocka_unit_test(test_one_to_ten),
-        cmocka_unit_test(test_odd_count_and_ties),
-        cmocka_unit_test(test_percentile_out_of_range),
-        cmocka_unit_test(test_exact_percentiles_on_awkward_orders),
-        cmocka_unit_test(test_exactness_boundary),
-        cmocka_unit_test(test_ten_million_lognormal),
-        cmocka_unit_test(test_bounded_memory_and_no_allocation),
-        cmocka_unit_test(test_large_values_and_zero),
-        cmocka_unit_test(test_total_saturates),
-        cmocka_unit_test(test_exact_fields_after_switch),
-        cmocka_unit_test(test_welford_with_large_offset),
-        cmocka_unit_test(test_negative_duration_counts_as_zero),
-        cmocka_unit_test(test_init_resets_a_used_timer),
-        cmocka_unit_test(test_getters_do_not_modify),
-        cmocka_unit_test(test_add_cost_is_printed),
+        SKT_TEST(test_empty_timer),
+        SKT_TEST(test_zero_filled_memory_is_an_empty_timer),
+        SKT_TEST(test_null_timer),
+        SKT_TEST(test_one_sample),
+        SKT_TEST(test_one_to_ten),
+        SKT_TEST(test_odd_count_and_ties),
+        SKT_TEST(test_percentile_out_of_range),
+        SKT_TEST(test_exact_percentiles_on_awkward_orders),
+        SKT_TEST(test_exactness_boundary),
+        SKT_TEST(test_ten_million_lognormal),
+        SKT_TEST(test_bounded_memory_and_no_allocation),
+        SKT_TEST(test_large_values_and_zero),
+        SKT_TEST(test_total_saturates),
+        SKT_TEST(test_exact_fields_after_switch),
+        SKT_TEST(test_welford_with_large_offset),
+        SKT_TEST(test_negative_duration_counts_as_zero),
+        SKT_TEST(test_init_resets_a_used_timer),
+        SKT_TEST(test_getters_do_not_modify),
+        SKT_TEST(test_add_cost_is_printed),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

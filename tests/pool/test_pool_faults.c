@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools, faults: a worker that crashes mid-map (by a signal or by exit),
  * per-item timeouts, lives per item (after a crash, a timeout or a failing
@@ -695,25 +696,25 @@ static void test_release_with_busy_workers(void **state)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_crash_segv_one_worker),
-        POOL_TEST(test_crash_segv_many_workers),
-        POOL_TEST(test_crash_abort),
-        POOL_TEST(test_crash_exit),
-        POOL_TEST(test_many_crashes),
-        POOL_TEST(test_crash_in_imap),
-        POOL_TEST(test_item_timeout),
-        POOL_TEST(test_timeout_is_per_item),
-        POOL_TEST(test_lives_fault_once),
-        POOL_TEST(test_lives_exhausted),
-        POOL_TEST(test_more_failures_than_kept_errors),
-        POOL_TEST(test_max_tasks_recycles_workers),
-        POOL_TEST(test_max_tasks_across_calls),
-        POOL_TEST(test_max_tasks_with_big_batches),
-        POOL_TEST(test_terminate_during_crashes),
-        POOL_TEST(test_release_with_busy_workers),
+        SKT_TEST(test_crash_segv_one_worker),
+        SKT_TEST(test_crash_segv_many_workers),
+        SKT_TEST(test_crash_abort),
+        SKT_TEST(test_crash_exit),
+        SKT_TEST(test_many_crashes),
+        SKT_TEST(test_crash_in_imap),
+        SKT_TEST(test_item_timeout),
+        SKT_TEST(test_timeout_is_per_item),
+        SKT_TEST(test_lives_fault_once),
+        SKT_TEST(test_lives_exhausted),
+        SKT_TEST(test_more_failures_than_kept_errors),
+        SKT_TEST(test_max_tasks_recycles_workers),
+        SKT_TEST(test_max_tasks_across_calls),
+        SKT_TEST(test_max_tasks_with_big_batches),
+        SKT_TEST(test_terminate_during_crashes),
+        SKT_TEST(test_release_with_busy_workers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools, records: items and results described by tpl formats (strings in
  * both directions, NULL and long strings, structs of several members), the
@@ -1096,30 +1097,30 @@ static void test_pool_goes_on_after_a_refused_item(void **state)
     release_pool(pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_tpl_strings_map),
-        POOL_TEST(test_tpl_strings_imap_and_async),
-        POOL_TEST(test_tpl_strings_stream),
-        POOL_TEST(test_tpl_null_string),
-        POOL_TEST(test_tpl_string_item),
-        POOL_TEST(test_tpl_result_record),
-        POOL_TEST(test_tpl_items_survive_a_crash),
-        POOL_TEST(test_star_vs_plain),
-        POOL_TEST(test_star_padded_record),
-        POOL_TEST(test_star_with_strings),
-        POOL_TEST(test_star_validation),
-        POOL_TEST(test_format_size_mismatch),
-        POOL_TEST(test_odd_sized_records),
-        POOL_TEST(test_no_result),
-        POOL_TEST(test_class_runs),
-        POOL_TEST(test_class_lives),
-        POOL_TEST(test_class_failing_item),
-        POOL_TEST(test_class_validation),
-        POOL_TEST(test_large_results),
-        POOL_TEST(test_item_larger_than_a_batch),
-        POOL_TEST(test_pool_goes_on_after_a_refused_item),
+        SKT_TEST(test_tpl_strings_map),
+        SKT_TEST(test_tpl_strings_imap_and_async),
+        SKT_TEST(test_tpl_strings_stream),
+        SKT_TEST(test_tpl_null_string),
+        SKT_TEST(test_tpl_string_item),
+        SKT_TEST(test_tpl_result_record),
+        SKT_TEST(test_tpl_items_survive_a_crash),
+        SKT_TEST(test_star_vs_plain),
+        SKT_TEST(test_star_padded_record),
+        SKT_TEST(test_star_with_strings),
+        SKT_TEST(test_star_validation),
+        SKT_TEST(test_format_size_mismatch),
+        SKT_TEST(test_odd_sized_records),
+        SKT_TEST(test_no_result),
+        SKT_TEST(test_class_runs),
+        SKT_TEST(test_class_lives),
+        SKT_TEST(test_class_failing_item),
+        SKT_TEST(test_class_validation),
+        SKT_TEST(test_large_results),
+        SKT_TEST(test_item_larger_than_a_batch),
+        SKT_TEST(test_pool_goes_on_after_a_refused_item),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

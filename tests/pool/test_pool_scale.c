@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools at scale: 10 million tiny items with every result checked, an
  * ordered iterator over millions, a pool reused for 1000 calls of every
@@ -467,17 +468,13 @@ static void test_queue_wraps_lose_nothing(void **state)
     release_pool(pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_queue_wraps_lose_nothing),
-        POOL_TEST(test_ten_million_items),
-        POOL_TEST(test_millions_through_imap),
-        POOL_TEST(test_reuse_for_1000_calls),
-        POOL_TEST(test_create_release_cycles),
-        POOL_TEST(test_stream_constant_memory),
-        POOL_TEST(test_stream_abandoned),
-        POOL_TEST(test_big_results_memory_given_back),
+        SKT_TEST(test_queue_wraps_lose_nothing), SKT_TEST(test_ten_million_items),
+        SKT_TEST(test_millions_through_imap),    SKT_TEST(test_reuse_for_1000_calls),
+        SKT_TEST(test_create_release_cycles),    SKT_TEST(test_stream_constant_memory),
+        SKT_TEST(test_stream_abandoned),         SKT_TEST(test_big_results_memory_given_back),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,9 +1,26 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * Helpers shared by the behaviour tests: process structs that are cleaned
- * up even when an assertion fails, a monotonic clock, polling for a
- * condition, memory shared across forks, and the leak probes (fds, children,
- * RSS). Header only: every helper is static inline, so each test program
- * takes what it uses.
+ * The test harness every test program uses, and the helpers the behaviour
+ * tests share.
+ *
+ *   registration  SKT_TEST(fn) in the program's table, skt_run(argc, argv,
+ *                 tests) in main. skt_setup arms a per-test watchdog;
+ *                 skt_teardown releases what the test tracked.
+ *   watchdog      a test that runs past its bound (SKT_BOUND_SECONDS, four
+ *                 times that under sanitizers and valgrind; skt_bound()
+ *                 sets another bound for the running test) prints
+ *                 "WATCHDOG: test <name> hung for N s", kills every process
+ *                 the program started and ends it with SKT_WATCHDOG_EXIT.
+ *   tracking      processes (skt_new), shared mappings (skt_shared), memory
+ *                 blocks (xmalloc, xcalloc), pools (new_pool), calls
+ *                 (track_call) and cleanup callbacks (skt_defer) are
+ *                 released by skt_teardown, which cmocka runs after every
+ *                 test, passed or failed: an assertion that ends a test
+ *                 early leaks nothing into the next one.
+ *   helpers       a monotonic clock, waiting for a condition, pipes from
+ *                 hooks, crashes, the leak probes (fds, children, RSS, the
+ *                 resident size of a skproc mapping) and assertions that
+ *                 print what they compared.
  *
  * Include after <cmocka.h>.
  */
@@ -26,29 +43,47 @@
 #include <time.h>
 #include <unistd.h>
 
-/* ------------------------------------------------------------ cleanup */
+/* --------------------------------------------------------- registration */
 
-/* A failed assertion longjmps out of the test: whatever the test started is
- * left running. Everything allocated through skt_new / skt_shared is
- * released by skt_teardown, which cmocka runs after every test, passed or
- * failed, so one failure does not leak children into the next test. */
-#define SKT_MAX_TRACKED 256
+/* Seconds a test may run before the watchdog names it (scaled by
+ * skt_slowdown()). SKT_WATCHDOG_SECONDS in the environment overrides it. */
+#define SKT_BOUND_SECONDS 60.0
 
-struct skt_tracked {
-    void *mem;
-    sk_process *base; /* NULL for a shared mapping */
-    size_t size;      /* for munmap */
-};
+/* The exit status of a program whose test hung. */
+#define SKT_WATCHDOG_EXIT 113
 
-static struct skt_tracked skt_tracked_list[SKT_MAX_TRACKED];
-static int skt_tracked_count;
+int skt_setup(void **state);
+int skt_teardown(void **state);
 
-static inline void skt_track(void *mem, sk_process *base, size_t size)
-{
-    assert_non_null(mem);
-    assert_true(skt_tracked_count < SKT_MAX_TRACKED);
-    skt_tracked_list[skt_tracked_count++] = (struct skt_tracked){mem, base, size};
-}
+#define SKT_TEST(f) cmocka_unit_test_setup_teardown(f, skt_setup, skt_teardown)
+
+/* Runs the table: a first argument is a cmocka test filter (a glob on the
+ * test names). */
+#define skt_run(argc, argv, tests)                                                                 \
+    skt_run_tests((argc), (argv), (tests), sizeof(tests) / sizeof((tests)[0]))
+int skt_run_tests(int argc, char **argv, const struct CMUnitTest *tests, size_t count);
+
+/* The running test gets `seconds` (scaled by skt_slowdown()) from now. */
+void skt_bound(double seconds);
+
+/* 1 in a plain build, 4 under a sanitizer or valgrind. */
+double skt_slowdown(void);
+
+/* The running test's name ("" outside a test). */
+const char *skt_test_name(void);
+
+/* ------------------------------------------------------------- tracking */
+
+/* Tracks mem (a process struct from calloc whose sk_process is base, or a
+ * shared mapping of size bytes when base is NULL) for skt_teardown. */
+void skt_track(void *mem, sk_process *base, size_t size);
+
+/* Runs fn(arg) in skt_teardown (last registered, first run). */
+void skt_defer(void (*fn)(void *), void *arg);
+
+/* Runs fn(arg) in skt_teardown before anything is released: to let go of
+ * workers that wait on the test (opening a gate) before pools end. */
+void skt_defer_first(void (*fn)(void *), void *arg);
 
 /* A zeroed process struct of `type`, whose sk_process member is `base`. */
 #define skt_new(type) ((type *)skt_new_at(calloc(1, sizeof(type)), offsetof(type, base)))
@@ -62,31 +97,49 @@ static inline void *skt_new_at(void *mem, size_t base_offset)
 /* Zeroed memory shared with every process forked after this call: the way
  * a test sees what happened in workers that are restarted from the state
  * at sk_start (their own memory is lost with them). */
-static inline void *skt_shared(size_t size)
-{
-    void *mem = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
-    assert_true(mem != MAP_FAILED);
-    skt_track(mem, NULL, size);
-    return mem;
-}
+void *skt_shared(size_t size);
 
-static inline int skt_teardown(void **state)
-{
-    (void)state;
-    for (int i = skt_tracked_count - 1; i >= 0; i--) {
-        struct skt_tracked *t = &skt_tracked_list[i];
-        if (t->base != NULL) {
-            sk_release(t->base); /* kills and reaps a child still running */
-            free(t->mem);
-        } else {
-            munmap(t->mem, t->size);
-        }
-    }
-    skt_tracked_count = 0;
-    return 0;
-}
+/* Memory the parent allocates, freed by skt_teardown unless xfree'd first.
+ * xfree takes any pointer (one not made by xmalloc is simply freed). */
+void *xcalloc(size_t n, size_t size);
+void *xmalloc(size_t size);
+void xfree(void *p);
 
-#define SKT_TEST(f) cmocka_unit_test_teardown(f, skt_teardown)
+/* Pools and calls made by a test: teardown terminates every pool, frees
+ * every call, then releases every pool. */
+sk_pool *new_pool(const sk_pool_config *cfg);
+void release_pool(sk_pool *pool);
+sk_pool_call *track_call(sk_pool_call *call);
+void free_call(sk_pool_call *call);
+
+/* ---------------------------------------------------------- assertions */
+
+/* The code's name in a failure message: "SK_EPROCESS (the process failed)". */
+void skt_assert_rc(int rc, int want, const char *expr, const char *file, int line);
+#define assert_rc(rc, want) skt_assert_rc((rc), (want), #rc, __FILE__, __LINE__)
+
+/* Asserts that p ended with no error, printing it when there is one. */
+void skt_assert_no_error(const sk_process *p, const char *file, int line);
+#define assert_no_error(p) skt_assert_no_error((p), __FILE__, __LINE__)
+
+/* Comparisons of doubles (seconds, ratios) that print both values. */
+void skt_assert_cmp(double a, const char *op, double b, const char *ea, const char *eb,
+                    const char *file, int line);
+#define assert_dbl_lt(a, b) skt_assert_cmp((a), "<", (b), #a, #b, __FILE__, __LINE__)
+#define assert_dbl_le(a, b) skt_assert_cmp((a), "<=", (b), #a, #b, __FILE__, __LINE__)
+#define assert_dbl_gt(a, b) skt_assert_cmp((a), ">", (b), #a, #b, __FILE__, __LINE__)
+#define assert_dbl_ge(a, b) skt_assert_cmp((a), ">=", (b), #a, #b, __FILE__, __LINE__)
+#define assert_dbl_near(a, b, eps) skt_assert_near((a), (b), (eps), #a, #b, __FILE__, __LINE__)
+void skt_assert_near(double a, double b, double eps, const char *ea, const char *eb,
+                     const char *file, int line);
+
+/* Integer comparisons that print both values. */
+void skt_assert_icmp(long long a, const char *op, long long b, const char *ea, const char *eb,
+                     const char *file, int line);
+#define assert_int_lt(a, b) skt_assert_icmp((a), "<", (b), #a, #b, __FILE__, __LINE__)
+#define assert_int_le(a, b) skt_assert_icmp((a), "<=", (b), #a, #b, __FILE__, __LINE__)
+#define assert_int_gt(a, b) skt_assert_icmp((a), ">", (b), #a, #b, __FILE__, __LINE__)
+#define assert_int_ge(a, b) skt_assert_icmp((a), ">=", (b), #a, #b, __FILE__, __LINE__)
 
 /* -------------------------------------------------------------- clock */
 
@@ -104,6 +157,22 @@ static inline void skt_sleep(double seconds)
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
         ;
 }
+
+/* Polls cond (an expression) every 100 us until it holds, for at most
+ * timeout seconds; fails the test, naming cond and the caller's line, when
+ * it never does. */
+#define skt_wait_until(cond, timeout)                                                              \
+    do {                                                                                           \
+        double skt_deadline_ = skt_now() + (timeout);                                              \
+        while (!(cond)) {                                                                          \
+            if (skt_now() > skt_deadline_) {                                                       \
+                print_error("%s:%d: %s still false after %g s\n", __FILE__, __LINE__, #cond,       \
+                            (double)(timeout));                                                    \
+                _fail(__FILE__, __LINE__);                                                         \
+            }                                                                                      \
+            skt_sleep(0.0001);                                                                     \
+        }                                                                                          \
+    } while (0)
 
 /* Polls until sk_current_run(p) > 0 (the child is really looping), for at
  * most timeout seconds. False when it never got there. */
@@ -125,9 +194,14 @@ static inline bool skt_wait_running(const sk_process *p, double timeout)
 static inline int skt_read_byte(int fd, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    double deadline = skt_now() + timeout;
     int n;
-    while ((n = poll(&pfd, 1, (int)(timeout * 1000))) < 0 && errno == EINTR)
-        ;
+    for (;;) {
+        double left = deadline - skt_now();
+        n = poll(&pfd, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
+        if (n >= 0 || errno != EINTR)
+            break;
+    }
     if (n <= 0)
         return -1;
     unsigned char c;
@@ -175,18 +249,7 @@ static inline void skt_spin_forever(void)
 /* -------------------------------------------------------- leak probes */
 
 /* The number of open file descriptors of this process. */
-static inline int skt_fd_count(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL)
-        if (ent->d_name[0] != '.')
-            n++;
-    closedir(d);
-    return n - 1; /* the directory's own fd */
-}
+int skt_fd_count(void);
 
 /* True when this process has no child at all, not even a zombie. */
 static inline bool skt_no_children(void)
@@ -196,42 +259,19 @@ static inline bool skt_no_children(void)
     return r == -1 && errno == ECHILD;
 }
 
-/* Resident set size in KiB, from /proc/self/statm. */
-static inline long skt_rss_kb(void)
-{
-    FILE *f = fopen("/proc/self/statm", "r");
-    assert_non_null(f);
-    long size = 0, resident = 0;
-    int n = fscanf(f, "%ld %ld", &size, &resident);
-    fclose(f);
-    assert_int_equal(n, 2);
-    return resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
+/* Resident set size of the whole process in KiB, from /proc/self/statm.
+ * Under a sanitizer it includes the shadow memory: for what skproc keeps,
+ * measure its mappings with skt_mapping_resident_kb. */
+long skt_rss_kb(void);
 
-/* ------------------------------------------------------------ errors */
+/* KiB resident in every mapping of this process whose /proc/self/maps path
+ * starts with `name` (e.g. "/memfd:skproc-pool"), counted with mincore:
+ * the pages of the shared object that are in memory, whoever touched them.
+ * Sanitizers do not change it. *mappings (when not NULL) gets how many
+ * mappings matched. */
+long skt_mapping_resident_kb(const char *name, int *mappings);
 
-/* The code's name for a failure message: "SK_EPROCESS (the process failed)". */
-static inline void skt_assert_rc(int rc, int want, const char *file, int line)
-{
-    if (rc != want) {
-        print_error("%s:%d: got %d (%s), want %d (%s)\n", file, line, rc, sk_strerror(rc), want,
-                    sk_strerror(want));
-        _fail(file, line);
-    }
-}
-#define assert_rc(rc, want) skt_assert_rc((rc), (want), __FILE__, __LINE__)
-
-/* Asserts that p ended with no error, printing it when there is one. */
-static inline void skt_assert_no_error(const sk_process *p, const char *file, int line)
-{
-    const sk_error *e = sk_error_of(p);
-    if (e != NULL) {
-        char buf[2048];
-        sk_error_format(e, buf, sizeof buf);
-        print_error("%s:%d: unexpected error:\n%s", file, line, buf);
-        _fail(file, line);
-    }
-}
-#define assert_no_error(p) skt_assert_no_error((p), __FILE__, __LINE__)
+/* The pool's arena (the memfd each sk_pool maps). */
+#define SKT_POOL_MAPPING "/memfd:skproc-pool"
 
 #endif
