@@ -19,17 +19,6 @@
 
 #include <ctype.h>
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SKT_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SKT_SANITIZED 1
-#endif
-#endif
-#ifndef SKT_SANITIZED
-#define SKT_SANITIZED 0
-#endif
-
 #define CYCLES (SKT_SANITIZED ? 1000 : 10000)
 #define WARMUP 100
 #define RSS_GROWTH_KB (8 * 1024)

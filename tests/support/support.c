@@ -28,18 +28,6 @@
 #endif
 #endif
 
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SKT_SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
-    __has_feature(memory_sanitizer) || __has_feature(undefined_behavior_sanitizer)
-#define SKT_SANITIZED 1
-#endif
-#endif
-#ifndef SKT_SANITIZED
-#define SKT_SANITIZED 0
-#endif
-
 /* ------------------------------------------------------------ slowdown */
 
 static bool under_valgrind(void)

@@ -43,6 +43,19 @@
 #include <time.h>
 #include <unistd.h>
 
+/* 1 in a build with AddressSanitizer or ThreadSanitizer (memory-heavy
+ * tests use smaller counts, RSS includes shadow memory and quarantine). */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SKT_SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SKT_SANITIZED 1
+#endif
+#endif
+#ifndef SKT_SANITIZED
+#define SKT_SANITIZED 0
+#endif
+
 /* --------------------------------------------------------- registration */
 
 /* Seconds a test may run before the watchdog names it (scaled by
