@@ -71,6 +71,7 @@ static void one_cycle(cycler *c, int64_t seed)
 static void test_start_result_cycles(void **state)
 {
     (void)state;
+    skt_bound(120); /* about ten times what it takes on an idle machine */
     cycler *c = skt_new(cycler);
     /* Warm up: lazily set-up state (tpl hooks, stdio buffers) is not a leak. */
     for (int i = 0; i < 20; i++)
@@ -176,6 +177,7 @@ static const sk_class crash_always_class = {.name = "crash_always", .run = crash
 static void test_kill_during_restarts_leaves_nothing_running(void **state)
 {
     (void)state;
+    skt_bound(120); /* about ten times what it takes on an idle machine */
     cycler *c = skt_new(cycler);
     int late = 0, cycles = 2000;
     for (int i = 0; i < cycles; i++) {

@@ -341,6 +341,7 @@ static void stream(sk_pool *pool, bool ordered, size_t n)
 static void test_stream_constant_memory(void **state)
 {
     (void)state;
+    skt_bound(120); /* about ten times what it takes on an idle machine */
     sk_pool *pool = new_small_pool(2);
     stream(pool, true, BIG_STREAM);
     stream(pool, false, BIG_STREAM);
@@ -403,6 +404,7 @@ static int fill_kib(const void *item, void *result, const void *arg)
 static void test_big_results_memory_given_back(void **state)
 {
     (void)state;
+    skt_bound(120); /* about ten times what it takes on an idle machine */
     sk_pool *pool = new_small_pool(2);
     size_t n = 400000;
     int32_t *items = xmalloc(n * sizeof *items);

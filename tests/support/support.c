@@ -442,7 +442,12 @@ int skt_teardown(void **state)
     }
     double took = skt_now() - test_started;
     double bound = test_bound * skt_slowdown();
-    if (took > bound / 2)
+    static int print_times = -1;
+    if (print_times < 0)
+        print_times = getenv("SKT_TEST_TIMES") != NULL && *getenv("SKT_TEST_TIMES") != '0';
+    if (print_times)
+        print_message("    time: %s %.2f s (bound %.0f s)\n", wd_name, took, bound);
+    else if (took > bound / 2)
         print_message("    note: %s took %.1f s, over half its watchdog bound of %.0f s\n", wd_name,
                       took, bound);
     watchdog_arm(0);

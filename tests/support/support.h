@@ -11,6 +11,8 @@
  *                 sets another bound for the running test) prints
  *                 "WATCHDOG: test <name> hung for N s", kills every process
  *                 the program started and ends it with SKT_WATCHDOG_EXIT.
+ *                 SKT_WATCHDOG_SECONDS=s in the environment changes the
+ *                 default bound; SKT_TEST_TIMES=1 prints every test's time.
  *   tracking      processes (skt_new), shared mappings (skt_shared), memory
  *                 blocks (xmalloc, xcalloc), pools (new_pool), calls
  *                 (track_call) and cleanup callbacks (skt_defer) are
