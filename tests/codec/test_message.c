@@ -70,12 +70,12 @@ static void capture_stderr(void)
     skt_defer(restore_stderr, NULL);
     fflush(stderr);
     capture_fd = memfd_create("captured-stderr", MFD_CLOEXEC);
-    assert_true(capture_fd >= 0);
+    assert_cmp(capture_fd, >=, 0);
     saved_stderr = dup(2);
-    assert_true(saved_stderr >= 0);
+    assert_cmp(saved_stderr, >=, 0);
     if (__sanitizer_set_report_fd != NULL)
         __sanitizer_set_report_fd((void *)(intptr_t)saved_stderr);
-    assert_true(dup2(capture_fd, 2) == 2);
+    assert_cmp(dup2(capture_fd, 2), ==, 2);
 }
 
 /* Restores stderr; returns how many bytes were written to it meanwhile. */
@@ -138,15 +138,15 @@ static void test_round_trip_integers_and_floats(void **state)
     free_image(&img);
     assert_int_equal(skt_msg_pack(&img, &len, "u", &u), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "u", &u2), SK_OK);
-    assert_true(u2 == u);
+    assert_cmp(u2, ==, u);
     free_image(&img);
     assert_int_equal(skt_msg_pack(&img, &len, "I", &big), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "I", &big2), SK_OK);
-    assert_true(big2 == big);
+    assert_cmp(big2, ==, big);
     free_image(&img);
     assert_int_equal(skt_msg_pack(&img, &len, "U", &ubig), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "U", &ubig2), SK_OK);
-    assert_true(ubig2 == ubig);
+    assert_cmp(ubig2, ==, ubig);
     free_image(&img);
     assert_int_equal(skt_msg_pack(&img, &len, "j", &j), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "j", &j2), SK_OK);
@@ -162,7 +162,7 @@ static void test_round_trip_integers_and_floats(void **state)
     free_image(&img);
     assert_int_equal(skt_msg_pack(&img, &len, "f", &f), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "f", &f2), SK_OK);
-    assert_true(f2 == f);
+    assert_cmp(f2, ==, f);
     free_image(&img);
 
     /* all of them in one image, plus the special doubles */
@@ -177,11 +177,16 @@ static void test_round_trip_integers_and_floats(void **state)
                                     &f2, &inf2, &nan_out),
                      SK_OK);
     assert_int_equal(i2, i);
-    assert_true(u2 == u && big2 == big && ubig2 == ubig);
+    assert_cmp(u2, ==, u);
+    assert_cmp(big2, ==, big);
+    assert_cmp(ubig2, ==, ubig);
     assert_int_equal(j2, j);
     assert_int_equal(v2, v);
     assert_int_equal(c2, '\0');
-    assert_true(f2 == f && isinf(inf2) && inf2 > 0 && isnan(nan_out));
+    assert_cmp(f2, ==, f);
+    assert_true(isinf(inf2));
+    assert_cmp(inf2, >, 0);
+    assert_true(isnan(nan_out));
     free_image(&img);
 }
 
@@ -195,7 +200,7 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     assert_int_equal(skt_msg_pack(&img, &len, "sss", &hello, &empty, &none), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
     assert_non_null(out1);
-    assert_true(out1 != hello); /* a copy, the caller's to free */
+    assert_cmp(out1, !=, hello); /* a copy, the caller's to free */
     assert_string_equal(out1, hello);
     assert_non_null(out2);
     assert_string_equal(out2, "");
@@ -206,7 +211,8 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     assert_int_equal(skt_msg_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
     char *again = NULL, *again2 = NULL;
     assert_int_equal(skt_msg_unpack(img, len, "sss", &again, &again2, &out3), SK_OK);
-    assert_true(again != out1 && again2 != out2);
+    assert_cmp(again, !=, out1);
+    assert_cmp(again2, !=, out2);
     free(out1);
     free(out2);
     free(again);
@@ -241,7 +247,7 @@ static void test_round_trip_binary_buffers(void **state)
     assert_int_equal(skt_msg_pack(&img, &len, "BB", &in, &empty), SK_OK);
     assert_int_equal(skt_msg_unpack(img, len, "BB", &out, &out_empty), SK_OK);
     assert_int_equal(out.sz, sizeof bytes);
-    assert_true(out.addr != bytes);
+    assert_cmp(out.addr, !=, bytes);
     assert_memory_equal(out.addr, bytes, sizeof bytes);
     assert_null(out_empty.addr);
     assert_int_equal(out_empty.sz, 0);
@@ -349,7 +355,7 @@ static void test_round_trip_structs(void **state)
     assert_int_equal(skt_msg_unpack(img, len, "S(cf)#", samples2, 4), SK_OK);
     for (int k = 0; k < 4; k++) {
         assert_int_equal(samples2[k].tag, samples[k].tag);
-        assert_true(samples2[k].value == samples[k].value);
+        assert_cmp(samples2[k].value, ==, samples[k].value);
     }
     free_image(&img);
 
@@ -359,7 +365,7 @@ static void test_round_trip_structs(void **state)
         assert_int_equal(pr2[k].a, pr[k].a);
         assert_int_equal(pr2[k].pt.x, pr[k].pt.x);
         assert_int_equal(pr2[k].pt.y, pr[k].pt.y);
-        assert_true(pr2[k].d == pr[k].d);
+        assert_cmp(pr2[k].d, ==, pr[k].d);
         assert_int_equal(pr2[k].tag, pr[k].tag);
     }
     free_image(&img);
@@ -471,13 +477,13 @@ static void test_format_mismatch_leaves_outputs_untouched(void **state)
     assert_int_equal(skt_msg_unpack(img, len, "S(is)", &pr), SK_EFORMAT);
     assert_int_equal(skt_msg_unpack(img, len, "if", &i2, &f), SK_EFORMAT);
     assert_int_equal(skt_msg_unpack(img, len, "i#s", &i2, 1, &s2), SK_EFORMAT);
-    assert_true(big == 0x1111);
+    assert_cmp(big, ==, 0x1111);
     assert_int_equal(i2, 0x2222);
     assert_int_equal(i3, 0x3333);
     assert_string_equal(s2, "untouched");
     assert_int_equal(pr.c, 'p');
     assert_int_equal(pr.i, 0x4444);
-    assert_true(f == 0.5);
+    assert_cmp(f, ==, 0.5);
     free_image(&img);
 }
 
@@ -495,7 +501,8 @@ static void test_malformed_formats(void **state)
         size_t len = 3;
         /* the format is rejected before any argument is read */
         assert_int_equal(skt_msg_pack(&img, &len, bad[k], dummy, dummy, dummy), SK_EINVAL);
-        assert_true(img == (void *)dummy && len == 3);
+        assert_cmp(img, ==, (void *)dummy);
+        assert_cmp(len, ==, 3);
         assert_int_equal(skt_msg_unpack("tpl", 3, bad[k], dummy, dummy, dummy), SK_EINVAL);
     }
     /* A(...) is well formed but cannot be filled by one variadic call */
@@ -684,7 +691,7 @@ static void mixed_release(union case_values *v)
 static void check_same_string(const char *a, const char *b)
 {
     if (a == NULL || b == NULL)
-        assert_true(a == b);
+        assert_cmp(a, ==, b);
     else
         assert_string_equal(a, b);
 }
@@ -696,7 +703,7 @@ static void mixed_equal(const union case_values *va, const union case_values *vb
     assert_memory_equal(a->tag, b->tag, 5);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(a->recs[k].j, b->recs[k].j);
-        assert_true(a->recs[k].big == b->recs[k].big);
+        assert_cmp(a->recs[k].big, ==, b->recs[k].big);
         check_same_string(a->recs[k].name, b->recs[k].name);
     }
     assert_int_equal(a->bin.sz, b->bin.sz);
@@ -722,7 +729,7 @@ static void strings_equal(const union case_values *a, const union case_values *b
 {
     for (int k = 0; k < 3; k++)
         check_same_string(a->strings.names[k], b->strings.names[k]);
-    assert_true(a->strings.u == b->strings.u);
+    assert_cmp(a->strings.u, ==, b->strings.u);
 }
 
 static tpl_node *nested_map(union case_values *v)
@@ -741,7 +748,10 @@ static void nested_equal(const union case_values *a, const union case_values *b)
 {
     for (int k = 0; k < 3; k++) {
         const struct nested16 *x = &a->nested.rows[k], *y = &b->nested.rows[k];
-        assert_true(x->a == y->a && x->in.b == y->in.b && x->in.c == y->in.c && x->d == y->d);
+        assert_cmp(x->a, ==, y->a);
+        assert_cmp(x->in.b, ==, y->in.b);
+        assert_cmp(x->in.c, ==, y->in.c);
+        assert_cmp(x->d, ==, y->d);
     }
     assert_int_equal(a->nested.v, b->nested.v);
 }
@@ -845,7 +855,7 @@ static int check_against_tpl(size_t which, const void *img, size_t len)
     if ((loaded == 0) != (rc == SK_OK))
         fail_msg("case %zu, %zu bytes: skproc says %d, tpl_load says %d", which, len, rc, loaded);
     if (loaded == 0) {
-        assert_true(tpl_unpack(tn, 0) >= 0);
+        assert_cmp(tpl_unpack(tn, 0), >=, 0);
         fc->check_equal(&ours, &theirs);
         fc->release(&theirs);
         fc->release(&ours);
@@ -939,7 +949,7 @@ static void test_every_single_byte_change(void **state)
         }
         /* changed values in the data are still valid images: the walk is
          * not just rejecting everything */
-        assert_true(accepted > 0);
+        assert_cmp(accepted, >, 0);
         free(copy);
         free(img);
     }
@@ -1078,7 +1088,8 @@ static void test_random_mutations(void **state)
     }
     assert_int_equal(release_stderr(), 0);
     print_message("random mutations: %zu accepted, %zu rejected\n", verdicts[1], verdicts[0]);
-    assert_true(verdicts[0] > 0 && verdicts[1] > 0);
+    assert_cmp(verdicts[0], >, 0);
+    assert_cmp(verdicts[1], >, 0);
     free(work);
     for (size_t which = 0; which < N_FUZZ_CASES; which++)
         free(images[which]);
@@ -1214,7 +1225,7 @@ static void test_other_byte_order_and_old_strings(void **state)
     tpl_node *tn = tpl_map("ijs", &i, &j, &s);
     assert_int_equal(tpl_load(tn, TPL_MEM, img, len), 0);
     i = 0;
-    assert_true(tpl_unpack(tn, 0) >= 0);
+    assert_cmp(tpl_unpack(tn, 0), >=, 0);
     assert_int_equal(i, 0x01020304);
     assert_string_equal(s, "hey");
     free(s);
@@ -1263,17 +1274,18 @@ static void test_out_of_memory_while_packing(void **state)
                               &m->bin, &m->f, many, 40);
         long left = sk_msg_fail_alloc_after(-1);
         if (rc == SK_OK) {
-            assert_true(left >= 0); /* no allocation failed */
+            assert_cmp(left, >=, 0); /* no allocation failed */
             free(img);
             break;
         }
         assert_int_equal(rc, SK_ENOMEM);
         assert_int_equal(left, -1);
-        assert_true(img == (void *)&img && len == 77);
+        assert_cmp(img, ==, (void *)&img);
+        assert_cmp(len, ==, 77);
         failures++;
-        assert_true(after < 100);
+        assert_cmp(after, <, 100);
     }
-    assert_true(failures >= 1);
+    assert_cmp(failures, >=, 1);
 }
 
 /* skproc writes images itself; they must be what tpl_dump writes for every
@@ -1344,7 +1356,7 @@ static void test_out_of_memory_while_unpacking(void **state)
         int rc = skt_msg_unpack(img, len, "s#", out, 40);
         long left = sk_msg_fail_alloc_after(-1);
         if (rc == SK_OK) {
-            assert_true(left >= 0);
+            assert_cmp(left, >=, 0);
             for (int k = 0; k < 40; k++) {
                 check_same_string(out[k], many[k]);
                 free(out[k]);
@@ -1353,8 +1365,8 @@ static void test_out_of_memory_while_unpacking(void **state)
         }
         assert_int_equal(rc, SK_ENOMEM);
         for (int k = 0; k < 40; k++)
-            assert_true((uintptr_t)out[k] == (uintptr_t)0x5a5a5a5a5a5a5a5aull);
-        assert_true(after < 1000);
+            assert_cmp((uintptr_t)out[k], ==, (uintptr_t)0x5a5a5a5a5a5a5a5aull);
+        assert_cmp(after, <, 1000);
     }
     free(img);
 }
@@ -1367,7 +1379,7 @@ static void test_tpl_is_quiet(void **state)
     int32_t x;
     capture_stderr();
     assert_null(tpl_map("q", &x));
-    assert_true(strstr(sk_tpl_last_message(), "q") != NULL);
+    assert_cmp(strstr(sk_tpl_last_message(), "q"), !=, NULL);
     tpl_node *tn = tpl_map("i", &x);
     assert_int_equal(tpl_load(tn, TPL_MEM, "not a tpl image", (size_t)15), -1);
     tpl_free(tn);
@@ -1392,7 +1404,7 @@ static void test_fatal_outside_skproc_aborts(void **state)
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
-    assert_true(pid >= 0);
+    assert_cmp(pid, >=, 0);
     if (pid == 0) {
         close(fds[0]);
         exit_pipe = fds[1];

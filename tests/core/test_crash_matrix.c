@@ -329,12 +329,13 @@ static void run_case(void **state)
 
     if (c->fault == F_SPIN) {
         assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
-        assert_true(e->timeout > TIMEOUT - 1e-9 && e->timeout < TIMEOUT + 1e-9);
+        assert_cmp(e->timeout, >, TIMEOUT - 1e-9);
+        assert_cmp(e->timeout, <, TIMEOUT + 1e-9);
         assert_int_equal(e->code, SK_ETIMEDOUT);
     } else {
         assert_int_equal(e->kind, SK_CRASH_ERROR);
         if (c->fault == F_STACK) {
-            assert_true(e->signal != 0); /* SIGSEGV on Linux; any signal will do */
+            assert_cmp(e->signal, !=, 0); /* SIGSEGV on Linux; any signal will do */
         } else {
             assert_int_equal(e->signal, expected_signal(c->fault));
         }
@@ -392,7 +393,7 @@ static void run_case(void **state)
         assert_rc(sk_result(&v->base, "i", &value), SK_EPROCESS);
         assert_int_equal(value, 77);
     }
-    assert_true(took < BOUND);
+    assert_cmp(took, <, BOUND);
 }
 
 int main(int argc, char **argv)

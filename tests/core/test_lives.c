@@ -167,7 +167,7 @@ static void test_wait_never_returns_between_retries(void **state)
         skt_sleep(0.0005);
     }
     assert_rc(rc, SK_OK);
-    assert_true(polls > 0);
+    assert_cmp(polls, >, 0);
     assert_no_error(&f->base);
     struct counts c;
     assert_rc(flaky_counts(f, &c), SK_OK);
@@ -331,7 +331,7 @@ static void test_timeout_lives_spent(void **state)
     double t0 = skt_now();
     assert_rc(sk_start(&f->base), SK_OK);
     assert_rc(sk_wait(&f->base, 10.0), SK_OK);
-    assert_true(skt_now() - t0 < 2.0);
+    assert_cmp(skt_now() - t0, <, 2.0);
     const sk_error *e = sk_error_of(&f->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
@@ -358,8 +358,8 @@ static void test_join_in_counts_across_restarts(void **state)
     assert_no_error(&f->base);
     assert_int_equal(f->across->faults, 1);
     /* From the restart it would end near 0.9 s. */
-    assert_true(took >= 0.5);
-    assert_true(took < 0.85);
+    assert_cmp(took, >=, 0.5);
+    assert_cmp(took, <, 0.85);
     sk_release(&f->base);
 }
 

@@ -172,12 +172,13 @@ static void test_round_trip_child_first(void **state)
     assert_rc(sk_listen(&m->base, -1, "Is", &pid, &greeting), SK_OK);
     assert_string_equal(greeting, "hello from the child");
     free(greeting);
-    assert_true(pid > 0 && pid != getpid());
+    assert_cmp(pid, >, 0);
+    assert_cmp(pid, !=, getpid());
     double answer = 21.25;
     assert_rc(sk_tell(&m->base, "f", &answer), SK_OK);
     double doubled = 0;
     assert_rc(sk_listen(&m->base, -1, "f", &doubled), SK_OK);
-    assert_true(doubled == 42.5);
+    assert_cmp(doubled, ==, 42.5);
     int64_t r[NR];
     mp_finish(m, r);
     /* Nothing else was sent. */
@@ -288,7 +289,7 @@ static void test_echo_100k_each_way(void **state)
                 break;
             assert_rc(rc, SK_OK);
             assert_int_equal(seq, got);
-            assert_true(value == ~mix64(seq));
+            assert_cmp(value, ==, ~mix64(seq));
             got_sum = checksum_step(got_sum, ~value);
             got++;
             timeout = 0; /* drain what is there, then send again */
@@ -297,8 +298,8 @@ static void test_echo_100k_each_way(void **state)
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], STREAM_N);
-    assert_true((uint64_t)r[1] == sent_sum);
-    assert_true(got_sum == sent_sum);
+    assert_cmp((uint64_t)r[1], ==, sent_sum);
+    assert_cmp(got_sum, ==, sent_sum);
     print_message("echo: %d messages each way in %.2f s, %ld SK_EFULL\n", STREAM_N,
                   skt_now() - start, fulls);
 }
@@ -357,7 +358,7 @@ static void test_flood_child_to_parent_100k(void **state)
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], STREAM_N);
-    assert_true((uint64_t)r[1] == sum);
+    assert_cmp((uint64_t)r[1], ==, sum);
     print_message("flood to parent: %ld SK_EFULL in the child\n", (long)r[2]);
 }
 
@@ -413,7 +414,7 @@ static void test_flood_parent_to_child_100k(void **state)
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], STREAM_N);
-    assert_true((uint64_t)r[1] == sum);
+    assert_cmp((uint64_t)r[1], ==, sum);
     print_message("flood to child: %ld SK_EFULL in the parent\n", fulls);
 }
 
@@ -759,7 +760,8 @@ static void test_efull_when_child_never_reads(void **state)
     uint64_t queued = seq;
     /* Each frame is more than 50 bytes: a 4096-byte capacity holds fewer
      * than 82 of them, and surely more than one. */
-    assert_true(queued > 1 && queued < 82);
+    assert_cmp(queued, >, 1);
+    assert_cmp(queued, <, 82);
     /* SK_EFULL queues nothing, however often it is said. */
     for (int i = 0; i < 100; i++) {
         uint64_t bogus = 1000000 + (uint64_t)i;
@@ -871,12 +873,13 @@ static void test_efull_when_parent_never_reads(void **state)
     uint64_t seq = 0;
     char *s = NULL;
     assert_rc(sk_listen(&m->base, 30, "Us", &seq, &s), SK_OK);
-    assert_true(seq == SENTINEL);
+    assert_cmp(seq, ==, SENTINEL);
     free(s);
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], (int64_t)count);
-    assert_true(count > 1 && count < 82);
+    assert_cmp(count, >, 1);
+    assert_cmp(count, <, 82);
     assert_rc((int)r[1], SK_EFULL);
     assert_int_equal(r[2], 0);   /* every further tell said SK_EFULL */
     assert_rc((int)r[3], SK_OK); /* the emptied channel took the next one */
@@ -1018,17 +1021,17 @@ static void test_listen_timeouts(void **state)
     double t0 = skt_now();
     assert_rc(sk_listen(&m->base, 0, "i", &v), SK_ETIMEDOUT);
     double polled = skt_now() - t0;
-    assert_true(polled < 0.1);
+    assert_cmp(polled, <, 0.1);
     t0 = skt_now();
     assert_rc(sk_listen(&m->base, 0.05, "i", &v), SK_ETIMEDOUT);
     double waited = skt_now() - t0;
-    assert_true(waited >= 0.05);
-    assert_true(waited < 1.0);
+    assert_cmp(waited, >=, 0.05);
+    assert_cmp(waited, <, 1.0);
     t0 = skt_now();
     assert_rc(sk_listen(&m->base, 0.25, "i", &v), SK_ETIMEDOUT);
     waited = skt_now() - t0;
-    assert_true(waited >= 0.25);
-    assert_true(waited < 1.5);
+    assert_cmp(waited, >=, 0.25);
+    assert_cmp(waited, <, 1.5);
     sk_message *msg = (sk_message *)&v;
     assert_rc(sk_listen_message(&m->base, 0.05, &msg), SK_ETIMEDOUT);
     assert_null(msg);
@@ -1041,8 +1044,9 @@ static void test_listen_timeouts(void **state)
     mp_finish(m, r);
     assert_rc((int)r[0], SK_ETIMEDOUT);
     assert_rc((int)r[1], SK_ETIMEDOUT);
-    assert_true(r[2] < 100000);                   /* polled in under 0.1 s */
-    assert_true(r[3] >= 50000 && r[3] < 1000000); /* waited 0.05 s, not 1 s */
+    assert_cmp(r[2], <, 100000); /* polled in under 0.1 s */
+    assert_cmp(r[3], >=, 50000);
+    assert_cmp(r[3], <, 1000000); /* waited 0.05 s, not 1 s */
     assert_int_equal(r[4], 3);
     assert_rc((int)r[5], SK_ECLOSED);
     close(back[0]);
@@ -1102,7 +1106,7 @@ static void test_listen_after_child_exit(void **state)
     }
     double t0 = skt_now();
     assert_rc(sk_listen(&m2->base, -1, "i", &v), SK_ECLOSED);
-    assert_true(skt_now() - t0 < 10);
+    assert_cmp(skt_now() - t0, <, 10);
     mp_finish(m2, r);
 }
 
@@ -1252,7 +1256,7 @@ static void test_bad_arguments(void **state)
     size_t big_len = 0;
     assert_int_equal(tpl_dump(tn, TPL_MEM, &big_img, &big_len), 0);
     tpl_free(tn);
-    assert_true(big_len > 4096);
+    assert_cmp(big_len, >, 4096);
     assert_rc(sk_tell_image(&m->base, big_img, big_len), SK_EINVAL);
     free(big_img);
     free(buf);
@@ -1321,7 +1325,7 @@ static void test_sk_fd_poll_four_processes(void **state)
         m[k]->size = (size_t)k;
         assert_rc(sk_start(&m[k]->base), SK_OK);
         int fd = sk_fd(&m[k]->base);
-        assert_true(fd >= 0);
+        assert_cmp(fd, >=, 0);
         assert_int_equal(sk_fd(&m[k]->base), fd); /* the same fd every time */
         pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
     }
@@ -1329,9 +1333,9 @@ static void test_sk_fd_poll_four_processes(void **state)
     double deadline = skt_now() + 60;
     long wakeups = 0;
     while (open > 0) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         int n = poll(pfd, POLLED, 10000);
-        assert_true(n > 0);
+        assert_cmp(n, >, 0);
         wakeups++;
         for (int k = 0; k < POLLED; k++) {
             if (!(pfd[k].revents & POLLIN) || closed[k])
@@ -1407,7 +1411,7 @@ static void test_sk_fd_readiness(void **state)
     mp *m = mp_new(&commands_class);
     assert_rc(sk_start(&m->base), SK_OK);
     int fd = sk_fd(&m->base);
-    assert_true(fd >= 0);
+    assert_cmp(fd, >=, 0);
     assert_int_equal(poll_one(fd, 0), 0); /* nothing waits */
     for (int32_t round = 1; round <= 3; round++) {
         assert_rc(sk_tell(&m->base, "i", &round), SK_OK);
@@ -1447,7 +1451,7 @@ static void test_sk_fd_after_messages(void **state)
     assert_rc(sk_tell(&m->base, "i", &k), SK_OK);
     assert_int_equal(skt_read_byte(back[0], 30), 'c');
     int fd = sk_fd(&m->base);
-    assert_true(fd >= 0);
+    assert_cmp(fd, >=, 0);
     assert_int_equal(poll_one(fd, 0), 1);
     for (int32_t i = 0; i < 2; i++) {
         int32_t v = -1;
@@ -1526,7 +1530,7 @@ static void test_stop_wakes_blocked_listen(void **state)
     assert_rc(sk_stop(&m->base), SK_OK);
     int64_t r[NR];
     mp_finish(m, r);
-    assert_true(skt_now() - t0 < 5);
+    assert_cmp(skt_now() - t0, <, 5);
     assert_int_equal(r[0], 0);
     assert_rc((int)r[1], SK_ECLOSED);
 }
@@ -1622,7 +1626,7 @@ static void test_no_fd_leak_after_200_processes(void **state)
         p.config.runs = 1;
         assert_rc(sk_start(&p), SK_OK);
         if (i % 2 == 0)
-            assert_true(sk_fd(&p) >= 0); /* half of them with the epoll fd */
+            assert_cmp(sk_fd(&p), >=, 0); /* half of them with the epoll fd */
         assert_rc(sk_tell(&p, "i", &i), SK_OK);
         int32_t v = 0;
         assert_rc(sk_listen(&p, 30, "i", &v), SK_OK);
@@ -1636,7 +1640,7 @@ static void test_no_fd_leak_after_200_processes(void **state)
         sk_release(&p);
     }
     assert_int_equal(skt_fd_count(), before);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* -------------------------------------------------------------- main */

@@ -113,7 +113,7 @@ static void test_child_dies_after_telling(void **state)
     int32_t v;
     double t0 = skt_now();
     assert_rc(sk_listen(&m->base, -1, "i", &v), SK_ECLOSED);
-    assert_true(skt_now() - t0 < 10);
+    assert_cmp(skt_now() - t0, <, 10);
     assert_rc(sk_wait(&m->base, 30), SK_OK);
     const sk_error *e = sk_error_of(&m->base);
     assert_non_null(e);
@@ -247,11 +247,11 @@ static void kill_during_big_copy(int lives)
     /* Wait until the third tell has begun: the worker is copying it. */
     double deadline = skt_now() + 60;
     while (atomic_load(&st->sending) < 3) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         sched_yield();
     }
     pid_t pid = atomic_load(&st->pid);
-    assert_true(pid > 0);
+    assert_cmp(pid, >, 0);
     assert_int_equal(kill(pid, SIGKILL), 0);
     int32_t small = 0;
     int count = read_big_messages(m, &small);
@@ -259,7 +259,8 @@ static void kill_during_big_copy(int lives)
     print_message("killed while sending message 3: %d whole messages arrived (%lld tells had "
                   "returned)\n",
                   count, (long long)sent);
-    assert_true(count >= 2 && count <= 3);
+    assert_cmp(count, >=, 2);
+    assert_cmp(count, <=, 3);
     assert_true(count == sent || count == sent + 1);
     assert_rc(sk_wait(&m->base, 30), SK_OK);
     if (lives == 1) {
@@ -312,7 +313,7 @@ static void test_supervisor_killed_while_listening(void **state)
     assert_int_equal(kill(m->base.rt->child_pid, SIGKILL), 0);
     double t0 = skt_now();
     assert_rc(sk_listen(&m->base, -1, "i", &v), SK_ECLOSED);
-    assert_true(skt_now() - t0 < 5);
+    assert_cmp(skt_now() - t0, <, 5);
     assert_rc(sk_wait(&m->base, 30), SK_OK);
     const sk_error *e = sk_error_of(&m->base);
     assert_non_null(e);
@@ -351,7 +352,7 @@ static void test_messages_readable_after_kill(void **state)
     assert_rc(sk_start(&m->base), SK_OK);
     double deadline = skt_now() + 30;
     while (!atomic_load(told)) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         sched_yield();
     }
     assert_rc(sk_kill(&m->base), SK_OK);

@@ -473,7 +473,7 @@ static void test_channel_to_parent_random_frames(void **state)
                 assert_rc(sk_msg_validate(img, len), SK_OK);
                 if (all_valid) {
                     /* Every piece valid: they come in order, as they were. */
-                    assert_true(got < n_valid);
+                    assert_cmp(got, <, n_valid);
                     assert_int_equal(len, valid_seq[got]->len);
                     assert_memory_equal(img, valid_seq[got]->img, len);
                 }
@@ -579,7 +579,7 @@ static void wait_drained(fz *m)
     struct sk_ring *ring = m->base.rt->to_worker;
     double deadline = skt_now() + 30;
     while (atomic_load(&ring->tail) != atomic_load(&ring->head)) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         sched_yield();
     }
 }

@@ -882,7 +882,7 @@ static void test_images_load_in_tpl(void **state)
     tpl_node *tn = tpl_map("S(cif)#", got, 3);
     assert_non_null(tn);
     assert_int_equal(load(tn, msg), 0);
-    assert_true(tpl_unpack(tn, 0) >= 0);
+    assert_cmp(tpl_unpack(tn, 0), >=, 0);
     tpl_free(tn);
     for (int e = 0; e < 3; e++) {
         assert_int_equal(got[e].c, want[e].c);

@@ -224,7 +224,7 @@ static void check_parent_death(enum mode mode)
     assert_int_equal(pipe(go), 0);
     fflush(NULL); /* the intermediate may exit(): nothing buffered twice */
     middle = fork();
-    assert_true(middle >= 0);
+    assert_cmp(middle, >=, 0);
     if (middle == 0) {
         close(fds[0]);
         close(go[1]);
@@ -294,7 +294,7 @@ static void check_parent_death(enum mode mode)
             print_message("    still there: pid %d (%s)\n", (int)tracked[i],
                           i < r.supervisors ? "supervisor" : "worker");
     assert_int_equal(left, 0);
-    assert_true(took < GONE_WITHIN);
+    assert_cmp(took, <, GONE_WITHIN);
 }
 
 static void test_parent_sigkilled(void **state)

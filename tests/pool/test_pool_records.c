@@ -113,7 +113,7 @@ static void test_tpl_strings_map(void **state)
     xfree(items);
     xfree(long_name);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static void test_tpl_strings_imap_and_async(void **state)
@@ -147,7 +147,8 @@ static void test_tpl_strings_imap_and_async(void **state)
     for (size_t k = 0; k < n; k++) {
         r = NULL;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-        assert_true(index < n && !seen[index]++);
+        assert_cmp(index, <, n);
+        assert_true(!seen[index]++);
         check_label(r, &items[index], index);
         xfree(r);
     }
@@ -205,7 +206,8 @@ static void test_tpl_strings_stream(void **state)
             char *r = NULL;
             size_t index = (size_t)-1;
             assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-            assert_true(index < st.n && !seen[index]++);
+            assert_cmp(index, <, st.n);
+            assert_true(!seen[index]++);
             if (ordered)
                 assert_int_equal(index, k);
             char want[64];
@@ -310,7 +312,7 @@ static void test_tpl_result_record(void **state)
     for (size_t i = 0; i < n; i++) {
         check_label(results[i].text, &items[i], i);
         assert_int_equal(results[i].len, (int64_t)strlen(items[i].name));
-        assert_true(results[i].half == items[i].n / 2.0);
+        assert_cmp(results[i].half, ==, items[i].n / 2.0);
         xfree(results[i].text);
     }
     xfree(results);
@@ -360,7 +362,7 @@ static void test_tpl_items_survive_a_crash(void **state)
     xfree(status);
     xfree(items);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* --------------------------------------------------------- star form */
@@ -432,7 +434,7 @@ static void test_star_vs_plain(void **state)
         size_t index;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
         assert_int_equal(index, i);
-        assert_true(r == star_r[i]);
+        assert_cmp(r, ==, star_r[i]);
     }
     free_call(call);
     xfree(items);
@@ -540,7 +542,8 @@ static void test_star_validation(void **state)
     /* The right one works. */
     job.item_format = "S(iif)";
     assert_rc(sk_pool_map(pool, &job, items, 2, results, NULL), SK_OK);
-    assert_true(results[0] == 5.0 && results[1] == 26.0);
+    assert_cmp(results[0], ==, 5.0);
+    assert_cmp(results[1], ==, 26.0);
     release_pool(pool);
 }
 
@@ -746,7 +749,8 @@ static void test_class_runs(void **state)
         int64_t r = 0;
         size_t index;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-        assert_true(index < n && !seen[index]++);
+        assert_cmp(index, <, n);
+        assert_true(!seen[index]++);
         assert_int_equal(r, items[index].runs * 1000 + items[index].runs);
     }
     free_call(call);
@@ -754,7 +758,7 @@ static void test_class_runs(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* Lives of the class: a soft failure is retried in the same worker (its
@@ -853,7 +857,8 @@ static void test_class_failing_item(void **state)
     print_error_of(ie);
     assert_int_equal(ie->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(ie->section, SK_RUN);
-    assert_true(ie->timeout > 0.19 && ie->timeout < 0.21);
+    assert_cmp(ie->timeout, >, 0.19);
+    assert_cmp(ie->timeout, <, 0.21);
     assert_int_equal(ie->item, 20);
     for (size_t i = 0; i < n; i++) {
         if (i == 13 || i == 20) {
@@ -865,7 +870,7 @@ static void test_class_failing_item(void **state)
     }
     free_call(call);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static int no_run_init(sk_process *self, const void *item)
@@ -1010,8 +1015,8 @@ static void test_item_larger_than_a_batch(void **state)
                   "status[999] %d\n",
                   rc, sk_strerror(rc), status[600], status[0], status[999]);
     if (rc != SK_EINVAL) { /* refused as a whole is fine too */
-        assert_true(rc != SK_OK);
-        assert_true(status[600] != SK_OK);
+        assert_cmp(rc, !=, SK_OK);
+        assert_cmp(status[600], !=, SK_OK);
         for (size_t i = 0; i < n; i++) {
             if (i == 600)
                 continue;
@@ -1036,7 +1041,7 @@ static void test_item_larger_than_a_batch(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* A call refused half-way (its item 150 does not fit a batch) while its

@@ -73,7 +73,7 @@ static void test_ten_million_items(void **state)
             fail_msg("item %zu: result %d, status %d", i, results[i], status[i]);
         sum += results[i];
     }
-    assert_true(sum == 3 * item_sum + (int64_t)n);
+    assert_cmp(sum, ==, 3 * item_sum + (int64_t)n);
     sk_pool_counters c;
     sk_pool_counters_of(pool, &c);
     assert_int_equal(c.done, (long)n);
@@ -88,7 +88,7 @@ static void test_ten_million_items(void **state)
     sum = 0;
     for (size_t i = 0; i < n; i++)
         sum += results[i];
-    assert_true(sum == 3 * item_sum + (int64_t)n);
+    assert_cmp(sum, ==, 3 * item_sum + (int64_t)n);
     xfree(items);
     xfree(results);
     xfree(status);
@@ -96,7 +96,7 @@ static void test_ten_million_items(void **state)
     release_pool(pool);
     print_message("    RSS with the arrays freed: %ld KiB before sk_pool_release, %ld KiB after\n",
                   rss_idle, skt_rss_kb());
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static void test_millions_through_imap(void **state)
@@ -183,7 +183,7 @@ static void one_call(sk_pool *pool, int k, const int32_t *items, size_t n, int32
             size_t index = (size_t)-1;
             int32_t r;
             assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-            assert_true(index < n);
+            assert_cmp(index, <, n);
             results[index] = r;
         }
         size_t index;
@@ -239,7 +239,7 @@ static void test_reuse_for_1000_calls(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* Pools made and released over and over leave nothing behind. */
@@ -346,7 +346,7 @@ static void test_stream_constant_memory(void **state)
     stream(pool, true, BIG_STREAM);
     stream(pool, false, BIG_STREAM);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* A stream abandoned half-way, then freed: the pool goes on. */
@@ -367,7 +367,7 @@ static void test_stream_abandoned(void **state)
     }
     free_call(call);
     size_t produced = prod.next;
-    assert_true(produced < 100000);
+    assert_cmp(produced, <, 100000);
     /* Not called after the free. */
     int32_t items[100], results[100];
     for (int i = 0; i < 100; i++)

@@ -524,6 +524,35 @@ void skt_assert_icmp(long long a, const char *op, long long b, const char *ea, c
     }
 }
 
+static void format_val(char *buf, size_t len, struct skt_val v)
+{
+    switch (v.kind) {
+    case 'i':
+        snprintf(buf, len, "%lld", v.i);
+        break;
+    case 'u':
+        snprintf(buf, len, "%llu", v.u);
+        break;
+    case 'f':
+        snprintf(buf, len, "%.17Lg", v.f);
+        break;
+    default:
+        snprintf(buf, len, "%p", v.p);
+        break;
+    }
+}
+
+void skt_cmp_failed(const char *ea, const char *op, const char *eb, struct skt_val a,
+                    struct skt_val b, const char *file, int line)
+{
+    char va[64], vb[64];
+    format_val(va, sizeof va, a);
+    format_val(vb, sizeof vb, b);
+    print_error("%s:%d: want %s %s %s, but %s = %s and %s = %s\n", file, line, ea, op, eb, ea, va,
+                eb, vb);
+    _fail(file, line);
+}
+
 /* -------------------------------------------------------- leak probes */
 
 int skt_fd_count(void)
@@ -538,6 +567,50 @@ int skt_fd_count(void)
             n++;
     closedir(d);
     return n - 1; /* the directory's own fd */
+}
+
+void skt_assert_running(const sk_process *p, double timeout, const char *expr, const char *file,
+                        int line)
+{
+    double t0 = skt_now();
+    if (skt_wait_running(p, timeout))
+        return;
+    print_error("%s:%d: %s is not looping after %.3f s (timeout %g s): current run %ld, %s\n", file,
+                line, expr, skt_now() - t0, timeout, sk_current_run(p),
+                sk_alive(p) ? "alive" : "not alive");
+    _fail(file, line);
+}
+
+void skt_assert_no_children(const char *file, int line)
+{
+    if (skt_no_children())
+        return;
+    print_error("%s:%d: children are left:\n", file, line);
+    DIR *d = opendir("/proc");
+    struct dirent *ent;
+    while (d != NULL && (ent = readdir(d)) != NULL) {
+        if (!isdigit((unsigned char)ent->d_name[0]))
+            continue;
+        char path[300], buf[512];
+        snprintf(path, sizeof path, "/proc/%s/stat", ent->d_name);
+        FILE *f = fopen(path, "r");
+        if (f == NULL)
+            continue;
+        size_t len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+        buf[len] = '\0';
+        char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+        int ppid;
+        char state;
+        if (open_paren == NULL || close_paren == NULL ||
+            sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2 || ppid != getpid())
+            continue;
+        *close_paren = '\0';
+        print_error("    pid %s, state %c, %s\n", ent->d_name, state, open_paren + 1);
+    }
+    if (d != NULL)
+        closedir(d);
+    _fail(file, line);
 }
 
 long skt_rss_kb(void)

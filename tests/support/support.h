@@ -156,6 +156,70 @@ void skt_assert_icmp(long long a, const char *op, long long b, const char *ea, c
 #define assert_int_gt(a, b) skt_assert_icmp((a), ">", (b), #a, #b, __FILE__, __LINE__)
 #define assert_int_ge(a, b) skt_assert_icmp((a), ">=", (b), #a, #b, __FILE__, __LINE__)
 
+/* assert_cmp(a, <, b): the comparison, with both operands' values printed
+ * when it fails (integers, unsigned, floating point or pointers, each as
+ * itself). Each operand is evaluated once, into a copy of its own type
+ * (after promotion: arrays become pointers), so the comparison is the one
+ * the expression `a op b` makes; -Wsign-compare is quiet inside because a
+ * constant operand is a variable here. */
+struct skt_val {
+    char kind; /* 'i', 'u', 'f', 'p' */
+    long long i;
+    unsigned long long u;
+    long double f;
+    const void *p;
+};
+
+static inline struct skt_val skt_val_i(long long v)
+{
+    return (struct skt_val){.kind = 'i', .i = v};
+}
+static inline struct skt_val skt_val_u(unsigned long long v)
+{
+    return (struct skt_val){.kind = 'u', .u = v};
+}
+static inline struct skt_val skt_val_f(long double v)
+{
+    return (struct skt_val){.kind = 'f', .f = v};
+}
+static inline struct skt_val skt_val_p(const volatile void *v)
+{
+    return (struct skt_val){.kind = 'p', .p = (const void *)v};
+}
+
+#define skt_val(x)                                                                                 \
+    _Generic((x), _Bool                                                                            \
+             : skt_val_u, char                                                                     \
+             : skt_val_i, signed char                                                              \
+             : skt_val_i, short                                                                    \
+             : skt_val_i, int                                                                      \
+             : skt_val_i, long                                                                     \
+             : skt_val_i, long long                                                                \
+             : skt_val_i, unsigned char                                                            \
+             : skt_val_u, unsigned short                                                           \
+             : skt_val_u, unsigned int                                                             \
+             : skt_val_u, unsigned long                                                            \
+             : skt_val_u, unsigned long long                                                       \
+             : skt_val_u, float                                                                    \
+             : skt_val_f, double                                                                   \
+             : skt_val_f, long double                                                              \
+             : skt_val_f, default                                                                  \
+             : skt_val_p)(x)
+
+void skt_cmp_failed(const char *ea, const char *op, const char *eb, struct skt_val a,
+                    struct skt_val b, const char *file, int line);
+
+#define assert_cmp(a, op, b)                                                                       \
+    do {                                                                                           \
+        __typeof__((a) + 0) skt_a_ = (a);                                                          \
+        __typeof__((b) + 0) skt_b_ = (b);                                                          \
+        _Pragma("GCC diagnostic push");                                                            \
+        _Pragma("GCC diagnostic ignored \"-Wsign-compare\"");                                      \
+        if (!(skt_a_ op skt_b_))                                                                   \
+            skt_cmp_failed(#a, #op, #b, skt_val(skt_a_), skt_val(skt_b_), __FILE__, __LINE__);     \
+        _Pragma("GCC diagnostic pop");                                                             \
+    } while (0)
+
 /* -------------------------------------------------------------- clock */
 
 static inline double skt_now(void)
@@ -201,6 +265,12 @@ static inline bool skt_wait_running(const sk_process *p, double timeout)
     }
     return true;
 }
+
+/* Asserts that the child of p is looping (skt_wait_running) within timeout
+ * seconds; prints its run and how long it waited when it is not. */
+void skt_assert_running(const sk_process *p, double timeout, const char *expr, const char *file,
+                        int line);
+#define assert_running(p, timeout) skt_assert_running((p), (timeout), #p, __FILE__, __LINE__)
 
 /* ---------------------------------------------------- pipes from hooks */
 
@@ -273,6 +343,11 @@ static inline bool skt_no_children(void)
     pid_t r = waitpid(-1, NULL, WNOHANG);
     return r == -1 && errno == ECHILD;
 }
+
+/* Asserts skt_no_children(); lists the children left (pid, state, command)
+ * when there are some. */
+void skt_assert_no_children(const char *file, int line);
+#define assert_no_children() skt_assert_no_children(__FILE__, __LINE__)
 
 /* Resident set size of the whole process in KiB, from /proc/self/statm.
  * Under a sanitizer it includes the shadow memory: for what skproc keeps,
