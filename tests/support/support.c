@@ -224,8 +224,11 @@ static void watchdog_arm(double seconds)
     pthread_mutex_unlock(&wd_lock);
 }
 
+static double test_bound;
+
 void skt_bound(double seconds)
 {
+    test_bound = seconds;
     watchdog_arm(seconds);
 }
 
@@ -240,8 +243,6 @@ struct skt_case {
     const char *name;
     void *state;
 };
-
-static double test_bound;
 
 int skt_setup(void **state)
 {
