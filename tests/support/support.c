@@ -4,11 +4,11 @@
  * test tracks and the teardown that releases it, the assertions that print
  * what they compared, and the probes that read /proc.
  *
- * The watchdog is a thread rather than an alarm: tests install their own
- * SIGALRM handlers and itimers, and some block every signal in the parent.
- * The thread blocks every signal, so signals meant for the test still reach
- * the main thread, and it only ever wakes on its deadline or when the main
- * thread re-arms it.
+ * The watchdog is a POSIX timer with a real-time signal of its own rather
+ * than alarm(): tests install their own SIGALRM handlers and itimers. It is
+ * not a thread either: a thread's memory would show up as possibly lost in
+ * every child forked under valgrind, and would make every test's parent
+ * multi-threaded.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -19,7 +19,8 @@
 #include "support.h"
 
 #include <ctype.h>
-#include <pthread.h>
+#include <fcntl.h>
+#include <sys/syscall.h>
 
 #if defined(__has_include)
 #if __has_include(<valgrind/valgrind.h>)
@@ -50,16 +51,62 @@ double skt_slowdown(void)
 
 /* ------------------------------------------------------------ watchdog */
 
-static pthread_mutex_t wd_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t wd_cond;
+/* A POSIX timer on CLOCK_MONOTONIC sends WD_SIGNAL (a real-time signal no
+ * test uses) when the running test's bound has passed; the handler names
+ * the test, kills what the program started and exits. Timers are not
+ * inherited by fork, so children never fire it. Everything the handler
+ * does is async-signal-safe: it may interrupt anything, malloc included. */
+#define WD_SIGNAL (SIGRTMIN + 4)
+
+static timer_t wd_timer;
 static bool wd_started;
-static double wd_armed_at, wd_deadline; /* deadline 0: disarmed */
+static volatile double wd_armed_at;
 static char wd_name[256];
 static double test_started;
 
 const char *skt_test_name(void)
 {
     return wd_name;
+}
+
+/* Async-signal-safe text: appends s to buf at *n. */
+static void put_str(char *buf, size_t cap, size_t *n, const char *s)
+{
+    while (*s && *n + 1 < cap)
+        buf[(*n)++] = *s++;
+    buf[*n] = '\0';
+}
+
+static void put_long(char *buf, size_t cap, size_t *n, long v)
+{
+    char digits[24];
+    int k = 0;
+    bool neg = v < 0;
+    unsigned long u = neg ? 0UL - (unsigned long)v : (unsigned long)v;
+    do {
+        digits[k++] = (char)('0' + u % 10);
+        u /= 10;
+    } while (u > 0);
+    if (neg)
+        put_str(buf, cap, n, "-");
+    while (k > 0) {
+        char c[2] = {digits[--k], '\0'};
+        put_str(buf, cap, n, c);
+    }
+}
+
+static long parse_long(const char **p)
+{
+    while (**p == ' ')
+        (*p)++;
+    long sign = 1, v = 0;
+    if (**p == '-') {
+        sign = -1;
+        (*p)++;
+    }
+    while (**p >= '0' && **p <= '9')
+        v = v * 10 + (*(*p)++ - '0');
+    return sign * v;
 }
 
 /* A process as /proc/<pid>/stat describes it. */
@@ -71,32 +118,54 @@ struct proc_entry {
 #define MAX_PROCS 32768
 static struct proc_entry procs[MAX_PROCS];
 
+struct linux_dirent64 {
+    uint64_t d_ino;
+    int64_t d_off;
+    unsigned short d_reclen;
+    unsigned char d_type;
+    char d_name[];
+};
+
+/* Every process in /proc, with open, getdents64 and read only. */
 static int read_procs(void)
 {
-    DIR *d = opendir("/proc");
-    if (d == NULL)
+    int dir = open("/proc", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (dir < 0)
         return 0;
     int n = 0;
-    struct dirent *ent;
-    while ((ent = readdir(d)) != NULL && n < MAX_PROCS) {
-        if (!isdigit((unsigned char)ent->d_name[0]))
-            continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", ent->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *close_paren = strrchr(buf, ')'); /* the command may contain ')' */
-        int ppid, pgrp;
-        char state;
-        if (close_paren == NULL || sscanf(close_paren + 1, " %c %d %d", &state, &ppid, &pgrp) != 3)
-            continue;
-        procs[n++] = (struct proc_entry){atoi(ent->d_name), ppid, pgrp, false};
+    static char dents[16384];
+    long got;
+    while ((got = syscall(SYS_getdents64, dir, dents, sizeof dents)) > 0) {
+        for (long off = 0; off < got && n < MAX_PROCS;) {
+            struct linux_dirent64 *d = (struct linux_dirent64 *)(void *)(dents + off);
+            off += d->d_reclen;
+            if (d->d_name[0] < '0' || d->d_name[0] > '9')
+                continue;
+            char path[300], buf[512];
+            size_t k = 0;
+            put_str(path, sizeof path, &k, "/proc/");
+            put_str(path, sizeof path, &k, d->d_name);
+            put_str(path, sizeof path, &k, "/stat");
+            int fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd < 0)
+                continue;
+            ssize_t len = read(fd, buf, sizeof buf - 1);
+            close(fd);
+            if (len <= 0)
+                continue;
+            buf[len] = '\0';
+            const char *p = strrchr(buf, ')'); /* the command may contain ')' */
+            if (p == NULL || p[1] != ' ' || p[2] == '\0')
+                continue;
+            p += 3; /* ") S" */
+            const char *name = d->d_name;
+            pid_t pid = (pid_t)parse_long(&name);
+            pid_t ppid = (pid_t)parse_long(&p);
+            pid_t pgrp = (pid_t)parse_long(&p);
+            procs[n++] = (struct proc_entry){pid, ppid, pgrp, false};
+        }
     }
-    closedir(d);
+    close(dir);
     return n;
 }
 
@@ -131,9 +200,8 @@ static void kill_everything_started(void)
             if (p->doomed || p->pid == me)
                 continue;
             struct proc_entry *pp = find_proc(n, p->ppid);
-            if (p->ppid == me || (pp != NULL && pp->doomed)) {
+            if (p->ppid == me || (pp != NULL && pp->doomed))
                 p->doomed = changed = true;
-            }
         }
     }
     for (int i = 0; i < n; i++) {
@@ -146,65 +214,44 @@ static void kill_everything_started(void)
     }
 }
 
-static void watchdog_fire(double hung)
+static void watchdog_fired(int sig)
 {
+    (void)sig;
     char msg[512];
-    int len = snprintf(msg, sizeof msg, "\nWATCHDOG: test %s hung for %.0f s\n",
-                       wd_name[0] ? wd_name : "(outside a test)", hung);
-    ssize_t w = write(STDERR_FILENO, msg, (size_t)len);
+    size_t n = 0;
+    put_str(msg, sizeof msg, &n, "\nWATCHDOG: test ");
+    put_str(msg, sizeof msg, &n, wd_name[0] ? wd_name : "(outside a test)");
+    put_str(msg, sizeof msg, &n, " hung for ");
+    put_long(msg, sizeof msg, &n, (long)(skt_now() - wd_armed_at + 0.5));
+    put_str(msg, sizeof msg, &n, " s\n");
+    ssize_t w = write(STDERR_FILENO, msg, n);
     (void)w;
     kill_everything_started();
     _exit(SKT_WATCHDOG_EXIT);
 }
 
-static struct timespec abs_time(double t)
-{
-    struct timespec ts;
-    ts.tv_sec = (time_t)t;
-    ts.tv_nsec = (long)((t - (double)ts.tv_sec) * 1e9);
-    return ts;
-}
-
-static void *watchdog_main(void *arg)
-{
-    (void)arg;
-    pthread_mutex_lock(&wd_lock);
-    for (;;) {
-        if (wd_deadline == 0) {
-            pthread_cond_wait(&wd_cond, &wd_lock);
-            continue;
-        }
-        double now = skt_now();
-        if (now >= wd_deadline)
-            watchdog_fire(now - wd_armed_at);
-        struct timespec ts = abs_time(wd_deadline);
-        pthread_cond_timedwait(&wd_cond, &wd_lock, &ts);
-    }
-    return NULL;
-}
-
 static void watchdog_start(void)
 {
+    /* A test may have blocked the signal: the watchdog needs it. */
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, WD_SIGNAL);
+    sigprocmask(SIG_UNBLOCK, &set, NULL);
     if (wd_started)
         return;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-    pthread_cond_init(&wd_cond, &attr);
-    pthread_condattr_destroy(&attr);
-    /* The thread starts with every signal blocked: the test's signals go
-     * to the main thread, as they would without a watchdog. */
-    sigset_t all, old;
-    sigfillset(&all);
-    pthread_sigmask(SIG_SETMASK, &all, &old);
-    pthread_t th;
-    int rc = pthread_create(&th, NULL, watchdog_main, NULL);
-    pthread_sigmask(SIG_SETMASK, &old, NULL);
-    if (rc != 0) {
-        fprintf(stderr, "support: no watchdog thread: %s\n", strerror(rc));
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = watchdog_fired;
+    sigfillset(&sa.sa_mask);
+    sigaction(WD_SIGNAL, &sa, NULL);
+    struct sigevent sev;
+    memset(&sev, 0, sizeof sev);
+    sev.sigev_notify = SIGEV_SIGNAL;
+    sev.sigev_signo = WD_SIGNAL;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &wd_timer) != 0) {
+        fprintf(stderr, "support: no watchdog timer: %s\n", strerror(errno));
         return;
     }
-    pthread_detach(th);
     wd_started = true;
 }
 
@@ -217,11 +264,17 @@ static double default_bound(void)
 
 static void watchdog_arm(double seconds)
 {
-    pthread_mutex_lock(&wd_lock);
+    if (!wd_started)
+        return;
     wd_armed_at = skt_now();
-    wd_deadline = seconds > 0 ? wd_armed_at + seconds * skt_slowdown() : 0;
-    pthread_cond_signal(&wd_cond);
-    pthread_mutex_unlock(&wd_lock);
+    double t = seconds > 0 ? seconds * skt_slowdown() : 0;
+    struct itimerspec its;
+    memset(&its, 0, sizeof its);
+    its.it_value.tv_sec = (time_t)t;
+    its.it_value.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+    if (seconds > 0 && its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0)
+        its.it_value.tv_nsec = 1;
+    timer_settime(wd_timer, 0, &its, NULL);
 }
 
 static double test_bound;
@@ -252,9 +305,7 @@ int skt_setup(void **state)
         name = c->name;
         *state = c->state;
     }
-    pthread_mutex_lock(&wd_lock);
     snprintf(wd_name, sizeof wd_name, "%s", name);
-    pthread_mutex_unlock(&wd_lock);
     watchdog_start();
     test_bound = default_bound();
     test_started = skt_now();
@@ -452,9 +503,7 @@ int skt_teardown(void **state)
         print_message("    note: %s took %.1f s, over half its watchdog bound of %.0f s\n", wd_name,
                       took, bound);
     watchdog_arm(0);
-    pthread_mutex_lock(&wd_lock);
     wd_name[0] = '\0';
-    pthread_mutex_unlock(&wd_lock);
     return 0;
 }
 
