@@ -12,7 +12,7 @@
  *
  * Senders retry SK_EFULL with sched_yield (tell never blocks); the waiting
  * side waits on a message, a pipe byte or the process's end, never on a
- * sleep. A watchdog alarm turns a hang into a failure naming the test.
+ * sleep. The harness watchdog (support.h) turns a hang into a failure naming the test.
  */
 #include <stdarg.h>
 #include <stddef.h>

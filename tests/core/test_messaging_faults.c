@@ -12,7 +12,7 @@
  *
  * The frame layout is the one channel.h documents: u32 magic, u32 length,
  * the image, padding to 8. The magic values are copied into
- * messaging_support.h on purpose: a change to the wire format should make
+ * codec_support.h on purpose: a change to the wire format should make
  * these tests fail loudly.
  */
 #include <stdarg.h>

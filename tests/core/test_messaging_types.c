@@ -15,7 +15,7 @@
  * Struct layouts: tpl lays S(...) out as the C compiler would for a flat
  * struct ($(...) flattened); the nested structs here were chosen so that
  * the C nesting gives the same offsets (checked with static asserts; the
- * structs shared with test_messaging_fuzz.c are in messaging_support.h).
+ * structs shared with test_messaging_fuzz.c are in codec_support.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -333,7 +333,7 @@ static int big_chars_check(sk_process *p, char *why)
 /* -------------------------------------------------------------- structs */
 
 /* struct is, cif, lvl0 and ii, the C twins of S(is), S(cif), S(i$(Ii$(Ijc)))
- * and S(ii), are in messaging_support.h. */
+ * and S(ii), are in codec_support.h. */
 
 static int struct_tell(sk_process *p)
 {

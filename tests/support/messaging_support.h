@@ -4,7 +4,7 @@
  * contents the receiver can recompute, retrying a tell on SK_EFULL, a tpl
  * image made by hand, and failing a worker with a code's name. The frame
  * layout and the C structs of the S(...) formats are in codec_support.h.
- * Header only, like support.h: every helper is static inline, so each test
+ * Header only: every helper is static inline, so each test
  * program takes what it uses.
  *
  * Include after <cmocka.h>.
