@@ -1,10 +1,12 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * libFuzzer target for skproc's message decoder and the channel's frame
  * parser.
  *
  * Each input goes three ways:
  *   1. straight to the decoder: sk_msg_validate, sk_msg_format and
- *      sk_msg_unpack with a handful of fixed formats (with real pointers);
+ *      sk_msg_unpack with the format of every kind of image the tests make
+ *      (tests/support/codec_support.h), with real pointers;
  *   2. as raw bytes into the ring to the parent of a process-less runtime
  *      (sk_channel_inject), drained with sk_listen and sk_listen_message:
  *      the frame parser sees garbage headers, wrap markers, lengths past
@@ -26,8 +28,13 @@
  * libFuzzer, Debian package clang-14 / libclang-rt-14-dev):
  *
  *   clang -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined \
- *       -Iinclude -Iskproc fuzz/fuzz_decoder.c skproc/[a-z]*.c -ltpl -lpthread -lm \
+ *       -Iinclude -Iskproc fuzz/fuzz_decoder.c $(find skproc -name '*.c') \
+ *       -ltpl -lpthread -lm \
  *       -o build/fuzz_decoder
+ *
+ * The images of step 4, the probes of step 1 and the frame layout are the
+ * tests' own fixtures (tests/support/codec_support.h, included by its path
+ * from here, so no -I is needed for it).
  *
  * Run for a bounded time (CI: a minute; locally as long as you like):
  *
@@ -49,6 +56,8 @@
 #include "core/channel.h"
 #include "codec/message.h"
 #include "core/runtime.h"
+
+#include "../tests/support/codec_support.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -111,90 +120,15 @@ static void ring_reset(void)
 
 /* ------------------------------------------------------------ decoder */
 
-struct is {
-    int32_t i;
-    char *s;
-};
-struct cif {
-    char c;
-    int32_t i;
-    double f;
-};
-
-static int unpack(const void *img, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sk_msg_unpack(img, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* An unpack that worked needs a valid image of exactly that format. */
-static void after_unpack(int rc, int valid, const char *format, const char *fmt)
-{
-    check(rc == SK_OK || rc == SK_EFORMAT, "unpack returns SK_OK or SK_EFORMAT");
-    if (rc == SK_OK)
-        check(valid == SK_OK && strcmp(format, fmt) == 0, "unpack only what validates as fmt");
-}
-
+/* Step 1: the decoder's invariants (skt_check_decode) with the format of
+ * every kind the tests make, i# with 4 elements. */
 static void decode(const uint8_t *img, size_t len)
 {
-    static char format[SK_MSG_MAX_FORMAT + 1];
-    int valid = sk_msg_validate(img, len);
-    check(valid == SK_OK || valid == SK_EFORMAT, "validate returns SK_OK or SK_EFORMAT");
-    int f = sk_msg_format(img, len, format, sizeof format);
-    check((valid == SK_OK) == (f == SK_OK), "validate and format agree");
-    if (f != SK_OK)
-        format[0] = '\0';
-
-    int32_t i;
-    after_unpack(unpack(img, len, "i", &i), valid, format, "i");
-
-    char *s = NULL;
-    int rc = unpack(img, len, "s", &s);
-    after_unpack(rc, valid, format, "s");
-    if (rc == SK_OK)
-        free(s);
-
-    tpl_bin b = {0};
-    rc = unpack(img, len, "B", &b);
-    after_unpack(rc, valid, format, "B");
-    if (rc == SK_OK)
-        free(b.addr);
-
-    struct is st = {0, NULL};
-    rc = unpack(img, len, "S(is)", &st);
-    after_unpack(rc, valid, format, "S(is)");
-    if (rc == SK_OK)
-        free(st.s);
-
-    int32_t arr[4];
-    after_unpack(unpack(img, len, "i#", arr, 4), valid, format, "i#");
-
-    struct cif cifs[3];
-    after_unpack(unpack(img, len, "S(cif)#", cifs, 3), valid, format, "S(cif)#");
-
-    char *strs[2] = {NULL, NULL};
-    rc = unpack(img, len, "s#", strs, 2);
-    after_unpack(rc, valid, format, "s#");
-    if (rc == SK_OK) {
-        free(strs[0]);
-        free(strs[1]);
-    }
-
-    uint32_t u;
-    int64_t I;
-    uint64_t U;
-    int16_t j;
-    uint16_t v;
-    char c;
-    double d;
-    after_unpack(unpack(img, len, "iuIUjvcf", &i, &u, &I, &U, &j, &v, &c, &d), valid, format,
-                 "iuIUjvcf");
-
-    /* Arrays cannot be unpacked through a variadic call. */
-    check(unpack(img, len, "A(i)", &i) == SK_EINVAL, "A(...) unpack is SK_EINVAL");
+    static struct skt_probe_spec probes[SKT_K_COUNT];
+    for (int k = 0; k < SKT_K_COUNT; k++)
+        probes[k] = (struct skt_probe_spec){(enum skt_kind)k, 4};
+    const char *why = skt_check_decode(img, len, probes, SKT_K_COUNT, NULL);
+    check(why == NULL, why);
 }
 
 /* ------------------------------------------------------------ channel */
@@ -251,11 +185,11 @@ static void channel_framed(const uint8_t *img, size_t len)
     if (len == 0 || len > FUZZ_MAX_MESSAGE)
         return;
     static uint8_t frame[8 + FUZZ_MAX_MESSAGE + 8];
-    uint32_t magic = 0x534b4d47u, n = (uint32_t)len; /* "SKMG", as channel.c writes */
-    memcpy(frame, &magic, 4);
-    memcpy(frame + 4, &n, 4);
-    memcpy(frame + 8, img, len);
+    size_t framed = 0;
+    put_frame(frame, &framed, FRAME_MAGIC, (uint32_t)len, img, len);
     ring_reset();
+    /* Without the padding: the parser must accept a frame that ends at
+     * what was published. */
     if (sk_channel_inject(&rt, true, frame, 8 + len) != SK_OK)
         return;
     sk_message *msg = NULL;
@@ -274,182 +208,51 @@ static void channel_framed(const uint8_t *img, size_t len)
 
 /* ---------------------------------------------------- structured input */
 
-/* Reads up to k bytes of the input into out (zero-filled past its end). */
-static void take(const uint8_t **p, size_t *n, void *out, size_t k)
-{
-    size_t m = *n < k ? *n : k;
-    memset(out, 0, k);
-    memcpy(out, *p, m);
-    *p += m;
-    *n -= m;
-}
+/* The input as a source of values: k bytes, little-endian, zeros past its
+ * end. */
+struct input {
+    const uint8_t *p;
+    size_t n;
+};
 
-static uint8_t take8(const uint8_t **p, size_t *n)
+static uint64_t input_take(void *ctx, unsigned k)
 {
-    uint8_t v;
-    take(p, n, &v, 1);
+    struct input *in = ctx;
+    uint64_t v = 0;
+    for (unsigned q = 0; q < k && q < 8; q++)
+        if (in->n > 0) {
+            v |= (uint64_t)*in->p++ << (8 * q);
+            in->n--;
+        }
     return v;
 }
 
-/* A string of up to 15 bytes from the input, or NULL. */
-static char *take_string(const uint8_t **p, size_t *n, char buf[16])
-{
-    uint8_t len = take8(p, n);
-    if (len == 0xff)
-        return NULL;
-    len %= 16;
-    take(p, n, buf, len);
-    buf[len] = '\0';
-    return buf;
-}
-
-/* skproc's own encoder, for comparison with tpl's. */
-static void *sk_pack(size_t *len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    void *img = NULL;
-    int rc = sk_msg_pack(fmt, ap, &img, len);
-    va_end(ap);
-    check(rc == SK_OK, "sk_msg_pack of a fixed format");
-    return img;
-}
-
-/* Packs with tpl and with skproc at once. */
-#define BOTH(fmt, ...)                                                                             \
-    do {                                                                                           \
-        tn = tpl_map(fmt, __VA_ARGS__);                                                            \
-        tpl_pack(tn, 0);                                                                           \
-        mine = sk_pack(&mine_len, fmt, __VA_ARGS__);                                               \
-    } while (0)
-
-/* A real tpl image (made by tpl) whose format and values the input picks,
+/* A real tpl image (made by tpl) whose kind and values the input picks,
  * then damaged at the places the rest of the input names: the fuzzer gets
- * deep into the decoder without a seed corpus. */
+ * deep into the decoder without a seed corpus. skproc's own encoder must
+ * write the same bytes as tpl_dump. */
 static void structured(const uint8_t *p, size_t n)
 {
-    char t1[16], t2[16];
-    tpl_node *tn = NULL;
-    void *mine = NULL; /* the same values through sk_msg_pack, when it can */
-    size_t mine_len = 0;
-    switch (take8(&p, &n) % 11) {
-    case 0: {
-        int32_t v;
-        take(&p, &n, &v, 4);
-        BOTH("i", &v);
-        break;
-    }
-    case 1: {
-        char *s = take_string(&p, &n, t1);
-        BOTH("s", &s);
-        break;
-    }
-    case 2: {
-        uint8_t bytes[15];
-        tpl_bin b = {.addr = bytes, .sz = take8(&p, &n) % 16};
-        take(&p, &n, bytes, b.sz);
-        if (b.sz == 0)
-            b.addr = NULL;
-        BOTH("B", &b);
-        break;
-    }
-    case 3: {
-        struct is v;
-        take(&p, &n, &v.i, 4);
-        v.s = take_string(&p, &n, t1);
-        BOTH("S(is)", &v);
-        break;
-    }
-    case 4: {
-        int32_t a[4];
-        take(&p, &n, a, sizeof a);
-        BOTH("i#", a, 4);
-        break;
-    }
-    case 5: {
-        struct cif v[3];
-        memset(v, 0, sizeof v);
-        for (int k = 0; k < 3; k++) {
-            v[k].c = (char)take8(&p, &n);
-            take(&p, &n, &v[k].i, 4);
-        }
-        BOTH("S(cif)#", v, 3);
-        break;
-    }
-    case 6: {
-        char *a[2] = {take_string(&p, &n, t1), take_string(&p, &n, t2)};
-        BOTH("s#", a, 2);
-        break;
-    }
-    case 7: {
-        int32_t v;
-        tn = tpl_map("A(i)", &v);
-        for (int k = take8(&p, &n) % 8; k > 0; k--) {
-            take(&p, &n, &v, 4);
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    case 8: {
-        struct is v;
-        tn = tpl_map("A(S(is))", &v);
-        for (int k = take8(&p, &n) % 4; k > 0; k--) {
-            take(&p, &n, &v.i, 4);
-            v.s = take_string(&p, &n, t1);
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    case 9: {
-        int32_t v;
-        char *s;
-        tn = tpl_map("A(iA(s))", &v, &s);
-        for (int k = take8(&p, &n) % 4; k > 0; k--) {
-            take(&p, &n, &v, 4);
-            for (int q = take8(&p, &n) % 4; q > 0; q--) {
-                s = take_string(&p, &n, t1);
-                tpl_pack(tn, 2);
-            }
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    default: {
-        char *s = take_string(&p, &n, t1);
-        uint64_t u;
-        tn = tpl_map("sA(U)", &s, &u);
-        tpl_pack(tn, 0);
-        for (int k = take8(&p, &n) % 4; k > 0; k--) {
-            take(&p, &n, &u, 8);
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    }
-    check(tn != NULL, "tpl_map of a fixed format");
-    void *img = NULL;
-    size_t len = 0;
-    check(tpl_dump(tn, TPL_MEM, &img, &len) == 0, "tpl_dump");
-    tpl_free(tn);
+    struct input in = {p, n};
+    struct skt_source src = {input_take, &in};
+    struct skt_image im;
+    const char *why = skt_image_make(&src, (enum skt_kind)(input_take(&in, 1) % SKT_K_COUNT), &im);
+    check(why == NULL, why == NULL ? "" : why);
+    unsigned char *img = im.img;
+    size_t len = im.len;
     check(sk_msg_validate(img, len) == SK_OK, "what tpl made validates");
-    if (mine != NULL) {
-        check(mine_len == len && memcmp(mine, img, len) == 0,
-              "sk_msg_pack is byte-identical to tpl_dump");
-        free(mine);
-    }
     /* The damage: (position, xor) pairs; a last odd byte truncates. */
-    while (n >= 3) {
-        uint16_t at;
-        take(&p, &n, &at, 2);
-        ((uint8_t *)img)[at % len] ^= take8(&p, &n);
+    while (in.n >= 3) {
+        uint16_t at = (uint16_t)input_take(&in, 2);
+        img[at % len] ^= (uint8_t)input_take(&in, 1);
     }
-    if (n == 1 && len > 1)
-        len -= 1 + take8(&p, &n) % (len - 1);
+    if (in.n == 1 && len > 1)
+        len -= 1 + input_take(&in, 1) % (len - 1);
     /* An exact-size copy: a read past the end is a heap overflow. */
     uint8_t *exact = malloc(len);
     check(exact != NULL, "malloc");
     memcpy(exact, img, len);
-    free(img);
+    skt_image_free(&im);
     decode(exact, len);
     channel_framed(exact, len);
     free(exact);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Signals: EINTR never surfaces from the library (a SIGALRM every
  * millisecond, no SA_RESTART), SIGPIPE never kills the parent through the
@@ -218,7 +219,7 @@ static void test_eintr_never_surfaces_in_parent(void **state)
     assert_int_equal(a, 42);
     assert_int_equal(b, 43);
     assert_rc(rc_short, SK_ETIMEDOUT);
-    assert_true(short_took >= 0.02 - 0.001);
+    assert_cmp(short_took, >=, 0.02 - 0.001);
     assert_rc(rc_wait, SK_OK);
     assert_rc(rc_result, SK_OK);
     assert_int_equal(runs, 1);
@@ -226,7 +227,7 @@ static void test_eintr_never_surfaces_in_parent(void **state)
     assert_rc(rc_stop, SK_OK);
     assert_rc(rc_wait2, SK_OK);
     assert_no_error(&forever->base);
-    assert_true(got > 50); /* the storm really blew: ~200 ms of 1 ms ticks */
+    assert_cmp(got, >, 50); /* the storm really blew: ~200 ms of 1 ms ticks */
 }
 
 /* sk_kill under the storm. */
@@ -261,7 +262,7 @@ static void test_eintr_never_surfaces_in_worker(void **state)
     assert_no_error(&t->base);
     print_message("    the worker took %d SIGALRMs in sk_listen\n",
                   atomic_load(&t->seen->worker_alarms));
-    assert_true(atomic_load(&t->seen->worker_alarms) > 10);
+    assert_cmp(atomic_load(&t->seen->worker_alarms), >, 10);
 }
 
 /* ----------------------------------------------------------- SIGPIPE */
@@ -348,7 +349,7 @@ static void test_parent_never_gets_sigpipe(void **state)
     sigpending(&pending);
     sigaction(SIGPIPE, &old, NULL);
     assert_rc(bad, SK_OK);
-    assert_true(told >= 1);
+    assert_cmp(told, >=, 1);
     assert_rc(rc_wait, SK_OK);
     assert_rc(rc_tell, SK_ECLOSED);
     assert_rc(rc_listen, SK_ECLOSED);
@@ -421,7 +422,7 @@ static void test_no_signal_handler_installed(void **state)
     assert_unchanged(before, &mask, "sk_init");
     assert_rc(sk_start(&t->base), SK_OK);
     assert_unchanged(before, &mask, "sk_start");
-    assert_true(sk_fd(&t->base) >= 0);
+    assert_cmp(sk_fd(&t->base), >=, 0);
     int a = 0;
     assert_rc(sk_listen(&t->base, BOUND, "i", &a), SK_OK);
     assert_rc(sk_tell(&t->base, "i", &a), SK_OK);
@@ -437,7 +438,7 @@ static void test_no_signal_handler_installed(void **state)
     assert_non_null(sk_error_of(&c->base));
     talker *l = talker_new(ACT_LOOP, 0);
     assert_rc(sk_start(&l->base), SK_OK);
-    assert_true(skt_wait_running(&l->base, BOUND));
+    assert_running(&l->base, BOUND);
     assert_rc(sk_stop(&l->base), SK_OK);
     assert_rc(sk_wait(&l->base, BOUND), SK_OK);
     talker *k = talker_new(ACT_LOOP, 0);
@@ -543,9 +544,9 @@ static void test_sigint_to_worker_is_a_crash(void **state)
     (void)state;
     talker *t = talker_new(ACT_LOOP, 0);
     assert_rc(sk_start(&t->base), SK_OK);
-    assert_true(skt_wait_running(&t->base, BOUND));
+    assert_running(&t->base, BOUND);
     pid_t worker = sk_pid(&t->base);
-    assert_true(worker > 0);
+    assert_cmp(worker, >, 0);
     assert_int_equal(kill(worker, SIGINT), 0);
     assert_rc(sk_wait(&t->base, BOUND), SK_OK);
     print_error_of(&t->base);
@@ -563,11 +564,11 @@ static void test_sigint_to_worker_is_a_crash(void **state)
 static void test_supervisor_ignores_stray_signals(void **state)
 {
     (void)state;
-    assert_true(skt_no_children());
+    assert_no_children();
     talker *t = talker_new(ACT_LOOP, 0);
     t->base.config.lives = 2; /* lives > 1: the process has a supervisor */
     assert_rc(sk_start(&t->base), SK_OK);
-    assert_true(skt_wait_running(&t->base, BOUND));
+    assert_running(&t->base, BOUND);
 
     /* Find the supervisor: the one process whose parent is us. */
     pid_t sup = -1;
@@ -592,8 +593,8 @@ static void test_supervisor_ignores_stray_signals(void **state)
             sup = (pid_t)atoi(ent->d_name);
     }
     closedir(d);
-    assert_true(sup > 0);
-    assert_true(sup != sk_pid(&t->base));
+    assert_cmp(sup, >, 0);
+    assert_cmp(sup, !=, sk_pid(&t->base));
 
     const int stray[] = {SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGQUIT};
     for (size_t i = 0; i < sizeof stray / sizeof stray[0]; i++)
@@ -604,16 +605,16 @@ static void test_supervisor_ignores_stray_signals(void **state)
     while (sk_current_run(&t->base) < at + 20 && skt_now() < deadline)
         skt_sleep(0.001);
     assert_true(sk_alive(&t->base));
-    assert_true(sk_current_run(&t->base) >= at + 20);
+    assert_cmp(sk_current_run(&t->base), >=, at + 20);
     assert_rc(sk_stop(&t->base), SK_OK);
     assert_rc(sk_wait(&t->base, BOUND), SK_OK);
     assert_no_error(&t->base);
     int64_t runs = -1;
     assert_rc(sk_result(&t->base, "I", &runs), SK_OK);
-    assert_true(runs >= at + 20);
+    assert_cmp(runs, >=, at + 20);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_eintr_never_surfaces_in_parent),
@@ -628,5 +629,5 @@ int main(void)
         SKT_TEST(test_sigint_to_worker_is_a_crash),
         SKT_TEST(test_supervisor_ignores_stray_signals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * skproc/message.c: tpl formats to images and back.
  *
@@ -14,7 +15,10 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include "support.h"
+
 #include "codec/message.h"
+#include "codec_support.h"
 
 #include <inttypes.h>
 #include <math.h>
@@ -32,24 +36,6 @@
 #define FUZZ_SEED UINT64_C(0x5eed5eed2024)
 
 /* ------------------------------------------------------------ helpers */
-
-static int pack(void **img, size_t *len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sk_msg_pack(fmt, ap, img, len);
-    va_end(ap);
-    return rc;
-}
-
-static int unpack(const void *img, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sk_msg_unpack(img, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
 
 /* splitmix64: a fixed seed gives the same mutations on every run. */
 static uint64_t rng_state;
@@ -77,16 +63,19 @@ static int capture_fd = -1;
  * raised while stderr is captured is not lost with it. */
 extern void __sanitizer_set_report_fd(void *fd) __attribute__((weak));
 
+static void restore_stderr(void *arg);
+
 static void capture_stderr(void)
 {
+    skt_defer(restore_stderr, NULL);
     fflush(stderr);
     capture_fd = memfd_create("captured-stderr", MFD_CLOEXEC);
-    assert_true(capture_fd >= 0);
+    assert_cmp(capture_fd, >=, 0);
     saved_stderr = dup(2);
-    assert_true(saved_stderr >= 0);
+    assert_cmp(saved_stderr, >=, 0);
     if (__sanitizer_set_report_fd != NULL)
         __sanitizer_set_report_fd((void *)(intptr_t)saved_stderr);
-    assert_true(dup2(capture_fd, 2) == 2);
+    assert_cmp(dup2(capture_fd, 2), ==, 2);
 }
 
 /* Restores stderr; returns how many bytes were written to it meanwhile. */
@@ -111,12 +100,13 @@ static off_t release_stderr(void)
     return size;
 }
 
-static int restore_stderr_teardown(void **state)
+/* Deferred to the teardown by capture_stderr and the out-of-memory tests:
+ * stderr back, allocations no longer failing. */
+static void restore_stderr(void *arg)
 {
-    (void)state;
+    (void)arg;
     release_stderr();
     sk_msg_fail_alloc_after(-1);
-    return 0;
 }
 
 static void free_image(void **img)
@@ -142,37 +132,37 @@ static void test_round_trip_integers_and_floats(void **state)
     size_t len;
 
     /* one type at a time */
-    assert_int_equal(pack(&img, &len, "i", &i), SK_OK);
-    assert_int_equal(unpack(img, len, "i", &i2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "i", &i), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "i", &i2), SK_OK);
     assert_int_equal(i2, i);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "u", &u), SK_OK);
-    assert_int_equal(unpack(img, len, "u", &u2), SK_OK);
-    assert_true(u2 == u);
+    assert_int_equal(skt_msg_pack(&img, &len, "u", &u), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "u", &u2), SK_OK);
+    assert_cmp(u2, ==, u);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "I", &big), SK_OK);
-    assert_int_equal(unpack(img, len, "I", &big2), SK_OK);
-    assert_true(big2 == big);
+    assert_int_equal(skt_msg_pack(&img, &len, "I", &big), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "I", &big2), SK_OK);
+    assert_cmp(big2, ==, big);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "U", &ubig), SK_OK);
-    assert_int_equal(unpack(img, len, "U", &ubig2), SK_OK);
-    assert_true(ubig2 == ubig);
+    assert_int_equal(skt_msg_pack(&img, &len, "U", &ubig), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "U", &ubig2), SK_OK);
+    assert_cmp(ubig2, ==, ubig);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "j", &j), SK_OK);
-    assert_int_equal(unpack(img, len, "j", &j2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "j", &j), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "j", &j2), SK_OK);
     assert_int_equal(j2, j);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "v", &v), SK_OK);
-    assert_int_equal(unpack(img, len, "v", &v2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "v", &v), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "v", &v2), SK_OK);
     assert_int_equal(v2, v);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "c", &c), SK_OK);
-    assert_int_equal(unpack(img, len, "c", &c2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "c", &c), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "c", &c2), SK_OK);
     assert_int_equal(c2, c);
     free_image(&img);
-    assert_int_equal(pack(&img, &len, "f", &f), SK_OK);
-    assert_int_equal(unpack(img, len, "f", &f2), SK_OK);
-    assert_true(f2 == f);
+    assert_int_equal(skt_msg_pack(&img, &len, "f", &f), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "f", &f2), SK_OK);
+    assert_cmp(f2, ==, f);
     free_image(&img);
 
     /* all of them in one image, plus the special doubles */
@@ -180,17 +170,23 @@ static void test_round_trip_integers_and_floats(void **state)
     i = 123456789, u = 3000000000u, big = -(INT64_C(1) << 40), ubig = UINT64_C(1) << 63;
     j = -2, v = 40000, c = '\0';
     assert_int_equal(
-        pack(&img, &len, "iuIUjvcfff", &i, &u, &big, &ubig, &j, &v, &c, &f, &inf, &nan_in), SK_OK);
+        skt_msg_pack(&img, &len, "iuIUjvcfff", &i, &u, &big, &ubig, &j, &v, &c, &f, &inf, &nan_in),
+        SK_OK);
     c2 = 'x';
-    assert_int_equal(unpack(img, len, "iuIUjvcfff", &i2, &u2, &big2, &ubig2, &j2, &v2, &c2, &f2,
-                            &inf2, &nan_out),
+    assert_int_equal(skt_msg_unpack(img, len, "iuIUjvcfff", &i2, &u2, &big2, &ubig2, &j2, &v2, &c2,
+                                    &f2, &inf2, &nan_out),
                      SK_OK);
     assert_int_equal(i2, i);
-    assert_true(u2 == u && big2 == big && ubig2 == ubig);
+    assert_cmp(u2, ==, u);
+    assert_cmp(big2, ==, big);
+    assert_cmp(ubig2, ==, ubig);
     assert_int_equal(j2, j);
     assert_int_equal(v2, v);
     assert_int_equal(c2, '\0');
-    assert_true(f2 == f && isinf(inf2) && inf2 > 0 && isnan(nan_out));
+    assert_cmp(f2, ==, f);
+    assert_true(isinf(inf2));
+    assert_cmp(inf2, >, 0);
+    assert_true(isnan(nan_out));
     free_image(&img);
 }
 
@@ -201,10 +197,10 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     char *out1 = NULL, *out2 = NULL, *out3 = (char *)"sentinel";
     void *img;
     size_t len;
-    assert_int_equal(pack(&img, &len, "sss", &hello, &empty, &none), SK_OK);
-    assert_int_equal(unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "sss", &hello, &empty, &none), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
     assert_non_null(out1);
-    assert_true(out1 != hello); /* a copy, the caller's to free */
+    assert_cmp(out1, !=, hello); /* a copy, the caller's to free */
     assert_string_equal(out1, hello);
     assert_non_null(out2);
     assert_string_equal(out2, "");
@@ -212,10 +208,11 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     free(out1);
     free(out2);
     /* unpacking twice gives two independent copies */
-    assert_int_equal(unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
     char *again = NULL, *again2 = NULL;
-    assert_int_equal(unpack(img, len, "sss", &again, &again2, &out3), SK_OK);
-    assert_true(again != out1 && again2 != out2);
+    assert_int_equal(skt_msg_unpack(img, len, "sss", &again, &again2, &out3), SK_OK);
+    assert_cmp(again, !=, out1);
+    assert_cmp(again2, !=, out2);
     free(out1);
     free(out2);
     free(again);
@@ -229,8 +226,8 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     for (size_t k = 0; k < n; k++)
         long_in[k] = (char)('a' + k % 26);
     long_in[n] = '\0';
-    assert_int_equal(pack(&img, &len, "s", &long_in), SK_OK);
-    assert_int_equal(unpack(img, len, "s", &long_out), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "s", &long_in), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "s", &long_out), SK_OK);
     assert_string_equal(long_out, long_in);
     free(long_out);
     free(long_in);
@@ -247,10 +244,10 @@ static void test_round_trip_binary_buffers(void **state)
     tpl_bin out = {0}, out_empty = {.addr = (void *)bytes, .sz = 99};
     void *img;
     size_t len;
-    assert_int_equal(pack(&img, &len, "BB", &in, &empty), SK_OK);
-    assert_int_equal(unpack(img, len, "BB", &out, &out_empty), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "BB", &in, &empty), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "BB", &out, &out_empty), SK_OK);
     assert_int_equal(out.sz, sizeof bytes);
-    assert_true(out.addr != bytes);
+    assert_cmp(out.addr, !=, bytes);
     assert_memory_equal(out.addr, bytes, sizeof bytes);
     assert_null(out_empty.addr);
     assert_int_equal(out_empty.sz, 0);
@@ -273,10 +270,11 @@ static void test_round_trip_fixed_arrays(void **state)
     void *img;
     size_t len;
     assert_int_equal(
-        pack(&img, &len, "i#c#s#f##U#", ints, 10, chars, 16, names, 3, grid, 2, 3, wide, 4), SK_OK);
-    assert_int_equal(
-        unpack(img, len, "i#c#s#f##U#", ints2, 10, chars2, 16, names2, 3, grid2, 2, 3, wide2, 4),
+        skt_msg_pack(&img, &len, "i#c#s#f##U#", ints, 10, chars, 16, names, 3, grid, 2, 3, wide, 4),
         SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "i#c#s#f##U#", ints2, 10, chars2, 16, names2, 3,
+                                    grid2, 2, 3, wide2, 4),
+                     SK_OK);
     assert_memory_equal(ints2, ints, sizeof ints);
     assert_memory_equal(chars2, chars, sizeof chars);
     assert_string_equal(names2[0], "alpha");
@@ -289,12 +287,12 @@ static void test_round_trip_fixed_arrays(void **state)
     /* a different '#' length is a different message */
     int32_t ints3[11];
     memset(ints3, 0x5a, sizeof ints3);
-    assert_int_equal(
-        unpack(img, len, "i#c#s#f##U#", ints3, 11, chars2, 16, names2, 3, grid2, 2, 3, wide2, 4),
-        SK_EFORMAT);
-    assert_int_equal(
-        unpack(img, len, "i#c#s#f##U#", ints3, 10, chars2, 16, names2, 3, grid2, 3, 2, wide2, 4),
-        SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "i#c#s#f##U#", ints3, 11, chars2, 16, names2, 3,
+                                    grid2, 2, 3, wide2, 4),
+                     SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "i#c#s#f##U#", ints3, 10, chars2, 16, names2, 3,
+                                    grid2, 3, 2, wide2, 4),
+                     SK_EFORMAT);
     free_image(&img);
 }
 
@@ -347,38 +345,38 @@ static void test_round_trip_structs(void **state)
     void *img;
     size_t len;
 
-    assert_int_equal(pack(&img, &len, "S(ci)", &p), SK_OK);
-    assert_int_equal(unpack(img, len, "S(ci)", &p2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(ci)", &p), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "S(ci)", &p2), SK_OK);
     assert_int_equal(p2.c, 'q');
     assert_int_equal(p2.i, -7);
     free_image(&img);
 
-    assert_int_equal(pack(&img, &len, "S(cf)#", samples, 4), SK_OK);
-    assert_int_equal(unpack(img, len, "S(cf)#", samples2, 4), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(cf)#", samples, 4), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "S(cf)#", samples2, 4), SK_OK);
     for (int k = 0; k < 4; k++) {
         assert_int_equal(samples2[k].tag, samples[k].tag);
-        assert_true(samples2[k].value == samples[k].value);
+        assert_cmp(samples2[k].value, ==, samples[k].value);
     }
     free_image(&img);
 
-    assert_int_equal(pack(&img, &len, "S(i$(ii)fc)#", pr, 2), SK_OK);
-    assert_int_equal(unpack(img, len, "S(i$(ii)fc)#", pr2, 2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(i$(ii)fc)#", pr, 2), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "S(i$(ii)fc)#", pr2, 2), SK_OK);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(pr2[k].a, pr[k].a);
         assert_int_equal(pr2[k].pt.x, pr[k].pt.x);
         assert_int_equal(pr2[k].pt.y, pr[k].pt.y);
-        assert_true(pr2[k].d == pr[k].d);
+        assert_cmp(pr2[k].d, ==, pr[k].d);
         assert_int_equal(pr2[k].tag, pr[k].tag);
     }
     free_image(&img);
 
-    assert_int_equal(pack(&img, &len, "S(c$(c$(cc))i)", &dr), SK_OK);
-    assert_int_equal(unpack(img, len, "S(c$(c$(cc))i)", &dr2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(c$(c$(cc))i)", &dr), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "S(c$(c$(cc))i)", &dr2), SK_OK);
     assert_memory_equal(&dr2, &dr, sizeof dr);
     free_image(&img);
 
-    assert_int_equal(pack(&img, &len, "S(s#i)", &nm, 3), SK_OK);
-    assert_int_equal(unpack(img, len, "S(s#i)", &nm2, 3), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(s#i)", &nm, 3), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "S(s#i)", &nm2, 3), SK_OK);
     assert_string_equal(nm2.names[0], "one");
     assert_null(nm2.names[1]);
     assert_string_equal(nm2.names[2], "three");
@@ -388,7 +386,7 @@ static void test_round_trip_structs(void **state)
     free_image(&img);
 
     /* tpl has no S inside S: nesting is $(...) */
-    assert_int_equal(pack(&img, &len, "S(S(i))", &dr), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(S(i))", &dr), SK_EINVAL);
 }
 
 /* Unpacking writes exactly what tpl_unpack writes: struct padding and the
@@ -401,8 +399,8 @@ static void test_unpack_leaves_padding_alone(void **state)
     memset(out, 0xEE, sizeof out);
     void *img;
     size_t len;
-    assert_int_equal(pack(&img, &len, "S(cf)#", in, 2), SK_OK);
-    assert_int_equal(unpack(img, len, "S(cf)#", out, 2), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "S(cf)#", in, 2), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "S(cf)#", out, 2), SK_OK);
     for (size_t k = 0; k < 2; k++) {
         size_t base = k * sizeof(struct sample);
         assert_int_equal(out[base + offsetof(struct sample, tag)], in[k].tag);
@@ -419,18 +417,18 @@ static void test_empty_format(void **state)
     (void)state;
     void *img = (void *)&img;
     size_t len = 99;
-    assert_int_equal(pack(&img, &len, NULL), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, NULL), SK_OK);
     assert_null(img);
     assert_int_equal(len, 0);
     img = (void *)&img;
-    assert_int_equal(pack(&img, &len, ""), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, ""), SK_OK);
     assert_null(img);
     assert_int_equal(len, 0);
 
     int32_t x = 5;
-    assert_int_equal(unpack(NULL, 0, NULL), SK_OK);
-    assert_int_equal(unpack(NULL, 0, ""), SK_OK);
-    assert_int_equal(unpack(NULL, 0, "i", &x), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(NULL, 0, NULL), SK_OK);
+    assert_int_equal(skt_msg_unpack(NULL, 0, ""), SK_OK);
+    assert_int_equal(skt_msg_unpack(NULL, 0, "i", &x), SK_EFORMAT);
     assert_int_equal(x, 5);
     assert_int_equal(sk_msg_validate(NULL, 0), SK_OK);
     char fmt[8] = "junk";
@@ -438,9 +436,9 @@ static void test_empty_format(void **state)
     assert_string_equal(fmt, "");
 
     /* a non-empty image does not unpack with an empty format */
-    assert_int_equal(pack(&img, &len, "i", &x), SK_OK);
-    assert_int_equal(unpack(img, len, ""), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, NULL), SK_EFORMAT);
+    assert_int_equal(skt_msg_pack(&img, &len, "i", &x), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, ""), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, NULL), SK_EFORMAT);
     free_image(&img);
 
     /* tpl's own image of the empty format (9 bytes) is a valid image of "" */
@@ -451,8 +449,8 @@ static void test_empty_format(void **state)
     tpl_free(tn);
     assert_int_equal(len, 9);
     assert_int_equal(sk_msg_validate(img, len), SK_OK);
-    assert_int_equal(unpack(img, len, ""), SK_OK);
-    assert_int_equal(unpack(img, len, "i", &x), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, ""), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "i", &x), SK_EFORMAT);
     free_image(&img);
 }
 
@@ -465,27 +463,27 @@ static void test_format_mismatch_leaves_outputs_untouched(void **state)
     char *s = "text";
     void *img;
     size_t len;
-    assert_int_equal(pack(&img, &len, "is", &i, &s), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "is", &i, &s), SK_OK);
 
     int64_t big = 0x1111;
     int32_t i2 = 0x2222, i3 = 0x3333;
     char *s2 = (char *)"untouched";
     struct pair pr = {'p', 0x4444};
     double f = 0.5;
-    assert_int_equal(unpack(img, len, "Is", &big, &s2), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "i", &i2), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "isi", &i2, &s2, &i3), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "si", &s2, &i2), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "S(is)", &pr), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "if", &i2, &f), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "i#s", &i2, 1, &s2), SK_EFORMAT);
-    assert_true(big == 0x1111);
+    assert_int_equal(skt_msg_unpack(img, len, "Is", &big, &s2), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "i", &i2), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "isi", &i2, &s2, &i3), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "si", &s2, &i2), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "S(is)", &pr), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "if", &i2, &f), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "i#s", &i2, 1, &s2), SK_EFORMAT);
+    assert_cmp(big, ==, 0x1111);
     assert_int_equal(i2, 0x2222);
     assert_int_equal(i3, 0x3333);
     assert_string_equal(s2, "untouched");
     assert_int_equal(pr.c, 'p');
     assert_int_equal(pr.i, 0x4444);
-    assert_true(f == 0.5);
+    assert_cmp(f, ==, 0.5);
     free_image(&img);
 }
 
@@ -502,16 +500,17 @@ static void test_malformed_formats(void **state)
         void *img = (void *)dummy;
         size_t len = 3;
         /* the format is rejected before any argument is read */
-        assert_int_equal(pack(&img, &len, bad[k], dummy, dummy, dummy), SK_EINVAL);
-        assert_true(img == (void *)dummy && len == 3);
-        assert_int_equal(unpack("tpl", 3, bad[k], dummy, dummy, dummy), SK_EINVAL);
+        assert_int_equal(skt_msg_pack(&img, &len, bad[k], dummy, dummy, dummy), SK_EINVAL);
+        assert_cmp(img, ==, (void *)dummy);
+        assert_cmp(len, ==, 3);
+        assert_int_equal(skt_msg_unpack("tpl", 3, bad[k], dummy, dummy, dummy), SK_EINVAL);
     }
     /* A(...) is well formed but cannot be filled by one variadic call */
     void *img = NULL;
     size_t len = 0;
-    assert_int_equal(pack(&img, &len, "A(i)", dummy), SK_EINVAL);
-    assert_int_equal(pack(&img, &len, "iA(s)", dummy, dummy), SK_EINVAL);
-    assert_int_equal(unpack("tpl", 3, "A(i)", dummy), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "A(i)", dummy), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "iA(s)", dummy, dummy), SK_EINVAL);
+    assert_int_equal(skt_msg_unpack("tpl", 3, "A(i)", dummy), SK_EINVAL);
     assert_null(img);
 
     /* nesting beyond SK_MSG_MAX_NESTING */
@@ -528,27 +527,28 @@ static void test_malformed_formats(void **state)
     for (int d = 0; d <= SK_MSG_MAX_NESTING; d++)
         deep[at++] = ')';
     deep[at] = '\0';
-    assert_int_equal(pack(&img, &len, deep, dummy), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, deep, dummy), SK_EINVAL);
 
     /* a format longer than SK_MSG_MAX_FORMAT */
     char *long_fmt = malloc(SK_MSG_MAX_FORMAT + 2);
     assert_non_null(long_fmt);
     memset(long_fmt, 'c', SK_MSG_MAX_FORMAT + 1);
     long_fmt[SK_MSG_MAX_FORMAT + 1] = '\0';
-    assert_int_equal(pack(&img, &len, long_fmt, dummy), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, long_fmt, dummy), SK_EINVAL);
     free(long_fmt);
 
     /* bad arguments to a good format */
-    assert_int_equal(pack(&img, &len, "i#", dummy, 0), SK_EINVAL);
-    assert_int_equal(pack(&img, &len, "i#", dummy, -3), SK_EINVAL);
-    assert_int_equal(pack(&img, &len, "c##", dummy, 65536, 65536), SK_EINVAL); /* > INT_MAX */
-    assert_int_equal(pack(&img, &len, "i#", dummy, 0x20000000), SK_EINVAL);    /* 2 GiB */
-    assert_int_equal(pack(&img, &len, "S(ci)#", dummy, 0x7fffffff), SK_EINVAL);
-    assert_int_equal(pack(&img, &len, "ii", dummy, NULL), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "i#", dummy, 0), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "i#", dummy, -3), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "c##", dummy, 65536, 65536),
+                     SK_EINVAL);                                                    /* > INT_MAX */
+    assert_int_equal(skt_msg_pack(&img, &len, "i#", dummy, 0x20000000), SK_EINVAL); /* 2 GiB */
+    assert_int_equal(skt_msg_pack(&img, &len, "S(ci)#", dummy, 0x7fffffff), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "ii", dummy, NULL), SK_EINVAL);
     tpl_bin no_bytes = {.addr = NULL, .sz = 4};
-    assert_int_equal(pack(&img, &len, "B", &no_bytes), SK_EINVAL);
-    assert_int_equal(unpack("tpl", 3, "i#", dummy, 0), SK_EINVAL);
-    assert_int_equal(unpack("tpl", 3, "is", dummy, NULL), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, &len, "B", &no_bytes), SK_EINVAL);
+    assert_int_equal(skt_msg_unpack("tpl", 3, "i#", dummy, 0), SK_EINVAL);
+    assert_int_equal(skt_msg_unpack("tpl", 3, "is", dummy, NULL), SK_EINVAL);
     assert_null(img);
 }
 
@@ -559,12 +559,12 @@ static void test_null_arguments(void **state)
     void *img = NULL;
     size_t len = 0;
     char buf[16];
-    assert_int_equal(pack(NULL, &len, "i", &x), SK_EINVAL);
-    assert_int_equal(pack(&img, NULL, "i", &x), SK_EINVAL);
-    assert_int_equal(unpack(NULL, 10, "i", &x), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(NULL, &len, "i", &x), SK_EINVAL);
+    assert_int_equal(skt_msg_pack(&img, NULL, "i", &x), SK_EINVAL);
+    assert_int_equal(skt_msg_unpack(NULL, 10, "i", &x), SK_EINVAL);
     assert_int_equal(sk_msg_validate(NULL, 10), SK_EINVAL);
     assert_int_equal(sk_msg_format(NULL, 10, buf, sizeof buf), SK_EINVAL);
-    assert_int_equal(pack(&img, &len, "i", &x), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "i", &x), SK_OK);
     assert_int_equal(sk_msg_format(img, len, NULL, 16), SK_EINVAL);
     assert_int_equal(sk_msg_format(img, len, buf, 0), SK_EINVAL);
     free_image(&img);
@@ -578,7 +578,7 @@ static void test_format_query(void **state)
     char *s = "s";
     void *img;
     size_t len;
-    assert_int_equal(pack(&img, &len, "iS(ci)#s", &x, pr, 2, &s), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "iS(ci)#s", &x, pr, 2, &s), SK_OK);
     char buf[SK_MSG_MAX_FORMAT + 1];
     assert_int_equal(sk_msg_format(img, len, buf, sizeof buf), SK_OK);
     assert_string_equal(buf, "iS(ci)#s");
@@ -617,7 +617,7 @@ static void test_array_images_validate(void **state)
     char buf[64];
     assert_int_equal(sk_msg_format(img, len, buf, sizeof buf), SK_OK);
     assert_string_equal(buf, "iA(s)A(A(i))");
-    assert_int_equal(unpack(img, len, "iA(s)A(A(i))", &i, &s, &i), SK_EINVAL);
+    assert_int_equal(skt_msg_unpack(img, len, "iA(s)A(A(i))", &i, &s, &i), SK_EINVAL);
     for (size_t cut = 1; cut < len; cut++)
         assert_int_equal(sk_msg_validate(img, cut), SK_EFORMAT);
     free(img);
@@ -678,7 +678,8 @@ static tpl_node *mixed_map(union case_values *v)
 static int mixed_unpack(const void *img, size_t len, union case_values *v)
 {
     struct case_mixed *m = &v->mixed;
-    return unpack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin, &m->f);
+    return skt_msg_unpack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
+                          &m->f);
 }
 static void mixed_release(union case_values *v)
 {
@@ -690,7 +691,7 @@ static void mixed_release(union case_values *v)
 static void check_same_string(const char *a, const char *b)
 {
     if (a == NULL || b == NULL)
-        assert_true(a == b);
+        assert_cmp(a, ==, b);
     else
         assert_string_equal(a, b);
 }
@@ -702,7 +703,7 @@ static void mixed_equal(const union case_values *va, const union case_values *vb
     assert_memory_equal(a->tag, b->tag, 5);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(a->recs[k].j, b->recs[k].j);
-        assert_true(a->recs[k].big == b->recs[k].big);
+        assert_cmp(a->recs[k].big, ==, b->recs[k].big);
         check_same_string(a->recs[k].name, b->recs[k].name);
     }
     assert_int_equal(a->bin.sz, b->bin.sz);
@@ -717,7 +718,7 @@ static tpl_node *strings_map(union case_values *v)
 }
 static int strings_unpack(const void *img, size_t len, union case_values *v)
 {
-    return unpack(img, len, "s#u", v->strings.names, 3, &v->strings.u);
+    return skt_msg_unpack(img, len, "s#u", v->strings.names, 3, &v->strings.u);
 }
 static void strings_release(union case_values *v)
 {
@@ -728,7 +729,7 @@ static void strings_equal(const union case_values *a, const union case_values *b
 {
     for (int k = 0; k < 3; k++)
         check_same_string(a->strings.names[k], b->strings.names[k]);
-    assert_true(a->strings.u == b->strings.u);
+    assert_cmp(a->strings.u, ==, b->strings.u);
 }
 
 static tpl_node *nested_map(union case_values *v)
@@ -737,7 +738,7 @@ static tpl_node *nested_map(union case_values *v)
 }
 static int nested_unpack(const void *img, size_t len, union case_values *v)
 {
-    return unpack(img, len, "S(j$(jv)i)#v", v->nested.rows, 3, &v->nested.v);
+    return skt_msg_unpack(img, len, "S(j$(jv)i)#v", v->nested.rows, 3, &v->nested.v);
 }
 static void nested_release(union case_values *v)
 {
@@ -747,7 +748,10 @@ static void nested_equal(const union case_values *a, const union case_values *b)
 {
     for (int k = 0; k < 3; k++) {
         const struct nested16 *x = &a->nested.rows[k], *y = &b->nested.rows[k];
-        assert_true(x->a == y->a && x->in.b == y->in.b && x->in.c == y->in.c && x->d == y->d);
+        assert_cmp(x->a, ==, y->a);
+        assert_cmp(x->in.b, ==, y->in.b);
+        assert_cmp(x->in.c, ==, y->in.c);
+        assert_cmp(x->d, ==, y->d);
     }
     assert_int_equal(a->nested.v, b->nested.v);
 }
@@ -795,11 +799,12 @@ static void make_case_image(size_t which, void **img, size_t *len)
     int rc;
     if (which == 0) {
         struct case_mixed *m = &v.mixed;
-        rc = pack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin, &m->f);
+        rc = skt_msg_pack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
+                          &m->f);
     } else if (which == 1) {
-        rc = pack(img, len, "s#u", v.strings.names, 3, &v.strings.u);
+        rc = skt_msg_pack(img, len, "s#u", v.strings.names, 3, &v.strings.u);
     } else {
-        rc = pack(img, len, "S(j$(jv)i)#v", v.nested.rows, 3, &v.nested.v);
+        rc = skt_msg_pack(img, len, "S(j$(jv)i)#v", v.nested.rows, 3, &v.nested.v);
     }
     assert_int_equal(rc, SK_OK);
     tpl_node *tn = fuzz_cases[which].map(&v);
@@ -850,7 +855,7 @@ static int check_against_tpl(size_t which, const void *img, size_t len)
     if ((loaded == 0) != (rc == SK_OK))
         fail_msg("case %zu, %zu bytes: skproc says %d, tpl_load says %d", which, len, rc, loaded);
     if (loaded == 0) {
-        assert_true(tpl_unpack(tn, 0) >= 0);
+        assert_cmp(tpl_unpack(tn, 0), >=, 0);
         fc->check_equal(&ours, &theirs);
         fc->release(&theirs);
         fc->release(&ours);
@@ -944,7 +949,7 @@ static void test_every_single_byte_change(void **state)
         }
         /* changed values in the data are still valid images: the walk is
          * not just rejecting everything */
-        assert_true(accepted > 0);
+        assert_cmp(accepted, >, 0);
         free(copy);
         free(img);
     }
@@ -1083,7 +1088,8 @@ static void test_random_mutations(void **state)
     }
     assert_int_equal(release_stderr(), 0);
     print_message("random mutations: %zu accepted, %zu rejected\n", verdicts[1], verdicts[0]);
-    assert_true(verdicts[0] > 0 && verdicts[1] > 0);
+    assert_cmp(verdicts[0], >, 0);
+    assert_cmp(verdicts[1], >, 0);
     free(work);
     for (size_t which = 0; which < N_FUZZ_CASES; which++)
         free(images[which]);
@@ -1128,14 +1134,14 @@ static void test_forged_lengths(void **state)
         memcpy(data + 4, "abcd", 4);
         size_t len = forge(img, "s", NULL, 0, data, 8);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-        assert_int_equal(unpack(img, len, "s", &s), SK_EFORMAT);
+        assert_int_equal(skt_msg_unpack(img, len, "s", &s), SK_EFORMAT);
         len = forge(img, "B", NULL, 0, data, 8);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-        assert_int_equal(unpack(img, len, "B", &bin), SK_EFORMAT);
+        assert_int_equal(skt_msg_unpack(img, len, "B", &bin), SK_EFORMAT);
         /* a fixed-array length in the header */
         len = forge(img, "c#", &huge[k], 1, "abcd", 4);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-        assert_int_equal(unpack(img, len, "c#", chars, 4), SK_EFORMAT);
+        assert_int_equal(skt_msg_unpack(img, len, "c#", chars, 4), SK_EFORMAT);
         /* an array count */
         len = forge(img, "A(i)", NULL, 0, data, 8);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
@@ -1153,7 +1159,7 @@ static void test_forged_lengths(void **state)
     /* the stored total disagrees with the buffer */
     len = forge(img, "i", NULL, 0, "\1\0\0\0", 4);
     assert_int_equal(sk_msg_validate(img, len), SK_OK);
-    assert_int_equal(unpack(img, len, "i", &x), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "i", &x), SK_OK);
     assert_int_equal(x, 1);
     img[4]++;
     assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
@@ -1210,7 +1216,7 @@ static void test_other_byte_order_and_old_strings(void **state)
     int32_t i = 0;
     int16_t j = 0;
     char *s = NULL;
-    assert_int_equal(unpack(img, len, "ijs", &i, &j, &s), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "ijs", &i, &j, &s), SK_OK);
     assert_int_equal(i, 0x01020304);
     assert_int_equal(j, -2);
     assert_string_equal(s, "hey");
@@ -1219,7 +1225,7 @@ static void test_other_byte_order_and_old_strings(void **state)
     tpl_node *tn = tpl_map("ijs", &i, &j, &s);
     assert_int_equal(tpl_load(tn, TPL_MEM, img, len), 0);
     i = 0;
-    assert_true(tpl_unpack(tn, 0) >= 0);
+    assert_cmp(tpl_unpack(tn, 0), >=, 0);
     assert_int_equal(i, 0x01020304);
     assert_string_equal(s, "hey");
     free(s);
@@ -1231,7 +1237,7 @@ static void test_other_byte_order_and_old_strings(void **state)
     img[3] = 0;
     char *a = (char *)"a", *b = (char *)"b";
     assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-    assert_int_equal(unpack(img, len, "ss", &a, &b), SK_EFORMAT);
+    assert_int_equal(skt_msg_unpack(img, len, "ss", &a, &b), SK_EFORMAT);
     assert_string_equal(a, "a");
     tn = tpl_map("ss", &a, &b);
     assert_int_equal(tpl_load(tn, TPL_MEM, img, len), 0); /* tpl would go on */
@@ -1240,7 +1246,7 @@ static void test_other_byte_order_and_old_strings(void **state)
      * leaves it clear then) */
     len = forge(img, "i", NULL, 0, "\7\0\0\0", 4);
     img[3] = 0;
-    assert_int_equal(unpack(img, len, "i", &i), SK_OK);
+    assert_int_equal(skt_msg_unpack(img, len, "i", &i), SK_OK);
     assert_int_equal(i, 7);
 }
 
@@ -1252,6 +1258,7 @@ static void test_other_byte_order_and_old_strings(void **state)
 static void test_out_of_memory_while_packing(void **state)
 {
     (void)state;
+    skt_defer(restore_stderr, NULL);
     union case_values v;
     fill_case(0, &v);
     struct case_mixed *m = &v.mixed;
@@ -1263,21 +1270,22 @@ static void test_out_of_memory_while_packing(void **state)
         void *img = (void *)&img;
         size_t len = 77;
         sk_msg_fail_alloc_after(after);
-        int rc = pack(&img, &len, "isc#S(jIs)#Bfs#", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
-                      &m->f, many, 40);
+        int rc = skt_msg_pack(&img, &len, "isc#S(jIs)#Bfs#", &m->i, &m->s, m->tag, 5, m->recs, 2,
+                              &m->bin, &m->f, many, 40);
         long left = sk_msg_fail_alloc_after(-1);
         if (rc == SK_OK) {
-            assert_true(left >= 0); /* no allocation failed */
+            assert_cmp(left, >=, 0); /* no allocation failed */
             free(img);
             break;
         }
         assert_int_equal(rc, SK_ENOMEM);
         assert_int_equal(left, -1);
-        assert_true(img == (void *)&img && len == 77);
+        assert_cmp(img, ==, (void *)&img);
+        assert_cmp(len, ==, 77);
         failures++;
-        assert_true(after < 100);
+        assert_cmp(after, <, 100);
     }
-    assert_true(failures >= 1);
+    assert_cmp(failures, >=, 1);
 }
 
 /* skproc writes images itself; they must be what tpl_dump writes for every
@@ -1304,7 +1312,7 @@ static void test_pack_is_byte_identical_to_tpl(void **state)
     do {                                                                                           \
         void *ours, *theirs;                                                                       \
         size_t ours_len, theirs_len;                                                               \
-        assert_int_equal(pack(&ours, &ours_len, fmt, __VA_ARGS__), SK_OK);                         \
+        assert_int_equal(skt_msg_pack(&ours, &ours_len, fmt, __VA_ARGS__), SK_OK);                 \
         tpl_node *tn = tpl_map(fmt, __VA_ARGS__);                                                  \
         assert_non_null(tn);                                                                       \
         assert_int_equal(tpl_pack(tn, 0), 0);                                                      \
@@ -1334,20 +1342,21 @@ static void test_pack_is_byte_identical_to_tpl(void **state)
 static void test_out_of_memory_while_unpacking(void **state)
 {
     (void)state;
+    skt_defer(restore_stderr, NULL);
     char *many[40];
     for (int k = 0; k < 40; k++)
         many[k] = k % 3 ? "some text" : NULL;
     void *img;
     size_t len;
-    assert_int_equal(pack(&img, &len, "s#", many, 40), SK_OK);
+    assert_int_equal(skt_msg_pack(&img, &len, "s#", many, 40), SK_OK);
     for (long after = 0;; after++) {
         char *out[40];
         memset(out, 0x5a, sizeof out);
         sk_msg_fail_alloc_after(after);
-        int rc = unpack(img, len, "s#", out, 40);
+        int rc = skt_msg_unpack(img, len, "s#", out, 40);
         long left = sk_msg_fail_alloc_after(-1);
         if (rc == SK_OK) {
-            assert_true(left >= 0);
+            assert_cmp(left, >=, 0);
             for (int k = 0; k < 40; k++) {
                 check_same_string(out[k], many[k]);
                 free(out[k]);
@@ -1356,8 +1365,8 @@ static void test_out_of_memory_while_unpacking(void **state)
         }
         assert_int_equal(rc, SK_ENOMEM);
         for (int k = 0; k < 40; k++)
-            assert_true((uintptr_t)out[k] == (uintptr_t)0x5a5a5a5a5a5a5a5aull);
-        assert_true(after < 1000);
+            assert_cmp((uintptr_t)out[k], ==, (uintptr_t)0x5a5a5a5a5a5a5a5aull);
+        assert_cmp(after, <, 1000);
     }
     free(img);
 }
@@ -1370,7 +1379,7 @@ static void test_tpl_is_quiet(void **state)
     int32_t x;
     capture_stderr();
     assert_null(tpl_map("q", &x));
-    assert_true(strstr(sk_tpl_last_message(), "q") != NULL);
+    assert_cmp(strstr(sk_tpl_last_message(), "q"), !=, NULL);
     tpl_node *tn = tpl_map("i", &x);
     assert_int_equal(tpl_load(tn, TPL_MEM, "not a tpl image", (size_t)15), -1);
     tpl_free(tn);
@@ -1395,7 +1404,7 @@ static void test_fatal_outside_skproc_aborts(void **state)
     fflush(stdout);
     fflush(stderr);
     pid_t pid = fork();
-    assert_true(pid >= 0);
+    assert_cmp(pid, >=, 0);
     if (pid == 0) {
         close(fds[0]);
         exit_pipe = fds[1];
@@ -1438,9 +1447,9 @@ static void *thread_main(void *arg)
         size_t len = 0;
         if (job->inject)
             sk_msg_fail_alloc_after(n % 13);
-        int rc = pack(&img, &len, "isS(ci)#", &i, &s, pr, 3);
+        int rc = skt_msg_pack(&img, &len, "isS(ci)#", &i, &s, pr, 3);
         if (rc == SK_OK)
-            rc = unpack(img, len, "isS(ci)#", &i2, &s2, pr2, 3);
+            rc = skt_msg_unpack(img, len, "isS(ci)#", &i2, &s2, pr2, 3);
         if (job->inject)
             sk_msg_fail_alloc_after(-1);
         free(img);
@@ -1472,35 +1481,35 @@ static void test_threads(void **state)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip_integers_and_floats),
-        cmocka_unit_test(test_round_trip_strings_owned_by_caller),
-        cmocka_unit_test(test_round_trip_binary_buffers),
-        cmocka_unit_test(test_round_trip_fixed_arrays),
-        cmocka_unit_test(test_round_trip_structs),
-        cmocka_unit_test(test_unpack_leaves_padding_alone),
-        cmocka_unit_test(test_empty_format),
-        cmocka_unit_test(test_format_mismatch_leaves_outputs_untouched),
-        cmocka_unit_test(test_malformed_formats),
-        cmocka_unit_test(test_null_arguments),
-        cmocka_unit_test(test_format_query),
-        cmocka_unit_test(test_array_images_validate),
-        cmocka_unit_test(test_matches_tpl_on_valid_images),
-        cmocka_unit_test_teardown(test_every_truncation, restore_stderr_teardown),
-        cmocka_unit_test_teardown(test_every_single_byte_change, restore_stderr_teardown),
-        cmocka_unit_test_teardown(test_random_mutations, restore_stderr_teardown),
-        cmocka_unit_test_teardown(test_forged_lengths, restore_stderr_teardown),
-        cmocka_unit_test(test_nesting_limit_in_images),
-        cmocka_unit_test(test_other_byte_order_and_old_strings),
-        cmocka_unit_test_teardown(test_out_of_memory_while_packing, restore_stderr_teardown),
-        cmocka_unit_test(test_pack_is_byte_identical_to_tpl),
-        cmocka_unit_test_teardown(test_out_of_memory_while_unpacking, restore_stderr_teardown),
-        cmocka_unit_test_teardown(test_tpl_is_quiet, restore_stderr_teardown),
-        cmocka_unit_test(test_fatal_outside_skproc_aborts),
-        cmocka_unit_test(test_threads),
+        SKT_TEST(test_round_trip_integers_and_floats),
+        SKT_TEST(test_round_trip_strings_owned_by_caller),
+        SKT_TEST(test_round_trip_binary_buffers),
+        SKT_TEST(test_round_trip_fixed_arrays),
+        SKT_TEST(test_round_trip_structs),
+        SKT_TEST(test_unpack_leaves_padding_alone),
+        SKT_TEST(test_empty_format),
+        SKT_TEST(test_format_mismatch_leaves_outputs_untouched),
+        SKT_TEST(test_malformed_formats),
+        SKT_TEST(test_null_arguments),
+        SKT_TEST(test_format_query),
+        SKT_TEST(test_array_images_validate),
+        SKT_TEST(test_matches_tpl_on_valid_images),
+        SKT_TEST(test_every_truncation),
+        SKT_TEST(test_every_single_byte_change),
+        SKT_TEST(test_random_mutations),
+        SKT_TEST(test_forged_lengths),
+        SKT_TEST(test_nesting_limit_in_images),
+        SKT_TEST(test_other_byte_order_and_old_strings),
+        SKT_TEST(test_out_of_memory_while_packing),
+        SKT_TEST(test_pack_is_byte_identical_to_tpl),
+        SKT_TEST(test_out_of_memory_while_unpacking),
+        SKT_TEST(test_tpl_is_quiet),
+        SKT_TEST(test_fatal_outside_skproc_aborts),
+        SKT_TEST(test_threads),
     };
     sk_tpl_hooks_install();
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools, records: items and results described by tpl formats (strings in
  * both directions, NULL and long strings, structs of several members), the
@@ -112,7 +113,7 @@ static void test_tpl_strings_map(void **state)
     xfree(items);
     xfree(long_name);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static void test_tpl_strings_imap_and_async(void **state)
@@ -146,7 +147,8 @@ static void test_tpl_strings_imap_and_async(void **state)
     for (size_t k = 0; k < n; k++) {
         r = NULL;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-        assert_true(index < n && !seen[index]++);
+        assert_cmp(index, <, n);
+        assert_true(!seen[index]++);
         check_label(r, &items[index], index);
         xfree(r);
     }
@@ -204,7 +206,8 @@ static void test_tpl_strings_stream(void **state)
             char *r = NULL;
             size_t index = (size_t)-1;
             assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-            assert_true(index < st.n && !seen[index]++);
+            assert_cmp(index, <, st.n);
+            assert_true(!seen[index]++);
             if (ordered)
                 assert_int_equal(index, k);
             char want[64];
@@ -309,7 +312,7 @@ static void test_tpl_result_record(void **state)
     for (size_t i = 0; i < n; i++) {
         check_label(results[i].text, &items[i], i);
         assert_int_equal(results[i].len, (int64_t)strlen(items[i].name));
-        assert_true(results[i].half == items[i].n / 2.0);
+        assert_cmp(results[i].half, ==, items[i].n / 2.0);
         xfree(results[i].text);
     }
     xfree(results);
@@ -359,7 +362,7 @@ static void test_tpl_items_survive_a_crash(void **state)
     xfree(status);
     xfree(items);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* --------------------------------------------------------- star form */
@@ -431,7 +434,7 @@ static void test_star_vs_plain(void **state)
         size_t index;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
         assert_int_equal(index, i);
-        assert_true(r == star_r[i]);
+        assert_cmp(r, ==, star_r[i]);
     }
     free_call(call);
     xfree(items);
@@ -539,7 +542,8 @@ static void test_star_validation(void **state)
     /* The right one works. */
     job.item_format = "S(iif)";
     assert_rc(sk_pool_map(pool, &job, items, 2, results, NULL), SK_OK);
-    assert_true(results[0] == 5.0 && results[1] == 26.0);
+    assert_cmp(results[0], ==, 5.0);
+    assert_cmp(results[1], ==, 26.0);
     release_pool(pool);
 }
 
@@ -745,7 +749,8 @@ static void test_class_runs(void **state)
         int64_t r = 0;
         size_t index;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-        assert_true(index < n && !seen[index]++);
+        assert_cmp(index, <, n);
+        assert_true(!seen[index]++);
         assert_int_equal(r, items[index].runs * 1000 + items[index].runs);
     }
     free_call(call);
@@ -753,7 +758,7 @@ static void test_class_runs(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* Lives of the class: a soft failure is retried in the same worker (its
@@ -852,7 +857,8 @@ static void test_class_failing_item(void **state)
     print_error_of(ie);
     assert_int_equal(ie->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(ie->section, SK_RUN);
-    assert_true(ie->timeout > 0.19 && ie->timeout < 0.21);
+    assert_cmp(ie->timeout, >, 0.19);
+    assert_cmp(ie->timeout, <, 0.21);
     assert_int_equal(ie->item, 20);
     for (size_t i = 0; i < n; i++) {
         if (i == 13 || i == 20) {
@@ -864,7 +870,7 @@ static void test_class_failing_item(void **state)
     }
     free_call(call);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static int no_run_init(sk_process *self, const void *item)
@@ -1009,8 +1015,8 @@ static void test_item_larger_than_a_batch(void **state)
                   "status[999] %d\n",
                   rc, sk_strerror(rc), status[600], status[0], status[999]);
     if (rc != SK_EINVAL) { /* refused as a whole is fine too */
-        assert_true(rc != SK_OK);
-        assert_true(status[600] != SK_OK);
+        assert_cmp(rc, !=, SK_OK);
+        assert_cmp(status[600], !=, SK_OK);
         for (size_t i = 0; i < n; i++) {
             if (i == 600)
                 continue;
@@ -1035,7 +1041,7 @@ static void test_item_larger_than_a_batch(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* A call refused half-way (its item 150 does not fit a batch) while its
@@ -1096,30 +1102,30 @@ static void test_pool_goes_on_after_a_refused_item(void **state)
     release_pool(pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_tpl_strings_map),
-        POOL_TEST(test_tpl_strings_imap_and_async),
-        POOL_TEST(test_tpl_strings_stream),
-        POOL_TEST(test_tpl_null_string),
-        POOL_TEST(test_tpl_string_item),
-        POOL_TEST(test_tpl_result_record),
-        POOL_TEST(test_tpl_items_survive_a_crash),
-        POOL_TEST(test_star_vs_plain),
-        POOL_TEST(test_star_padded_record),
-        POOL_TEST(test_star_with_strings),
-        POOL_TEST(test_star_validation),
-        POOL_TEST(test_format_size_mismatch),
-        POOL_TEST(test_odd_sized_records),
-        POOL_TEST(test_no_result),
-        POOL_TEST(test_class_runs),
-        POOL_TEST(test_class_lives),
-        POOL_TEST(test_class_failing_item),
-        POOL_TEST(test_class_validation),
-        POOL_TEST(test_large_results),
-        POOL_TEST(test_item_larger_than_a_batch),
-        POOL_TEST(test_pool_goes_on_after_a_refused_item),
+        SKT_TEST(test_tpl_strings_map),
+        SKT_TEST(test_tpl_strings_imap_and_async),
+        SKT_TEST(test_tpl_strings_stream),
+        SKT_TEST(test_tpl_null_string),
+        SKT_TEST(test_tpl_string_item),
+        SKT_TEST(test_tpl_result_record),
+        SKT_TEST(test_tpl_items_survive_a_crash),
+        SKT_TEST(test_star_vs_plain),
+        SKT_TEST(test_star_padded_record),
+        SKT_TEST(test_star_with_strings),
+        SKT_TEST(test_star_validation),
+        SKT_TEST(test_format_size_mismatch),
+        SKT_TEST(test_odd_sized_records),
+        SKT_TEST(test_no_result),
+        SKT_TEST(test_class_runs),
+        SKT_TEST(test_class_lives),
+        SKT_TEST(test_class_failing_item),
+        SKT_TEST(test_class_validation),
+        SKT_TEST(test_large_results),
+        SKT_TEST(test_item_larger_than_a_batch),
+        SKT_TEST(test_pool_goes_on_after_a_refused_item),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

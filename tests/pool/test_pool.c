@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools, the core forms against real workers: map and imap keep item order,
  * unordered_imap yields every index exactly once, async_map's
@@ -144,7 +145,7 @@ static void test_map_keeps_order(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* The status array is optional. */
@@ -207,7 +208,7 @@ static void map_with_workers(int workers, size_t n)
         while (k < npids && pids[k] != results[i].pid)
             k++;
         if (k == npids) {
-            assert_true(npids < 64);
+            assert_cmp(npids, <, 64);
             pids[npids++] = results[i].pid;
         }
     }
@@ -218,7 +219,7 @@ static void map_with_workers(int workers, size_t n)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static void test_map_one_worker(void **state)
@@ -248,7 +249,7 @@ static void test_map_default_config(void **state)
     xfree(items);
     xfree(results);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* More workers than items, and one item. */
@@ -437,7 +438,7 @@ static void test_unordered_imap_every_index_once(void **state)
         affine_out r = {0};
         size_t index = (size_t)-1;
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-        assert_true(index < n);
+        assert_cmp(index, <, n);
         if (seen[index]++)
             fail_msg("index %zu yielded twice", index);
         check_result(&r, items[index], &plain_arg);
@@ -475,14 +476,15 @@ static void test_unordered_imap_yields_ready_results_first(void **state)
     affine_out r = {0};
     size_t index = 0;
     assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-    assert_true(index > 0 && index < n); /* item 0 is still at the gate */
+    assert_cmp(index, >, 0);
+    assert_cmp(index, <, n); /* item 0 is still at the gate */
     check_result(&r, items[index], &plain_arg);
     seen[index] = 1;
     open_gate();
     for (size_t k = 1; k < n; k++) {
         memset(&r, 0, sizeof r);
         assert_rc(sk_pool_next(call, BOUND, &index, &r), SK_OK);
-        assert_true(index < n);
+        assert_cmp(index, <, n);
         if (seen[index]++)
             fail_msg("index %zu yielded twice", index);
         check_result(&r, items[index], &plain_arg);
@@ -760,7 +762,7 @@ static void test_imap_failure(void **state)
             affine_out r = {0};
             size_t index = (size_t)-1;
             int rc = sk_pool_next(call, BOUND, &index, &r);
-            assert_true(index < n);
+            assert_cmp(index, <, n);
             assert_int_equal(seen[index]++, 0);
             if (ordered)
                 assert_int_equal(index, k);
@@ -830,8 +832,10 @@ static void test_counters(void **state)
     sk_pool_counters_of(pool, &c);
     print_message("    while 2 items wait: done %ld, failed %ld, in_flight %ld\n", c.done, c.failed,
                   c.in_flight);
-    assert_true(c.in_flight >= 2 && c.in_flight <= (long)n);
-    assert_true(c.done >= 100 && c.done <= 100 + (long)n - 2);
+    assert_cmp(c.in_flight, >=, 2);
+    assert_cmp(c.in_flight, <=, (long)n);
+    assert_cmp(c.done, >=, 100);
+    assert_cmp(c.done, <=, 100 + (long)n - 2);
     open_gate();
     assert_rc(sk_pool_get(call, BOUND), SK_OK);
     free_call(call);
@@ -912,14 +916,14 @@ static void test_close_then_join(void **state)
     if (skt_now() - t0 > 10.0)
         fail_msg("join of an idle pool took %.2fs", skt_now() - t0);
     /* The workers have left: nothing is left to reap. */
-    assert_true(skt_no_children());
+    assert_no_children();
     assert_rc(sk_pool_join(pool, 0), SK_OK); /* again */
     expect_every_form(pool, &job, SK_ESTATE);
     sk_pool_counters c;
     sk_pool_counters_of(pool, &c);
     assert_int_equal(c.done, 100);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
     xfree(items);
     xfree(results);
 }
@@ -961,7 +965,8 @@ static void test_close_lets_calls_finish(void **state)
         affine_out r = {0};
         size_t index = (size_t)-1;
         assert_rc(sk_pool_next(it, BOUND, &index, &r), SK_OK);
-        assert_true(index < n && !seen[index]++);
+        assert_cmp(index, <, n);
+        assert_true(!seen[index]++);
         check_result(&r, items[index], &arg);
     }
     affine_out r;
@@ -978,7 +983,7 @@ static void test_close_lets_calls_finish(void **state)
     free_call(it);
     free_call(call);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
     xfree(items);
     xfree(results);
     xfree(status);
@@ -1016,7 +1021,7 @@ static void test_terminate_fails_calls_in_progress(void **state)
     size_t index;
     assert_rc(sk_pool_next(it, BOUND, &index, &r), SK_EKILLED);
     /* The workers are gone and reaped. */
-    assert_true(skt_no_children());
+    assert_no_children();
     expect_every_form(pool, &job, SK_ESTATE);
     assert_rc(sk_pool_terminate(pool), SK_OK); /* twice is fine */
     /* A killed call is over: ready says so (a `while (!ready)` loop ends). */
@@ -1024,7 +1029,7 @@ static void test_terminate_fails_calls_in_progress(void **state)
     free_call(it);
     free_call(call);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
     xfree(items);
     xfree(results);
     xfree(status);
@@ -1080,7 +1085,7 @@ static void test_several_pools(void **state)
     release_pool(pools[3]);
     release_pool(pools[0]);
     release_pool(pools[2]);
-    assert_true(skt_no_children());
+    assert_no_children();
     xfree(items);
     xfree(results);
 }
@@ -1183,7 +1188,7 @@ static void test_null_arguments(void **state)
     assert_rc(sk_pool_map(pool, &job, items, 2, results, NULL), SK_OK);
     check_result(&results[1], 2, &plain_arg);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* ------------------------------------------------------- reuse, pids */
@@ -1429,7 +1434,8 @@ static void test_many_calls_alive_at_once(void **state)
             affine_out r = {0};
             size_t index = (size_t)-1;
             assert_rc(sk_pool_next(calls[k], BOUND, &index, &r), SK_OK);
-            assert_true(index < n && !seen[k * n + index]++);
+            assert_cmp(index, <, n);
+            assert_true(!seen[k * n + index]++);
             check_result(&r, items[index], &plain_arg);
         }
     }
@@ -1442,44 +1448,44 @@ static void test_many_calls_alive_at_once(void **state)
     release_pool(pool);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_map_keeps_order),
-        POOL_TEST(test_map_without_status),
-        POOL_TEST(test_map_argument_per_call),
-        POOL_TEST(test_map_one_worker),
-        POOL_TEST(test_map_many_workers),
-        POOL_TEST(test_map_default_config),
-        POOL_TEST(test_map_one_item),
-        POOL_TEST(test_map_empty),
-        POOL_TEST(test_imap_empty),
-        POOL_TEST(test_imap_keeps_order),
-        POOL_TEST(test_imap_waits_for_the_next_in_order),
-        POOL_TEST(test_unordered_imap_every_index_once),
-        POOL_TEST(test_unordered_imap_yields_ready_results_first),
-        POOL_TEST(test_async_map_ready_wait_get),
-        POOL_TEST(test_two_async_maps_at_once),
-        POOL_TEST(test_call_free_waits),
-        POOL_TEST(test_map_failure_fills_the_rest),
-        POOL_TEST(test_async_map_error_details),
-        POOL_TEST(test_failure_codes),
-        POOL_TEST(test_imap_failure),
-        POOL_TEST(test_counters),
-        POOL_TEST(test_close_then_join),
-        POOL_TEST(test_close_lets_calls_finish),
-        POOL_TEST(test_terminate_fails_calls_in_progress),
-        POOL_TEST(test_release_reaps_every_worker),
-        POOL_TEST(test_several_pools),
-        POOL_TEST(test_job_validation),
-        POOL_TEST(test_null_arguments),
-        POOL_TEST(test_reuse_keeps_workers),
-        POOL_TEST(test_async_map_goes_on_without_the_caller),
-        POOL_TEST(test_join_waits_for_an_async_map),
-        POOL_TEST(test_two_async_maps_many_batches),
-        POOL_TEST(test_maps_inside_an_imap_loop),
-        POOL_TEST(test_ready_on_an_iterator_loses_nothing),
-        POOL_TEST(test_many_calls_alive_at_once),
+        SKT_TEST(test_map_keeps_order),
+        SKT_TEST(test_map_without_status),
+        SKT_TEST(test_map_argument_per_call),
+        SKT_TEST(test_map_one_worker),
+        SKT_TEST(test_map_many_workers),
+        SKT_TEST(test_map_default_config),
+        SKT_TEST(test_map_one_item),
+        SKT_TEST(test_map_empty),
+        SKT_TEST(test_imap_empty),
+        SKT_TEST(test_imap_keeps_order),
+        SKT_TEST(test_imap_waits_for_the_next_in_order),
+        SKT_TEST(test_unordered_imap_every_index_once),
+        SKT_TEST(test_unordered_imap_yields_ready_results_first),
+        SKT_TEST(test_async_map_ready_wait_get),
+        SKT_TEST(test_two_async_maps_at_once),
+        SKT_TEST(test_call_free_waits),
+        SKT_TEST(test_map_failure_fills_the_rest),
+        SKT_TEST(test_async_map_error_details),
+        SKT_TEST(test_failure_codes),
+        SKT_TEST(test_imap_failure),
+        SKT_TEST(test_counters),
+        SKT_TEST(test_close_then_join),
+        SKT_TEST(test_close_lets_calls_finish),
+        SKT_TEST(test_terminate_fails_calls_in_progress),
+        SKT_TEST(test_release_reaps_every_worker),
+        SKT_TEST(test_several_pools),
+        SKT_TEST(test_job_validation),
+        SKT_TEST(test_null_arguments),
+        SKT_TEST(test_reuse_keeps_workers),
+        SKT_TEST(test_async_map_goes_on_without_the_caller),
+        SKT_TEST(test_join_waits_for_an_async_map),
+        SKT_TEST(test_two_async_maps_many_batches),
+        SKT_TEST(test_maps_inside_an_imap_loop),
+        SKT_TEST(test_ready_on_an_iterator_loses_nothing),
+        SKT_TEST(test_many_calls_alive_at_once),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

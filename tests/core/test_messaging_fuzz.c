@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Seeded random corruption of the image decoder and of the channel's frame
  * parser, bounded in time (5 s by default) so that it runs in CI. The
@@ -39,6 +40,7 @@
 #include <cmocka.h>
 
 #include "messaging_support.h"
+#include "codec_support.h"
 
 #include "core/channel.h"
 #include "codec/message.h"
@@ -81,346 +83,51 @@ static void hexdump(const unsigned char *b, size_t n)
 
 /* -------------------------------------------------------------- seeds */
 
-enum kind {
-    K_INT,
-    K_ATOMS,
-    K_STR,
-    K_BIN,
-    K_IARR,
-    K_SARR,
-    K_STRUCT,
-    K_STRUCTS,
-    K_NESTED,
-    K_MIXED,
-    K_A_INT,
-    K_A_STRUCT,
-    K_A_NESTED,
-    K_A_MIXED,
-    K_COUNT
-};
-
-static const char *const kind_format[K_COUNT] = {
-    "i",       "iuIUjvcf",         "s",           "B",    "i#",       "s#",       "S(is)",
-    "S(cif)#", "S(i$(Ii$(Ijc)))#", "cS(ii)sBU#f", "A(i)", "A(S(is))", "A(iA(s))", "sA(U)",
-};
-
-struct seed {
-    enum kind kind;
-    int n; /* the '#' length of i#, fixed for the others */
-    unsigned char *img;
-    size_t len;
-};
-
+/* Seeds are images of the kinds codec_support.h makes (the same generator
+ * the libFuzzer target uses), with values from the rng. */
 #define N_SEEDS 64
 
-static char *random_text(rng *r, char *buf, size_t cap)
+static uint64_t rng_take(void *ctx, unsigned k)
 {
-    if (below(r, 8) == 0)
-        return NULL;
-    size_t n = below(r, (uint32_t)cap);
-    for (size_t k = 0; k < n; k++)
-        buf[k] = (char)(' ' + below(r, 95));
-    buf[n] = '\0';
-    return buf;
+    (void)k;
+    return next(ctx);
 }
 
-static void *sk_pack(size_t *len, const char *fmt, ...)
+/* An image of kind k with random values; fails when sk_msg_pack does not
+ * write what tpl_dump writes. */
+static void seed_make(rng *r, struct skt_image *sd, enum skt_kind k)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    void *img = NULL;
-    int rc = sk_msg_pack(fmt, ap, &img, len);
-    va_end(ap);
-    assert_rc(rc, SK_OK);
-    return img;
+    struct skt_source src = {rng_take, r};
+    const char *why = skt_image_make(&src, k, sd);
+    if (why != NULL) {
+        print_error("%s for %s\n", why, skt_kind_format[k]);
+        if (sd->mine != NULL)
+            hexdump(sd->mine, sd->mine_len);
+        if (sd->img != NULL)
+            hexdump(sd->img, sd->len);
+        skt_image_free(sd);
+        fail();
+    }
+    free(sd->mine); /* compared: only tpl's is kept */
+    sd->mine = NULL;
 }
 
-/* tpl packs, and so does skproc's own encoder, which must write the same
- * bytes. */
-#define BOTH(fmt, ...)                                                                             \
-    do {                                                                                           \
-        tn = tpl_map(fmt, __VA_ARGS__);                                                            \
-        tpl_pack(tn, 0);                                                                           \
-        mine = sk_pack(&mine_len, fmt, __VA_ARGS__);                                               \
-    } while (0)
-
-/* A tpl image of kind k with random values. */
-static void seed_make(rng *r, struct seed *sd, enum kind k)
-{
-    char t1[48], t2[48];
-    unsigned char bytes[64];
-    for (size_t q = 0; q < sizeof bytes; q++)
-        bytes[q] = (unsigned char)next(r);
-    sd->kind = k;
-    sd->n = 1 + (int)below(r, 16);
-    tpl_node *tn = NULL;
-    void *mine = NULL;
-    size_t mine_len = 0;
-    switch (k) {
-    case K_INT: {
-        int32_t v = (int32_t)next(r);
-        BOTH("i", &v);
-        break;
-    }
-    case K_ATOMS: {
-        int32_t i = (int32_t)next(r);
-        uint32_t u = (uint32_t)next(r);
-        int64_t I = (int64_t)next(r);
-        uint64_t U = next(r);
-        int16_t j = (int16_t)next(r);
-        uint16_t v = (uint16_t)next(r);
-        char c = (char)next(r);
-        double f = (double)(int64_t)next(r) / 7.0;
-        BOTH("iuIUjvcf", &i, &u, &I, &U, &j, &v, &c, &f);
-        break;
-    }
-    case K_STR: {
-        char *s = random_text(r, t1, sizeof t1);
-        BOTH("s", &s);
-        break;
-    }
-    case K_BIN: {
-        tpl_bin b = {.addr = bytes, .sz = below(r, sizeof bytes)};
-        if (b.sz == 0)
-            b.addr = NULL;
-        BOTH("B", &b);
-        break;
-    }
-    case K_IARR: {
-        int32_t a[16];
-        for (int q = 0; q < 16; q++)
-            a[q] = (int32_t)next(r);
-        BOTH("i#", a, sd->n);
-        break;
-    }
-    case K_SARR: {
-        char t3[48], t4[48];
-        char *s[4] = {random_text(r, t1, 48), random_text(r, t2, 48), random_text(r, t3, 48),
-                      random_text(r, t4, 48)};
-        sd->n = 4;
-        BOTH("s#", s, 4);
-        break;
-    }
-    case K_STRUCT: {
-        struct is v = {(int32_t)next(r), random_text(r, t1, sizeof t1)};
-        BOTH("S(is)", &v);
-        break;
-    }
-    case K_STRUCTS: {
-        struct cif v[3];
-        memset(v, 0, sizeof v);
-        for (int q = 0; q < 3; q++)
-            v[q] = (struct cif){(char)next(r), (int32_t)next(r), (double)q};
-        sd->n = 3;
-        BOTH("S(cif)#", v, 3);
-        break;
-    }
-    case K_NESTED: {
-        struct lvl0 v[2];
-        memset(v, 0, sizeof v);
-        for (int q = 0; q < 2; q++) {
-            v[q].i = (int32_t)next(r);
-            v[q].in.I = (int64_t)next(r);
-            v[q].in.in.c = (char)next(r);
-        }
-        sd->n = 2;
-        BOTH("S(i$(Ii$(Ijc)))#", v, 2);
-        break;
-    }
-    case K_MIXED: {
-        char c = (char)next(r);
-        struct ii pair = {(int32_t)next(r), (int32_t)next(r)};
-        char *s = random_text(r, t1, sizeof t1);
-        tpl_bin b = {.addr = bytes, .sz = 1 + below(r, 63)};
-        uint64_t U[2] = {next(r), next(r)};
-        double f = 1.5;
-        sd->n = 2;
-        BOTH("cS(ii)sBU#f", &c, &pair, &s, &b, U, 2, &f);
-        break;
-    }
-    case K_A_INT: {
-        int32_t v;
-        tn = tpl_map("A(i)", &v);
-        for (uint32_t q = below(r, 20); q > 0; q--) {
-            v = (int32_t)next(r);
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    case K_A_STRUCT: {
-        struct is v;
-        tn = tpl_map("A(S(is))", &v);
-        for (uint32_t q = below(r, 5); q > 0; q--) {
-            v = (struct is){(int32_t)next(r), random_text(r, t1, sizeof t1)};
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    case K_A_NESTED: {
-        int32_t i;
-        char *s;
-        tn = tpl_map("A(iA(s))", &i, &s);
-        for (uint32_t q = below(r, 4); q > 0; q--) {
-            i = (int32_t)q;
-            for (uint32_t w = below(r, 4); w > 0; w--) {
-                s = random_text(r, t1, 16);
-                tpl_pack(tn, 2);
-            }
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    case K_A_MIXED: {
-        char *s = random_text(r, t1, sizeof t1);
-        uint64_t u;
-        tn = tpl_map("sA(U)", &s, &u);
-        tpl_pack(tn, 0);
-        for (uint32_t q = below(r, 6); q > 0; q--) {
-            u = next(r);
-            tpl_pack(tn, 1);
-        }
-        break;
-    }
-    case K_COUNT:
-        break;
-    }
-    assert_non_null(tn);
-    void *img = NULL;
-    assert_int_equal(tpl_dump(tn, TPL_MEM, &img, &sd->len), 0);
-    tpl_free(tn);
-    sd->img = img;
-    if (mine != NULL) {
-        if (mine_len != sd->len || memcmp(mine, img, mine_len) != 0) {
-            print_error("sk_msg_pack and tpl_dump differ for %s:\n", kind_format[k]);
-            hexdump(mine, mine_len);
-            hexdump(img, sd->len);
-            fail();
-        }
-        free(mine);
-    }
-}
-
-static void seeds_make(rng *r, struct seed seeds[N_SEEDS])
+static void seeds_make(rng *r, struct skt_image seeds[N_SEEDS])
 {
     for (int k = 0; k < N_SEEDS; k++)
-        seed_make(r, &seeds[k], (enum kind)(k % K_COUNT));
+        seed_make(r, &seeds[k], (enum skt_kind)(k % SKT_K_COUNT));
 }
 
-static void seeds_free(struct seed seeds[N_SEEDS])
+static void seeds_free(struct skt_image seeds[N_SEEDS])
 {
     for (int k = 0; k < N_SEEDS; k++)
-        free(seeds[k].img);
+        skt_image_free(&seeds[k]);
 }
 
-/* ------------------------------------------------------------- unpack */
-
-static int unpack(const void *img, size_t len, const char *fmt, ...)
+/* Unpacks img with the format (and '#' lengths) of seed sd. */
+static int probe(const struct skt_image *sd, const void *img, size_t len)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sk_msg_unpack(img, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
-/* Unpacks img with the format (and '#' lengths) of seed sd, freeing what
- * it allocates. */
-static int probe(const struct seed *sd, const void *img, size_t len)
-{
-    int rc = SK_EINVAL;
-    switch (sd->kind) {
-    case K_INT: {
-        int32_t v;
-        rc = unpack(img, len, "i", &v);
-        break;
-    }
-    case K_ATOMS: {
-        int32_t i;
-        uint32_t u;
-        int64_t I;
-        uint64_t U;
-        int16_t j;
-        uint16_t v;
-        char c;
-        double f;
-        rc = unpack(img, len, "iuIUjvcf", &i, &u, &I, &U, &j, &v, &c, &f);
-        break;
-    }
-    case K_STR: {
-        char *s = NULL;
-        rc = unpack(img, len, "s", &s);
-        if (rc == SK_OK)
-            free(s);
-        break;
-    }
-    case K_BIN: {
-        tpl_bin b = {0};
-        rc = unpack(img, len, "B", &b);
-        if (rc == SK_OK)
-            free(b.addr);
-        break;
-    }
-    case K_IARR: {
-        int32_t a[16];
-        rc = unpack(img, len, "i#", a, sd->n);
-        break;
-    }
-    case K_SARR: {
-        char *s[4] = {NULL};
-        rc = unpack(img, len, "s#", s, 4);
-        if (rc == SK_OK)
-            for (int q = 0; q < 4; q++)
-                free(s[q]);
-        break;
-    }
-    case K_STRUCT: {
-        struct is v = {0, NULL};
-        rc = unpack(img, len, "S(is)", &v);
-        if (rc == SK_OK)
-            free(v.s);
-        break;
-    }
-    case K_STRUCTS: {
-        struct cif v[3];
-        rc = unpack(img, len, "S(cif)#", v, 3);
-        break;
-    }
-    case K_NESTED: {
-        struct lvl0 v[2];
-        rc = unpack(img, len, "S(i$(Ii$(Ijc)))#", v, 2);
-        break;
-    }
-    case K_MIXED: {
-        char c;
-        struct ii pair;
-        char *s = NULL;
-        tpl_bin b = {0};
-        uint64_t U[2];
-        double f;
-        rc = unpack(img, len, "cS(ii)sBU#f", &c, &pair, &s, &b, U, 2, &f);
-        if (rc == SK_OK) {
-            free(s);
-            free(b.addr);
-        }
-        break;
-    }
-    case K_A_INT:
-    case K_A_STRUCT:
-    case K_A_NESTED:
-    case K_A_MIXED: {
-        uint64_t sink[8];
-        rc = unpack(img, len, kind_format[sd->kind], sink, sink, sink);
-        break;
-    }
-    case K_COUNT:
-        break;
-    }
-    return rc;
-}
-
-static bool has_array(enum kind k)
-{
-    return k >= K_A_INT;
+    return skt_probe(sd->kind, sd->n, img, len);
 }
 
 /* ----------------------------------------------------------- mutation */
@@ -429,7 +136,8 @@ static const uint8_t interesting8[] = {0,   1,   0x7f, 0x80, 0xff, '#', '(', ')'
                                        'S', '$', 's',  'B',  'i',  'c', 'f', 2,   3};
 
 /* Mutates buf[0, len) in place within cap bytes; returns the new length. */
-static size_t mutate(rng *r, unsigned char *buf, size_t len, size_t cap, const struct seed *seeds)
+static size_t mutate(rng *r, unsigned char *buf, size_t len, size_t cap,
+                     const struct skt_image *seeds)
 {
     int ops = 1 + (int)below(r, 5);
     for (int op = 0; op < ops; op++) {
@@ -493,7 +201,7 @@ static size_t mutate(rng *r, unsigned char *buf, size_t len, size_t cap, const s
             }
             break;
         case 8: {
-            const struct seed *o = &seeds[below(r, N_SEEDS)];
+            const struct skt_image *o = &seeds[below(r, N_SEEDS)];
             size_t from = below(r, (uint32_t)o->len);
             size_t n = o->len - from;
             if (pos + n > cap)
@@ -520,57 +228,42 @@ static size_t mutate(rng *r, unsigned char *buf, size_t len, size_t cap, const s
 static char g_format[SK_MSG_MAX_FORMAT + 1];
 
 /* One input through every entry point; fails the test when an invariant
- * breaks. in sits in a malloc of exactly len bytes. */
-static void decode_one(const unsigned char *in, size_t len, const struct seed *own,
-                       const struct seed *other, long *valid)
+ * breaks (skt_check_decode). in sits in a malloc of exactly len bytes. */
+static void decode_one(const unsigned char *in, size_t len, const struct skt_image *own,
+                       const struct skt_image *other, long *valid)
 {
-    int v = sk_msg_validate(in, len);
-    assert_true(v == SK_OK || v == SK_EFORMAT);
-    int f = sk_msg_format(in, len, g_format, sizeof g_format);
-    if ((v == SK_OK) != (f == SK_OK)) {
-        print_error("validate says %s, format says %s\n", sk_strerror(v), sk_strerror(f));
+    struct skt_probe_spec probes[2] = {{own->kind, own->n}, {other->kind, other->n}};
+    int is_valid = 0;
+    const char *why = skt_check_decode(in, len, probes, 2, &is_valid);
+    if (why != NULL) {
+        print_error("seed %llu: %s\n", (unsigned long long)g_seed, why);
         hexdump(in, len);
         fail();
     }
-    if (v == SK_OK)
+    if (is_valid)
         ++*valid;
-    const struct seed *probes[2] = {own, other};
-    for (int k = 0; k < 2; k++) {
-        int rc = probe(probes[k], in, len);
-        if (has_array(probes[k]->kind)) {
-            assert_rc(rc, SK_EINVAL);
-            continue;
-        }
-        assert_true(rc == SK_OK || rc == SK_EFORMAT);
-        if (rc == SK_OK && (v != SK_OK || strcmp(g_format, kind_format[probes[k]->kind]) != 0)) {
-            print_error("unpack with %s worked on an image that validates as %s (%s)\n",
-                        kind_format[probes[k]->kind], sk_strerror(v), g_format);
-            hexdump(in, len);
-            fail();
-        }
-    }
 }
 
 static void test_decoder_random_corruption(void **state)
 {
     (void)state;
     rng r = {g_seed};
-    struct seed seeds[N_SEEDS];
+    struct skt_image seeds[N_SEEDS];
     seeds_make(&r, seeds);
     /* The seeds themselves: valid, their format, unpackable. */
     for (int k = 0; k < N_SEEDS; k++) {
         assert_rc(sk_msg_validate(seeds[k].img, seeds[k].len), SK_OK);
         assert_rc(sk_msg_format(seeds[k].img, seeds[k].len, g_format, sizeof g_format), SK_OK);
-        assert_string_equal(g_format, kind_format[seeds[k].kind]);
+        assert_string_equal(g_format, skt_kind_format[seeds[k].kind]);
         assert_rc(probe(&seeds[k], seeds[k].img, seeds[k].len),
-                  has_array(seeds[k].kind) ? SK_EINVAL : SK_OK);
+                  skt_kind_has_array(seeds[k].kind) ? SK_EINVAL : SK_OK);
     }
     /* skproc's encoder against tpl's on many random values (seed_make
      * compares them). */
     for (int k = 0; k < 20000; k++) {
-        struct seed extra;
-        seed_make(&r, &extra, (enum kind)(k % K_COUNT));
-        free(extra.img);
+        struct skt_image extra;
+        seed_make(&r, &extra, (enum skt_kind)(k % SKT_K_COUNT));
+        skt_image_free(&extra);
     }
     unsigned char *work = malloc(FUZZ_MAX_INPUT);
     assert_non_null(work);
@@ -578,14 +271,14 @@ static void test_decoder_random_corruption(void **state)
     long iterations = 0, valid = 0;
     while (skt_now() < deadline) {
         for (int batch = 0; batch < 64; batch++, iterations++) {
-            const struct seed *sd = &seeds[below(&r, N_SEEDS)];
+            const struct skt_image *sd = &seeds[below(&r, N_SEEDS)];
             memcpy(work, sd->img, sd->len);
             size_t len = mutate(&r, work, sd->len, FUZZ_MAX_INPUT, seeds);
             /* An exact-size copy: any read past the end is a heap overflow. */
             unsigned char *in = malloc(len ? len : 1);
             assert_non_null(in);
             memcpy(in, work, len);
-            const struct seed *other = &seeds[below(&r, N_SEEDS)];
+            const struct skt_image *other = &seeds[below(&r, N_SEEDS)];
             decode_one(in, len, sd, other, &valid);
             free(in);
         }
@@ -615,12 +308,13 @@ enum piece_kind { P_VALID, P_BAD_HEADER, P_GARBAGE_IMAGE, P_WRAP, P_RAW, P_KINDS
 /* Appends one random piece; returns its kind. *self_framed says whether
  * the piece is one frame whose header covers exactly its own bytes (the
  * parser then resumes right after it). */
-static enum piece_kind put_piece(rng *r, unsigned char *out, size_t *n, const struct seed *seeds,
-                                 size_t max_message, bool *self_framed, const struct seed **used)
+static enum piece_kind put_piece(rng *r, unsigned char *out, size_t *n,
+                                 const struct skt_image *seeds, size_t max_message,
+                                 bool *self_framed, const struct skt_image **used)
 {
     unsigned char body[FUZZ_MAX_INPUT / 4];
     enum piece_kind kind = (enum piece_kind)below(r, P_KINDS);
-    const struct seed *sd = &seeds[below(r, N_SEEDS)];
+    const struct skt_image *sd = &seeds[below(r, N_SEEDS)];
     size_t start = *n;
     *used = sd;
     switch (kind) {
@@ -711,7 +405,7 @@ static void test_channel_to_parent_random_frames(void **state)
 {
     (void)state;
     rng r = {g_seed ^ 0x70a7e57};
-    struct seed seeds[N_SEEDS];
+    struct skt_image seeds[N_SEEDS];
     seeds_make(&r, seeds);
     const size_t max_message = 16 << 10;
     fz *m = skt_new(fz);
@@ -730,11 +424,11 @@ static void test_channel_to_parent_random_frames(void **state)
         size_t n = 0;
         int pieces = 1 + (int)below(&r, 4);
         bool all_valid = true;
-        const struct seed *valid_seq[4];
+        const struct skt_image *valid_seq[4];
         int n_valid = 0;
         for (int k = 0; k < pieces; k++) {
             bool framed;
-            const struct seed *used;
+            const struct skt_image *used;
             if (put_piece(&r, buf, &n, seeds, max_message, &framed, &used) == P_VALID)
                 valid_seq[n_valid++] = used;
             else
@@ -779,7 +473,7 @@ static void test_channel_to_parent_random_frames(void **state)
                 assert_rc(sk_msg_validate(img, len), SK_OK);
                 if (all_valid) {
                     /* Every piece valid: they come in order, as they were. */
-                    assert_true(got < n_valid);
+                    assert_cmp(got, <, n_valid);
                     assert_int_equal(len, valid_seq[got]->len);
                     assert_memory_equal(img, valid_seq[got]->img, len);
                 }
@@ -794,7 +488,7 @@ static void test_channel_to_parent_random_frames(void **state)
         assert_rc(sk_listen_message(&m->base, 0, &msg), SK_ETIMEDOUT);
         /* After any garbage, a valid frame arrives intact. */
         if (rounds % 8 == 0) {
-            const struct seed *sd = &seeds[below(&r, N_SEEDS)];
+            const struct skt_image *sd = &seeds[below(&r, N_SEEDS)];
             n = 0;
             put_frame(buf, &n, FRAME_MAGIC, (uint32_t)sd->len, sd->img, sd->len);
             if (sk_channel_inject(m->base.rt, true, buf, n) == SK_OK) {
@@ -885,7 +579,7 @@ static void wait_drained(fz *m)
     struct sk_ring *ring = m->base.rt->to_worker;
     double deadline = skt_now() + 30;
     while (atomic_load(&ring->ctl->tail) != atomic_load(&ring->ctl->head)) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         sched_yield();
     }
 }
@@ -894,7 +588,7 @@ static void test_channel_to_worker_random_frames(void **state)
 {
     (void)state;
     rng r = {g_seed ^ 0x3011c0de};
-    struct seed seeds[N_SEEDS];
+    struct skt_image seeds[N_SEEDS];
     seeds_make(&r, seeds);
     const size_t max_message = 16 << 10;
     struct judge_log *log = skt_shared(sizeof *log);
@@ -915,7 +609,7 @@ static void test_channel_to_worker_random_frames(void **state)
     for (; seq < MAX_ROUNDS && skt_now() < deadline; seq++) {
         size_t n = 0;
         bool framed = false;
-        const struct seed *used;
+        const struct skt_image *used;
         put_piece(&r, buf, &n, seeds, max_message, &framed, &used);
         int rc = sk_channel_inject(m->base.rt, false, buf, n);
         if (rc == SK_OK)
@@ -967,12 +661,10 @@ int main(int argc, char **argv)
     s = getenv("SKPROC_FUZZ_SECONDS");
     if (s != NULL && *s)
         g_seconds = strtod(s, NULL);
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_decoder_random_corruption),
-        TEST(test_channel_to_parent_random_frames),
-        TEST(test_channel_to_worker_random_frames),
+        SKT_TEST(test_decoder_random_corruption),
+        SKT_TEST(test_channel_to_parent_random_frames),
+        SKT_TEST(test_channel_to_worker_random_frames),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

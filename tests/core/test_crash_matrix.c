@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The crash matrix: every hard fault (a signal from a real fault, abort, a
  * stack overflow, exit, _exit, a hook that never returns) in every hook,
@@ -328,12 +329,13 @@ static void run_case(void **state)
 
     if (c->fault == F_SPIN) {
         assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
-        assert_true(e->timeout > TIMEOUT - 1e-9 && e->timeout < TIMEOUT + 1e-9);
+        assert_cmp(e->timeout, >, TIMEOUT - 1e-9);
+        assert_cmp(e->timeout, <, TIMEOUT + 1e-9);
         assert_int_equal(e->code, SK_ETIMEDOUT);
     } else {
         assert_int_equal(e->kind, SK_CRASH_ERROR);
         if (c->fault == F_STACK) {
-            assert_true(e->signal != 0); /* SIGSEGV on Linux; any signal will do */
+            assert_cmp(e->signal, !=, 0); /* SIGSEGV on Linux; any signal will do */
         } else {
             assert_int_equal(e->signal, expected_signal(c->fault));
         }
@@ -391,10 +393,10 @@ static void run_case(void **state)
         assert_rc(sk_result(&v->base, "i", &value), SK_EPROCESS);
         assert_int_equal(value, 77);
     }
-    assert_true(took < BOUND);
+    assert_cmp(took, <, BOUND);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     static struct mcase cases[F_COUNT * W_COUNT * 2];
     static struct CMUnitTest tests[F_COUNT * W_COUNT * 2];
@@ -409,8 +411,8 @@ int main(void)
                 c->lives = lives[l];
                 snprintf(c->name, sizeof c->name, "%s_in_%s_lives%d", fault_names[f],
                          where_names[w], lives[l]);
-                tests[n] = (struct CMUnitTest){c->name, run_case, NULL, skt_teardown, c};
+                tests[n] = (struct CMUnitTest){c->name, run_case, skt_setup, skt_teardown, c};
                 n++;
             }
-    return _cmocka_run_group_tests("crash_matrix", tests, n, NULL, NULL);
+    return skt_run_tests(argc, argv, tests, n);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * A child never outlives its parent. The test forks an intermediate
  * "parent" that starts ten skproc processes and reports every supervisor
@@ -198,8 +199,11 @@ static void reap_adopted(void)
         ;
 }
 
-static int teardown(void **state)
+/* Deferred to the teardown: the intermediate and every process it reported
+ * end, whatever the test got to. */
+static void end_everything(void *arg)
 {
+    (void)arg;
     if (middle > 0) {
         kill(middle, SIGKILL);
         waitpid(middle, NULL, 0);
@@ -210,17 +214,17 @@ static int teardown(void **state)
             kill(tracked[i], SIGKILL);
     tracked_count = 0;
     reap_adopted();
-    return skt_teardown(state);
 }
 
 static void check_parent_death(enum mode mode)
 {
     int fds[2], go[2];
+    skt_defer(end_everything, NULL);
     assert_int_equal(pipe(fds), 0);
     assert_int_equal(pipe(go), 0);
     fflush(NULL); /* the intermediate may exit(): nothing buffered twice */
     middle = fork();
-    assert_true(middle >= 0);
+    assert_cmp(middle, >=, 0);
     if (middle == 0) {
         close(fds[0]);
         close(go[1]);
@@ -290,7 +294,7 @@ static void check_parent_death(enum mode mode)
             print_message("    still there: pid %d (%s)\n", (int)tracked[i],
                           i < r.supervisors ? "supervisor" : "worker");
     assert_int_equal(left, 0);
-    assert_true(took < GONE_WITHIN);
+    assert_cmp(took, <, GONE_WITHIN);
 }
 
 static void test_parent_sigkilled(void **state)
@@ -311,12 +315,12 @@ static void test_parent_sigkilled_hooks_block_all_signals(void **state)
     check_parent_death(MODE_KILL_BLOCKED);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_teardown(test_parent_sigkilled, teardown),
-        cmocka_unit_test_teardown(test_parent_exits_without_release, teardown),
-        cmocka_unit_test_teardown(test_parent_sigkilled_hooks_block_all_signals, teardown),
+        SKT_TEST(test_parent_sigkilled),
+        SKT_TEST(test_parent_exits_without_release),
+        SKT_TEST(test_parent_sigkilled_hooks_block_all_signals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

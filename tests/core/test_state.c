@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Calls in the wrong state and with NULL: before sk_start, sk_start twice,
  * after sk_release, sk_return outside the result and error hooks (in the
@@ -150,13 +151,13 @@ static void test_calls_after_release(void **state)
     sk_release(&p->base); /* twice: a no-op */
 
     sk_process *h = &p->base;
-    assert_true(sk_start(h) < 0);
-    assert_true(sk_wait(h, 0) < 0);
-    assert_true(sk_result(h, NULL) < 0);
-    assert_true(sk_stop(h) < 0);
-    assert_true(sk_kill(h) < 0);
+    assert_cmp(sk_start(h), <, 0);
+    assert_cmp(sk_wait(h, 0), <, 0);
+    assert_cmp(sk_result(h, NULL), <, 0);
+    assert_cmp(sk_stop(h), <, 0);
+    assert_cmp(sk_kill(h), <, 0);
     int32_t i = 0;
-    assert_true(sk_return(h, "i", &i) < 0);
+    assert_cmp(sk_return(h, "i", &i), <, 0);
     assert_false(sk_alive(h));
     assert_int_equal(sk_current_run(h), 0);
     assert_int_equal(sk_pid(h), -1);
@@ -181,11 +182,11 @@ static void test_release_while_running(void **state)
     probe *p = probe_new();
     p->nap = 100; /* endless */
     assert_rc(sk_start(&p->base), SK_OK);
-    assert_true(skt_wait_running(&p->base, 5.0));
+    assert_running(&p->base, 5.0);
     double t0 = skt_now();
     sk_release(&p->base);
-    assert_true(skt_now() - t0 < 1.0);
-    assert_true(skt_no_children()); /* killed and reaped */
+    assert_cmp(skt_now() - t0, <, 1.0);
+    assert_no_children(); /* killed and reaped */
 }
 
 /* ------------------------------------------------------------ sk_return */
@@ -349,17 +350,17 @@ static void test_wait_timeouts(void **state)
     probe *p = probe_new();
     p->nap = 100; /* endless */
     assert_rc(sk_start(&p->base), SK_OK);
-    assert_true(skt_wait_running(&p->base, 5.0));
+    assert_running(&p->base, 5.0);
 
     double t0 = skt_now();
     assert_rc(sk_wait(&p->base, 0), SK_ETIMEDOUT);
-    assert_true(skt_now() - t0 < 0.05); /* a poll */
+    assert_cmp(skt_now() - t0, <, 0.05); /* a poll */
 
     t0 = skt_now();
     assert_rc(sk_wait(&p->base, 0.1), SK_ETIMEDOUT);
     double took = skt_now() - t0;
-    assert_true(took >= 0.095);
-    assert_true(took < 1.0);
+    assert_cmp(took, >=, 0.095);
+    assert_cmp(took, <, 1.0);
     assert_true(sk_alive(&p->base)); /* a timed-out wait changes nothing */
 
     assert_rc(sk_stop(&p->base), SK_OK);
@@ -373,11 +374,11 @@ static void test_wait_timeouts(void **state)
     int32_t a, b, c, d;
     int64_t v = 0;
     assert_rc(sk_result(&p->base, "iiiiI", &a, &b, &c, &d, &v), SK_OK);
-    assert_true(v >= 1);
+    assert_cmp(v, >=, 1);
     sk_release(&p->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_calls_before_start),
@@ -392,5 +393,5 @@ int main(void)
         SKT_TEST(test_result_format_checks),
         SKT_TEST(test_wait_timeouts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

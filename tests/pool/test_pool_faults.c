@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools, faults: a worker that crashes mid-map (by a signal or by exit),
  * per-item timeouts, lives per item (after a crash, a timeout or a failing
@@ -98,7 +99,7 @@ static const sk_pool_job faulty_job = {.fn = faulty,
 
 static fitem *make_fitems(size_t n)
 {
-    assert_true(n <= MAX_ITEMS);
+    assert_cmp(n, <=, MAX_ITEMS);
     fitem *items = xcalloc(n, sizeof *items);
     assert_non_null(items);
     for (size_t i = 0; i < n; i++)
@@ -212,7 +213,7 @@ static void crash_mid_map(int workers, enum fault fault, int want_signal, int wa
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 static void test_crash_segv_one_worker(void **state)
@@ -284,7 +285,7 @@ static void test_many_crashes(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* Crashes in an iterator. */
@@ -311,7 +312,8 @@ static void test_crash_in_imap(void **state)
             fout r = {0};
             size_t index = (size_t)-1;
             int rc = sk_pool_next(call, BOUND, &index, &r);
-            assert_true(index < n && !seen[index]++);
+            assert_cmp(index, <, n);
+            assert_true(!seen[index]++);
             if (ordered)
                 assert_int_equal(index, k);
             if (index == 100 || index == 700) {
@@ -360,7 +362,8 @@ static void test_item_timeout(void **state)
     print_error_of(e);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(e->code, SK_ETIMEDOUT);
-    assert_true(e->timeout > 0.29 && e->timeout < 0.31);
+    assert_cmp(e->timeout, >, 0.29);
+    assert_cmp(e->timeout, <, 0.31);
     assert_int_equal(e->item, 120);
     assert_int_equal(sk_pool_error(call)->item, 120);
     free_call(call);
@@ -373,7 +376,7 @@ static void test_item_timeout(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* The timeout is per item: a batch of items that each take a fraction of
@@ -443,7 +446,7 @@ static void test_lives_fault_once(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* An item that faults on every attempt uses every life, then fails. */
@@ -538,7 +541,7 @@ static void check_max_tasks(const fout *results, size_t n, long max_tasks, int m
         while (k < npids && pids[k] != results[i].pid)
             k++;
         if (k == npids) {
-            assert_true(npids < 512);
+            assert_cmp(npids, <, 512);
             pids[npids] = results[i].pid;
             counts[npids++] = 0;
         }
@@ -572,7 +575,7 @@ static void test_max_tasks_recycles_workers(void **state)
     xfree(results);
     xfree(status);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* max_tasks counts across calls. */
@@ -595,7 +598,7 @@ static void test_max_tasks_across_calls(void **state)
     xfree(items);
     xfree(all);
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* A big batch size does not let a worker go past max_tasks. */
@@ -648,7 +651,7 @@ static void test_terminate_during_crashes(void **state)
                 crashed += sh->attempts[i];
         }
         assert_rc(sk_pool_terminate(pool), SK_OK);
-        assert_true(skt_no_children());
+        assert_no_children();
         int rc = sk_pool_get(call, BOUND);
         if (rc != SK_EKILLED && rc != SK_EPROCESS)
             fail_msg("round %d: get after terminate: %d (%s)", round, rc, sk_strerror(rc));
@@ -656,7 +659,7 @@ static void test_terminate_during_crashes(void **state)
             assert_true(status[i] == SK_EKILLED || status[i] == SK_EPROCESS);
         free_call(call);
         release_pool(pool);
-        assert_true(skt_no_children());
+        assert_no_children();
         xfree(items);
         xfree(results);
         xfree(status);
@@ -687,7 +690,7 @@ static void test_release_with_busy_workers(void **state)
         assert_rc(sk_pool_terminate(pool), SK_OK);
         sk_pool_call_free(call);
         release_pool(pool);
-        assert_true(skt_no_children());
+        assert_no_children();
         xfree(items);
         xfree(results);
         skt_teardown(NULL);
@@ -695,25 +698,25 @@ static void test_release_with_busy_workers(void **state)
     }
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_crash_segv_one_worker),
-        POOL_TEST(test_crash_segv_many_workers),
-        POOL_TEST(test_crash_abort),
-        POOL_TEST(test_crash_exit),
-        POOL_TEST(test_many_crashes),
-        POOL_TEST(test_crash_in_imap),
-        POOL_TEST(test_item_timeout),
-        POOL_TEST(test_timeout_is_per_item),
-        POOL_TEST(test_lives_fault_once),
-        POOL_TEST(test_lives_exhausted),
-        POOL_TEST(test_more_failures_than_kept_errors),
-        POOL_TEST(test_max_tasks_recycles_workers),
-        POOL_TEST(test_max_tasks_across_calls),
-        POOL_TEST(test_max_tasks_with_big_batches),
-        POOL_TEST(test_terminate_during_crashes),
-        POOL_TEST(test_release_with_busy_workers),
+        SKT_TEST(test_crash_segv_one_worker),
+        SKT_TEST(test_crash_segv_many_workers),
+        SKT_TEST(test_crash_abort),
+        SKT_TEST(test_crash_exit),
+        SKT_TEST(test_many_crashes),
+        SKT_TEST(test_crash_in_imap),
+        SKT_TEST(test_item_timeout),
+        SKT_TEST(test_timeout_is_per_item),
+        SKT_TEST(test_lives_fault_once),
+        SKT_TEST(test_lives_exhausted),
+        SKT_TEST(test_more_failures_than_kept_errors),
+        SKT_TEST(test_max_tasks_recycles_workers),
+        SKT_TEST(test_max_tasks_across_calls),
+        SKT_TEST(test_max_tasks_with_big_batches),
+        SKT_TEST(test_terminate_during_crashes),
+        SKT_TEST(test_release_with_busy_workers),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

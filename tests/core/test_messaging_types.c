@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Every tpl type through the channel, both ways: i u I U j v c f s B, fixed
  * arrays (c#, i#, I##, s#, f#), S(...) alone and repeated, fixed arrays
@@ -14,7 +15,7 @@
  * Struct layouts: tpl lays S(...) out as the C compiler would for a flat
  * struct ($(...) flattened); the nested structs here were chosen so that
  * the C nesting gives the same offsets (checked with static asserts; the
- * structs shared with test_messaging_fuzz.c are in messaging_support.h).
+ * structs shared with test_messaging_fuzz.c are in codec_support.h).
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -332,7 +333,7 @@ static int big_chars_check(sk_process *p, char *why)
 /* -------------------------------------------------------------- structs */
 
 /* struct is, cif, lvl0 and ii, the C twins of S(is), S(cif), S(i$(Ii$(Ijc)))
- * and S(ii), are in messaging_support.h. */
+ * and S(ii), are in codec_support.h. */
 
 static int struct_tell(sk_process *p)
 {
@@ -881,7 +882,7 @@ static void test_images_load_in_tpl(void **state)
     tpl_node *tn = tpl_map("S(cif)#", got, 3);
     assert_non_null(tn);
     assert_int_equal(load(tn, msg), 0);
-    assert_true(tpl_unpack(tn, 0) >= 0);
+    assert_cmp(tpl_unpack(tn, 0), >=, 0);
     tpl_free(tn);
     for (int e = 0; e < 3; e++) {
         assert_int_equal(got[e].c, want[e].c);
@@ -970,13 +971,11 @@ static void test_format_limits(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_every_case_both_ways),
-        TEST(test_every_case_child_first),
-        TEST(test_images_load_in_tpl),
-        TEST(test_format_limits),
+        SKT_TEST(test_every_case_both_ways),
+        SKT_TEST(test_every_case_child_first),
+        SKT_TEST(test_images_load_in_tpl),
+        SKT_TEST(test_format_limits),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The config: defaults after sk_init, zero-or-lower values meaning the
  * default for every field, very large values, and the config being frozen
@@ -74,14 +75,14 @@ static void test_defaults_after_init(void **state)
     assert_rc(sk_init(&j->base, &job_class), SK_OK);
     const sk_config *c = &j->base.config;
     assert_int_equal(c->runs, 0);
-    assert_true(c->join_in == 0.0);
+    assert_cmp(c->join_in, ==, 0.0);
     assert_int_equal(c->lives, 1);
-    assert_true(c->timeouts.prerun == 0.0);
-    assert_true(c->timeouts.run == 0.0);
-    assert_true(c->timeouts.postrun == 0.0);
-    assert_true(c->timeouts.onfinish == 0.0);
-    assert_true(c->timeouts.result == 0.0);
-    assert_true(c->timeouts.error == 0.0);
+    assert_cmp(c->timeouts.prerun, ==, 0.0);
+    assert_cmp(c->timeouts.run, ==, 0.0);
+    assert_cmp(c->timeouts.postrun, ==, 0.0);
+    assert_cmp(c->timeouts.onfinish, ==, 0.0);
+    assert_cmp(c->timeouts.result, ==, 0.0);
+    assert_cmp(c->timeouts.error, ==, 0.0);
     sk_release(&j->base);
 }
 
@@ -97,8 +98,8 @@ static void test_reinit_resets_config(void **state)
     assert_rc(sk_init(&j->base, &job_class), SK_OK);
     assert_int_equal(j->base.config.runs, 0);
     assert_int_equal(j->base.config.lives, 1);
-    assert_true(j->base.config.join_in == 0.0);
-    assert_true(j->base.config.timeouts.run == 0.0);
+    assert_cmp(j->base.config.join_in, ==, 0.0);
+    assert_cmp(j->base.config.timeouts.run, ==, 0.0);
     sk_release(&j->base);
 }
 
@@ -222,7 +223,7 @@ static void test_runs_reached_before_join_in(void **state)
     double t0 = skt_now();
     assert_rc(sk_start(&j->base), SK_OK);
     assert_int_equal(job_count(j), 3);
-    assert_true(skt_now() - t0 < 5.0);
+    assert_cmp(skt_now() - t0, <, 5.0);
     sk_release(&j->base);
 }
 
@@ -304,7 +305,7 @@ static void test_config_frozen_lives(void **state)
     sk_release(&j->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_defaults_after_init),
@@ -325,5 +326,5 @@ int main(void)
         SKT_TEST(test_config_frozen_at_start),
         SKT_TEST(test_config_frozen_lives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Lives: retries after soft errors (state kept) and hard faults (restart from
  * the state at sk_start), lives spent, what never uses lives, and sk_wait
@@ -166,7 +167,7 @@ static void test_wait_never_returns_between_retries(void **state)
         skt_sleep(0.0005);
     }
     assert_rc(rc, SK_OK);
-    assert_true(polls > 0);
+    assert_cmp(polls, >, 0);
     assert_no_error(&f->base);
     struct counts c;
     assert_rc(flaky_counts(f, &c), SK_OK);
@@ -330,7 +331,7 @@ static void test_timeout_lives_spent(void **state)
     double t0 = skt_now();
     assert_rc(sk_start(&f->base), SK_OK);
     assert_rc(sk_wait(&f->base, 10.0), SK_OK);
-    assert_true(skt_now() - t0 < 2.0);
+    assert_cmp(skt_now() - t0, <, 2.0);
     const sk_error *e = sk_error_of(&f->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
@@ -357,12 +358,12 @@ static void test_join_in_counts_across_restarts(void **state)
     assert_no_error(&f->base);
     assert_int_equal(f->across->faults, 1);
     /* From the restart it would end near 0.9 s. */
-    assert_true(took >= 0.5);
-    assert_true(took < 0.85);
+    assert_cmp(took, >=, 0.5);
+    assert_cmp(took, <, 0.85);
     sk_release(&f->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_soft_retry_keeps_state),
@@ -379,5 +380,5 @@ int main(void)
         SKT_TEST(test_timeout_lives_spent),
         SKT_TEST(test_join_in_counts_across_restarts),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

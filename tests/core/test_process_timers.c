@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The timers of real processes: what each counts (one sample per successful
  * call, SK_FULL_RUN per completed iteration), which exist, their statistics
@@ -111,9 +112,9 @@ static void test_counts_per_hook(void **state)
     double run = sk_timer_total(sk_timer_of(&t->base, SK_RUN));
     double post = sk_timer_total(sk_timer_of(&t->base, SK_POSTRUN));
     double full = sk_timer_total(sk_timer_of(&t->base, SK_FULL_RUN));
-    assert_true(run >= 5 * 200e-6);
-    assert_true(full >= run);
-    assert_true(fabs(full - (pre + run + post)) < 1e-6);
+    assert_cmp(run, >=, 5 * 200e-6);
+    assert_cmp(full, >=, run);
+    assert_cmp(fabs(full - (pre + run + post)), <, 1e-6);
     sk_release(&t->base);
 }
 
@@ -159,8 +160,9 @@ static void test_undefined_hooks_have_no_timer(void **state)
     assert_int_equal(count_of(t, SK_RUN), 3);
     assert_int_equal(count_of(t, SK_FULL_RUN), 3);
     /* Without prerun and postrun, a full run is just the run. */
-    assert_true(fabs(sk_timer_total(sk_timer_of(&t->base, SK_FULL_RUN)) -
-                     sk_timer_total(sk_timer_of(&t->base, SK_RUN))) < 1e-9);
+    assert_cmp(fabs(sk_timer_total(sk_timer_of(&t->base, SK_FULL_RUN)) -
+                    sk_timer_total(sk_timer_of(&t->base, SK_RUN))),
+               <, 1e-9);
     sk_release(&t->base);
 }
 
@@ -197,19 +199,26 @@ static void test_stats_of_sleeping_run(void **state)
     double sd = sk_timer_stdev(r), var = sk_timer_variance(r);
     double total = sk_timer_total(r), last = sk_timer_last(r);
     /* A 2 ms sleep: never shorter, and never absurdly longer. */
-    assert_true(mn >= 0.0019);
-    assert_true(mean >= 0.001 && mean <= 0.5);
-    assert_true(median >= 0.001 && median <= 0.5);
-    assert_true(mn <= median && median <= mx);
-    assert_true(mn <= mean && mean <= mx);
-    assert_true(mn <= last && last <= mx);
-    assert_true(isfinite(sd) && sd >= 0);
-    assert_true(isfinite(var) && var >= 0);
-    assert_true(fabs(sd * sd - var) <= 1e-9 + 1e-6 * var);
-    assert_true(fabs(total - mean * 10) < 1e-9);
-    assert_true(sk_timer_percentile(r, 0) == mn);
-    assert_true(sk_timer_percentile(r, 100) == mx);
-    assert_true(sk_timer_percentile(r, 50) == median);
+    assert_cmp(mn, >=, 0.0019);
+    assert_cmp(mean, >=, 0.001);
+    assert_cmp(mean, <=, 0.5);
+    assert_cmp(median, >=, 0.001);
+    assert_cmp(median, <=, 0.5);
+    assert_cmp(mn, <=, median);
+    assert_cmp(median, <=, mx);
+    assert_cmp(mn, <=, mean);
+    assert_cmp(mean, <=, mx);
+    assert_cmp(mn, <=, last);
+    assert_cmp(last, <=, mx);
+    assert_true(isfinite(sd));
+    assert_cmp(sd, >=, 0);
+    assert_true(isfinite(var));
+    assert_cmp(var, >=, 0);
+    assert_cmp(fabs(sd * sd - var), <=, 1e-9 + 1e-6 * var);
+    assert_cmp(fabs(total - mean * 10), <, 1e-9);
+    assert_cmp(sk_timer_percentile(r, 0), ==, mn);
+    assert_cmp(sk_timer_percentile(r, 100), ==, mx);
+    assert_cmp(sk_timer_percentile(r, 50), ==, median);
     assert_true(isnan(sk_timer_percentile(r, 101)));
     assert_true(isnan(sk_timer_percentile(r, -1)));
     sk_release(&t->base);
@@ -224,12 +233,13 @@ static void test_one_sample(void **state)
     assert_non_null(f);
     assert_int_equal(sk_timer_count(f), 1);
     double v = sk_timer_total(f);
-    assert_true(isfinite(v) && v >= 0);
-    assert_true(sk_timer_mean(f) == v);
-    assert_true(sk_timer_min(f) == v);
-    assert_true(sk_timer_max(f) == v);
-    assert_true(sk_timer_median(f) == v);
-    assert_true(sk_timer_last(f) == v);
+    assert_true(isfinite(v));
+    assert_cmp(v, >=, 0);
+    assert_cmp(sk_timer_mean(f), ==, v);
+    assert_cmp(sk_timer_min(f), ==, v);
+    assert_cmp(sk_timer_max(f), ==, v);
+    assert_cmp(sk_timer_median(f), ==, v);
+    assert_cmp(sk_timer_last(f), ==, v);
     assert_true(isnan(sk_timer_stdev(f))); /* a sample stdev needs two */
     assert_true(isnan(sk_timer_variance(f)));
     sk_release(&t->base);
@@ -245,7 +255,7 @@ static void test_no_samples(void **state)
     const sk_timer *e = sk_timer_of(&t->base, SK_ERROR);
     assert_non_null(e);
     assert_int_equal(sk_timer_count(e), 0);
-    assert_true(sk_timer_total(e) == 0.0);
+    assert_cmp(sk_timer_total(e), ==, 0.0);
     assert_true(isnan(sk_timer_mean(e)));
     assert_true(isnan(sk_timer_median(e)));
     assert_true(isnan(sk_timer_min(e)));
@@ -271,13 +281,16 @@ static void test_many_runs(void **state)
     double p10 = sk_timer_percentile(r, 10), p50 = sk_timer_median(r);
     double p90 = sk_timer_percentile(r, 90);
     assert_true(isfinite(p50));
-    assert_true(mn <= p10 * 1.01 && p10 <= p50 && p50 <= p90 && p90 <= mx * 1.01);
+    assert_cmp(mn, <=, p10 * 1.01);
+    assert_cmp(p10, <=, p50);
+    assert_cmp(p50, <=, p90);
+    assert_cmp(p90, <=, mx * 1.01);
     assert_true(isfinite(sk_timer_stdev(r)));
-    assert_true(sk_timer_total(r) > 0);
+    assert_cmp(sk_timer_total(r), >, 0);
     sk_release(&t->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_counts_per_hook),
@@ -290,5 +303,5 @@ int main(void)
         SKT_TEST(test_no_samples),
         SKT_TEST(test_many_runs),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Restart after a hard fault with lives left: the supervisor forks a new
  * worker from the state at sk_start, at the same run index, by itself,
@@ -200,7 +201,7 @@ static void test_restart_continues_at_same_run_from_start_state(void **state)
     assert_true(sk_alive(&c->base));
     assert_int_equal(sk_current_run(&c->base), 4);
     assert_int_equal(sk_pid(&c->base), atomic_load(&c->m->pid[1]));
-    assert_true(atomic_load(&c->m->pid[0]) != atomic_load(&c->m->pid[1]));
+    assert_cmp(atomic_load(&c->m->pid[0]), !=, atomic_load(&c->m->pid[1]));
     assert_rc(sk_wait(&c->base, 0), SK_ETIMEDOUT);
     atomic_store(&c->m->go, 1);
 
@@ -259,7 +260,7 @@ static void test_wait_returns_only_when_finished_for_good(void **state)
     assert_int_equal(calls, 2);
     for (int i = 0; i < 4; i++) {
         pid_t pid = atomic_load(&c->m->pid[i]);
-        assert_true(pid > 0);
+        assert_cmp(pid, >, 0);
         /* Every worker is gone (or a zombie of whoever inherited it). */
         char path[64];
         snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
@@ -344,7 +345,8 @@ static void test_timeout_once_with_two_lives(void **state)
     assert_int_equal(calls, 2); /* runs 1 and 2 */
     assert_int_equal(first_run, 1);
     assert_int_equal(at, 3);
-    assert_true(took >= 0.05 && took < BOUND);
+    assert_cmp(took, >=, 0.05);
+    assert_cmp(took, <, BOUND);
 }
 
 /* The same timeout twice with lives = 2: both lives spent, the error says
@@ -371,7 +373,7 @@ static void test_timeout_twice_with_two_lives(void **state)
     assert_rc(sk_result(&c->base, NULL), SK_EPROCESS);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_restart_continues_at_same_run_from_start_state),
@@ -382,5 +384,5 @@ int main(void)
         SKT_TEST(test_timeout_once_with_two_lives),
         SKT_TEST(test_timeout_twice_with_two_lives),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -11,10 +11,11 @@
  * The arena's layout comes from the pool's private header
  * (pool/shm_arena.h): these tests are about that transport.
  */
+#include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <setjmp.h>
 #include <stdint.h>
+
 #include <cmocka.h>
 
 #define BOUND 30.0
@@ -130,7 +131,7 @@ static void check_scribble(int what, size_t bad_from, size_t bad_to)
         assert_int_equal(results[i], 2 * (int64_t)i);
     }
     release_pool(pool);
-    assert_true(skt_no_children());
+    assert_no_children();
     xfree(items);
     xfree(results);
     xfree(status);
@@ -151,11 +152,11 @@ static void test_scribbled_status(void **state)
     check_scribble(SCRIBBLE_STATUS, VICTIM, VICTIM + 1);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        POOL_TEST(test_scribbled_descriptor),
-        POOL_TEST(test_scribbled_status),
+        SKT_TEST(test_scribbled_descriptor),
+        SKT_TEST(test_scribbled_status),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

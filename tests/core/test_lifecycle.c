@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The process lifecycle with real child processes: create and release,
  * start and result (of several types), runs, join_in, stop from either
@@ -182,7 +183,7 @@ static void test_result_int64(void **state)
     typed *t = typed_start(0);
     int64_t v = 0;
     assert_rc(sk_result(&t->base, "I", &v), SK_OK);
-    assert_true(v == INT64_C(1) << 40);
+    assert_cmp(v, ==, INT64_C(1) << 40);
     assert_int_equal(t->big, 0); /* the parent's copy never ran */
     sk_release(&t->base);
 }
@@ -211,7 +212,7 @@ static void test_result_struct(void **state)
     struct pair pr = {0, 0};
     assert_rc(sk_result(&t->base, "S(if)", &pr), SK_OK);
     assert_int_equal(pr.i, -7);
-    assert_true(pr.f == 0.125);
+    assert_cmp(pr.f, ==, 0.125);
     sk_release(&t->base);
 }
 
@@ -221,7 +222,7 @@ static void test_result_double(void **state)
     typed *t = typed_start(3);
     double d = 0;
     assert_rc(sk_result(&t->base, "f", &d), SK_OK);
-    assert_true(d == 2.5);
+    assert_cmp(d, ==, 2.5);
     sk_release(&t->base);
 }
 
@@ -233,9 +234,9 @@ static void test_result_several_values(void **state)
     char *s = NULL;
     double d = 0;
     assert_rc(sk_result(&t->base, "Isf", &big, &s, &d), SK_OK);
-    assert_true(big == INT64_C(1) << 40);
+    assert_cmp(big, ==, INT64_C(1) << 40);
     assert_string_equal(s, "made in 2");
-    assert_true(d == 2.5);
+    assert_cmp(d, ==, 2.5);
     free(s);
     /* A format that does not match what was published. */
     assert_rc(sk_result(&t->base, "I", &big), SK_EFORMAT);
@@ -291,9 +292,9 @@ static void test_join_in_ends_an_endless_process(void **state)
     int64_t count = 0, finished = 0;
     counter_result_ok(c, &count, &finished);
     double took = skt_now() - t0;
-    assert_true(took >= 0.19);
-    assert_true(took < 2.0);
-    assert_true(count >= 5); /* ~1 ms per run for 0.2 s */
+    assert_cmp(took, >=, 0.19);
+    assert_cmp(took, <, 2.0);
+    assert_cmp(count, >=, 5); /* ~1 ms per run for 0.2 s */
     assert_int_equal(finished, 1);
     assert_int_equal(sk_current_run(&c->base), count);
     sk_release(&c->base);
@@ -308,7 +309,7 @@ static void test_stop_from_parent_is_fast(void **state)
     assert_rc(sk_init(&c->base, &counter_class), SK_OK);
     c->nap = 100;
     assert_rc(sk_start(&c->base), SK_OK);
-    assert_true(skt_wait_running(&c->base, 5.0));
+    assert_running(&c->base, 5.0);
     assert_true(sk_alive(&c->base));
 
     double t0 = skt_now();
@@ -316,13 +317,13 @@ static void test_stop_from_parent_is_fast(void **state)
     double stop_took = skt_now() - t0;
     assert_rc(sk_wait(&c->base, 5.0), SK_OK);
     double took = skt_now() - t0;
-    assert_true(stop_took < 0.01); /* sk_stop never blocks */
+    assert_cmp(stop_took, <, 0.01); /* sk_stop never blocks */
     if (took >= 0.05)
         fail_msg("sk_stop -> sk_wait took %.1f ms, want < 50 ms", took * 1e3);
 
     int64_t count = 0, finished = 0;
     counter_result_ok(c, &count, &finished);
-    assert_true(count >= 1);
+    assert_cmp(count, >=, 1);
     assert_int_equal(finished, 1); /* onfinish still ran */
     /* The stopped iteration is not counted; every earlier one is. */
     assert_true(sk_current_run(&c->base) == count || sk_current_run(&c->base) == count - 1);
@@ -422,13 +423,13 @@ static void test_result_after_stop_from_parent(void **state)
     counter *c = skt_new(counter);
     assert_rc(sk_init(&c->base, &counter_class), SK_OK);
     assert_rc(sk_start(&c->base), SK_OK);
-    assert_true(skt_wait_running(&c->base, 5.0));
+    assert_running(&c->base, 5.0);
     assert_rc(sk_stop(&c->base), SK_OK);
     assert_rc(sk_stop(&c->base), SK_OK); /* twice is harmless */
     int64_t count = 0, finished = 0;
     counter_result_ok(c, &count, &finished);
     assert_int_equal(finished, 1);
-    assert_true(count >= 1);
+    assert_cmp(count, >=, 1);
     sk_release(&c->base);
 }
 
@@ -492,7 +493,7 @@ static void kill_stuck(int busy)
     double t0 = skt_now();
     assert_rc(sk_kill(&s->base), SK_OK);
     double took = skt_now() - t0;
-    assert_true(took < 1.0);
+    assert_cmp(took, <, 1.0);
     assert_false(sk_alive(&s->base));
     assert_int_equal(sk_pid(&s->base), -1);
     assert_rc(sk_result(&s->base, NULL), SK_EKILLED);
@@ -548,15 +549,15 @@ static void test_alive_and_pid(void **state)
     assert_rc(sk_init(&c->base, &counter_class), SK_OK);
     c->nap = 100;
     assert_rc(sk_start(&c->base), SK_OK);
-    assert_true(skt_wait_running(&c->base, 5.0));
+    assert_running(&c->base, 5.0);
     assert_true(sk_alive(&c->base));
     /* The worker's pid is published by its supervisor right after the fork. */
     double deadline = skt_now() + 5.0;
     while (sk_pid(&c->base) <= 0 && skt_now() < deadline)
         skt_sleep(0.0001);
     pid_t pid = sk_pid(&c->base);
-    assert_true(pid > 0);
-    assert_true(pid != getpid());
+    assert_cmp(pid, >, 0);
+    assert_cmp(pid, !=, getpid());
     assert_int_equal(kill(pid, 0), 0); /* a real, live process */
     assert_true(sk_alive(&c->base));
 
@@ -616,7 +617,7 @@ static void test_many_processes_at_once(void **state)
     }
     for (int i = 0; i < MANY; i++)
         sk_release(&xs[i]->base);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* -------------------------------------------------------------- stdout */
@@ -652,7 +653,7 @@ static char *capture_printer_output(long runs)
     assert_int_equal(pipe(fds), 0);
     fflush(NULL); /* cmocka's own buffered output must not be copied */
     pid_t helper = fork();
-    assert_true(helper >= 0);
+    assert_cmp(helper, >=, 0);
     if (helper == 0) {
         close(fds[0]);
         if (dup2(fds[1], STDOUT_FILENO) < 0)
@@ -770,12 +771,12 @@ static void test_signals_in_parent_do_not_break_wait(void **state)
     assert_rc(rc, SK_OK);
     assert_int_equal(count, 40);
     assert_rc(wait_rc, SK_ETIMEDOUT);
-    assert_true(waited >= 0.095); /* not cut short by the signals */
+    assert_cmp(waited, >=, 0.095); /* not cut short by the signals */
     assert_rc(stop_rc, SK_OK);
     assert_rc(end_rc, SK_OK);
     assert_no_error(&endless->base);
-    assert_true(alarms > 10);
-    assert_true(sigchlds >= 1);
+    assert_cmp(alarms, >, 10);
+    assert_cmp(sigchlds, >=, 1);
     sk_release(&c->base);
     sk_release(&endless->base);
 }
@@ -788,11 +789,11 @@ static void test_user_children_are_not_reaped(void **state)
     assert_int_equal(pipe(gate), 0);
     fflush(NULL);
     pid_t early = fork();
-    assert_true(early >= 0);
+    assert_cmp(early, >=, 0);
     if (early == 0)
         _exit(7); /* a zombie until we reap it */
     pid_t late = fork();
-    assert_true(late >= 0);
+    assert_cmp(late, >=, 0);
     if (late == 0) {
         close(gate[1]);
         char ch;
@@ -814,10 +815,12 @@ static void test_user_children_are_not_reaped(void **state)
 
     int status = 0;
     assert_int_equal(waitpid(early, &status, 0), early);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 7);
+    assert_true(WIFEXITED(status));
+    assert_cmp(WEXITSTATUS(status), ==, 7);
     assert_int_equal(waitpid(late, &status, 0), late);
-    assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 8);
-    assert_true(skt_no_children());
+    assert_true(WIFEXITED(status));
+    assert_cmp(WEXITSTATUS(status), ==, 8);
+    assert_no_children();
 }
 
 static void test_sigchld_ignored_by_the_parent(void **state)
@@ -883,7 +886,7 @@ static void test_handles_from_several_threads(void **state)
         bad += (long)r;
     }
     assert_int_equal(bad, 0);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* A child never outlives its parent, also when the parent is SIGKILLed. The
@@ -896,7 +899,7 @@ static void test_children_die_with_the_parent(void **state)
     assert_int_equal(pipe(fds), 0);
     fflush(NULL);
     pid_t helper = fork();
-    assert_true(helper >= 0);
+    assert_cmp(helper, >=, 0);
     if (helper == 0) {
         close(fds[0]);
         counter *c = calloc(1, sizeof *c);
@@ -974,7 +977,7 @@ static void test_join_in_does_not_limit_onfinish(void **state)
     int64_t count = 0, finished = 0;
     counter_result_ok(c, &count, &finished);
     assert_int_equal(finished, 1);
-    assert_true(count >= 1);
+    assert_cmp(count, >=, 1);
     sk_release(&c->base);
 }
 
@@ -1023,7 +1026,7 @@ static void test_process_started_from_a_hook(void **state)
     assert_rc(rc, SK_OK);
     assert_int_equal(count, 4);
     sk_release(&o->base);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* A result far larger than a page. */
@@ -1123,7 +1126,7 @@ static void test_pid_is_the_worker_and_changes_on_restart(void **state)
     while (atomic_load(&r->pids->first) == 0 && skt_now() < deadline)
         skt_sleep(0.0001);
     pid_t first = atomic_load(&r->pids->first);
-    assert_true(first > 0);
+    assert_cmp(first, >, 0);
     while (sk_pid(&r->base) <= 0 && skt_now() < deadline)
         skt_sleep(0.0001);
     assert_int_equal(sk_pid(&r->base), first);
@@ -1132,14 +1135,14 @@ static void test_pid_is_the_worker_and_changes_on_restart(void **state)
     assert_rc(sk_wait(&r->base, 10.0), SK_OK);
     assert_no_error(&r->base);
     assert_int_equal(atomic_load(&r->pids->crashed), first);
-    assert_true(atomic_load(&r->pids->restarted) > 0);
-    assert_true(atomic_load(&r->pids->restarted) != first);
+    assert_cmp(atomic_load(&r->pids->restarted), >, 0);
+    assert_cmp(atomic_load(&r->pids->restarted), !=, first);
     assert_int_equal(sk_pid(&r->base), -1);
     assert_int_equal(sk_current_run(&r->base), 3);
     sk_release(&r->base);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_init_release_without_start),
@@ -1175,5 +1178,5 @@ int main(void)
         SKT_TEST(test_big_result),
         SKT_TEST(test_pid_is_the_worker_and_changes_on_restart),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

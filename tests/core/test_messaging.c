@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messaging behaviour (issue 3): round trips started from either side,
  * 100,000 messages each way with sequence numbers and checksums, 64 MiB
@@ -11,7 +12,7 @@
  *
  * Senders retry SK_EFULL with sched_yield (tell never blocks); the waiting
  * side waits on a message, a pipe byte or the process's end, never on a
- * sleep. A watchdog alarm turns a hang into a failure naming the test.
+ * sleep. The harness watchdog (support.h) turns a hang into a failure naming the test.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -171,12 +172,13 @@ static void test_round_trip_child_first(void **state)
     assert_rc(sk_listen(&m->base, -1, "Is", &pid, &greeting), SK_OK);
     assert_string_equal(greeting, "hello from the child");
     free(greeting);
-    assert_true(pid > 0 && pid != getpid());
+    assert_cmp(pid, >, 0);
+    assert_cmp(pid, !=, getpid());
     double answer = 21.25;
     assert_rc(sk_tell(&m->base, "f", &answer), SK_OK);
     double doubled = 0;
     assert_rc(sk_listen(&m->base, -1, "f", &doubled), SK_OK);
-    assert_true(doubled == 42.5);
+    assert_cmp(doubled, ==, 42.5);
     int64_t r[NR];
     mp_finish(m, r);
     /* Nothing else was sent. */
@@ -287,7 +289,7 @@ static void test_echo_100k_each_way(void **state)
                 break;
             assert_rc(rc, SK_OK);
             assert_int_equal(seq, got);
-            assert_true(value == ~mix64(seq));
+            assert_cmp(value, ==, ~mix64(seq));
             got_sum = checksum_step(got_sum, ~value);
             got++;
             timeout = 0; /* drain what is there, then send again */
@@ -296,8 +298,8 @@ static void test_echo_100k_each_way(void **state)
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], STREAM_N);
-    assert_true((uint64_t)r[1] == sent_sum);
-    assert_true(got_sum == sent_sum);
+    assert_cmp((uint64_t)r[1], ==, sent_sum);
+    assert_cmp(got_sum, ==, sent_sum);
     print_message("echo: %d messages each way in %.2f s, %ld SK_EFULL\n", STREAM_N,
                   skt_now() - start, fulls);
 }
@@ -356,7 +358,7 @@ static void test_flood_child_to_parent_100k(void **state)
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], STREAM_N);
-    assert_true((uint64_t)r[1] == sum);
+    assert_cmp((uint64_t)r[1], ==, sum);
     print_message("flood to parent: %ld SK_EFULL in the child\n", (long)r[2]);
 }
 
@@ -412,7 +414,7 @@ static void test_flood_parent_to_child_100k(void **state)
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], STREAM_N);
-    assert_true((uint64_t)r[1] == sum);
+    assert_cmp((uint64_t)r[1], ==, sum);
     print_message("flood to child: %ld SK_EFULL in the parent\n", fulls);
 }
 
@@ -606,6 +608,7 @@ static const sk_class big_burst_class = {
 static void test_64mib_back_to_back_to_parent(void **state)
 {
     (void)state;
+    skt_bound(200); /* about ten times what it takes on an idle machine */
     mp *m = mp_new(&big_burst_class);
     m->base.config.runs = 1;
     m->base.config.max_message = BIG + 4096;
@@ -653,6 +656,7 @@ static const sk_class big_burst_reader_class = {
 static void test_64mib_back_to_back_to_child(void **state)
 {
     (void)state;
+    skt_bound(200); /* about ten times what it takes on an idle machine */
     mp *m = mp_new(&big_burst_reader_class);
     m->base.config.runs = 1;
     m->base.config.max_message = BIG + 4096;
@@ -756,7 +760,8 @@ static void test_efull_when_child_never_reads(void **state)
     uint64_t queued = seq;
     /* Each frame is more than 50 bytes: a 4096-byte capacity holds fewer
      * than 82 of them, and surely more than one. */
-    assert_true(queued > 1 && queued < 82);
+    assert_cmp(queued, >, 1);
+    assert_cmp(queued, <, 82);
     /* SK_EFULL queues nothing, however often it is said. */
     for (int i = 0; i < 100; i++) {
         uint64_t bogus = 1000000 + (uint64_t)i;
@@ -868,12 +873,13 @@ static void test_efull_when_parent_never_reads(void **state)
     uint64_t seq = 0;
     char *s = NULL;
     assert_rc(sk_listen(&m->base, 30, "Us", &seq, &s), SK_OK);
-    assert_true(seq == SENTINEL);
+    assert_cmp(seq, ==, SENTINEL);
     free(s);
     int64_t r[NR];
     mp_finish(m, r);
     assert_int_equal(r[0], (int64_t)count);
-    assert_true(count > 1 && count < 82);
+    assert_cmp(count, >, 1);
+    assert_cmp(count, <, 82);
     assert_rc((int)r[1], SK_EFULL);
     assert_int_equal(r[2], 0);   /* every further tell said SK_EFULL */
     assert_rc((int)r[3], SK_OK); /* the emptied channel took the next one */
@@ -1015,17 +1021,17 @@ static void test_listen_timeouts(void **state)
     double t0 = skt_now();
     assert_rc(sk_listen(&m->base, 0, "i", &v), SK_ETIMEDOUT);
     double polled = skt_now() - t0;
-    assert_true(polled < 0.1);
+    assert_cmp(polled, <, 0.1);
     t0 = skt_now();
     assert_rc(sk_listen(&m->base, 0.05, "i", &v), SK_ETIMEDOUT);
     double waited = skt_now() - t0;
-    assert_true(waited >= 0.05);
-    assert_true(waited < 1.0);
+    assert_cmp(waited, >=, 0.05);
+    assert_cmp(waited, <, 1.0);
     t0 = skt_now();
     assert_rc(sk_listen(&m->base, 0.25, "i", &v), SK_ETIMEDOUT);
     waited = skt_now() - t0;
-    assert_true(waited >= 0.25);
-    assert_true(waited < 1.5);
+    assert_cmp(waited, >=, 0.25);
+    assert_cmp(waited, <, 1.5);
     sk_message *msg = (sk_message *)&v;
     assert_rc(sk_listen_message(&m->base, 0.05, &msg), SK_ETIMEDOUT);
     assert_null(msg);
@@ -1038,8 +1044,9 @@ static void test_listen_timeouts(void **state)
     mp_finish(m, r);
     assert_rc((int)r[0], SK_ETIMEDOUT);
     assert_rc((int)r[1], SK_ETIMEDOUT);
-    assert_true(r[2] < 100000);                   /* polled in under 0.1 s */
-    assert_true(r[3] >= 50000 && r[3] < 1000000); /* waited 0.05 s, not 1 s */
+    assert_cmp(r[2], <, 100000); /* polled in under 0.1 s */
+    assert_cmp(r[3], >=, 50000);
+    assert_cmp(r[3], <, 1000000); /* waited 0.05 s, not 1 s */
     assert_int_equal(r[4], 3);
     assert_rc((int)r[5], SK_ECLOSED);
     close(back[0]);
@@ -1099,7 +1106,7 @@ static void test_listen_after_child_exit(void **state)
     }
     double t0 = skt_now();
     assert_rc(sk_listen(&m2->base, -1, "i", &v), SK_ECLOSED);
-    assert_true(skt_now() - t0 < 10);
+    assert_cmp(skt_now() - t0, <, 10);
     mp_finish(m2, r);
 }
 
@@ -1249,7 +1256,7 @@ static void test_bad_arguments(void **state)
     size_t big_len = 0;
     assert_int_equal(tpl_dump(tn, TPL_MEM, &big_img, &big_len), 0);
     tpl_free(tn);
-    assert_true(big_len > 4096);
+    assert_cmp(big_len, >, 4096);
     assert_rc(sk_tell_image(&m->base, big_img, big_len), SK_EINVAL);
     free(big_img);
     free(buf);
@@ -1318,7 +1325,7 @@ static void test_sk_fd_poll_four_processes(void **state)
         m[k]->size = (size_t)k;
         assert_rc(sk_start(&m[k]->base), SK_OK);
         int fd = sk_fd(&m[k]->base);
-        assert_true(fd >= 0);
+        assert_cmp(fd, >=, 0);
         assert_int_equal(sk_fd(&m[k]->base), fd); /* the same fd every time */
         pfd[k] = (struct pollfd){.fd = fd, .events = POLLIN};
     }
@@ -1326,9 +1333,9 @@ static void test_sk_fd_poll_four_processes(void **state)
     double deadline = skt_now() + 60;
     long wakeups = 0;
     while (open > 0) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         int n = poll(pfd, POLLED, 10000);
-        assert_true(n > 0);
+        assert_cmp(n, >, 0);
         wakeups++;
         for (int k = 0; k < POLLED; k++) {
             if (!(pfd[k].revents & POLLIN) || closed[k])
@@ -1404,7 +1411,7 @@ static void test_sk_fd_readiness(void **state)
     mp *m = mp_new(&commands_class);
     assert_rc(sk_start(&m->base), SK_OK);
     int fd = sk_fd(&m->base);
-    assert_true(fd >= 0);
+    assert_cmp(fd, >=, 0);
     assert_int_equal(poll_one(fd, 0), 0); /* nothing waits */
     for (int32_t round = 1; round <= 3; round++) {
         assert_rc(sk_tell(&m->base, "i", &round), SK_OK);
@@ -1444,7 +1451,7 @@ static void test_sk_fd_after_messages(void **state)
     assert_rc(sk_tell(&m->base, "i", &k), SK_OK);
     assert_int_equal(skt_read_byte(back[0], 30), 'c');
     int fd = sk_fd(&m->base);
-    assert_true(fd >= 0);
+    assert_cmp(fd, >=, 0);
     assert_int_equal(poll_one(fd, 0), 1);
     for (int32_t i = 0; i < 2; i++) {
         int32_t v = -1;
@@ -1523,7 +1530,7 @@ static void test_stop_wakes_blocked_listen(void **state)
     assert_rc(sk_stop(&m->base), SK_OK);
     int64_t r[NR];
     mp_finish(m, r);
-    assert_true(skt_now() - t0 < 5);
+    assert_cmp(skt_now() - t0, <, 5);
     assert_int_equal(r[0], 0);
     assert_rc((int)r[1], SK_ECLOSED);
 }
@@ -1619,7 +1626,7 @@ static void test_no_fd_leak_after_200_processes(void **state)
         p.config.runs = 1;
         assert_rc(sk_start(&p), SK_OK);
         if (i % 2 == 0)
-            assert_true(sk_fd(&p) >= 0); /* half of them with the epoll fd */
+            assert_cmp(sk_fd(&p), >=, 0); /* half of them with the epoll fd */
         assert_rc(sk_tell(&p, "i", &i), SK_OK);
         int32_t v = 0;
         assert_rc(sk_listen(&p, 30, "i", &v), SK_OK);
@@ -1633,45 +1640,42 @@ static void test_no_fd_leak_after_200_processes(void **state)
         sk_release(&p);
     }
     assert_int_equal(skt_fd_count(), before);
-    assert_true(skt_no_children());
+    assert_no_children();
 }
 
 /* -------------------------------------------------------------- main */
 
 int main(int argc, char **argv)
 {
-    /* A test name (glob) as argument runs only the matching tests. */
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_round_trip_parent_first),
-        TEST(test_round_trip_child_first),
-        TEST(test_sk_pid_known_when_child_speaks),
-        TEST(test_echo_100k_each_way),
-        TEST(test_flood_child_to_parent_100k),
-        TEST(test_flood_parent_to_child_100k),
-        TEST(test_stream_small_max_message),
-        TEST(test_64mib_both_ways),
-        TEST(test_64mib_back_to_back_to_parent),
-        TEST(test_64mib_back_to_back_to_child),
-        TEST(test_64mib_over_default_max),
-        TEST(test_efull_when_child_never_reads),
-        TEST(test_efull_empty_channel_takes_one_big),
-        TEST(test_efull_when_parent_never_reads),
-        TEST(test_format_mismatch_and_recovery),
-        TEST(test_listen_timeouts),
-        TEST(test_listen_after_child_exit),
-        TEST(test_wrong_state),
-        TEST(test_tell_after_end),
-        TEST(test_tell_after_exit_seen_by_listen),
-        TEST(test_bad_arguments),
-        TEST(test_sk_fd_poll_four_processes),
-        TEST(test_sk_fd_readiness),
-        TEST(test_sk_fd_after_messages),
-        TEST(test_stop_ends_command_loop),
-        TEST(test_stop_wakes_blocked_listen),
-        TEST(test_restart_keeps_queued_messages),
-        TEST(test_no_fd_leak_after_200_processes),
+        SKT_TEST(test_round_trip_parent_first),
+        SKT_TEST(test_round_trip_child_first),
+        SKT_TEST(test_sk_pid_known_when_child_speaks),
+        SKT_TEST(test_echo_100k_each_way),
+        SKT_TEST(test_flood_child_to_parent_100k),
+        SKT_TEST(test_flood_parent_to_child_100k),
+        SKT_TEST(test_stream_small_max_message),
+        SKT_TEST(test_64mib_both_ways),
+        SKT_TEST(test_64mib_back_to_back_to_parent),
+        SKT_TEST(test_64mib_back_to_back_to_child),
+        SKT_TEST(test_64mib_over_default_max),
+        SKT_TEST(test_efull_when_child_never_reads),
+        SKT_TEST(test_efull_empty_channel_takes_one_big),
+        SKT_TEST(test_efull_when_parent_never_reads),
+        SKT_TEST(test_format_mismatch_and_recovery),
+        SKT_TEST(test_listen_timeouts),
+        SKT_TEST(test_listen_after_child_exit),
+        SKT_TEST(test_wrong_state),
+        SKT_TEST(test_tell_after_end),
+        SKT_TEST(test_tell_after_exit_seen_by_listen),
+        SKT_TEST(test_bad_arguments),
+        SKT_TEST(test_sk_fd_poll_four_processes),
+        SKT_TEST(test_sk_fd_readiness),
+        SKT_TEST(test_sk_fd_after_messages),
+        SKT_TEST(test_stop_ends_command_loop),
+        SKT_TEST(test_stop_wakes_blocked_listen),
+        SKT_TEST(test_restart_keeps_queued_messages),
+        SKT_TEST(test_no_fd_leak_after_200_processes),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Errors with real child processes: a failure in each hook (sk_fail and a
  * bare return value), the error hook and what it publishes, a failing error
@@ -605,12 +606,12 @@ static void test_long_causes_are_truncated(void **state)
     /* The error hook failed with a long text too: ErrorHandlerError. */
     assert_int_equal(e->kind, SK_ERROR_HANDLER_ERROR);
     size_t n = strnlen(e->cause, sizeof e->cause);
-    assert_true(n < sizeof e->cause);
-    assert_true(n > 1000);
+    assert_cmp(n, <, sizeof e->cause);
+    assert_cmp(n, >, 1000);
     assert_int_equal(e->cause[0], 'y');
-    assert_true(strnlen(e->message, sizeof e->message) < sizeof e->message);
+    assert_cmp(strnlen(e->message, sizeof e->message), <, sizeof e->message);
     char buf[4096];
-    assert_true(sk_error_format(e, buf, sizeof buf) > 1000);
+    assert_cmp(sk_error_format(e, buf, sizeof buf), >, 1000);
     sk_release(&s->base);
 }
 
@@ -661,10 +662,10 @@ static void test_supervisor_killed_from_outside(void **state)
     pid_t worker;
     while ((worker = sk_pid(&f->base)) <= 0 && skt_now() < deadline)
         skt_sleep(0.0001);
-    assert_true(worker > 0);
+    assert_cmp(worker, >, 0);
     pid_t supervisor = ppid_of(worker);
-    assert_true(supervisor > 0);
-    assert_true(supervisor != getpid());
+    assert_cmp(supervisor, >, 0);
+    assert_cmp(supervisor, !=, getpid());
     assert_int_equal(ppid_of(supervisor), getpid());
     assert_int_equal(kill(supervisor, SIGKILL), 0);
 
@@ -677,7 +678,7 @@ static void test_supervisor_killed_from_outside(void **state)
     while (!process_gone(worker) && skt_now() < deadline)
         skt_sleep(0.001);
     assert_true(process_gone(worker));
-    assert_true(skt_no_children());
+    assert_no_children();
     sk_release(&f->base);
 }
 
@@ -783,12 +784,12 @@ static void test_timeout_in_run(void **state)
     assert_rc(sk_start(&f->base), SK_OK);
     const sk_error *e = error_after_wait(f);
     double took = skt_now() - t0;
-    assert_true(took >= 0.05);
-    assert_true(took < 1.0);
+    assert_cmp(took, >=, 0.05);
+    assert_cmp(took, <, 1.0);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(e->section, SK_RUN);
     assert_int_equal(e->run, 2);
-    assert_true(fabs(e->timeout - 0.05) < 1e-9);
+    assert_cmp(fabs(e->timeout - 0.05), <, 1e-9);
     assert_int_equal(e->code, SK_ETIMEDOUT);
     assert_string_equal(e->message, "Timeout in run after 0.05s on run 2");
     assert_true(sk_error_is(e, SK_TIMEOUT_ERROR));
@@ -816,7 +817,7 @@ static void test_timeout_in_onfinish(void **state)
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(e->section, SK_ONFINISH);
     assert_int_equal(e->run, 1);
-    assert_true(fabs(e->timeout - 0.05) < 1e-9);
+    assert_cmp(fabs(e->timeout - 0.05), <, 1e-9);
     assert_int_equal(sk_timer_count(sk_timer_of(&f->base, SK_RUN)), 1); /* not retried */
     sk_release(&f->base);
 }
@@ -877,11 +878,11 @@ static void test_join_in_ends_a_hook_that_never_returns(void **state)
     assert_rc(sk_start(&f->base), SK_OK);
     const sk_error *e = error_after_wait(f);
     double took = skt_now() - t0;
-    assert_true(took < 1.0);
+    assert_cmp(took, <, 1.0);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(e->section, SK_RUN);
     assert_int_equal(e->run, 0);
-    assert_true(fabs(e->timeout - 0.1) < 1e-9);
+    assert_cmp(fabs(e->timeout - 0.1), <, 1e-9);
     assert_string_equal(e->message, "join_in of 0.1s exceeded in run on run 0");
     sk_release(&f->base);
 }
@@ -940,7 +941,7 @@ static void test_strerror_every_code(void **state)
     for (size_t i = 0; i < n; i++) {
         const char *s = sk_strerror(codes[i]);
         assert_non_null(s);
-        assert_true(s[0] != '\0');
+        assert_cmp(s[0], !=, '\0');
         for (size_t j = 0; j < i; j++)
             if (strcmp(s, sk_strerror(codes[j])) == 0)
                 fail_msg("sk_strerror(%d) == sk_strerror(%d) == \"%s\"", codes[i], codes[j], s);
@@ -958,7 +959,7 @@ static void test_error_format(void **state)
     const sk_error *e = error_after_wait(f);
     char buf[4096];
     int n = sk_error_format(e, buf, sizeof buf);
-    assert_true(n > 0);
+    assert_cmp(n, >, 0);
     assert_int_equal((size_t)n, strlen(buf));
     assert_non_null(strstr(buf, "RunError"));
     assert_non_null(strstr(buf, "Error in run on run 1"));
@@ -981,14 +982,14 @@ static void test_error_format(void **state)
     t.timeout = 0.05;
     snprintf(t.message, sizeof t.message, "Timeout in run after 0.05s on run 3");
     snprintf(t.cause, sizeof t.cause, "run did not return");
-    assert_true(sk_error_format(&t, buf, sizeof buf) > 0);
+    assert_cmp(sk_error_format(&t, buf, sizeof buf), >, 0);
     assert_non_null(strstr(buf, "ProcessTimeoutError"));
     assert_non_null(strstr(buf, "Timeout in run after 0.05s on run 3"));
     assert_non_null(strstr(buf, "run did not return"));
     assert_non_null(strstr(buf, "0.05"));
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_error_in_prerun),
@@ -1024,5 +1025,5 @@ int main(void)
         SKT_TEST(test_strerror_every_code),
         SKT_TEST(test_error_format),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messaging under faults: the child dies after telling (everything told
  * arrives, then SK_ECLOSED); the worker is killed while it copies a 64 MiB
@@ -11,7 +12,7 @@
  *
  * The frame layout is the one channel.h documents: u32 magic, u32 length,
  * the image, padding to 8. The magic values are copied into
- * messaging_support.h on purpose: a change to the wire format should make
+ * codec_support.h on purpose: a change to the wire format should make
  * these tests fail loudly.
  */
 #include <stdarg.h>
@@ -112,7 +113,7 @@ static void test_child_dies_after_telling(void **state)
     int32_t v;
     double t0 = skt_now();
     assert_rc(sk_listen(&m->base, -1, "i", &v), SK_ECLOSED);
-    assert_true(skt_now() - t0 < 10);
+    assert_cmp(skt_now() - t0, <, 10);
     assert_rc(sk_wait(&m->base, 30), SK_OK);
     const sk_error *e = sk_error_of(&m->base);
     assert_non_null(e);
@@ -246,11 +247,11 @@ static void kill_during_big_copy(int lives)
     /* Wait until the third tell has begun: the worker is copying it. */
     double deadline = skt_now() + 60;
     while (atomic_load(&st->sending) < 3) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         sched_yield();
     }
     pid_t pid = atomic_load(&st->pid);
-    assert_true(pid > 0);
+    assert_cmp(pid, >, 0);
     assert_int_equal(kill(pid, SIGKILL), 0);
     int32_t small = 0;
     int count = read_big_messages(m, &small);
@@ -258,7 +259,8 @@ static void kill_during_big_copy(int lives)
     print_message("killed while sending message 3: %d whole messages arrived (%lld tells had "
                   "returned)\n",
                   count, (long long)sent);
-    assert_true(count >= 2 && count <= 3);
+    assert_cmp(count, >=, 2);
+    assert_cmp(count, <=, 3);
     assert_true(count == sent || count == sent + 1);
     assert_rc(sk_wait(&m->base, 30), SK_OK);
     if (lives == 1) {
@@ -311,7 +313,7 @@ static void test_supervisor_killed_while_listening(void **state)
     assert_int_equal(kill(m->base.rt->child_pid, SIGKILL), 0);
     double t0 = skt_now();
     assert_rc(sk_listen(&m->base, -1, "i", &v), SK_ECLOSED);
-    assert_true(skt_now() - t0 < 5);
+    assert_cmp(skt_now() - t0, <, 5);
     assert_rc(sk_wait(&m->base, 30), SK_OK);
     const sk_error *e = sk_error_of(&m->base);
     assert_non_null(e);
@@ -350,7 +352,7 @@ static void test_messages_readable_after_kill(void **state)
     assert_rc(sk_start(&m->base), SK_OK);
     double deadline = skt_now() + 30;
     while (!atomic_load(told)) {
-        assert_true(skt_now() < deadline);
+        assert_cmp(skt_now(), <, deadline);
         sched_yield();
     }
     assert_rc(sk_kill(&m->base), SK_OK);
@@ -684,22 +686,20 @@ static void test_inject_hook_limits(void **state)
 
 int main(int argc, char **argv)
 {
-    if (argc > 1)
-        cmocka_set_test_filter(argv[1]);
     const struct CMUnitTest tests[] = {
-        TEST(test_child_dies_after_telling),
-        TEST(test_child_dies_then_parent_reads),
-        TEST(test_kill_worker_copying_64mib),
-        TEST(test_kill_worker_copying_64mib_then_restart),
-        TEST(test_supervisor_killed_while_listening),
-        TEST(test_messages_readable_after_kill),
-        TEST(test_injected_bad_headers),
-        TEST(test_injected_garbage_images),
-        TEST(test_injected_mismatch_then_corrupt),
-        TEST(test_injected_oversized),
-        TEST(test_injected_short_wrap),
-        TEST(test_injected_to_worker),
-        TEST(test_inject_hook_limits),
+        SKT_TEST(test_child_dies_after_telling),
+        SKT_TEST(test_child_dies_then_parent_reads),
+        SKT_TEST(test_kill_worker_copying_64mib),
+        SKT_TEST(test_kill_worker_copying_64mib_then_restart),
+        SKT_TEST(test_supervisor_killed_while_listening),
+        SKT_TEST(test_messages_readable_after_kill),
+        SKT_TEST(test_injected_bad_headers),
+        SKT_TEST(test_injected_garbage_images),
+        SKT_TEST(test_injected_mismatch_then_corrupt),
+        SKT_TEST(test_injected_oversized),
+        SKT_TEST(test_injected_short_wrap),
+        SKT_TEST(test_injected_to_worker),
+        SKT_TEST(test_inject_hook_limits),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }
