@@ -103,6 +103,9 @@ typedef struct sk_config {
     size_t capacity;    /* bytes in flight per direction before tell says SK_EFULL; 1 MiB
                          * (at most 4 GiB) */
     size_t max_message; /* the largest message image in bytes; 64 MiB (at most 1 GiB) */
+    bool supervise;     /* always give the process a supervisor, also when nothing above needs
+                         * one: then what its hooks start ends even when the parent is
+                         * SIGKILLed (see docs/supervision.md); default: only when needed */
 } sk_config;
 
 #define SK_DEFAULT_CAPACITY ((size_t)1 << 20)

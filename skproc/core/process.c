@@ -256,7 +256,7 @@ static bool needs_supervisor(const sk_class *cls, const sk_config *c,
      * a supervisor (which resets SIGCHLD for itself) could tell the crash. */
     if (sigchld->sa_handler == SIG_IGN || (sigchld->sa_flags & SA_NOCLDWAIT))
         return true;
-    if (c->lives > 1 || c->join_in > 0 || cls->error != NULL)
+    if (c->supervise || c->lives > 1 || c->join_in > 0 || cls->error != NULL)
         return true;
     for (int s = 0; s < SK_FULL_RUN; s++)
         if (sk_config_timeout(c, (sk_section)s) > 0)
