@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Run loop: what one iteration of skproc's timed lifecycle loop costs when
  * the hooks do nothing.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messaging: what sk_tell and sk_listen cost between a parent and its
  * child (docs/messaging.md). The baselines are in raw_pingpong.c (a raw

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Pools: what sk_pool_map costs, on pools whose workers already run.
  *

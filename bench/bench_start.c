@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Process start: what one short-lived process costs, from nothing to its
  * result in the parent's hands.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Supervision: how precisely the supervisor ends a hook at its timeout, and
  * what a restart after a crash costs (docs/supervision.md).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Shared helpers for the skproc benchmarks (header only: SCons builds every
  * bench/NAME.c into its own program, so there is nothing to link).

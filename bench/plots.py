@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Draws the benchmark plots (PNG, with gnuplot) from bench/results/latest.json.
 
     python3 bench/plots.py [--results bench/results/latest.json] [--out docs/img]

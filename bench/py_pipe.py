@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Python baseline for "messaging": a multiprocessing.Pipe round trip.
 
 One op: the parent conn.send()s a small int (the round trip's index) on a

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Python baseline for "pool": multiprocessing.Pool.map over many small items.
 
     pool.map.python   Pool(os.cpu_count()).map(f, range(N)), f(x) = x * 3 + 1,

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Python baseline for "process start": multiprocessing.Process + Queue.
 
 One op: make a Queue, start a Process whose target puts one int on it, get

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Messaging baselines: the physical floor of what bench_messaging.c times,
  * between a parent and one forked child, with no framing and no types.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * The physical baseline of a pool map: N forked workers (N = online CPUs)
  * fed with batches of items over pipes, with nothing else in the way.

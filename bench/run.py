@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Run skproc's benchmarks and their baselines, and write the report.
 
     python3 bench/run.py --build-dir build/default [--quick]

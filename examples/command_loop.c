@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * command_loop: a child that serves commands until the parent says stop.
  *

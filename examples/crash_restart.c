@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * crash_restart: what a worker restarted after a crash starts from.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * demo: a tour of skproc in about a second (`scons demo` runs it).
  *

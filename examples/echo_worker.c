@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * echo_worker: a child that sends back whatever the parent tells it.
  *

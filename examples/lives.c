@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * lives: retries after errors, and what a process reports when it runs out.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * parent_death: no skproc process outlives the program that started it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * poll_many: one parent, four processes, one poll() loop.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_classes: a process class per item, and what a failing item reports.
  *

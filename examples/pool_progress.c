@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_progress: a long map, with a progress bar, two ways.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_squares: the smallest pool program, a map that squares numbers.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * pool_wordcount: items with pointers (strings) travel as tpl records.
  *

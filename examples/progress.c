@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * progress: a child reports how far it got while the parent prints it.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * self_stopping: a search that stops itself when it finds what it looks for.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * timeouts: a hook that can only be ended from outside, ended on time.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * skproc: object-oriented multi-process programming for C.
  *

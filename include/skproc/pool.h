@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * skproc pools: N persistent worker processes that apply a function (or run
  * a process class) to many items.

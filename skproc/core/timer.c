@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timers: recording (the inline part is in timer.h) and the statistics the
  * public sk_timer_* getters report. See timer.h for the layout and why.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * Timers: the duration of every call of one lifecycle hook, and statistics
  * over them (see the sk_timer_* getters in skproc.h).
