@@ -43,12 +43,20 @@ def worse_by(before, after, unit):
 
 
 def relative(m):
-    """The row's median relative to its baseline in the same run, when it has one.
-
-    Stored ratios are written either way round (skproc / floor, or Python /
-    skproc); what matters is that the same row is compared with itself."""
+    """The row's median over its baseline's in the same run (run.py's ratio)."""
     r = m.get('ratio')
     return r if isinstance(r, (int, float)) and r > 0 else None
+
+
+def pct(worse):
+    """A change for the table: + is better."""
+    return '-' if worse is None else '%+.1f%%' % (0.0 - worse)
+
+
+def judged(key):
+    """skproc's own rows; the floors and the Python baselines are context."""
+    return 'skproc' in key or key.startswith(('pool.batch', 'pool.workers', 'pool.cpu',
+                                              'pool.map.first', 'sup.'))
 
 
 def main():
@@ -71,22 +79,16 @@ def main():
         unit = b.get('unit', '')
         raw = worse_by(b['median'], a['median'], unit)
         rb, ra = relative(b), relative(a)
-        rel = None
-        if rb is not None and ra is not None:
-            # A ratio is a speed-up (higher is better) when the row's own
-            # number sits in its denominator; compare by the row's median
-            # direction instead of guessing from the text.
-            rel = worse_by(rb, ra, '/s') if higher_is_better(unit) else worse_by(rb, ra, 'us')
-            if b.get('baseline') and 'x ' in str(b.get('baseline', '')):
-                pass
-        judged = rel if rel is not None else raw
-        bad = judged is not None and judged > args.threshold
+        # The ratio is this row over its floor, in the row's own unit, so it
+        # moves the same way as the median does.
+        rel = worse_by(rb, ra, unit) if rb is not None and ra is not None else None
+        change = rel if rel is not None else raw
+        bad = judged(key) and change is not None and change > args.threshold
         flagged += bad
         name = (b.get('area', '') + ': ' + b.get('name', key))[:62]
-        print('%-62s %12.4g %12.4g %7s%% %10s %10s %7s%%  %s' % (
-            name, b['median'], a['median'], '%+.1f' % -raw if raw is not None else '-',
-            '%.3g' % rb if rb is not None else '-', '%.3g' % ra if ra is not None else '-',
-            '%+.1f' % -rel if rel is not None else '-', 'WORSE' if bad else ''))
+        print('%-62s %12.4g %12.4g %8s %10s %10s %8s  %s' % (
+            name, b['median'], a['median'], pct(raw), '%.3g' % rb if rb is not None else '-',
+            '%.3g' % ra if ra is not None else '-', pct(rel), 'WORSE' if bad else ('' if judged(key) else '(context)')))
     print('%d row(s) worse by more than %.0f%% (change: + is better)' % (flagged, args.threshold))
     return 1 if flagged else 0
 
