@@ -437,7 +437,9 @@ static void test_big_results_memory_given_back(void **state)
 /* Single-item batches wrap the queue of batches (1024 entries) many times
  * per map, with the parent posting while workers claim: a batch lost in the
  * hand-off would leave the map waiting forever, so the wait is bounded and
- * its timing out is the failure. (This found a race in worker_claim.) */
+ * its timing out is the failure. It guards the claim hand-off in
+ * worker_claim (pool/worker.c), which must read the queue entry before it
+ * wins the claim. */
 static void test_queue_wraps_lose_nothing(void **state)
 {
     (void)state;
