@@ -366,7 +366,13 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
                      SK_ESYS, cause);
         rt->error.lives_spent = atomic_load(&sh->lives_used);
         rt->has_error = true;
+    } else if (sh->outcome != SK_OUTCOME_OK) {
+        sk_error_set(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
+                     SK_ECORRUPT, "the status page says no outcome skproc writes: it is corrupt");
+        rt->has_error = true;
     }
+    if (rt->has_error)
+        sk_error_sanitize(&rt->error); /* parts of it come from the status page */
 }
 
 /* Reaps the child (supervisor or worker). First everything left in its

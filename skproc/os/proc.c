@@ -136,10 +136,18 @@ int sk_children(pid_t *pids, int max)
 
 #define CHILDREN_AT_ONCE 256
 
+/* No child at all, exited or not: one system call, the common case. */
+static bool no_children(void)
+{
+    siginfo_t info;
+    memset(&info, 0, sizeof info);
+    return waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 && errno == ECHILD;
+}
+
 void sk_end_children(pid_t keep)
 {
     pid_t pids[CHILDREN_AT_ONCE];
-    for (;;) {
+    while (!no_children()) {
         int n = sk_children(pids, CHILDREN_AT_ONCE);
         int killed = 0;
         for (int i = 0; i < n; i++)
@@ -155,11 +163,15 @@ void sk_end_children(pid_t keep)
 
 void sk_reap_exited_children(pid_t keep)
 {
-    pid_t pids[CHILDREN_AT_ONCE];
-    int n = sk_children(pids, CHILDREN_AT_ONCE);
-    for (int i = 0; i < n; i++)
-        if (pids[i] != keep)
-            waitpid(pids[i], NULL, WNOHANG);
+    for (;;) {
+        siginfo_t info;
+        memset(&info, 0, sizeof info);
+        if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0 ||
+            info.si_pid == keep)
+            return; /* none has exited, or the first one is keep: its owner reaps it */
+        while (waitpid(info.si_pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
 }
 
 void (*const sk_child_exit)(int status) __attribute__((noreturn)) = _exit;

@@ -43,10 +43,12 @@ int sk_children(pid_t *pids, int max);
  * again until none is left. In a child subreaper (PR_SET_CHILD_SUBREAPER)
  * the orphans of its descendants become its children as their parents
  * die, so this ends the whole tree below it, including processes that left
- * its process group or session. */
+ * its process group or session. One system call when it has no child. */
 void sk_end_children(pid_t keep);
 
-/* Reaps the children of the caller that have exited, but keep. */
+/* Reaps the children of the caller that have exited, until it finds none
+ * or finds keep (which its owner reaps; any others wait for the next call).
+ * One system call when nothing has exited. */
 void sk_reap_exited_children(pid_t keep);
 
 /* How children leave. It is _exit (never exit: a child must not run the
