@@ -153,29 +153,14 @@ def plot_latency(results, out, prefix, title, name, unit_label):
     return name
 
 
-def install_gnuplot():
-    """The bench step installs gnuplot from Debian's packages when it can:
-    as root, with apt-get. True when gnuplot is there afterwards."""
-    if os.geteuid() != 0 or shutil.which('apt-get') is None:
-        return False
-    print('plots: installing gnuplot-nox (apt-get)', file=sys.stderr)
-    env = dict(os.environ, DEBIAN_FRONTEND='noninteractive')
-    for cmd in (['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'gnuplot-nox'],
-                ['apt-get', 'update', '-q'],
-                ['apt-get', 'install', '-y', '-q', '--no-install-recommends', 'gnuplot-nox']):
-        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if shutil.which('gnuplot') is not None:
-            return True
-    return False
-
-
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument('--results', default='bench/results/latest.json')
     ap.add_argument('--out', default='docs/img')
     args = ap.parse_args()
-    if shutil.which('gnuplot') is None and not install_gnuplot():
-        print('plots: gnuplot not found (apt-get install gnuplot-nox): no plots drawn',
+    if shutil.which('gnuplot') is None:
+        print('plots: gnuplot is not installed, so no plots are drawn; to draw them, install it '
+              '(on Debian: apt-get install gnuplot-nox) and run the benchmarks again',
               file=sys.stderr)
         return 0
     with open(args.results) as f:
