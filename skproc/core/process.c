@@ -8,7 +8,6 @@
  * waitpid(-1): it reaps exactly the pid it forked, so it cannot steal the
  * user's own children's exit statuses.
  */
-#include "codec/message.h"
 #include "core/channel.h"
 #include "core/class.h"
 #include "core/error.h"
@@ -48,7 +47,6 @@ int sk_init(sk_process *p, const sk_class *cls)
                          "sk_init: the handle is already initialized%s; "
                          "sk_release it first",
                          p->rt->started && !p->rt->finished ? " and its process runs" : "");
-    sk_tpl_hooks_install();
     sk_resolve_child_calls();
     struct sk_runtime *rt = calloc(1, sizeof *rt);
     if (rt == NULL)

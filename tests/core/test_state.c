@@ -13,6 +13,10 @@
 
 #include "support.h"
 
+#include <tpl.h>
+
+extern tpl_hook_t tpl_hook;
+
 /* ------------------------------------------------------------ classes */
 
 typedef struct {
@@ -344,6 +348,23 @@ static void test_result_format_checks(void **state)
 
 /* ------------------------------------------------------------ sk_wait */
 
+/* A program that calls tpl itself keeps its own tpl hooks: skproc calls no
+ * tpl function at run time and sets none of them, whatever it runs. */
+static void test_tpl_hooks_left_alone(void **state)
+{
+    (void)state;
+    tpl_hook_t before;
+    memcpy(&before, &tpl_hook, sizeof before);
+    probe *p = probe_new();
+    p->target = 3;
+    assert_rc(sk_start(&p->base), SK_OK);
+    int32_t rcs[4];
+    int64_t count = 0;
+    assert_rc(sk_result(&p->base, "iiiiI", &rcs[0], &rcs[1], &rcs[2], &rcs[3], &count), SK_OK);
+    assert_int_equal(count, 3);
+    assert_int_equal(memcmp(&before, &tpl_hook, sizeof before), 0);
+}
+
 static void test_wait_timeouts(void **state)
 {
     (void)state;
@@ -392,6 +413,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_null_handle_everywhere),
         SKT_TEST(test_result_format_checks),
         SKT_TEST(test_wait_timeouts),
+        SKT_TEST(test_tpl_hooks_left_alone),
     };
     return skt_run(argc, argv, tests);
 }
