@@ -21,9 +21,9 @@
  *   msg.tput64.skproc  one way, child to parent: the child tells 64-byte
  *                      messages as fast as it can, each a "c#" of 64 chars
  *                      (a fixed-size record: the parent unpacks it into its
- *                      own char[64], no allocation per message); on
- *                      SK_EFULL it calls sched_yield() and tells again, as
- *                      docs/messaging.md advises. Default capacity (1 MiB).
+ *                      own char[64], no allocation per message), with
+ *                      sk_tell_wait, which sleeps while the channel is
+ *                      full. Default capacity (1 MiB).
  *                      Million messages per second, the median of 5 rounds
  *                      (quick 3) of 1000000 messages (quick 200000), each
  *                      round timed from the parent's "go" (an "I" with the
@@ -48,7 +48,7 @@
  * sk_stop after its last; process start is not timed here.
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* sched_yield */
+#define _GNU_SOURCE /* CPU affinity */
 #endif
 #include "common.h"
 
@@ -200,9 +200,8 @@ static int stream_run(sk_process *self)
         for (int64_t i = 0; i < count; i++) {
             memcpy(buf, &i, sizeof i); /* the parent checks the order */
             tpl_bin bin = {.addr = buf, .sz = (uint32_t)size};
-            while ((rc = kind == STREAM_C64 ? sk_tell(self, "c#", buf, REC)
-                                            : sk_tell(self, "B", &bin)) == SK_EFULL)
-                sched_yield();
+            rc = kind == STREAM_C64 ? sk_tell_wait(self, -1, "c#", buf, REC)
+                                    : sk_tell_wait(self, -1, "B", &bin);
             if (rc != SK_OK) {
                 free(buf);
                 return sk_fail(self, rc, "tell: %s", sk_strerror(rc));

@@ -204,6 +204,14 @@ int sk_fail(sk_process *self, int code, const char *fmt, ...)
  *   SK_ESTATE   (parent) not started */
 int sk_tell(sk_process *p, const char *fmt, ...);
 
+/* sk_tell that waits for room: when the channel is full it sleeps until the
+ * other side has read enough, at most timeout seconds (0: as sk_tell,
+ * negative: no limit), instead of returning SK_EFULL.
+ *   SK_ETIMEDOUT  still no room after timeout; nothing queued
+ *   SK_ECLOSED    (parent) the process ended while we waited
+ *   otherwise as sk_tell */
+int sk_tell_wait(sk_process *p, double timeout, const char *fmt, ...);
+
 /* Receives the next message from the other side into the pointers after fmt.
  * timeout 0 polls, negative waits forever.
  *   SK_ETIMEDOUT  nothing arrived in time

@@ -41,6 +41,7 @@ void sk_channel_init(struct sk_runtime *rt, char *base, size_t file_offset, size
     ep->in_doorbell = rt->msg_doorbell;
     ep->out_doorbell = -1;
     ep->peer_gone = parent_peer_gone;
+    ep->reader_gone = parent_peer_gone;
     ep->peer_ctx = rt;
     ep->recheck_ns = PARENT_RECHECK_NS;
     rt->to_parent = &ep->in;
@@ -56,6 +57,7 @@ void sk_channel_become_worker(struct sk_runtime *rt)
     ep->out_doorbell = rt->msg_doorbell;
     ep->in_doorbell = -1;
     ep->peer_gone = worker_peer_gone;
+    ep->reader_gone = NULL; /* the parent reads until it ends, and then so do we */
     ep->recheck_ns = 0;
     rt->to_parent = &ep->out;
     rt->to_worker = &ep->in;

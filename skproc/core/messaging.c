@@ -54,13 +54,23 @@ static int tell_checked(sk_process *p, const void *img, size_t len)
     return sk_ring_send(&p->rt->ep, img, len);
 }
 
+/* Where a message is going: the endpoint, and how long it may wait for
+ * room (0: not at all). */
+struct frame_request {
+    struct sk_endpoint *ep;
+    int64_t deadline;
+};
+
 /* sk_msg_encode writes the image straight into a reserved frame. */
-static int frame_reserve(void *endpoint, size_t len, void **dst)
+static int frame_reserve(void *ctx, size_t len, void **dst)
 {
-    return sk_ring_reserve(endpoint, len, dst);
+    struct frame_request *f = ctx;
+    if (f->deadline == 0)
+        return sk_ring_reserve(f->ep, len, dst);
+    return sk_ring_reserve_wait(f->ep, len, f->deadline, dst);
 }
 
-int sk_tell(sk_process *p, const char *fmt, ...)
+static int tell_values(sk_process *p, int64_t deadline, const char *fmt, va_list ap)
 {
     int rc = channel_state(p);
     if (rc != SK_OK)
@@ -69,13 +79,29 @@ int sk_tell(sk_process *p, const char *fmt, ...)
         return SK_EINVAL;
     if (sk_channel_peer_gone(p->rt))
         return SK_ECLOSED;
-    va_list ap;
-    va_start(ap, fmt);
+    struct frame_request f = {.ep = &p->rt->ep, .deadline = deadline};
     size_t len;
-    rc = sk_msg_encode(fmt, ap, frame_reserve, &p->rt->ep, &len);
-    va_end(ap);
+    rc = sk_msg_encode(fmt, ap, frame_reserve, &f, &len);
     if (rc == SK_OK)
         sk_ring_commit(&p->rt->ep);
+    return rc;
+}
+
+int sk_tell(sk_process *p, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tell_values(p, 0, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
+int sk_tell_wait(sk_process *p, double timeout, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = tell_values(p, deadline_of(timeout), fmt, ap);
+    va_end(ap);
     return rc;
 }
 

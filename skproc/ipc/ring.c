@@ -135,6 +135,44 @@ void sk_ring_commit(struct sk_endpoint *ep)
     ring_publish(&ep->out, ep->out_doorbell, ep->reserved_head, ep->reserved_end);
 }
 
+int sk_ring_reserve_wait(struct sk_endpoint *ep, size_t len, int64_t deadline_ns, void **dst)
+{
+    struct sk_ring_ctl *c = ep->out.ctl;
+    for (;;) {
+        int rc = sk_ring_reserve(ep, len, dst);
+        if (rc != SK_EFULL)
+            return rc;
+        if (ep->reader_gone != NULL && ep->reader_gone(ep->peer_ctx))
+            return SK_ECLOSED;
+        uint32_t seen = atomic_load(&c->rseq);
+        atomic_store(&c->room_waiting, 1);
+        atomic_thread_fence(memory_order_seq_cst);
+        rc = sk_ring_reserve(ep, len, dst);
+        if (rc != SK_EFULL) {
+            atomic_store(&c->room_waiting, 0);
+            return rc;
+        }
+        int64_t now = sk_now_ns();
+        if (deadline_ns <= now) {
+            atomic_store(&c->room_waiting, 0);
+            return SK_ETIMEDOUT;
+        }
+        int64_t wait = deadline_ns - now;
+        if (ep->recheck_ns > 0 && wait > ep->recheck_ns)
+            wait = ep->recheck_ns; /* the reader may die without a word */
+        struct timespec ts = sk_ns_to_timespec(wait);
+        sk_futex_wait(&c->rseq, seen, wait >= INT64_MAX / 4 ? NULL : &ts);
+        atomic_store(&c->room_waiting, 0);
+    }
+}
+
+/* A producer sleeps for room: wake it. */
+static void ring_wake_producer(struct sk_ring_ctl *c)
+{
+    atomic_fetch_add(&c->rseq, 1);
+    sk_futex_wake_all(&c->rseq);
+}
+
 int sk_ring_send(struct sk_endpoint *ep, const void *payload, size_t len)
 {
     void *dst;
@@ -213,6 +251,8 @@ void sk_ring_consume(struct sk_endpoint *ep)
      * and write its next frame over this range. */
     ring_release_frame(ep, r, tail % r->size, frame);
     atomic_store_explicit(&r->ctl->tail, tail + frame, memory_order_release);
+    if (atomic_load_explicit(&r->ctl->room_waiting, memory_order_relaxed))
+        ring_wake_producer(r->ctl);
 }
 
 bool sk_ring_closed(const struct sk_ring *r)
@@ -262,6 +302,8 @@ int sk_ring_peek(struct sk_endpoint *ep, int64_t deadline_ns, const void **paylo
             atomic_store(&c->waiting, 0);
             return rc;
         }
+        if (atomic_load_explicit(&c->room_waiting, memory_order_relaxed))
+            ring_wake_producer(c); /* behind the barrier above: never missed */
         if (ring_in_finished(ep)) {
             atomic_store(&c->waiting, 0);
             /* A last look: the producer may have published just before. */

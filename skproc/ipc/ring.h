@@ -32,7 +32,11 @@
  * futex word wseq; the producer bumps wseq after every publish and makes a
  * system call only when someone waits, so a busy stream costs none. A
  * reader that wants a pollable fd arms a doorbell (an eventfd), rung on the
- * empty -> non-empty edge.
+ * empty -> non-empty edge. The other way round, a producer that waits for
+ * room sets `room_waiting` and sleeps on rseq; the consumer looks at
+ * room_waiting after each frame it consumes (a plain load, no barrier) and
+ * again, behind the full barrier it takes anyway, before it sleeps on an
+ * empty ring, so a wake-up is never lost and a busy stream pays nothing.
  */
 #ifndef SKPROC_IPC_RING_H
 #define SKPROC_IPC_RING_H
@@ -45,7 +49,9 @@
 /* The shared control block of one ring. */
 struct sk_ring_ctl {
     _Alignas(64) _Atomic uint64_t head; /* producer: bytes published, ever */
+    _Atomic uint32_t room_waiting;      /* the producer sleeps on rseq until there is room */
     _Alignas(64) _Atomic uint64_t tail; /* consumer: bytes consumed, ever */
+    _Atomic uint32_t rseq;              /* futex word, bumped when room is freed for a sleeper */
     _Alignas(64) _Atomic uint32_t wseq; /* futex word, bumped at every publish */
     _Atomic uint32_t waiting;           /* the consumer sleeps on wseq */
     _Atomic uint32_t armed;             /* the consumer wants the doorbell rung */
@@ -72,6 +78,9 @@ struct sk_endpoint {
     /* Whether the peer is gone without having closed `in` (it died, or the
      * protocol above says nothing more will come); NULL: only `closed`. */
     bool (*peer_gone)(void *ctx);
+    /* Whether the reader of `out` is gone (nothing told will be read);
+     * NULL: never. Same ctx. */
+    bool (*reader_gone)(void *ctx);
     void *peer_ctx;
     int64_t recheck_ns; /* the longest sleep between two peer_gone checks; 0: no limit */
     uint64_t peeked;    /* bytes of the frame sk_ring_peek returned */
@@ -95,6 +104,11 @@ void sk_ring_init(struct sk_ring *r, struct sk_ring_ctl *ctl, char *data, size_t
  *   SK_EFULL     capacity is used up (an empty ring always takes one frame)
  *   SK_ECORRUPT  the reader's tail is impossible (forged) */
 int sk_ring_reserve(struct sk_endpoint *ep, size_t len, void **dst);
+/* sk_ring_reserve that waits for room: until the reader frees enough,
+ * until deadline_ns (sk_now_ns clock; INT64_MAX: no limit), or until the
+ * reader is gone. SK_ETIMEDOUT, SK_ECLOSED, or what sk_ring_reserve says.
+ * A frame that can never fit (over max_message) is SK_EINVAL at once. */
+int sk_ring_reserve_wait(struct sk_endpoint *ep, size_t len, int64_t deadline_ns, void **dst);
 /* Publishes the frame sk_ring_reserve returned, and wakes the reader. */
 void sk_ring_commit(struct sk_endpoint *ep);
 /* sk_ring_reserve + copy + sk_ring_commit. */
