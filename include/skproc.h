@@ -238,10 +238,12 @@ int sk_message_unpack(const sk_message *msg, const char *fmt, ...);
 const void *sk_message_image(const sk_message *msg, size_t *len);
 void sk_message_free(sk_message *msg);
 
-/* (Parent) A file descriptor that polls readable while a message from the
- * child is waiting or once the process has ended: for poll/epoll/libuv
- * loops over many processes. Owned by p; valid until sk_release. Negative
- * SK_E* code on failure. */
+/* A file descriptor that polls readable while a message is waiting: for
+ * poll/epoll/libuv loops. In the parent it is also readable once the
+ * process has ended; in a hook (pass self) once the parent has asked the
+ * process to stop (sk_listen then says SK_ECLOSED), so a hook can wait for
+ * its inbox together with its own sockets and files. Owned by the process;
+ * do not close it. Negative SK_E* code on failure. */
 int sk_fd(sk_process *p);
 
 /* --------------------------------------------------------------- errors */

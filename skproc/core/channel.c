@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The channel of one process: see channel.h. */
 #include "core/channel.h"
+#include "os/fd.h"
 #include "os/proc.h"
 
 #include <string.h>
@@ -39,7 +40,7 @@ void sk_channel_init(struct sk_runtime *rt, char *base, size_t file_offset, size
                  file_offset + data);
     ep->memfd = rt->memfd;
     ep->in_doorbell = rt->msg_doorbell;
-    ep->out_doorbell = -1;
+    ep->out_doorbell = rt->worker_doorbell;
     ep->peer_gone = parent_peer_gone;
     ep->reader_gone = parent_peer_gone;
     ep->peer_ctx = rt;
@@ -55,7 +56,7 @@ void sk_channel_become_worker(struct sk_runtime *rt)
     ep->in = ep->out;
     ep->out = to_parent;
     ep->out_doorbell = rt->msg_doorbell;
-    ep->in_doorbell = -1;
+    ep->in_doorbell = rt->worker_doorbell;
     ep->peer_gone = worker_peer_gone;
     ep->reader_gone = NULL; /* the parent reads until it ends, and then so do we */
     ep->recheck_ns = 0;
@@ -84,8 +85,12 @@ bool sk_channel_peer_gone(struct sk_runtime *rt)
 
 void sk_channel_wake_worker(struct sk_runtime *rt)
 {
-    if (rt->to_worker != NULL)
-        sk_ring_wake(rt->to_worker);
+    if (rt->to_worker == NULL)
+        return;
+    sk_ring_wake(rt->to_worker);
+    /* A worker polling its sk_fd must see the stop too. */
+    if (rt->worker_doorbell >= 0 && atomic_load(&rt->to_worker->ctl->armed))
+        sk_doorbell_ring(rt->worker_doorbell);
 }
 
 int sk_channel_inject(struct sk_runtime *rt, bool to_parent, const void *bytes, size_t len)

@@ -224,6 +224,20 @@ void sk_message_free(sk_message *msg)
     free(msg);
 }
 
+/* In a hook: the worker's own doorbell, readable while a message waits or
+ * once the parent has asked it to stop (then sk_listen says SK_ECLOSED).
+ * The stop flag is read after the doorbell is armed, and sk_stop reads the
+ * arming after it sets the flag, so one of the two always rings it. */
+static int worker_fd(struct sk_runtime *rt)
+{
+    if (rt->worker_doorbell < 0)
+        return SK_ESTATE;
+    bool waiting = sk_ring_arm_doorbell(&rt->ep);
+    if (waiting || atomic_load(&rt->sh->stop))
+        sk_doorbell_ring(rt->worker_doorbell);
+    return rt->worker_doorbell;
+}
+
 /* One fd for poll loops: the message doorbell and the child's pidfd, which
  * stays readable once the process has ended. */
 int sk_fd(sk_process *p)
@@ -232,8 +246,8 @@ int sk_fd(sk_process *p)
     if (rc != SK_OK)
         return rc;
     struct sk_runtime *rt = p->rt;
-    if (rt->role != SK_ROLE_PARENT)
-        return SK_ESTATE;
+    if (rt->role == SK_ROLE_WORKER)
+        return worker_fd(rt);
     if (rt->epoll_fd >= 0)
         return rt->epoll_fd;
     int ep = epoll_create1(EPOLL_CLOEXEC);

@@ -56,8 +56,8 @@ int sk_init(sk_process *p, const sk_class *cls)
         return SK_ENOMEM;
     }
     rt->role = SK_ROLE_PARENT;
-    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->epoll_fd = rt->epoll_pidfd =
-        -1;
+    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->worker_doorbell =
+        rt->epoll_fd = rt->epoll_pidfd = -1;
     rt->hook_section = -1;
     p->cls = cls;
     memset(&p->config, 0, sizeof p->config);
@@ -204,6 +204,7 @@ static void shared_destroy(struct sk_runtime *rt)
     sk_fd_close(&rt->memfd);
     sk_fd_close(&rt->doorbell);
     sk_fd_close(&rt->msg_doorbell);
+    sk_fd_close(&rt->worker_doorbell);
     sk_fd_close(&rt->epoll_fd);
     sk_fd_close(&rt->epoll_pidfd);
     sk_fd_close(&rt->child_pidfd);
@@ -225,7 +226,7 @@ static void registry_drop_others(struct sk_runtime *mine)
             munmap(rt->sh, rt->map_size);
         rt->sh = NULL;
         sk_channel_forget(rt);
-        int *fds[] = {&rt->memfd,       &rt->doorbell, &rt->msg_doorbell,
+        int *fds[] = {&rt->memfd,       &rt->doorbell, &rt->msg_doorbell, &rt->worker_doorbell,
                       &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
             sk_fd_close(fds[k]);
@@ -274,7 +275,8 @@ int sk_start(sk_process *p)
         return rc;
     rt->config = config_normalize(p->config);
     rt->msg_doorbell = sk_doorbell_create();
-    if (rt->msg_doorbell < 0)
+    rt->worker_doorbell = sk_doorbell_create();
+    if (rt->msg_doorbell < 0 || rt->worker_doorbell < 0)
         return start_failed(rt, SK_ESYS);
     rc = shared_create(rt);
     if (rc != SK_OK)

@@ -269,6 +269,9 @@ static bool ring_in_finished(struct sk_endpoint *ep)
         return true;
     if (ep->peer_gone != NULL && ep->peer_gone(ep->peer_ctx)) {
         atomic_store(&ep->in.ctl->closed, 1);
+        /* A doorbell drained a moment ago stays readable from now on. */
+        if (ep->in_doorbell >= 0 && atomic_load(&ep->in.ctl->armed))
+            sk_doorbell_ring(ep->in_doorbell);
         return true;
     }
     return false;
