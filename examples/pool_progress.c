@@ -1,17 +1,19 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * pool_progress: a long map, with a progress bar, two ways.
+ * pool_progress: a long map, with a progress bar, three ways.
  *
  *   1. Drawn by the program: an unordered_imap over 200 items of about 5 ms
  *      each. sk_pool_next hands over each result as soon as it is ready,
  *      with its item's index; between results (sk_pool_next waits at most
  *      50 ms) the program reads sk_pool_counters_of (items done, failed,
- *      in flight) and redraws its own bar. The pool's bar is turned off
- *      with config.no_progress.
- *   2. Drawn by the pool: a plain sk_pool_map of 1000 items of about 3 ms
- *      with the default config. A map of 1000 items or more that takes
- *      longer than half a second draws its own bar on stderr, but only when
- *      stderr is a terminal: run this example in a terminal to see it
+ *      in flight) and redraws its own bar.
+ *   2. Reported to the program: a map whose config.progress callback gets
+ *      the count, the percentage, the rate and the time left, about ten
+ *      times a second, for the program's own UI (here, a line per second).
+ *   3. Drawn by the pool: sk_pool_map with config.progress_bar. A map that
+ *      takes longer than half a second draws one line on stderr, as wide
+ *      as the terminal, redrawn in place and cleared when done, but only
+ *      when stderr is a terminal: run this example in a terminal to see it
  *      (redirected, nothing is drawn and the map is the same).
  *
  * Build: gcc -std=c11 pool_progress.c $(pkg-config --cflags --libs skproc)
@@ -64,6 +66,19 @@ static void draw_bar(const sk_pool_counters *c, long total, bool tty)
     fflush(stdout);
 }
 
+/* The pool's report, shown as a line a second (and the last one). */
+static void report_progress(const sk_pool_progress *p, void *ctx)
+{
+    double *next_line = ctx;
+    if (!p->finished && p->elapsed < *next_line)
+        return;
+    *next_line = p->elapsed + 1.0;
+    printf("   %5.1f s: %zu/%zu items (%.0f%%), %.0f items/s, %s%.1f s left\n", p->elapsed, p->done,
+           p->total, 100.0 * (double)p->done / (double)p->total, p->rate,
+           p->finished ? "" : "about ", p->finished ? 0.0 : p->eta);
+    fflush(stdout);
+}
+
 int main(void)
 {
     static int items[N2], doubled[N2];
@@ -80,7 +95,7 @@ int main(void)
 
     /* ---- 1. our own bar */
     printf("1. unordered_imap, the program draws the bar:\n");
-    sk_pool_config cfg = {.workers = WORKERS, .no_progress = true};
+    sk_pool_config cfg = {.workers = WORKERS};
     sk_pool *pool;
     int rc = sk_pool_create(&pool, &cfg);
     if (rc != SK_OK) {
@@ -121,11 +136,26 @@ int main(void)
     sk_pool_call_free(call);
     sk_pool_release(pool);
 
-    /* ---- 2. the pool's bar */
-    printf("2. sk_pool_map, the pool draws the bar on stderr%s:\n",
+    /* ---- 2. the pool reports, the program shows */
+    printf("2. sk_pool_map with a progress callback:\n");
+    double next_line = 0;
+    sk_pool_config reporting = {
+        .workers = WORKERS, .progress = report_progress, .progress_ctx = &next_line};
+    rc = sk_pool_create(&pool, &reporting);
+    if (rc != SK_OK) {
+        fprintf(stderr, "sk_pool_create: %s\n", sk_strerror(rc));
+        return 1;
+    }
+    ms = 3; /* the next call copies the new value */
+    rc = sk_pool_map(pool, &job, items, N2, doubled, NULL);
+    ok &= rc == SK_OK;
+    sk_pool_release(pool);
+
+    /* ---- 3. the pool's bar */
+    printf("3. sk_pool_map, the pool draws the bar on stderr%s:\n",
            isatty(STDERR_FILENO) ? "" : " (not here: stderr is not a terminal)");
-    sk_pool_config defaults = {.workers = WORKERS};
-    rc = sk_pool_create(&pool, &defaults);
+    sk_pool_config with_bar = {.workers = WORKERS, .progress_bar = true};
+    rc = sk_pool_create(&pool, &with_bar);
     if (rc != SK_OK) {
         fprintf(stderr, "sk_pool_create: %s\n", sk_strerror(rc));
         return 1;

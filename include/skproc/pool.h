@@ -40,6 +40,22 @@
 typedef struct sk_pool sk_pool;
 typedef struct sk_pool_call sk_pool_call;
 
+/* How far a map has come: what a progress callback receives. */
+typedef struct sk_pool_progress {
+    size_t done;    /* items finished, failed or not */
+    size_t total;   /* items in the call */
+    size_t failed;  /* items that failed */
+    double elapsed; /* seconds since the call started */
+    double rate;    /* items per second so far */
+    double eta;     /* seconds left at that rate; NAN while unknown */
+    bool finished;  /* the last report of this call */
+} sk_pool_progress;
+
+/* Called in the thread that waits for the map (sk_pool_map, sk_pool_get,
+ * sk_pool_wait), at most every 0.1 s and once more when the call is done.
+ * It must not call into the same pool. */
+typedef void (*sk_pool_progress_fn)(const sk_pool_progress *progress, void *ctx);
+
 /* For every field, zero (or lower) means the default. */
 typedef struct sk_pool_config {
     int workers;         /* worker processes; default: the number of online CPUs */
@@ -47,8 +63,12 @@ typedef struct sk_pool_config {
     double item_timeout; /* seconds one item may take; default: none */
     int lives;           /* attempts per item (after an error, a crash or a timeout); default 1 */
     long batch;          /* items per batch; default: chosen from the call's size */
-    bool no_progress;    /* never draw a progress bar (default: long maps draw one on
-                          * stderr when stderr is a terminal) */
+    bool no_progress;    /* never draw a progress bar, even with progress_bar (kept for
+                          * programs written when the bar was on by default) */
+    bool progress_bar;   /* draw a bar on stderr, when it is a terminal, for maps that take
+                          * more than half a second; default: no bar */
+    sk_pool_progress_fn progress; /* called with the map's progress; default: none */
+    void *progress_ctx;           /* handed to progress */
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size
@@ -73,11 +93,11 @@ typedef struct sk_pool_job {
     const void *arg; /* handed to fn/star; arg_size bytes are copied to the workers */
     size_t arg_size;
 
-    size_t item_size;        /* bytes of one item in the caller's array */
-    const char *item_format; /* tpl format of one item: "S(is)", "s", ...; NULL: plain bytes.
-                              * Required by star (an "S(...)" whose members are the fields).
-                              * Items without s or B in the format still travel as bytes. */
-    size_t result_size;      /* bytes of one result in the caller's array (may be 0) */
+    size_t item_size;          /* bytes of one item in the caller's array */
+    const char *item_format;   /* tpl format of one item: "S(is)", "s", ...; NULL: plain bytes.
+                                * Required by star (an "S(...)" whose members are the fields).
+                                * Items without s or B in the format still travel as bytes. */
+    size_t result_size;        /* bytes of one result in the caller's array (may be 0) */
     const char *result_format; /* tpl format of one result; NULL: plain bytes. Required
                                 * with cls. Strings and buffers are malloc'ed for the
                                 * caller. */

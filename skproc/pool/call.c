@@ -143,6 +143,7 @@ static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
     }
     c->pool = p;
     c->cur = -1;
+    c->progress.started = sk_now_ns();
     rc = job_describe(job, &c->job);
     if (rc == SK_OK)
         rc = p->t->ops->open_call(p->t, c->slot, &c->job, job->arg, job->arg_size);
@@ -452,8 +453,7 @@ static int call_drive(sk_pool_call *c, double timeout)
 {
     sk_pool *p = c->pool;
     int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
-    int64_t started = sk_now_ns(), last = 0;
-    bool drawn = false;
+    struct pool_progress_state *progress = &c->progress;
     for (;;) {
         if (p->terminated) {
             call_fail_rest(c);
@@ -468,14 +468,15 @@ static int call_drive(sk_pool_call *c, double timeout)
         }
         if (call_finished(c))
             break;
-        pool_progress_draw(c, started, &last, false);
-        drawn = drawn || last != 0;
+        pool_progress_report(c, progress, false);
         rc = pool_wait_done(p, seen, deadline);
         if (rc == SK_ETIMEDOUT)
             return rc;
     }
-    if (drawn)
-        pool_progress_draw(c, started, &last, true);
+    if (!progress->finished_reported) {
+        progress->finished_reported = true;
+        pool_progress_report(c, progress, true);
+    }
     return SK_OK;
 }
 

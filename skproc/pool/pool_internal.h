@@ -38,6 +38,15 @@ struct pool_view {
     struct pool_batch_out out;
 };
 
+/* When a call's progress was last reported (progress.c): its start, its
+ * last report (0: none yet), whether the bar is on the screen, and whether
+ * the end was reported. */
+struct pool_progress_state {
+    int64_t started, last;
+    bool drawn;
+    bool finished_reported;
+};
+
 struct sk_pool_call {
     sk_pool *pool;
     int slot;
@@ -63,6 +72,7 @@ struct sk_pool_call {
     int first_code;
     sk_error *errors; /* copies of the workers' error records (POOL_ERRORS at most) */
     size_t n_errors;
+    struct pool_progress_state progress;
 };
 
 #endif
