@@ -15,7 +15,8 @@
  *     sk_resultv(p, &total);                   sk_result(p, "I", &total)
  *
  * Each takes 1 to 6 pointers and expands to one call of the format-string
- * form with a constant format: it costs what that call costs. Return codes
+ * form with a constant format (a static one with GCC and Clang): it
+ * compiles to the call the format-string form compiles to. Return codes
  * are those of the format-string form.
  *
  *   pointer to                     tpl   notes
@@ -32,16 +33,19 @@
  *   T[N]    (so: T (*)[N])         T#    N from sizeof; T any of the above but sk_bytes
  *
  * Sending (tell, return) also takes pointers to const, and a string by
- * value: a char * or const char * argument is sent as s ("abc", or a
- * char buffer, which decays to char *).
+ * value: a char * or const char * argument is sent as s ("abc", or a char
+ * buffer, which decays to char *). So a char * sent is always a string,
+ * never one char: send single bytes as uint8_t.
  *
- * Refused at compile time: int8_t/signed char and plain char (tpl's c has
- * no sign; send a uint8_t or widen to int16_t), bool, float (tpl's f is a
+ * Refused at compile time: int8_t/signed char (tpl's c has no sign: send a
+ * uint8_t or widen to int16_t), plain char where a value is received and
+ * pointers to arrays of plain char (strings are char *), bool, float (tpl's f is a
  * double), long double, pointers to pointers other than char **, a char *
  * where a string is received (that needs a char **), a pointer to const
- * where a value is received, and any other type. The error reads
- * "skproc: a typed value has a type with no tpl format" (C) or names the
- * argument's rule (C++), at the line of the call.
+ * where a value is received, arrays of two or more dimensions, structs,
+ * values instead of pointers, more than 6 values. The error reads
+ * "skproc: a typed value has a type with no tpl format" (C) or lists the
+ * types each form takes (C++), at the line of the call.
  *
  * Records (S(...)) and variable-length arrays keep the format-string forms
  * and sk_tell_image.
