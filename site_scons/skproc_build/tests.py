@@ -52,6 +52,26 @@ def discover(tests_dir):
     return programs, helpers
 
 
+def discover_cxx(tests_dir, c_programs):
+    """{'test_typed_cpp': 'core/test_typed_cpp.cpp', ...}: the C++ test programs,
+    tests/<folder>/test_*.cpp, relative to tests_dir. They link the library only (not
+    the C helpers), and their names must not clash with the C programs'."""
+    programs = {}
+    if not os.path.isdir(tests_dir):
+        return programs
+    for entry in sorted(os.listdir(tests_dir)):
+        path = os.path.join(tests_dir, entry)
+        if not os.path.isdir(path) or entry.startswith(('.', '__')) or entry == SUPPORT:
+            continue
+        for name in sorted(os.listdir(path)):
+            if name.startswith('test_') and name.endswith('.cpp'):
+                key = os.path.splitext(name)[0]
+                if key in c_programs or key in programs:
+                    fail('two test programs are named %s: rename tests/%s/%s' % (key, entry, name))
+                programs[key] = '%s/%s' % (entry, name)
+    return programs
+
+
 def select(programs, only, valgrind, valgrind_tests):
     """The program names `scons test` runs, honouring only= and valgrind=1."""
 
