@@ -676,6 +676,23 @@ long skt_rss_kb(void)
     return resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
+#if SKT_SANITIZED
+/* AddressSanitizer's allocator (declared in <sanitizer/allocator_interface.h>,
+ * which not every compiler installs). */
+size_t __sanitizer_get_current_allocated_bytes(void);
+long skt_heap_kb(void)
+{
+    return (long)(__sanitizer_get_current_allocated_bytes() / 1024);
+}
+#else
+#include <malloc.h>
+long skt_heap_kb(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return (long)((m.uordblks + m.hblkhd) / 1024);
+}
+#endif
+
 long skt_mapping_resident_kb(const char *name, int *mappings)
 {
     FILE *f = fopen("/proc/self/maps", "r");

@@ -354,6 +354,12 @@ void skt_assert_no_children(const char *file, int line);
  * measure its mappings with skt_mapping_resident_kb. */
 long skt_rss_kb(void);
 
+/* The heap in use, in KiB: what malloc has handed out and not had back
+ * (mallinfo2), or, under AddressSanitizer, its allocator's live bytes
+ * (which leave out the quarantine of freed blocks and the shadow). The
+ * same measure in every build, for tests that look for heap leaks. */
+long skt_heap_kb(void);
+
 /* KiB resident in every mapping of this process whose /proc/self/maps path
  * starts with `name` (e.g. "/memfd:skproc-pool"), counted with mincore:
  * the pages of the shared object that are in memory, whoever touched them.
