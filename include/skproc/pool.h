@@ -49,6 +49,9 @@ typedef struct sk_pool_config {
     long batch;          /* items per batch; default: chosen from the call's size */
     bool no_progress;    /* never draw a progress bar (default: long maps draw one on
                           * stderr when stderr is a terminal) */
+    /* Room for later settings without an ABI break: zero it (designated
+     * initializers or memset). */
+    uint64_t reserved[8];
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size
@@ -73,14 +76,17 @@ typedef struct sk_pool_job {
     const void *arg; /* handed to fn/star; arg_size bytes are copied to the workers */
     size_t arg_size;
 
-    size_t item_size;        /* bytes of one item in the caller's array */
-    const char *item_format; /* tpl format of one item: "S(is)", "s", ...; NULL: plain bytes.
-                              * Required by star (an "S(...)" whose members are the fields).
-                              * Items without s or B in the format still travel as bytes. */
-    size_t result_size;      /* bytes of one result in the caller's array (may be 0) */
+    size_t item_size;          /* bytes of one item in the caller's array */
+    const char *item_format;   /* tpl format of one item: "S(is)", "s", ...; NULL: plain bytes.
+                                * Required by star (an "S(...)" whose members are the fields).
+                                * Items without s or B in the format still travel as bytes. */
+    size_t result_size;        /* bytes of one result in the caller's array (may be 0) */
     const char *result_format; /* tpl format of one result; NULL: plain bytes. Required
                                 * with cls. Strings and buffers are malloc'ed for the
                                 * caller. */
+    /* Room for later fields without an ABI break: zero it (designated
+     * initializers or memset). */
+    void *reserved[8];
 } sk_pool_job;
 
 /* Items from a callback rather than an array: write the next item to *item
