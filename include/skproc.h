@@ -43,6 +43,15 @@ extern "C" {
 #define SKPROC_VERSION_MAJOR 0
 #define SKPROC_VERSION_MINOR 1
 #define SKPROC_VERSION_PATCH 0
+/* The same as one number, MAJOR * 10000 + MINOR * 100 + PATCH, for #if. */
+#define SKPROC_VERSION_NUMBER                                                                      \
+    (SKPROC_VERSION_MAJOR * 10000 + SKPROC_VERSION_MINOR * 100 + SKPROC_VERSION_PATCH)
+
+/* The version of the library the program runs with, which may be newer than
+ * the header it was compiled with: "MAJOR.MINOR.PATCH", e.g. "0.1.0" (static
+ * storage), and MAJOR * 10000 + MINOR * 100 + PATCH. */
+const char *sk_version(void);
+int sk_version_number(void);
 
 /* ---------------------------------------------------------------- codes */
 
@@ -87,6 +96,9 @@ typedef struct sk_class {
      * sk_process, and the hook that fills a fresh one from an item. */
     size_t size;
     int (*init)(sk_process *self, const void *item);
+    /* Room for later hooks without an ABI break: zero it (designated
+     * initializers or a static table do; so does memset). */
+    void *reserved[8];
 } sk_class;
 
 /* Per-section timeouts in seconds; zero or lower means none. */
@@ -107,6 +119,9 @@ typedef struct sk_config {
     bool supervise;     /* always give the process a supervisor, also when nothing above needs
                          * one: then what its hooks start ends even when the parent is
                          * SIGKILLed (see docs/supervision.md); default: only when needed */
+    /* Room for later settings without an ABI break: sk_init zeroes the whole
+     * config; leave these zero. */
+    uint64_t reserved[8];
 } sk_config;
 
 #define SK_DEFAULT_CAPACITY ((size_t)1 << 20)
@@ -122,6 +137,7 @@ struct sk_process {
     sk_config config; /* set after sk_init, frozen by sk_start */
     /* private fields after this line */
     struct sk_runtime *rt;
+    void *reserved[4]; /* room for private state without an ABI break */
 };
 
 /* From a pointer to the embedded sk_process back to the struct embedding it. */

@@ -69,6 +69,9 @@ typedef struct sk_pool_config {
                           * more than half a second; default: no bar */
     sk_pool_progress_fn progress; /* called with the map's progress; default: none */
     void *progress_ctx;           /* handed to progress */
+    /* Room for later settings without an ABI break: zero it (designated
+     * initializers or memset). */
+    uint64_t reserved[6];
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size
@@ -101,6 +104,9 @@ typedef struct sk_pool_job {
     const char *result_format; /* tpl format of one result; NULL: plain bytes. Required
                                 * with cls. Strings and buffers are malloc'ed for the
                                 * caller. */
+    /* Room for later fields without an ABI break: zero it (designated
+     * initializers or memset). */
+    void *reserved[8];
 } sk_pool_job;
 
 /* Items from a callback rather than an array: write the next item to *item

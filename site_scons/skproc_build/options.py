@@ -6,7 +6,7 @@ import re
 
 from SCons.Script import ARGUMENTS, COMMAND_LINE_TARGETS, GetOption
 
-from skproc_build.common import fail, truthy
+from skproc_build.common import fail, top_dir, truthy
 
 HELP = """
 skproc build
@@ -29,7 +29,9 @@ Targets:
   scons fuzz              build build/fuzz/<name> for every fuzz/<name>.c with libFuzzer
                           (clang, -fsanitize=fuzzer,address,undefined); run one with e.g.
                           build/fuzz/fuzz_decoder -max_total_time=60
-  scons install           install headers, libraries and skproc.pc under PREFIX
+  scons install           install headers, libraries, skproc.pc, the CMake package
+                          (LIBDIR/cmake/skproc) and the man pages (MANDIR/man3) under PREFIX
+  scons man               write man/*.3 again from the comments of the public headers
   scons format            clang-format -i every .c/.h under {format_dirs}
   scons format-check      fail when a file is not clang-formatted
   scons -c                remove the build variant directory (`scons -c fuzz`: build/fuzz)
@@ -41,10 +43,26 @@ Options (NAME=value on the command line):
                           under valgrind
   only=NAME[,NAME]        with `test`: run only the program test_NAME
   quick=1                 with `bench`: pass --quick to bench/run.py
-  PREFIX=/usr/local       install prefix; LIBDIR (PREFIX/lib) and INCLUDEDIR (PREFIX/include)
-                          may be set separately; DESTDIR is prepended to every installed path
-  CC=gcc                  the C compiler (also taken from the CC environment variable);
-                          `fuzz` uses it when it is a clang, and clang otherwise
+  werror=0|1              -Werror on warnings; default: on in a git checkout (a tree with
+                          .git, where skproc is developed; .ci/run passes werror=1), off in
+                          a release tarball, so that a newer compiler's new warning does not
+                          break a distribution's build
+  hardening=0|1           default 1: -D_FORTIFY_SOURCE=2 (unless CFLAGS end with -O0),
+                          -fstack-protector-strong and full RELRO (-Wl,-z,relro,-z,now);
+                          0 leaves them to the packager's own flags
+
+Taken from the command line (NAME=value) or else from the environment; the command
+line wins when both are given:
+  CC=gcc                  the C compiler; `fuzz` uses it when it is a clang, and clang
+                          otherwise
+  CFLAGS=..., CPPFLAGS=..., LDFLAGS=...
+                          added after skproc's own flags (-std=c11 -O2 -g, the warnings,
+                          the hardening flags), so that e.g. CFLAGS=-O3 overrides -O2;
+                          they are not used by `fuzz`
+  PREFIX=/usr/local       install prefix; LIBDIR (PREFIX/lib), INCLUDEDIR (PREFIX/include)
+                          and MANDIR (PREFIX/share/man) may be set separately (command line)
+  DESTDIR=/tmp/stage      prepended to every installed path (skproc.pc and the CMake
+                          package still name PREFIX)
 
 Layout: skproc/<layer>/ holds the library by layer (order in {layers_script});
 tests/<layer>/test_<name>.c are the test programs (test_<name> unique), tests/support/
@@ -53,10 +71,10 @@ examples and benches see only include/.
 """
 
 # Targets that need neither a compiler nor the libraries.
-NO_BUILD_TARGETS = {'format', 'format-check'}
+NO_BUILD_TARGETS = {'format', 'format-check', 'man'}
 # Targets that do not build the cmocka tests.
 NO_CMOCKA_TARGETS = NO_BUILD_TARGETS | {'lib', 'symbols', 'layers', 'examples', 'benches',
-                                        'demo', 'bench', 'install', 'fuzz'}
+                                        'demo', 'bench', 'install', 'fuzz', 'man'}
 
 
 class Options:
@@ -68,7 +86,14 @@ class Options:
         self.valgrind = truthy(ARGUMENTS.get('valgrind', '0'))
         self.quick = truthy(ARGUMENTS.get('quick', '0'))
         self.only = [n.strip() for n in ARGUMENTS.get('only', '').split(',') if n.strip()]
-        self.cc = ARGUMENTS.get('CC') or os.environ.get('CC')
+        self.cc = self.setting('CC')
+        self.cflags = self.setting('CFLAGS', '').split()
+        self.cppflags = self.setting('CPPFLAGS', '').split()
+        self.ldflags = self.setting('LDFLAGS', '').split()
+        self.hardening = truthy(ARGUMENTS.get('hardening', '1'))
+        werror = ARGUMENTS.get('werror')
+        self.werror = (truthy(werror) if werror is not None
+                       else os.path.exists(os.path.join(top_dir(), '.git')))
 
         if self.sanitize and not re.fullmatch(r'[a-z0-9_-]+(,[a-z0-9_-]+)*', self.sanitize):
             fail("bad sanitize=%r: expected a comma list such as 'address,undefined'"
@@ -80,10 +105,18 @@ class Options:
                         else 'build/default')
         self.fuzz_dir = 'build/fuzz'
 
-        self.prefix = ARGUMENTS.get('PREFIX', '/usr/local').rstrip('/') or '/'
+        self.prefix = self.setting('PREFIX', '/usr/local').rstrip('/') or '/'
         self.libdir = ARGUMENTS.get('LIBDIR', os.path.join(self.prefix, 'lib'))
         self.includedir = ARGUMENTS.get('INCLUDEDIR', os.path.join(self.prefix, 'include'))
-        self.destdir = ARGUMENTS.get('DESTDIR', '')
+        self.mandir = ARGUMENTS.get('MANDIR', os.path.join(self.prefix, 'share', 'man'))
+        self.destdir = self.setting('DESTDIR', '').rstrip('/')
+
+    @staticmethod
+    def setting(name, default=None):
+        """NAME from the command line, else from the environment, else default."""
+        if name in ARGUMENTS:
+            return ARGUMENTS[name]
+        return os.environ.get(name, default)
 
     @property
     def cleaning(self):
