@@ -279,7 +279,7 @@ static void test_kill_with_a_stopped_supervisor(void **state)
     assert_int_equal(kill(group, SIGSTOP), 0); /* the leader: the supervisor */
     assert_rc(sk_kill(&s->base), SK_OK);
     assert_gone(s->log, 0, 5, __LINE__);
-    assert_false(pid_alive(worker));
+    skt_wait_until(!pid_alive(worker), 5); /* SIGKILLed with its group: dying, then gone */
 }
 
 static void test_timeout_ends_the_tree(void **state)
