@@ -61,7 +61,8 @@ struct shm_job {
 struct shm_worker_slot {
     _Alignas(64) _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
     _Atomic uint32_t item;               /* its item in hand */
-    uint32_t attempts;                   /* failed attempts of that item so far */
+    uint32_t attempts;                   /* failed attempts of attempts_item so far */
+    uint32_t attempts_item;              /* the item of the batch in hand they belong to */
     _Atomic uint32_t recycled;           /* it left on purpose (max_tasks), not by a fault */
 };
 

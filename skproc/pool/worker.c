@@ -279,6 +279,10 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
 {
     const struct shm_arena *a = w->arena;
     struct shm_worker_slot *slot = &a->h->workers[w->index];
+    if (slot->attempts_item != k) { /* the attempts counted so far were another item's */
+        slot->attempts = 0;
+        slot->attempts_item = k;
+    }
     if (++slot->attempts < (uint32_t)a->h->lives)
         return true;
     if (!class_item) /* a class item's error tells its own lives */
