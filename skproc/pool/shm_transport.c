@@ -56,7 +56,9 @@ struct shm_transport {
     struct shm_arena arena;
     struct shm_worker *workers;
     int n_workers;
-    double item_timeout;
+    double item_timeout; /* the settings the workers get (the arena's are for show) */
+    int lives;
+    long max_tasks;
     bool closing, terminated;
     uint64_t n_posted;                   /* what the queue's posted counter must be */
     uint32_t queue[POOL_BATCHES];        /* what the queue's entries must be */
@@ -106,7 +108,7 @@ static void revive_workers(struct shm_transport *s)
             sk_release(&w->base);
         }
         if (!s->closing)
-            shm_worker_start(w, &s->arena, i, s->item_timeout);
+            shm_worker_start(w, &s->arena, i, s->item_timeout, s->lives, s->max_tasks);
     }
 }
 
@@ -478,6 +480,8 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
     s->base.ops = &shm_ops;
     s->arena.memfd = -1;
     s->item_timeout = cfg->item_timeout;
+    s->lives = cfg->lives;
+    s->max_tasks = cfg->max_tasks;
     for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
         s->free_batches[s->n_free++] = (uint32_t)(POOL_BATCHES - 1 - i);
     int workers = cfg->workers < SHM_MAX_WORKERS ? cfg->workers : SHM_MAX_WORKERS;
@@ -490,7 +494,8 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
         rc = s->workers != NULL ? SK_OK : SK_ENOMEM;
     }
     for (int i = 0; rc == SK_OK && i < workers; i++) {
-        rc = shm_worker_start(&s->workers[i], &s->arena, i, s->item_timeout);
+        rc =
+            shm_worker_start(&s->workers[i], &s->arena, i, s->item_timeout, s->lives, s->max_tasks);
         if (rc == SK_OK)
             s->n_workers = i + 1;
     }
