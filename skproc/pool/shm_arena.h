@@ -61,7 +61,8 @@ struct shm_job {
 struct shm_worker_slot {
     _Alignas(64) _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
     _Atomic uint32_t item;               /* its item in hand */
-    uint32_t attempts;                   /* failed attempts of that item so far */
+    uint32_t attempts;                   /* failed attempts of attempts_item so far */
+    uint32_t attempts_item;              /* the item of the batch in hand they belong to */
     _Atomic uint32_t recycled;           /* it left on purpose (max_tasks), not by a fault */
 };
 
@@ -79,9 +80,9 @@ struct shm_header {
     _Atomic long done, failed, claimed_items;
     _Atomic uint64_t spill_top;           /* bytes of result images spilled past the mapping */
     _Atomic uint32_t queue[POOL_BATCHES]; /* posted descriptors, in posting order */
-    double item_timeout;
-    int lives;
-    long max_tasks;
+    double item_timeout;                  /* the pool's settings, for reading only: each worker */
+    int lives;                            /* runs by its own copy (worker.h), which no other */
+    long max_tasks;                       /* worker can scribble on */
     struct shm_worker_slot workers[SHM_MAX_WORKERS];
     struct shm_batch batches[POOL_BATCHES];
     struct shm_job jobs[POOL_CALLS];

@@ -56,9 +56,12 @@ struct shm_transport {
     struct shm_arena arena;
     struct shm_worker *workers;
     int n_workers;
-    double item_timeout;
+    double item_timeout; /* the settings the workers get (the arena's are for show) */
+    int lives;
+    long max_tasks;
     bool closing, terminated;
     uint64_t n_posted;                   /* what the queue's posted counter must be */
+    uint32_t queue[POOL_BATCHES];        /* what the queue's entries must be */
     uint32_t stamps;                     /* the last error record stamp handed out */
     uint32_t free_batches[POOL_BATCHES]; /* a stack: the warmest on top */
     int n_free;
@@ -105,8 +108,27 @@ static void revive_workers(struct shm_transport *s)
             sk_release(&w->base);
         }
         if (!s->closing)
-            shm_worker_start(w, &s->arena, i, s->item_timeout);
+            shm_worker_start(w, &s->arena, i, s->item_timeout, s->lives, s->max_tasks);
     }
+}
+
+/* After a wait in which nothing was done: the queue's entries and its
+ * posted counter are the parent's to write, so what a worker changed there
+ * is written again (each entry as the parent last wrote it), and sleeping
+ * workers are woken when posts are unclaimed (a worker may have cleared
+ * idle_workers, which flush trusts to skip the wake). */
+static void republish(struct shm_transport *s)
+{
+    struct shm_header *h = s->arena.h;
+    if (s->terminated)
+        return;
+    for (int q = 0; q < POOL_BATCHES; q++)
+        if (atomic_load_explicit(&h->queue[q], memory_order_relaxed) != s->queue[q])
+            atomic_store_explicit(&h->queue[q], s->queue[q], memory_order_release);
+    if (atomic_load(&h->posted) != s->n_posted)
+        atomic_store_explicit(&h->posted, s->n_posted, memory_order_release);
+    if (atomic_load(&h->claimed) < s->n_posted)
+        wake_workers(s);
 }
 
 /* ---------------------------------------------------------------- calls */
@@ -167,6 +189,7 @@ static int shm_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t
     b->failed = 0;
     atomic_store_explicit(&b->state, SHM_BATCH_READY, memory_order_release);
     uint64_t k = s->n_posted++;
+    s->queue[k % POOL_BATCHES] = id;
     atomic_store_explicit(&h->queue[k % POOL_BATCHES], id, memory_order_release);
     atomic_store_explicit(&h->posted, k + 1, memory_order_release);
     return SK_OK;
@@ -220,6 +243,8 @@ static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline
         sk_futex_wait(&h->done_seq, seen, &ts);
     atomic_store(&h->parent_waiting, 0);
     revive_workers(s);
+    if (atomic_load(&h->done_seq) == seen)
+        republish(s); /* a slice with nothing done: maybe nobody was woken */
     return SK_OK;
 }
 
@@ -272,8 +297,15 @@ static int shm_result_image(struct sk_pool_transport *t, uint32_t id, uint32_t k
         return read_spilled(s, at & ~SHM_SPILLED, n, img, len, owned);
     if (at < pool_images_at(c->count) || at > POOL_IMAGE_MAX || n > POOL_IMAGE_MAX - at)
         return SK_ECORRUPT;
-    *img = out + at;
+    /* A copy: the decoder checks an image, then reads it again to decode
+     * it, and a worker could rewrite it in between. */
+    unsigned char *copy = malloc(n ? (size_t)n : 1);
+    if (copy == NULL)
+        return SK_ENOMEM;
+    memcpy(copy, out + at, (size_t)n);
+    *img = copy;
     *len = (size_t)n;
+    *owned = copy;
     return SK_OK;
 }
 
@@ -388,12 +420,16 @@ static int shm_join(struct sk_pool_transport *t, int64_t deadline)
     return SK_OK;
 }
 
+/* The workers' counts, each read once and kept consistent whatever a
+ * worker wrote there: none below zero, failed within done, no overflow. */
 static void shm_counters(struct sk_pool_transport *t, sk_pool_counters *out)
 {
     const struct shm_header *h = shm_of(t)->arena.h;
-    out->done = atomic_load(&h->done);
-    out->failed = atomic_load(&h->failed);
-    out->in_flight = atomic_load(&h->claimed_items) - out->done;
+    long done = atomic_load(&h->done), failed = atomic_load(&h->failed);
+    long claimed = atomic_load(&h->claimed_items);
+    out->done = done > 0 ? done : 0;
+    out->failed = failed < 0 ? 0 : failed > out->done ? out->done : failed;
+    out->in_flight = claimed > out->done ? claimed - out->done : 0;
 }
 
 static void shm_destroy(struct sk_pool_transport *t)
@@ -444,6 +480,8 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
     s->base.ops = &shm_ops;
     s->arena.memfd = -1;
     s->item_timeout = cfg->item_timeout;
+    s->lives = cfg->lives;
+    s->max_tasks = cfg->max_tasks;
     for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
         s->free_batches[s->n_free++] = (uint32_t)(POOL_BATCHES - 1 - i);
     int workers = cfg->workers < SHM_MAX_WORKERS ? cfg->workers : SHM_MAX_WORKERS;
@@ -456,7 +494,8 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
         rc = s->workers != NULL ? SK_OK : SK_ENOMEM;
     }
     for (int i = 0; rc == SK_OK && i < workers; i++) {
-        rc = shm_worker_start(&s->workers[i], &s->arena, i, s->item_timeout);
+        rc =
+            shm_worker_start(&s->workers[i], &s->arena, i, s->item_timeout, s->lives, s->max_tasks);
         if (rc == SK_OK)
             s->n_workers = i + 1;
     }

@@ -129,7 +129,7 @@ struct pool_transport_ops {
      * SK_ETIMEDOUT when deadline (sk_now_ns, INT64_MAX: none) passes. */
     int (*join)(struct sk_pool_transport *t, int64_t deadline);
     /* The items done, failed and in flight, as the workers count them (for
-     * display: not checked). */
+     * display: only made consistent, none below zero, failed within done). */
     void (*counters)(struct sk_pool_transport *t, sk_pool_counters *out);
     /* Kills what still runs, reaps every worker, frees t. */
     void (*destroy)(struct sk_pool_transport *t);

@@ -30,21 +30,45 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* The batch in hand, as read once from its descriptor: an item function
- * may scribble on the descriptor, and the loop must not follow it. */
+/* The batch in hand, as read once from its descriptor, and its call's job
+ * as copied when it was claimed: an item function may scribble on the
+ * descriptor or the job, and the loop must not follow it. */
 struct held {
     uint32_t d, call, count;
     uint64_t first;
     struct shm_batch *b;
-    const struct pool_job *job;
+    const struct pool_job *job; /* &job_copy */
+    struct pool_job job_copy;
     const unsigned char *in;
     unsigned char *out;
     const void *arg;
 };
 
-/* Reads batch d's descriptor. False when it cannot be a batch the parent
- * posted: nothing of it is run, and the parent, which kept its own copy,
- * fails its items. */
+/* A job whose sizes, fields and formats let count items be run inside
+ * their batch's images (a scribbled one could make a worker write across
+ * the whole arena). */
+static bool job_sane(const struct pool_job *j, uint32_t count)
+{
+    if (j->kind > POOL_JOB_CLS || j->item_size == 0 || j->item_size > POOL_IMAGE_MAX / 2 ||
+        j->result_size > POOL_IMAGE_MAX / 2 || j->n_fields > POOL_MAX_FIELDS ||
+        memchr(j->item_format, '\0', sizeof j->item_format) == NULL ||
+        memchr(j->result_format, '\0', sizeof j->result_format) == NULL)
+        return false;
+    if (!j->item_tpl && (uint64_t)count * j->item_size > POOL_IMAGE_MAX)
+        return false;
+    if (!j->result_tpl &&
+        pool_results_at(count) + (uint64_t)count * j->result_size > POOL_IMAGE_MAX)
+        return false;
+    for (uint32_t f = 0; f < j->n_fields; f++)
+        if (j->field_offsets[f] >= j->item_size)
+            return false;
+    return true;
+}
+
+/* Reads batch d's descriptor and copies its job. False when it cannot be a
+ * batch the parent posted, or its job cannot be run: nothing of it is run,
+ * and the parent, which kept its own copy, fails its items (for a job that
+ * cannot be run, every status says so). */
 static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
 {
     if (d >= POOL_BATCHES)
@@ -57,10 +81,18 @@ static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
     hb->count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
     if (hb->call >= POOL_CALLS || hb->count == 0 || pool_images_at(hb->count) > POOL_IMAGE_MAX)
         return false;
-    hb->job = &a->h->jobs[hb->call].job;
+    memcpy(&hb->job_copy, &a->h->jobs[hb->call].job, sizeof hb->job_copy);
+    hb->job = &hb->job_copy;
     hb->in = shm_batch_in(a, d);
     hb->out = shm_batch_out(a, d);
     hb->arg = shm_call_arg(a, hb->call);
+    if (!job_sane(hb->job, hb->count)) {
+        int32_t *status = (int32_t *)(void *)hb->out;
+        for (uint32_t k = 0; k < hb->count; k++)
+            status[k] = SK_ECORRUPT;
+        b->failed = hb->count;
+        return false;
+    }
     return true;
 }
 
@@ -264,7 +296,7 @@ static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k
 static void worker_check_recycle(struct shm_worker *w, uint32_t k)
 {
     struct shm_header *h = w->arena->h;
-    if (h->max_tasks <= 0 || w->tasks < h->max_tasks)
+    if (w->max_tasks <= 0 || w->tasks < w->max_tasks)
         return;
     struct shm_worker_slot *slot = &h->workers[w->index];
     atomic_store(&slot->item, k);
@@ -279,7 +311,11 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
 {
     const struct shm_arena *a = w->arena;
     struct shm_worker_slot *slot = &a->h->workers[w->index];
-    if (++slot->attempts < (uint32_t)a->h->lives)
+    if (slot->attempts_item != k) { /* the attempts counted so far were another item's */
+        slot->attempts = 0;
+        slot->attempts_item = k;
+    }
+    if (++slot->attempts < (uint32_t)w->lives)
         return true;
     if (!class_item) /* a class item's error tells its own lives */
         err->lives_spent = (int)slot->attempts;
@@ -304,12 +340,11 @@ static void slot_attempts_clear(struct shm_worker *w)
 static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, uint32_t k,
                                  int *failed_rc)
 {
-    const struct shm_header *h = w->arena->h;
     const struct pool_job *job = hb->job;
     struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
     uint32_t end = hb->count;
-    if (h->max_tasks > 0 && (long)(end - k) > h->max_tasks - w->tasks)
-        end = k + (uint32_t)(h->max_tasks - w->tasks);
+    if (w->max_tasks > 0 && (long)(end - k) > w->max_tasks - w->tasks)
+        end = k + (uint32_t)(w->max_tasks - w->tasks);
     size_t is = job->item_size, rs = job->result_size;
     const unsigned char *in = hb->in;
     unsigned char *results = hb->out + pool_results_at(hb->count);
@@ -334,7 +369,7 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
     struct shm_worker_slot *slot = &a->h->workers[w->index];
     atomic_store_explicit(&slot->item, k, memory_order_relaxed);
     for (;;) {
-        if (a->h->item_timeout > 0)
+        if (w->item_timeout > 0)
             sk_section_restart(&w->base);
         sk_error err;
         if (run_item(a, hb, k, out, &err) == SK_OK)
@@ -349,7 +384,6 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
 /* Items from..count of the batch, each tried while it has lives. */
 static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32_t from)
 {
-    const struct shm_header *h = w->arena->h;
     const struct pool_job *job = hb->job;
     int32_t *status = held_status(hb);
     struct pool_bump out = {
@@ -366,7 +400,7 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
     _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
     memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
     bool plain =
-        job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl && h->item_timeout <= 0;
+        job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl && w->item_timeout <= 0;
     for (uint32_t k = from; k < hb->count;) {
         worker_check_recycle(w, k);
         if (plain) {
@@ -511,7 +545,7 @@ static int shm_worker_run(sk_process *self)
 static const sk_class shm_worker_class = {.name = "skproc-pool-worker", .run = shm_worker_run};
 
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
-                     double item_timeout)
+                     double item_timeout, int lives, long max_tasks)
 {
     int rc = sk_init(&w->base, &shm_worker_class);
     if (rc != SK_OK)
@@ -519,6 +553,9 @@ int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int in
     w->arena = arena;
     w->index = index;
     w->tasks = 0;
+    w->item_timeout = item_timeout;
+    w->lives = lives;
+    w->max_tasks = max_tasks;
     w->base.config.lives = INT_MAX; /* restarted after every fault */
     w->base.config.timeouts.run = item_timeout;
     w->base.config.capacity = 4096; /* the channel is not used */

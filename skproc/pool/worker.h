@@ -15,12 +15,18 @@ struct shm_worker {
     const struct shm_arena *arena; /* the parent's copy, inherited by fork */
     int index;                     /* its slot in the arena */
     long tasks;                    /* items done by this incarnation */
+    /* The pool's settings, in the worker's own memory: the arena's copies
+     * can be scribbled by any worker. */
+    double item_timeout;
+    int lives;
+    long max_tasks;
 };
 
 /* Initializes w as worker `index` of the arena and starts it; with an item
- * timeout (seconds, 0: none) its supervisor kills it at an item's deadline.
- * SK_OK, or an error code and w is released. */
+ * timeout (seconds, 0: none) its supervisor kills it at an item's deadline;
+ * lives and max_tasks as the pool's settled configuration has them. SK_OK,
+ * or an error code and w is released. */
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
-                     double item_timeout);
+                     double item_timeout, int lives, long max_tasks);
 
 #endif
