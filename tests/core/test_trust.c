@@ -207,7 +207,7 @@ static void test_ring_forged_control(void **state)
         assert_true(all_bytes(guard, 4096, 0xC3));
 
     atomic_store(&h->st->req, 5);
-    assert_rc(sk_wait(&h->base, 10), SK_OK);
+    assert_rc(sk_wait(&h->base, 10 * skt_slowdown()), SK_OK);
     assert_no_error(&h->base);
 }
 
@@ -246,7 +246,7 @@ static void check_scribbled_error(const sk_class *cls)
 {
     hostile *h = new_hostile(cls);
     assert_rc(sk_start(&h->base), SK_OK);
-    assert_rc(sk_wait(&h->base, 10), SK_OK);
+    assert_rc(sk_wait(&h->base, 10 * skt_slowdown()), SK_OK);
     assert_rc(sk_result(&h->base, NULL), SK_EPROCESS);
     const sk_error *e = sk_error_of(&h->base);
     assert_non_null(e);
@@ -475,7 +475,7 @@ static void test_config_refused_before_fork(void **state)
         c->timeouts.prerun = c->timeouts.run = c->timeouts.postrun = sign * INFINITY;
         c->timeouts.onfinish = c->timeouts.result = c->timeouts.error = sign * INFINITY;
         assert_rc(sk_start(&h->base), SK_OK);
-        assert_rc(sk_wait(&h->base, 10), SK_OK);
+        assert_rc(sk_wait(&h->base, 10 * skt_slowdown()), SK_OK);
         assert_no_error(&h->base);
         assert_rc(sk_result(&h->base, NULL), SK_OK);
         sk_release(&h->base);
@@ -526,7 +526,7 @@ static void test_listen_malformed_format(void **state)
     int32_t v = 0;
     assert_rc(sk_listen(&h->base, 0, "i", &v), SK_OK);
     assert_int_equal(v, 42);
-    assert_rc(sk_wait(&h->base, 10), SK_OK);
+    assert_rc(sk_wait(&h->base, 10 * skt_slowdown()), SK_OK);
 }
 
 /* ------------------------------------------------- result, empty format */
@@ -733,7 +733,7 @@ static void test_init_refuses_initialized(void **state)
     assert_no_children();
     assert_rc(sk_init(&h->base, &quick_class), SK_OK); /* after release */
     assert_rc(sk_start(&h->base), SK_OK);
-    assert_rc(sk_wait(&h->base, 10), SK_OK);
+    assert_rc(sk_wait(&h->base, 10 * skt_slowdown()), SK_OK);
     assert_no_error(&h->base);
     sk_release(&h->base);
 
@@ -742,7 +742,7 @@ static void test_init_refuses_initialized(void **state)
     sk_process *g = &garbage->base;
     assert_rc(sk_init(g, &quick_class), SK_OK); /* teardown releases it from here on */
     assert_rc(sk_start(g), SK_OK);
-    assert_rc(sk_wait(g, 10), SK_OK);
+    assert_rc(sk_wait(g, 10 * skt_slowdown()), SK_OK);
     assert_no_error(g);
     sk_release(g);
     assert_no_children();
@@ -778,7 +778,7 @@ static void test_timers_forged(void **state)
     (void)state;
     hostile *h = new_hostile(&timer_forger_class);
     assert_rc(sk_start(&h->base), SK_OK);
-    assert_rc(sk_wait(&h->base, 10), SK_OK);
+    assert_rc(sk_wait(&h->base, 10 * skt_slowdown()), SK_OK);
     assert_no_error(&h->base);
     const sk_timer *t = sk_timer_of(&h->base, SK_RUN);
     assert_non_null(t);
