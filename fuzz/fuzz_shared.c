@@ -26,7 +26,9 @@
  * was supervised (bit 3); byte 1 adds slack to the memfd's size; the rest
  * is patches of (region: 1 byte, offset: 4 bytes, length: 1 byte, bytes),
  * region 0 the status page before the timers, 1 the timers, 2 the ring to
- * the parent's data, 3 the ring to the worker's data.
+ * the parent's data, 3 the ring to the worker's data, 4 one timer's header
+ * and first samples, 5 the rings' control blocks (4 and 5 lie inside 0
+ * and 1: smaller targets, found sooner).
  *
  * Run (CI: 45 s): build/fuzz/fuzz_shared -max_total_time=45 -max_len=1024
  */
@@ -178,7 +180,7 @@ static void apply_patches(const uint8_t *p, size_t n)
 {
     size_t header = offsetof(struct sk_shared, timers);
     while (n >= 6) {
-        unsigned region = (unsigned)take(&p, &n, 1) % 4;
+        unsigned region = (unsigned)take(&p, &n, 1) % 6;
         uint64_t off = take(&p, &n, 4);
         size_t len = 1 + (size_t)take(&p, &n, 1) % 32;
         if (len > n)
@@ -200,9 +202,17 @@ static void apply_patches(const uint8_t *p, size_t n)
             base = (unsigned char *)rings;
             size = ring_size;
             break;
-        default:
+        case 3:
             base = (unsigned char *)rings + ring_size;
             size = ring_size;
+            break;
+        case 4: /* one timer's header and first samples, where a getter looks first */
+            base = (unsigned char *)&sh->timers[(off >> 24) % SK_SECTION_COUNT];
+            size = offsetof(struct sk_timer, exact) + 32 * sizeof(int64_t);
+            break;
+        default: /* the rings' control blocks */
+            base = (unsigned char *)sh->rings;
+            size = sizeof sh->rings;
             break;
         }
         off %= size - len + 1;
