@@ -314,6 +314,13 @@ int sk_start(sk_process *p)
     return SK_OK;
 }
 
+/* A count of attempts read from the status page (the worker can write
+ * any): within 0 and the lives the process had. */
+static int lives_spent(const struct sk_runtime *rt, long used)
+{
+    return used < 0 ? 0 : used > rt->config.lives ? rt->config.lives : (int)used;
+}
+
 /* An unsupervised worker died before finishing: the hard fault the
  * supervisor would have recorded (with lives = 1 there is no restart). */
 static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
@@ -331,7 +338,9 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
         sk_error_set(&rt->error, SK_PROCESS_ERROR, (sk_section)section, run, SK_ESYS,
                      "the worker ended before finishing and its exit status was taken "
                      "(SIGCHLD set to SIG_IGN)");
-    rt->error.lives_spent = atomic_load(&sh->lives_used) + (sk_section_is_loop(section) ? 1 : 0);
+    rt->error.lives_spent =
+        lives_spent(rt, (long)atomic_load(&sh->lives_used) + (sk_section_is_loop(section) ? 1 : 0));
+    sk_error_sanitize(&rt->error); /* the section came from the status page */
     rt->has_error = true;
 }
 
@@ -364,7 +373,7 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
             snprintf(cause, sizeof cause, "the supervisor ended and could not be reaped");
         sk_error_set(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
                      SK_ESYS, cause);
-        rt->error.lives_spent = atomic_load(&sh->lives_used);
+        rt->error.lives_spent = lives_spent(rt, atomic_load(&sh->lives_used));
         rt->has_error = true;
     } else if (sh->outcome != SK_OUTCOME_OK) {
         sk_error_set(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),

@@ -65,8 +65,11 @@ struct supervisor {
     int64_t timeout_ns[SK_FULL_RUN];
     int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
     double join_in;
-    sk_error fault; /* the hard fault being handled */
-    bool retryable; /* the fault happened inside the loop */
+    sk_error fault;     /* the hard fault being handled */
+    bool retryable;     /* the fault happened inside the loop */
+    int lives_floor;    /* attempts known used: sh->lives_used is never believed lower */
+    uint64_t seen_seq;  /* the section entry last seen, and when: a section start */
+    int64_t seen_at_ns; /* the worker writes later than that does not postpone a deadline */
 };
 
 /* A failure of the supervisor's own (no hook was running). */
@@ -134,13 +137,22 @@ static void supervisor_reap(struct supervisor *s, siginfo_t *info)
 }
 
 /* The earliest deadline that applies to what the worker is doing now. */
-static int64_t supervisor_deadline(const struct supervisor *s, uint64_t seq, int section,
-                                   int64_t start, enum deadline_kind *kind)
+static int64_t supervisor_deadline(struct supervisor *s, uint64_t seq, int section, int64_t start,
+                                   enum deadline_kind *kind)
 {
     int64_t deadline = INT64_MAX;
     *kind = DEADLINE_NONE;
+    if (seq != s->seen_seq) {
+        s->seen_seq = seq;
+        s->seen_at_ns = sk_now_ns();
+    }
+    /* The start is the worker's word: never later than we saw the section
+     * begin, so a forged one cannot overflow the sum or postpone the end. */
+    if (start > s->seen_at_ns)
+        start = s->seen_at_ns;
     if ((seq & 1) && section >= 0 && section < SK_FULL_RUN && s->timeout_ns[section]) {
-        deadline = start + s->timeout_ns[section];
+        int64_t limit = s->timeout_ns[section];
+        deadline = start > INT64_MAX - limit ? INT64_MAX : start + limit;
         *kind = DEADLINE_SECTION;
     }
     if (s->join_hard_ns && s->join_hard_ns < deadline) {
@@ -265,10 +277,16 @@ static enum sup_state supervisor_fault(struct supervisor *s)
     struct sk_shared *sh = s->sh;
     if (s->mode == SK_ENGINE_ERROR_ONLY || s->fault.section == SK_ERROR)
         return supervisor_error_hook_fault(s);
+    /* Soft errors are counted by the worker, in the status page: believed
+     * only within what is known used and the lives there are. */
+    int lives = s->rt->config.lives;
     int used = atomic_load(&sh->lives_used);
+    used = used < s->lives_floor ? s->lives_floor : used > lives ? lives : used;
     if (s->retryable) {
-        used = atomic_fetch_add(&sh->lives_used, 1) + 1;
-        if (used < s->rt->config.lives) {
+        used = used < lives ? used + 1 : lives;
+        atomic_store(&sh->lives_used, used);
+        s->lives_floor = used;
+        if (used < lives) {
             sh->last_fault = s->fault;
             sh->last_fault.lives_spent = used;
             atomic_fetch_add(&sh->faults, 1);
@@ -305,6 +323,8 @@ static void supervisor_init(struct supervisor *s, sk_process *p)
     s->join_in = rt->config.join_in > 0 ? rt->config.join_in : 0;
     int64_t join = sk_seconds_to_ns(s->join_in);
     s->join_hard_ns = join ? s->sh->start_ns + 2 * join : 0;
+    s->seen_seq = atomic_load(&s->sh->seq);
+    s->seen_at_ns = sk_now_ns();
 }
 
 _Noreturn void sk_supervisor_main(sk_process *p)

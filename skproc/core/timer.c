@@ -185,7 +185,7 @@ static double exact_percentile_ns(const struct sk_timer *t, size_t n, double pct
         for (size_t i = lo + 2; i < n; i++)
             if (sorted[i] < x_hi)
                 x_hi = sorted[i];
-        value += frac * (double)(x_hi - x_lo);
+        value += frac * ((double)x_hi - (double)x_lo); /* no int64 overflow at the extremes */
     }
     free(sorted);
     return value;
@@ -238,9 +238,8 @@ static double hist_percentile_ns(const struct sk_timer *t, double pct)
         return UNDEFINED;
 
     double rank = pct / 100.0 * (double)(n - 1);
-    uint64_t lo = (uint64_t)rank;
-    if (lo > n - 1)
-        lo = n - 1;
+    /* (double)(n - 1) may round up to 2^64, which no uint64_t holds. */
+    uint64_t lo = rank >= (double)(n - 1) ? n - 1 : (uint64_t)rank;
     double frac = rank - (double)lo;
 
     double x_lo = hist_order_statistic_ns(t, n, lo);
@@ -251,10 +250,12 @@ static double hist_percentile_ns(const struct sk_timer *t, double pct)
 
 double sk_timer_percentile(const sk_timer *t, double pct)
 {
-    /* Written so that a NaN pct fails the range check too. */
-    if (t == NULL || t->count == 0 || !(pct >= 0.0 && pct <= 100.0))
+    /* Written so that a NaN pct fails the range check too. The count is
+     * read once: a timer in shared memory may change between two reads. */
+    uint64_t count = t != NULL ? *(const volatile uint64_t *)&t->count : 0;
+    if (count == 0 || !(pct >= 0.0 && pct <= 100.0))
         return UNDEFINED;
-    double ns = t->count <= SK_TIMER_EXACT ? exact_percentile_ns(t, (size_t)t->count, pct)
-                                           : hist_percentile_ns(t, pct);
+    double ns = count <= SK_TIMER_EXACT ? exact_percentile_ns(t, (size_t)count, pct)
+                                        : hist_percentile_ns(t, pct);
     return ns / NS_PER_S;
 }

@@ -82,8 +82,8 @@ static int ring_reserve(struct sk_ring *r, uint64_t need, uint64_t *old_head, ui
     *old_head = head;
     uint64_t tail = atomic_load_explicit(&r->ctl->tail, memory_order_acquire);
     uint64_t used = head - tail;
-    if (used > r->size)
-        return SK_ECORRUPT; /* a tail ahead of head, or a ring apart */
+    if (used > r->size || (head & 7) != 0)
+        return SK_ECORRUPT; /* a tail ahead of head, a ring apart, or a head we never wrote */
     if (used > 0 && used + need > r->capacity)
         return SK_EFULL;
     uint64_t off = head % r->size;
