@@ -91,11 +91,11 @@ struct sk_runtime {
     struct sk_endpoint ep;                 /* this party's end of the channel */
     struct sk_ring *to_parent, *to_worker; /* inside ep, whichever side we are */
     int msg_doorbell;                      /* eventfd: a message for the parent (sk_fd) */
-    int worker_doorbell;                   /* eventfd: a message or a stop for the worker (its sk_fd) */
-    int epoll_fd;                          /* sk_fd: doorbell + the child's pidfd */
-    int epoll_pidfd;                       /* the dup of the child's pidfd inside it */
-    int memfd;    /* backs sh and the rings, holds the result image past them */
-    int doorbell; /* eventfd: the worker or the parent wakes the supervisor */
+    int worker_doorbell; /* eventfd: a message or a stop for the worker (its sk_fd) */
+    int epoll_fd;        /* sk_fd: doorbell + the child's pidfd */
+    int epoll_pidfd;     /* the dup of the child's pidfd inside it */
+    int memfd;           /* backs sh and the rings, holds the result image past them */
+    int doorbell;        /* eventfd: the worker or the parent wakes the supervisor */
     pid_t parent_pid;
     pid_t child_pid;               /* the parent's child: the supervisor, or the worker itself */
     int child_pidfd;               /* its pidfd; -1 where pidfds cannot be had */

@@ -352,8 +352,8 @@ static void run_case(void **state)
     /* The message names the section and run, as the semantics spell it. */
     char want[256];
     if (c->fault == F_SPIN)
-        snprintf(want, sizeof want, "Timeout in %s after %gs on run %ld",
-                 sk_section_name(section), TIMEOUT, expected_run(c->where));
+        snprintf(want, sizeof want, "Timeout in %s after %gs on run %ld", sk_section_name(section),
+                 TIMEOUT, expected_run(c->where));
     else
         snprintf(want, sizeof want, "Crash in %s on run %ld: ", sk_section_name(section),
                  expected_run(c->where));
