@@ -674,9 +674,12 @@ static void one_scribble(int target, int variant, int mode, uint32_t seed)
     hs->seed = seed;
     hs->writes = 1 + (int)(seed % 16);
     hs->fired = hs->found = 0;
-    /* Only a forged queue entry or claimed counter may leave posts
-     * unclaimed for good; the rest must let the call finish. */
-    bool may_stall = target == T_QUEUE || target == T_CLAIMED || target == T_RANDOM;
+    /* Only a forged queue entry, claimed counter or posted counter may leave
+     * posts unclaimed for good (a posted counter forged high lets workers
+     * claim phantom posts, which moves claimed past the real ones before the
+     * parent writes posted again); the rest must let the call finish. */
+    bool may_stall = target == T_QUEUE || target == T_CLAIMED || target == T_POSTED ||
+                     target == T_RANDOM;
     double timeout = may_stall ? 1.0 : 20.0;
 
     sk_pool_config cfg = small_cfg(2);
