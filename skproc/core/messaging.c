@@ -38,15 +38,6 @@ static int channel_state(const sk_process *p)
     return SK_OK;
 }
 
-static int64_t deadline_of(double timeout)
-{
-    if (timeout < 0)
-        return INT64_MAX;
-    if (timeout == 0)
-        return 0;
-    return sk_now_ns() + sk_seconds_to_ns(timeout);
-}
-
 static int tell_checked(sk_process *p, const void *img, size_t len)
 {
     if (sk_channel_peer_gone(p->rt))
@@ -100,7 +91,7 @@ int sk_tell_wait(sk_process *p, double timeout, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = tell_values(p, deadline_of(timeout), fmt, ap);
+    int rc = tell_values(p, sk_deadline_ns(timeout), fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -144,7 +135,8 @@ int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
         rc = sk_msg_format_check(fmt);
         if (rc != SK_OK)
             return rc;
-        rc = timeout == 0 ? SK_ETIMEDOUT : sk_ring_peek(&rt->ep, deadline_of(timeout), &img, &len);
+        rc = timeout == 0 ? SK_ETIMEDOUT
+                          : sk_ring_peek(&rt->ep, sk_deadline_ns(timeout), &img, &len);
     }
     if (rc != SK_OK)
         return rc;
@@ -169,7 +161,7 @@ int sk_listen_message(sk_process *p, double timeout, sk_message **msg)
     struct sk_runtime *rt = p->rt;
     const void *img;
     size_t len;
-    rc = sk_ring_peek(&rt->ep, deadline_of(timeout), &img, &len);
+    rc = sk_ring_peek(&rt->ep, sk_deadline_ns(timeout), &img, &len);
     if (rc != SK_OK)
         return rc;
     if (sk_msg_validate(img, len) != SK_OK) {

@@ -426,7 +426,7 @@ int sk_wait(sk_process *p, double timeout)
         return SK_ESTATE;
     if (!rt->started || rt->finished)
         return SK_OK;
-    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    int64_t deadline = sk_deadline_ns(timeout);
     if (!child_wait_exit(rt, deadline))
         return SK_ETIMEDOUT;
     child_reap(rt);

@@ -28,6 +28,17 @@ static inline int64_t sk_seconds_to_ns(double s)
     return ns > 0 ? ns : 1;
 }
 
+/* The deadline of a wait of `timeout` seconds from now, on the sk_now_ns
+ * clock: negative waits forever (INT64_MAX), 0 only looks (0). */
+static inline int64_t sk_deadline_ns(double timeout)
+{
+    if (timeout < 0)
+        return INT64_MAX;
+    if (timeout == 0)
+        return 0;
+    return sk_now_ns() + sk_seconds_to_ns(timeout);
+}
+
 static inline struct timespec sk_ns_to_timespec(int64_t ns)
 {
     struct timespec ts = {.tv_sec = ns / SK_NS_PER_SEC, .tv_nsec = ns % SK_NS_PER_SEC};

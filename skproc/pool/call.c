@@ -452,7 +452,7 @@ bool pool_none_posting(const sk_pool *p)
 static int call_drive(sk_pool_call *c, double timeout)
 {
     sk_pool *p = c->pool;
-    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    int64_t deadline = sk_deadline_ns(timeout);
     struct pool_progress_state *progress = &c->progress;
     for (;;) {
         if (p->terminated) {
@@ -608,7 +608,7 @@ int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
     if (c == NULL || !c->iterator)
         return SK_EINVAL;
     sk_pool *p = c->pool;
-    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    int64_t deadline = sk_deadline_ns(timeout);
     int window = 4 * p->n_workers + 4;
     while (c->cur < 0) {
         if (p->terminated) {

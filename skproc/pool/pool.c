@@ -102,7 +102,7 @@ int sk_pool_join(sk_pool *p, double timeout)
         return SK_EINVAL;
     if (!p->closed)
         return SK_ESTATE;
-    int64_t deadline = timeout < 0 ? INT64_MAX : sk_now_ns() + sk_seconds_to_ns(timeout);
+    int64_t deadline = sk_deadline_ns(timeout);
     for (;;) {
         uint32_t seen = p->t->ops->epoch(p->t);
         pool_progress(p);

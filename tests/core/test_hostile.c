@@ -107,12 +107,16 @@ static const struct field fields[] = {
     RING(0, waiting),
     RING(0, armed),
     RING(0, closed),
+    RING(0, room_waiting),
+    RING(0, rseq),
     RING(1, head),
     RING(1, tail),
     RING(1, wseq),
     RING(1, waiting),
     RING(1, armed),
     RING(1, closed),
+    RING(1, room_waiting),
+    RING(1, rseq),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 
@@ -390,8 +394,12 @@ static void run_case(hostile *h, bool supervised, const char *what, struct tally
     assert_true(pid == -1 || pid > 0);
     for (int i = 0; i < 2; i++)
         assert_code_in(tell_int(p, 100 + i), SK_OK, SK_EFULL, SK_ECLOSED, SK_ECORRUPT);
-    int32_t v = 0;
+    int32_t w = 102;
     double before = skt_now();
+    assert_code_in(sk_tell_wait(p, 0.05, "i", &w), SK_OK, SK_ETIMEDOUT, SK_ECLOSED, SK_ECORRUPT);
+    assert_dbl_lt(skt_now() - before, 0.05 + 2 * skt_slowdown()); /* waiting for room is bounded */
+    int32_t v = 0;
+    before = skt_now();
     int rc = sk_listen(p, 0.05, "i", &v);
     assert_code_in(rc, SK_OK, SK_ETIMEDOUT, SK_ECLOSED, SK_ECORRUPT, SK_EFORMAT);
     assert_dbl_lt(skt_now() - before, 0.05 + 2 * skt_slowdown()); /* a generous bound */

@@ -33,7 +33,7 @@ LD_LIBRARY_PATH="$prefix/lib" "$work/cmake/consumer_shared"
 ldd "$work/cmake/consumer_shared" | grep libskproc
 
 echo "== pkg-config consumer"
-cp "$here/pkgconfig/Makefile" "$here/pkgconfig/consumer.c" "$work/"
+cp "$here/pkgconfig/Makefile" "$here/cmake/consumer.c" "$work/"  # the same program as the CMake consumer
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" pkg-config --print-requires-private skproc
 PKG_CONFIG_PATH="$prefix/lib/pkgconfig" make -C "$work"
 LD_LIBRARY_PATH="$prefix/lib" "$work/consumer_shared"

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * A program outside the skproc tree, built against an installed skproc (see
- * CMakeLists.txt beside it): it checks that the header and the library it
+ * A program outside the skproc tree, built against an installed skproc, once
+ * through CMake (CMakeLists.txt beside it) and once through pkg-config
+ * (../pkgconfig/Makefile): it checks that the header and the library it
  * runs with agree on the version, and runs one process to its result, so
  * that the include path, the link and the library's own dependencies are
  * all exercised. Exit 0 on success.
