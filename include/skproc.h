@@ -67,7 +67,10 @@ enum {
     SK_EFULL = -8,     /* the channel's capacity is exhausted; nothing was queued */
     SK_ENOMEM = -9,    /* out of memory */
     SK_ESYS = -10,     /* a system call failed; errno is kept */
-    SK_ECORRUPT = -11  /* a corrupt message was received and discarded; the channel goes on */
+    SK_ECORRUPT = -11, /* a corrupt message was received and discarded; the channel goes on */
+    SK_ENORESULT = -12, /* sk_result asked for values and the process published none */
+    SK_ECRASHED = -14   /* sk_error.reason only: the process was ended by a signal or an exit
+                         * skproc did not make */
 };
 
 /* A static, human-readable name for a return code ("timed out", ...). */
@@ -137,7 +140,8 @@ struct sk_process {
     sk_config config; /* set after sk_init, frozen by sk_start */
     /* private fields after this line */
     struct sk_runtime *rt;
-    void *reserved[4]; /* room for private state without an ABI break */
+    uintptr_t seal;    /* set by sk_init, cleared by sk_release: calls refuse other handles */
+    void *reserved[3]; /* room for private state without an ABI break */
 };
 
 /* From a pointer to the embedded sk_process back to the struct embedding it. */
@@ -177,6 +181,7 @@ int sk_kill(sk_process *p);
  *                hook published a value, the pointers are filled with it.
  *   SK_EKILLED   the process was killed
  *   SK_EFORMAT   fmt does not match what was published
+ *   SK_ENORESULT fmt asks for values and the process published none
  * With no result published, a NULL or empty fmt is SK_OK. */
 int sk_result(sk_process *p, const char *fmt, ...);
 
@@ -295,10 +300,15 @@ typedef struct sk_error {
     double timeout;     /* SK_TIMEOUT_ERROR: the limit that was exceeded, seconds */
     int signal;         /* SK_CRASH_ERROR: the signal that ended the child, or 0 */
     int exit_status;    /* SK_CRASH_ERROR: the exit status when no signal */
-    int code;           /* sk_fail's code or the hook's return value */
-    int lives_spent;    /* attempts used up when the process ended */
+    int code;           /* the user's code: what sk_fail was given or the hook returned (or, in a
+                         * pool, the item function); 0 when no user code failed */
+    int reason;         /* skproc's own reason, an SK_E* code: SK_EPROCESS (a hook or item
+                         * function failed), SK_ETIMEDOUT, SK_ECRASHED, SK_EKILLED, SK_ESYS,
+                         * SK_ECORRUPT, ...; sk_strerror() names it */
+    int lives_spent;    /* attempts used, the one that failed included: 1 up to config.lives */
     long item;          /* in a pool: the index of the item that failed; else -1 */
-    char message[256];  /* "Error in run on run 5", "Timeout in run after 0.05s on run 3" */
+    char message[256];  /* "Error in the run hook on run 5",
+                         * "Timeout in the run hook after 0.05s on run 3" */
     char cause[1024];   /* the original error's text */
 } sk_error;
 

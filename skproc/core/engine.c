@@ -124,7 +124,10 @@ static void engine_record_failure(struct engine *e, sk_section s, int rc)
         snprintf(cause, sizeof cause, "%s returned %d", sk_section_name(s), rc);
     }
     sk_error_set(&e->sh->error, sk_error_kind_of_section(s), s, e->run, code, cause);
-    e->sh->error.lives_spent = atomic_load(&e->sh->lives_used);
+    /* A loop failure has counted its attempt already; one after the loop
+     * ends the attempt it happened in, which counts too. */
+    int used = atomic_load(&e->sh->lives_used) + (sk_section_is_loop(s) ? 0 : 1);
+    e->sh->error.lives_spent = used > e->lives ? e->lives : used;
 }
 
 /* A soft error in a loop hook: retry the iteration while lives last. */
@@ -194,8 +197,6 @@ static enum engine_state engine_error(struct engine *e)
         sk_error first = sh->error;
         engine_record_failure(e, SK_ERROR, rc);
         sk_error_while_handling(&sh->error, &first);
-        snprintf(sh->error.message, sizeof sh->error.message, "Error in error on run %ld",
-                 first.run);
     }
     return ES_DONE;
 }
@@ -299,8 +300,6 @@ _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode)
     }
     struct sk_shared *sh = e.sh;
     sh->outcome = e.outcome;
-    if (e.outcome == SK_OUTCOME_FAILED)
-        sh->error.lives_spent = atomic_load(&sh->lives_used);
     atomic_store(&sh->engine_done, 1);
     if (!e.rt->supervised) /* no supervisor to say it when it exits */
         sk_channel_close_to_parent(e.rt);

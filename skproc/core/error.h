@@ -14,9 +14,15 @@ int sk_refuse(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3
  * its texts NUL-terminated, its kind and section in range. */
 void sk_error_sanitize(sk_error *e);
 
-/* A failure of kind in section on run, with the original code and text. */
+/* A failure of the user's code (a hook, an item function) of kind in
+ * section on run, with the code it gave and its text; the reason is
+ * SK_EPROCESS. */
 void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run, int code,
                   const char *cause);
+/* A failure of skproc's own (a system call, a corrupt record, a kill), for
+ * reason (an SK_E* code); no user code. */
+void sk_error_set_internal(sk_error *e, sk_error_kind kind, sk_section section, long run,
+                           int reason, const char *cause);
 /* A section (or, with join_in, the loop) that ran past its limit. */
 void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limit, bool join_in);
 /* A worker that died: by a signal, or by an exit skproc did not make.

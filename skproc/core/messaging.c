@@ -9,6 +9,8 @@
  */
 #include "codec/message.h"
 #include "core/channel.h"
+#include "core/error.h"
+#include "core/handle.h"
 #include "os/clock.h"
 #include "os/fd.h"
 
@@ -26,16 +28,40 @@ struct sk_message {
 };
 
 /* Who may use the channel: a started parent handle, or a worker. */
-static int channel_state(const sk_process *p)
+static int channel_state(const sk_process *p, const char *call)
 {
-    if (p == NULL || p->rt == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check(p, call);
+    if (rc != SK_OK)
+        return rc;
     const struct sk_runtime *rt = p->rt;
     if (rt->role == SK_ROLE_WORKER)
         return SK_OK;
-    if (rt->role != SK_ROLE_PARENT || !rt->started || rt->sh == NULL)
-        return SK_ESTATE;
+    rc = sk_handle_check_parent(p, call);
+    if (rc != SK_OK)
+        return rc;
+    if (!rt->started || rt->sh == NULL)
+        return sk_refuse(SK_ESTATE, "%s: the process is not started", call);
     return SK_OK;
+}
+
+/* The format is what the call refuses, or nothing at all. */
+static int format_refused(const char *call, const char *fmt)
+{
+    if (fmt == NULL || fmt[0] == '\0')
+        return sk_refuse(SK_EINVAL, "%s: the format is %s", call, fmt == NULL ? "NULL" : "empty");
+    return sk_refuse(SK_EINVAL, "%s: \"%.64s\" is not a tpl format skproc can carry", call, fmt);
+}
+
+/* Why the codec refused to encode: a malformed format, or an image larger
+ * than the channel's max_message. */
+static int encode_refused(const sk_process *p, const char *call, const char *fmt, int rc)
+{
+    if (rc != SK_EINVAL)
+        return rc;
+    if (sk_msg_format_check(fmt) != SK_OK)
+        return format_refused(call, fmt);
+    return sk_refuse(SK_EINVAL, "%s: the message is larger than config.max_message (%zu bytes)",
+                     call, p->rt->config.max_message);
 }
 
 static int tell_checked(sk_process *p, const void *img, size_t len)
@@ -61,13 +87,14 @@ static int frame_reserve(void *ctx, size_t len, void **dst)
     return sk_ring_reserve_wait(f->ep, len, f->deadline, dst);
 }
 
-static int tell_values(sk_process *p, int64_t deadline, const char *fmt, va_list ap)
+static int tell_values(sk_process *p, const char *call, int64_t deadline, const char *fmt,
+                       va_list ap)
 {
-    int rc = channel_state(p);
+    int rc = channel_state(p, call);
     if (rc != SK_OK)
         return rc;
     if (fmt == NULL || fmt[0] == '\0')
-        return SK_EINVAL;
+        return format_refused(call, fmt);
     if (sk_channel_peer_gone(p->rt))
         return SK_ECLOSED;
     struct frame_request f = {.ep = &p->rt->ep, .deadline = deadline};
@@ -75,14 +102,14 @@ static int tell_values(sk_process *p, int64_t deadline, const char *fmt, va_list
     rc = sk_msg_encode(fmt, ap, frame_reserve, &f, &len);
     if (rc == SK_OK)
         sk_ring_commit(&p->rt->ep);
-    return rc;
+    return encode_refused(p, call, fmt, rc);
 }
 
 int sk_tell(sk_process *p, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = tell_values(p, 0, fmt, ap);
+    int rc = tell_values(p, "sk_tell", 0, fmt, ap);
     va_end(ap);
     return rc;
 }
@@ -91,18 +118,19 @@ int sk_tell_wait(sk_process *p, double timeout, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    int rc = tell_values(p, sk_deadline_ns(timeout), fmt, ap);
+    int rc = tell_values(p, "sk_tell_wait", sk_deadline_ns(timeout), fmt, ap);
     va_end(ap);
     return rc;
 }
 
 int sk_tell_image(sk_process *p, const void *img, size_t len)
 {
-    int rc = channel_state(p);
+    int rc = channel_state(p, "sk_tell_image");
     if (rc != SK_OK)
         return rc;
     if (img == NULL || len == 0)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_tell_image: the image is %s",
+                         img == NULL ? "NULL" : "empty");
     if (sk_msg_validate(img, len) != SK_OK)
         return SK_EFORMAT;
     return tell_checked(p, img, len);
@@ -120,11 +148,11 @@ static int listen_failed(struct sk_runtime *rt, const void *img, size_t len, int
 
 int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
 {
-    int rc = channel_state(p);
+    int rc = channel_state(p, "sk_listen");
     if (rc != SK_OK)
         return rc;
     if (fmt == NULL || fmt[0] == '\0')
-        return SK_EINVAL;
+        return format_refused("sk_listen", fmt);
     struct sk_runtime *rt = p->rt;
     const void *img;
     size_t len;
@@ -134,7 +162,7 @@ int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
          * one, a format that can never match is refused at once. */
         rc = sk_msg_format_check(fmt);
         if (rc != SK_OK)
-            return rc;
+            return rc == SK_EINVAL ? format_refused("sk_listen", fmt) : rc;
         rc = timeout == 0 ? SK_ETIMEDOUT
                           : sk_ring_peek(&rt->ep, sk_deadline_ns(timeout), &img, &len);
     }
@@ -153,9 +181,9 @@ int sk_listen(sk_process *p, double timeout, const char *fmt, ...)
 int sk_listen_message(sk_process *p, double timeout, sk_message **msg)
 {
     if (msg == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_listen_message: msg is NULL");
     *msg = NULL;
-    int rc = channel_state(p);
+    int rc = channel_state(p, "sk_listen_message");
     if (rc != SK_OK)
         return rc;
     struct sk_runtime *rt = p->rt;
@@ -191,7 +219,7 @@ const char *sk_message_format(const sk_message *msg)
 int sk_message_unpack(const sk_message *msg, const char *fmt, ...)
 {
     if (msg == NULL || fmt == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_message_unpack: %s is NULL", msg == NULL ? "msg" : "fmt");
     va_list ap;
     va_start(ap, fmt);
     int rc = sk_msg_unpack(msg->image, msg->len, fmt, ap);
@@ -223,7 +251,7 @@ void sk_message_free(sk_message *msg)
 static int worker_fd(struct sk_runtime *rt)
 {
     if (rt->worker_doorbell < 0)
-        return SK_ESTATE;
+        return sk_refuse(SK_ESTATE, "sk_fd: this worker has no doorbell");
     bool waiting = sk_ring_arm_doorbell(&rt->ep);
     if (waiting || atomic_load(&rt->sh->stop))
         sk_doorbell_ring(rt->worker_doorbell);
@@ -234,7 +262,7 @@ static int worker_fd(struct sk_runtime *rt)
  * stays readable once the process has ended. */
 int sk_fd(sk_process *p)
 {
-    int rc = channel_state(p);
+    int rc = channel_state(p, "sk_fd");
     if (rc != SK_OK)
         return rc;
     struct sk_runtime *rt = p->rt;

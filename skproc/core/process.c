@@ -11,6 +11,7 @@
 #include "core/channel.h"
 #include "core/class.h"
 #include "core/error.h"
+#include "core/handle.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -63,6 +64,7 @@ int sk_init(sk_process *p, const sk_class *cls)
     memset(&p->config, 0, sizeof p->config);
     p->config.lives = 1;
     p->rt = rt;
+    sk_handle_seal(p);
     return SK_OK;
 }
 
@@ -265,12 +267,17 @@ static bool needs_supervisor(const sk_class *cls, const sk_config *c,
 
 int sk_start(sk_process *p)
 {
-    if (p == NULL || p->rt == NULL || p->cls == NULL || p->cls->run == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check_parent(p, "sk_start");
+    if (rc != SK_OK)
+        return rc;
+    if (p->cls == NULL || p->cls->run == NULL)
+        return sk_refuse(SK_EINVAL, "sk_start: the class %s",
+                         p->cls == NULL ? "is NULL" : "has no run hook");
     struct sk_runtime *rt = p->rt;
-    if (rt->role != SK_ROLE_PARENT || rt->started)
-        return SK_ESTATE;
-    int rc = config_check(&p->config);
+    if (rt->started)
+        return sk_refuse(SK_ESTATE, "sk_start: already started; sk_release and sk_init the "
+                                    "handle to start it again");
+    rc = config_check(&p->config);
     if (rc != SK_OK)
         return rc;
     rt->config = config_normalize(p->config);
@@ -314,11 +321,18 @@ int sk_start(sk_process *p)
     return SK_OK;
 }
 
-/* A count of attempts read from the status page (the worker can write
- * any): within 0 and the lives the process had. */
-static int lives_spent(const struct sk_runtime *rt, long used)
+/* A count of attempts: within 1 and the lives the process had, for a
+ * process that failed in one of them (the worker can write any count). */
+static int lives_clamp(const struct sk_runtime *rt, long used)
 {
-    return used < 0 ? 0 : used > rt->config.lives ? rt->config.lives : (int)used;
+    return used < 1 ? 1 : used > rt->config.lives ? rt->config.lives : (int)used;
+}
+
+/* The attempts of a process that failed without saying so: those the
+ * status page counts as failed, and the one in progress. */
+static int attempts_spent(const struct sk_runtime *rt)
+{
+    return lives_clamp(rt, (long)atomic_load(&rt->sh->lives_used) + 1);
 }
 
 /* An unsupervised worker died before finishing: the hard fault the
@@ -335,11 +349,10 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
         sk_error_set_crash(&rt->error, (sk_section)section, in_section, run, 0,
                            WEXITSTATUS(status));
     else
-        sk_error_set(&rt->error, SK_PROCESS_ERROR, (sk_section)section, run, SK_ESYS,
-                     "the worker ended before finishing and its exit status was taken "
-                     "(SIGCHLD set to SIG_IGN)");
-    rt->error.lives_spent =
-        lives_spent(rt, (long)atomic_load(&sh->lives_used) + (sk_section_is_loop(section) ? 1 : 0));
+        sk_error_set_internal(&rt->error, SK_PROCESS_ERROR, (sk_section)section, run, SK_ESYS,
+                              "the worker ended before finishing and its exit status was taken "
+                              "(SIGCHLD set to SIG_IGN)");
+    rt->error.lives_spent = attempts_spent(rt);
     sk_error_sanitize(&rt->error); /* the section came from the status page */
     rt->has_error = true;
 }
@@ -356,6 +369,7 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     if (sh->outcome == SK_OUTCOME_FAILED) {
         rt->error = sh->error;
         sk_error_sanitize(&rt->error); /* the worker could write it */
+        rt->error.lives_spent = lives_clamp(rt, rt->error.lives_spent);
         rt->has_error = true;
     } else if (sh->outcome == SK_OUTCOME_NONE && !rt->supervised) {
         worker_fault(rt, status, reaped);
@@ -371,13 +385,15 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
                      WEXITSTATUS(status));
         else
             snprintf(cause, sizeof cause, "the supervisor ended and could not be reaped");
-        sk_error_set(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
-                     SK_ESYS, cause);
-        rt->error.lives_spent = lives_spent(rt, atomic_load(&sh->lives_used));
+        sk_error_set_internal(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION,
+                              atomic_load(&sh->current_run), SK_ESYS, cause);
+        rt->error.lives_spent = attempts_spent(rt);
         rt->has_error = true;
     } else if (sh->outcome != SK_OUTCOME_OK) {
-        sk_error_set(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
-                     SK_ECORRUPT, "the status page says no outcome skproc writes: it is corrupt");
+        sk_error_set_internal(&rt->error, SK_PROCESS_ERROR, SK_NO_SECTION,
+                              atomic_load(&sh->current_run), SK_ECORRUPT,
+                              "the status page says no outcome skproc writes: it is corrupt");
+        rt->error.lives_spent = attempts_spent(rt);
         rt->has_error = true;
     }
     if (rt->has_error)
@@ -401,7 +417,7 @@ static void child_reap(struct sk_runtime *rt)
 
 static bool parent_handle(const sk_process *p)
 {
-    return p != NULL && p->rt != NULL && p->rt->role == SK_ROLE_PARENT;
+    return sk_handle_sealed(p) && p->rt->role == SK_ROLE_PARENT;
 }
 
 /* The child (supervisor or worker) has exited, reaped or not. */
@@ -419,11 +435,10 @@ static bool child_wait_exit(struct sk_runtime *rt, int64_t deadline)
 
 int sk_wait(sk_process *p, double timeout)
 {
-    if (p == NULL || p->rt == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check_parent(p, "sk_wait");
+    if (rc != SK_OK)
+        return rc;
     struct sk_runtime *rt = p->rt;
-    if (rt->role != SK_ROLE_PARENT)
-        return SK_ESTATE;
     if (!rt->started || rt->finished)
         return SK_OK;
     int64_t deadline = sk_deadline_ns(timeout);
@@ -435,10 +450,11 @@ int sk_wait(sk_process *p, double timeout)
 
 int sk_stop(sk_process *p)
 {
-    if (p == NULL || p->rt == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check(p, "sk_stop");
+    if (rc != SK_OK)
+        return rc;
     if (p->rt->sh == NULL)
-        return SK_ESTATE;
+        return sk_refuse(SK_ESTATE, "sk_stop: not started");
     atomic_store(&p->rt->sh->stop, 1);
     sk_channel_wake_worker(p->rt); /* a worker blocked in sk_listen returns */
     return SK_OK;
@@ -451,11 +467,12 @@ int sk_stop(sk_process *p)
  * a pid it read from the status page: the worker could have written any. */
 int sk_kill(sk_process *p)
 {
-    if (p == NULL || p->rt == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check_parent(p, "sk_kill");
+    if (rc != SK_OK)
+        return rc;
     struct sk_runtime *rt = p->rt;
-    if (rt->role != SK_ROLE_PARENT || !rt->started)
-        return SK_ESTATE;
+    if (!rt->started)
+        return sk_refuse(SK_ESTATE, "sk_kill: not started");
     if (rt->finished)
         return SK_OK;
     if (child_exited(rt)) { /* it finished on its own: not a kill */
@@ -480,7 +497,7 @@ int sk_kill(sk_process *p)
 
 void sk_release(sk_process *p)
 {
-    if (p == NULL || p->rt == NULL)
+    if (!sk_handle_sealed(p))
         return;
     struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
@@ -491,11 +508,12 @@ void sk_release(sk_process *p)
     registry_remove(rt);
     free(rt);
     p->rt = NULL;
+    sk_handle_unseal(p);
 }
 
 bool sk_alive(const sk_process *p)
 {
-    if (p == NULL || p->rt == NULL)
+    if (!sk_handle_sealed(p))
         return false;
     const struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
@@ -505,14 +523,14 @@ bool sk_alive(const sk_process *p)
 
 long sk_current_run(const sk_process *p)
 {
-    if (p == NULL || p->rt == NULL || p->rt->sh == NULL)
+    if (!sk_handle_sealed(p) || p->rt->sh == NULL)
         return 0;
     return atomic_load_explicit(&p->rt->sh->current_run, memory_order_relaxed);
 }
 
 pid_t sk_pid(const sk_process *p)
 {
-    if (p == NULL || p->rt == NULL || p->rt->sh == NULL)
+    if (!sk_handle_sealed(p) || p->rt->sh == NULL)
         return -1;
     if (p->rt->role == SK_ROLE_WORKER)
         return getpid();
@@ -528,7 +546,7 @@ pid_t sk_pid(const sk_process *p)
 
 const sk_error *sk_error_of(const sk_process *p)
 {
-    if (p == NULL || p->rt == NULL)
+    if (!sk_handle_sealed(p))
         return NULL;
     const struct sk_runtime *rt = p->rt;
     if (rt->role == SK_ROLE_WORKER)
@@ -538,7 +556,7 @@ const sk_error *sk_error_of(const sk_process *p)
 
 const sk_timer *sk_timer_of(const sk_process *p, sk_section s)
 {
-    if (p == NULL || p->rt == NULL || p->rt->sh == NULL || (unsigned)s >= SK_SECTION_COUNT)
+    if (!sk_handle_sealed(p) || p->rt->sh == NULL || (unsigned)s >= SK_SECTION_COUNT)
         return NULL;
     if (s != SK_FULL_RUN && sk_class_hook(p->cls, s) == NULL)
         return NULL;

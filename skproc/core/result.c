@@ -9,6 +9,8 @@
  * is lost when the child dies afterwards, and it needs no channel.
  */
 #include "codec/message.h"
+#include "core/error.h"
+#include "core/handle.h"
 #include "core/result.h"
 #include "core/runtime.h"
 #include "os/fd.h"
@@ -21,26 +23,52 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+/* sk_return refused its values: the reason for sk_last_error_message, and
+ * the hook's cause too (unless it gave one with sk_fail), so that the
+ * error report says why the result hook failed. */
+static int return_refused(struct sk_runtime *rt, const char *fmt, int rc)
+{
+    if (rc == SK_EINVAL && (fmt == NULL || fmt[0] == '\0'))
+        rc = sk_refuse(rc, "sk_return: the format is %s", fmt == NULL ? "NULL" : "empty");
+    else if (rc == SK_EINVAL || rc == SK_EFORMAT)
+        rc = sk_refuse(rc,
+                       "sk_return: \"%.64s\" is not a tpl format skproc can carry, or the "
+                       "values do not fit it",
+                       fmt);
+    else
+        rc = sk_refuse(rc, "sk_return: %s", sk_strerror(rc));
+    if (!rt->cause_set) {
+        snprintf(rt->cause, sizeof rt->cause, "%s", sk_last_error_message());
+        rt->cause_set = true;
+        rt->cause_code = rc;
+    }
+    return rc;
+}
+
 int sk_return(sk_process *self, const char *fmt, ...)
 {
-    if (self == NULL || self->rt == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check(self, "sk_return");
+    if (rc != SK_OK)
+        return rc;
     struct sk_runtime *rt = self->rt;
     if (rt->role != SK_ROLE_WORKER ||
         (rt->hook_section != SK_RESULT && rt->hook_section != SK_ERROR))
-        return SK_ESTATE;
+        return sk_refuse(SK_ESTATE, "sk_return: only the result and error hooks may publish a "
+                                    "result (pass self)");
     void *img = NULL;
     size_t len = 0;
+    if (fmt == NULL || fmt[0] == '\0')
+        return return_refused(rt, fmt, SK_EINVAL);
     va_list ap;
     va_start(ap, fmt);
-    int rc = sk_msg_pack(fmt, ap, &img, &len);
+    rc = sk_msg_pack(fmt, ap, &img, &len);
     va_end(ap);
     if (rc != SK_OK)
-        return rc;
+        return return_refused(rt, fmt, rc);
     rc = sk_pwrite_all(rt->memfd, img, len, (off_t)rt->result_offset) == 0 ? SK_OK : SK_ESYS;
     free(img);
     if (rc != SK_OK)
-        return rc;
+        return return_refused(rt, fmt, rc);
     rt->sh->result_len = len;
     rt->sh->has_result = len > 0;
     return SK_OK;
@@ -49,7 +77,7 @@ int sk_return(sk_process *self, const char *fmt, ...)
 int sk_fail(sk_process *self, int code, const char *fmt, ...)
 {
     int rc = code != 0 ? code : SK_EPROCESS;
-    if (self == NULL || self->rt == NULL)
+    if (!sk_handle_sealed(self))
         return rc;
     struct sk_runtime *rt = self->rt;
     if (rt->role != SK_ROLE_WORKER || rt->hook_section < 0)
@@ -96,12 +124,13 @@ static int result_image(struct sk_runtime *rt)
 
 int sk_result(sk_process *p, const char *fmt, ...)
 {
-    if (p == NULL || p->rt == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check_parent(p, "sk_result");
+    if (rc != SK_OK)
+        return rc;
     struct sk_runtime *rt = p->rt;
-    if (rt->role != SK_ROLE_PARENT || !rt->started)
-        return SK_ESTATE;
-    int rc = sk_wait(p, -1);
+    if (!rt->started)
+        return sk_refuse(SK_ESTATE, "sk_result: the process is not started");
+    rc = sk_wait(p, -1);
     if (rc != SK_OK)
         return rc;
     if (rt->killed)
@@ -113,7 +142,7 @@ int sk_result(sk_process *p, const char *fmt, ...)
     if (rt->result_image == NULL) {
         if (rt->has_error)
             return SK_EPROCESS;
-        return wants_values ? SK_EFORMAT : SK_OK;
+        return wants_values ? SK_ENORESULT : SK_OK;
     }
     if (wants_values) {
         va_list ap;
@@ -126,12 +155,16 @@ int sk_result(sk_process *p, const char *fmt, ...)
 
 int sk_result_image(sk_process *p, const void **img, size_t *len)
 {
-    if (p == NULL || p->rt == NULL || img == NULL || len == NULL)
-        return SK_EINVAL;
+    int rc = sk_handle_check_parent(p, "sk_result_image");
+    if (rc != SK_OK)
+        return rc;
+    if (img == NULL || len == NULL)
+        return sk_refuse(SK_EINVAL, "sk_result_image: %s is NULL", img == NULL ? "img" : "len");
     struct sk_runtime *rt = p->rt;
-    if (rt->role != SK_ROLE_PARENT || !rt->finished || rt->killed)
-        return SK_ESTATE;
-    int rc = result_image(rt);
+    if (!rt->finished || rt->killed)
+        return sk_refuse(SK_ESTATE, "sk_result_image: the process %s",
+                         rt->killed ? "was killed" : "is not finished");
+    rc = result_image(rt);
     *img = rt->result_image;
     *len = rt->result_image != NULL ? rt->result_len : 0;
     return rc;

@@ -78,8 +78,8 @@ static enum sup_state supervisor_finish_with(struct supervisor *s, const char *w
     struct sk_shared *sh = s->sh;
     char cause[256];
     snprintf(cause, sizeof cause, "%s: %s", what, strerror(errno));
-    sk_error_set(&sh->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
-                 SK_ESYS, cause);
+    sk_error_set_internal(&sh->error, SK_PROCESS_ERROR, SK_NO_SECTION,
+                          atomic_load(&sh->current_run), SK_ESYS, cause);
     sh->outcome = SK_OUTCOME_FAILED;
     return SUP_DONE;
 }
@@ -91,8 +91,9 @@ static void supervisor_record_end(struct supervisor *s)
     struct sk_shared *sh = s->sh;
     if (atomic_load(&sh->engine_done))
         return;
-    sk_error_set(&sh->error, SK_PROCESS_ERROR, SK_NO_SECTION, atomic_load(&sh->current_run),
-                 SK_EKILLED, "the supervisor was asked to end (its parent died, or SIGRTMAX came)");
+    sk_error_set_internal(&sh->error, SK_PROCESS_ERROR, SK_NO_SECTION,
+                          atomic_load(&sh->current_run), SK_EKILLED,
+                          "the supervisor was asked to end (its parent died, or SIGRTMAX came)");
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
 }
@@ -295,7 +296,9 @@ static enum sup_state supervisor_fault(struct supervisor *s)
         }
     }
     sh->error = s->fault;
-    sh->error.lives_spent = used;
+    /* A fault after the loop ends the attempt it happened in, which counts
+     * although it is not retried. */
+    sh->error.lives_spent = s->retryable || used >= lives ? used : used + 1;
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
     if (s->p->cls->error == NULL)

@@ -36,29 +36,53 @@ static bool has_pointers(const char *fmt)
     return fmt != NULL && strpbrk(fmt, "sB") != NULL;
 }
 
+/* Every mistake in a job is refused with the field it is in named
+ * (sk_last_error_message), before anything is handed out. */
 static int job_check(const sk_pool_job *job)
 {
     if (job == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "pool job: the job is NULL");
     int forms = (job->fn != NULL) + (job->star != NULL) + (job->cls != NULL);
-    if (forms != 1 || job->item_size == 0 || job->arg_size > POOL_ARG_MAX ||
-        (job->arg_size > 0 && job->arg == NULL))
-        return SK_EINVAL;
+    if (forms != 1)
+        return sk_refuse(SK_EINVAL, "pool job: set exactly one of fn, star and cls (%d are set)",
+                         forms);
+    if (job->item_size == 0)
+        return sk_refuse(SK_EINVAL, "pool job: item_size is 0");
+    if (job->arg_size > POOL_ARG_MAX)
+        return sk_refuse(SK_EINVAL, "pool job: arg_size is %zu bytes, over the %zu a job carries",
+                         job->arg_size, POOL_ARG_MAX);
+    if (job->arg_size > 0 && job->arg == NULL)
+        return sk_refuse(SK_EINVAL, "pool job: arg is NULL with arg_size %zu", job->arg_size);
     if (job->star != NULL && job->item_format == NULL)
-        return SK_EINVAL;
-    if (job->cls != NULL && (job->result_format == NULL || job->cls->run == NULL ||
-                             job->cls->size < sizeof(sk_process)))
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "pool job: star needs an item_format \"S(...)\"");
+    if (job->cls != NULL && job->result_format == NULL)
+        return sk_refuse(SK_EINVAL, "pool job: cls needs a result_format");
+    if (job->cls != NULL && job->cls->run == NULL)
+        return sk_refuse(SK_EINVAL, "pool job: the class has no run hook");
+    if (job->cls != NULL && job->cls->size < sizeof(sk_process))
+        return sk_refuse(SK_EINVAL,
+                         "pool job: cls->size is %zu, less than an sk_process (set it to the "
+                         "size of the struct that embeds it)",
+                         job->cls->size);
+    const char *names[2] = {"item", "result"};
     const char *fmts[2] = {job->item_format, job->result_format};
     size_t sizes[2] = {job->item_size, job->result_size};
     for (int i = 0; i < 2; i++) {
         if (fmts[i] == NULL)
             continue;
-        if (strlen(fmts[i]) >= POOL_FORMAT_MAX || sk_msg_check_one(fmts[i], sizes[i]) != SK_OK)
-            return SK_EINVAL;
+        if (strlen(fmts[i]) >= POOL_FORMAT_MAX)
+            return sk_refuse(SK_EINVAL, "pool job: %s_format is longer than %d characters",
+                             names[i], POOL_FORMAT_MAX - 1);
+        if (sk_msg_check_one(fmts[i], sizes[i]) != SK_OK)
+            return sk_refuse(SK_EINVAL,
+                             "pool job: %s_format \"%s\" is not one tpl value of %s_size "
+                             "(%zu) bytes",
+                             names[i], fmts[i], names[i], sizes[i]);
     }
     if (job->item_size > POOL_IMAGE_MAX / 2 || job->result_size > POOL_IMAGE_MAX / 2)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "pool job: %s_size is over %zu bytes",
+                         job->item_size > POOL_IMAGE_MAX / 2 ? "item" : "result",
+                         POOL_IMAGE_MAX / 2);
     return SK_OK;
 }
 
@@ -83,7 +107,10 @@ static int job_describe(const sk_pool_job *job, struct pool_job *js)
         size_t offsets[POOL_MAX_FIELDS];
         int n = sk_msg_struct_fields(job->item_format, offsets, POOL_MAX_FIELDS);
         if (n <= 0)
-            return SK_EINVAL;
+            return sk_refuse(SK_EINVAL,
+                             "pool job: star's item_format \"%s\" is not a record S(...) of "
+                             "at most %d fields",
+                             job->item_format, POOL_MAX_FIELDS);
         js->n_fields = (uint32_t)n;
         for (int f = 0; f < n; f++)
             js->field_offsets[f] = offsets[f];
@@ -132,7 +159,7 @@ static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
     if (rc != SK_OK)
         return rc;
     if (p->closed)
-        return SK_ESTATE;
+        return sk_refuse(SK_ESTATE, "pool: closed, no more calls may start");
     sk_pool_call *c = calloc(1, sizeof *c);
     if (c == NULL)
         return SK_ENOMEM;
@@ -264,7 +291,8 @@ static void call_note_failure(sk_pool_call *c, uint64_t item, int code)
     if (e != NULL) {
         c->first_error = *e;
     } else {
-        sk_error_set(&c->first_error, SK_PROCESS_ERROR, SK_RUN, 0, code, sk_strerror(code));
+        sk_error_set_internal(&c->first_error, SK_PROCESS_ERROR, SK_RUN, 0, code,
+                              sk_strerror(code));
         c->first_error.item = (long)item;
     }
     c->has_first_error = true;
@@ -492,7 +520,11 @@ int sk_pool_async_map(sk_pool *p, const sk_pool_job *job, const void *items, siz
 {
     if (p == NULL || call == NULL || (n > 0 && items == NULL) ||
         (n > 0 && job != NULL && job->result_size > 0 && results == NULL))
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "pool map: %s is NULL",
+                         p == NULL       ? "the pool"
+                         : call == NULL  ? "call"
+                         : items == NULL ? "items (with n > 0)"
+                                         : "results (with result_size > 0)");
     sk_pool_call *c;
     int rc = call_create(p, job, &c);
     if (rc != SK_OK)
@@ -527,19 +559,34 @@ bool sk_pool_ready(sk_pool_call *c)
     return rc == SK_OK || rc == SK_EKILLED;
 }
 
+/* sk_pool_wait and sk_pool_get take an async map's call, not an iterator's. */
+static int async_call_check(const sk_pool_call *c, const char *call)
+{
+    if (c == NULL)
+        return sk_refuse(SK_EINVAL, "%s: the call is NULL", call);
+    if (c->iterator)
+        return sk_refuse(SK_EINVAL,
+                         "%s: the call is an iterator; take its results with "
+                         "sk_pool_next",
+                         call);
+    return SK_OK;
+}
+
 int sk_pool_wait(sk_pool_call *c, double timeout)
 {
-    if (c == NULL || c->iterator)
-        return SK_EINVAL;
-    int rc = call_drive(c, timeout);
+    int rc = async_call_check(c, "sk_pool_wait");
+    if (rc != SK_OK)
+        return rc;
+    rc = call_drive(c, timeout);
     return rc == SK_ETIMEDOUT ? rc : SK_OK;
 }
 
 int sk_pool_get(sk_pool_call *c, double timeout)
 {
-    if (c == NULL || c->iterator)
-        return SK_EINVAL;
-    int rc = call_drive(c, timeout);
+    int rc = async_call_check(c, "sk_pool_get");
+    if (rc != SK_OK)
+        return rc;
+    rc = call_drive(c, timeout);
     if (rc == SK_ETIMEDOUT)
         return rc;
     return call_outcome(c);
@@ -551,7 +598,10 @@ static int iterator_create(sk_pool *p, const sk_pool_job *job, const void *items
                            sk_pool_producer produce, void *state, bool ordered, sk_pool_call **call)
 {
     if (p == NULL || call == NULL || (produce == NULL && n > 0 && items == NULL))
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "pool iterator: %s is NULL",
+                         p == NULL      ? "the pool"
+                         : call == NULL ? "call"
+                                        : "items (with n > 0)");
     sk_pool_call *c;
     int rc = call_create(p, job, &c);
     if (rc != SK_OK)
@@ -587,7 +637,7 @@ int sk_pool_imap_stream(sk_pool *p, const sk_pool_job *job, sk_pool_producer pro
                         bool ordered, sk_pool_call **call)
 {
     if (produce == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_pool_imap_stream: produce is NULL");
     return iterator_create(p, job, NULL, 0, produce, state, ordered, call);
 }
 
@@ -606,7 +656,9 @@ static int iterator_pick(sk_pool_call *c, int *state)
 int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
 {
     if (c == NULL || !c->iterator)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_pool_next: %s",
+                         c == NULL ? "the call is NULL"
+                                   : "the call is an async map; use sk_pool_wait or sk_pool_get");
     sk_pool *p = c->pool;
     int64_t deadline = sk_deadline_ns(timeout);
     int window = 4 * p->n_workers + 4;

@@ -6,6 +6,7 @@
  * is the transport's (transport.h; shared memory: shm_transport.c, whose
  * workers run worker.c).
  */
+#include "core/error.h"
 #include "pool/call.h"
 #include "pool/shm_transport.h"
 
@@ -39,7 +40,7 @@ static void config_settle(sk_pool_config *cfg)
 int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
 {
     if (out == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_pool_create: pool is NULL");
     *out = NULL;
     sk_pool *p = calloc(1, sizeof *p);
     if (p == NULL)
@@ -61,7 +62,7 @@ int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
 int sk_pool_close(sk_pool *p)
 {
     if (p == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_pool_close: the pool is NULL");
     p->closed = true;
     p->t->ops->close(p->t);
     return SK_OK;
@@ -70,7 +71,7 @@ int sk_pool_close(sk_pool *p)
 int sk_pool_terminate(sk_pool *p)
 {
     if (p == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_pool_terminate: the pool is NULL");
     p->terminated = p->closed = true;
     p->t->ops->terminate(p->t);
     return SK_OK;
@@ -99,9 +100,9 @@ void sk_pool_counters_of(const sk_pool *p, sk_pool_counters *out)
 int sk_pool_join(sk_pool *p, double timeout)
 {
     if (p == NULL)
-        return SK_EINVAL;
+        return sk_refuse(SK_EINVAL, "sk_pool_join: the pool is NULL");
     if (!p->closed)
-        return SK_ESTATE;
+        return sk_refuse(SK_ESTATE, "sk_pool_join: the pool is not closed (sk_pool_close first)");
     int64_t deadline = sk_deadline_ns(timeout);
     for (;;) {
         uint32_t seen = p->t->ops->epoch(p->t);

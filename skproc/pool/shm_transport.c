@@ -316,8 +316,9 @@ static void error_settle(sk_error *e, uint64_t item)
     e->message[sizeof e->message - 1] = '\0';
     e->cause[sizeof e->cause - 1] = '\0';
     if ((unsigned)e->kind > SK_CRASH_ERROR || (unsigned)e->section > SK_FULL_RUN)
-        sk_error_set(e, SK_PROCESS_ERROR, SK_RUN, 0, SK_ECORRUPT,
-                     "the worker's error record is corrupt");
+        sk_error_set_internal(e, SK_PROCESS_ERROR, SK_RUN, 0, SK_ECORRUPT,
+                              "the worker's error record is corrupt");
+    sk_error_sanitize(e); /* its reason and lives */
     e->item = (long)item;
 }
 

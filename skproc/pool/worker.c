@@ -211,7 +211,7 @@ static int run_class_item(const struct shm_arena *a, const struct pool_job *job,
         }
     }
     if (rc != SK_OK && rc != SK_EPROCESS) {
-        sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, rc, sk_strerror(rc));
+        sk_error_set_internal(err, SK_PROCESS_ERROR, SK_RUN, 0, rc, sk_strerror(rc));
         rc = SK_EPROCESS;
     }
     sk_release(obj);
@@ -239,14 +239,15 @@ static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k
         const uint64_t *offs = (const uint64_t *)(const void *)in;
         size_t len = (size_t)(offs[k + 1] - offs[k]);
         if (len == 0) { /* the parent could not encode it */
-            sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EINVAL,
-                         "the item's image does not fit in a batch (8 MiB)");
+            sk_error_set_internal(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EINVAL,
+                                  "the item's image does not fit in a batch (8 MiB)");
             return SK_EPROCESS;
         }
         memset(item_buf, 0, job->item_size);
         int rc = pool_unpack_one(in + offs[k], len, job->item_format, item_buf);
         if (rc != SK_OK) {
-            sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, rc, "the item could not be decoded");
+            sk_error_set_internal(err, SK_PROCESS_ERROR, SK_RUN, 0, rc,
+                                  "the item could not be decoded");
             return SK_EPROCESS;
         }
         item = item_buf;
@@ -276,8 +277,8 @@ static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k
         } else if (job->result_tpl) {
             rc = result_store(a, out, job->result_format, result, index);
             if (rc != SK_OK) {
-                sk_error_set(err, SK_RESULT_ERROR, SK_RESULT, 0, rc,
-                             "the result could not be encoded");
+                sk_error_set_internal(err, SK_RESULT_ERROR, SK_RESULT, 0, rc,
+                                      "the result could not be encoded");
                 rc = SK_EPROCESS;
             }
         }
@@ -472,7 +473,7 @@ static void worker_recover(struct shm_worker *w)
         if (fault != NULL)
             err = *fault;
         else
-            sk_error_set(&err, SK_CRASH_ERROR, SK_RUN, 0, SK_EPROCESS, "the worker died");
+            sk_error_set_internal(&err, SK_CRASH_ERROR, SK_RUN, 0, SK_ECRASHED, "the worker died");
         err.run = 0;
         if (!item_failed(w, &hb, k, &err, false))
             from = k + 1;

@@ -271,15 +271,15 @@ static long expected_run(enum where w)
     return (w == W_ONFINISH || w == W_RESULT) ? RUNS : FAULT_RUN;
 }
 
-/* Loop hooks fault on every attempt, so every life goes. onfinish, result
- * and error never use lives: a fault there spends none, as a soft failure
- * there does not. Before an error-hook fault, run failed on every attempt:
+/* Loop hooks fault on every attempt, so every life goes. onfinish and
+ * result are never retried: a fault there ends the first attempt, which is
+ * the one spent. Before an error-hook fault, run failed on every attempt:
  * those are the lives spent, and the error hook's own fault adds none. */
 static int expected_lives_spent(const struct mcase *c)
 {
     if (is_loop(c->where) || is_error_hook(c->where))
         return c->lives;
-    return 0;
+    return 1;
 }
 
 static void print_error_of(const sk_process *p)
@@ -333,7 +333,8 @@ static void run_case(void **state)
         assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
         assert_cmp(e->timeout, >, TIMEOUT - 1e-9);
         assert_cmp(e->timeout, <, TIMEOUT + 1e-9);
-        assert_int_equal(e->code, SK_ETIMEDOUT);
+        assert_int_equal(e->reason, SK_ETIMEDOUT);
+        assert_int_equal(e->code, 0); /* no user code failed */
     } else {
         assert_int_equal(e->kind, SK_CRASH_ERROR);
         if (c->fault == F_STACK) {
@@ -342,7 +343,8 @@ static void run_case(void **state)
             assert_int_equal(e->signal, expected_signal(c->fault));
         }
         assert_int_equal(e->exit_status, expected_exit_status(c->fault));
-        assert_int_equal(e->code, e->signal ? -e->signal : e->exit_status);
+        assert_int_equal(e->reason, SK_ECRASHED);
+        assert_int_equal(e->code, 0); /* the signal and status have their own fields */
     }
     assert_true(sk_error_is(e, SK_PROCESS_ERROR));
     assert_int_equal(e->section, section);
@@ -352,10 +354,10 @@ static void run_case(void **state)
     /* The message names the section and run, as the semantics spell it. */
     char want[256];
     if (c->fault == F_SPIN)
-        snprintf(want, sizeof want, "Timeout in %s after %gs on run %ld", sk_section_name(section),
-                 TIMEOUT, expected_run(c->where));
+        snprintf(want, sizeof want, "Timeout in the %s hook after %gs on run %ld",
+                 sk_section_name(section), TIMEOUT, expected_run(c->where));
     else
-        snprintf(want, sizeof want, "Crash in %s on run %ld: ", sk_section_name(section),
+        snprintf(want, sizeof want, "Crash in the %s hook on run %ld: ", sk_section_name(section),
                  expected_run(c->where));
     assert_non_null(strstr(e->message, want));
 
@@ -371,12 +373,13 @@ static void run_case(void **state)
         assert_int_equal(a->seen_error, 1);
         if (c->where == W_ERROR_AFTER_SOFT) {
             assert_int_equal(a->seen_kind, SK_RUN_ERROR);
-            assert_non_null(strstr(e->cause, "(while handling RunError: Error in run on run 2)"));
+            assert_non_null(
+                strstr(e->cause, "(while handling RunError: Error in the run hook on run 2)"));
         } else {
             assert_int_equal(a->seen_kind, SK_CRASH_ERROR);
             assert_int_equal(a->seen_signal, SIGTERM);
-            assert_non_null(strstr(e->cause, "(while handling ProcessCrashError: Crash in run on "
-                                             "run 2: signal 15"));
+            assert_non_null(strstr(e->cause, "(while handling ProcessCrashError: Crash in the run "
+                                             "hook on run 2: signal 15"));
         }
         assert_int_equal(a->seen_run, FAULT_RUN);
         assert_rc(sk_result(&v->base, NULL), SK_EPROCESS);

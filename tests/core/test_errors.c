@@ -242,7 +242,7 @@ static void check_loop_hook_failure(sk_section where, sk_error_kind kind, const 
     assert_int_equal(e->code, 17);
     snprintf(want, sizeof want, "broke in %s at 2", sk_section_name(where));
     assert_string_equal(e->cause, want);
-    snprintf(want, sizeof want, "Error in %s on run 2", sk_section_name(where));
+    snprintf(want, sizeof want, "Error in the %s hook on run 2", sk_section_name(where));
     assert_string_equal(e->message, want);
     assert_int_equal(e->lives_spent, 1);
     assert_int_equal(e->signal, 0);
@@ -298,8 +298,9 @@ static void test_error_in_onfinish(void **state)
     assert_int_equal(e->run, 3);
     assert_int_equal(e->code, 5);
     assert_string_equal(e->cause, "broke in onfinish at 3");
-    assert_string_equal(e->message, "Error in onfinish on run 3");
-    assert_int_equal(e->lives_spent, 0);
+    assert_string_equal(e->message, "Error in the onfinish hook on run 3");
+    assert_int_equal(e->lives_spent, 1); /* the attempt it failed in */
+    assert_int_equal(e->reason, SK_EPROCESS);
     assert_true(sk_error_is(e, SK_PROCESS_ERROR));
     assert_string_equal(sk_error_name(e->kind), "OnFinishError");
     struct seen s;
@@ -331,8 +332,8 @@ static void test_error_in_result_discards_its_value(void **state)
     assert_int_equal(e->run, 2);
     assert_int_equal(e->code, 6);
     assert_string_equal(e->cause, "broke in result at 2");
-    assert_string_equal(e->message, "Error in result on run 2");
-    assert_int_equal(e->lives_spent, 0);
+    assert_string_equal(e->message, "Error in the result hook on run 2");
+    assert_int_equal(e->lives_spent, 1);
     assert_string_equal(sk_error_name(e->kind), "ResultError");
     sk_release(&f->base);
 }
@@ -427,8 +428,9 @@ static void test_failing_error_hook(void **state)
     assert_int_equal(e->section, SK_ERROR);
     assert_int_equal(e->run, 2);
     assert_int_equal(e->code, 99);
-    assert_string_equal(e->message, "Error in error on run 2");
-    assert_string_equal(e->cause, "handler broke (while handling RunError: Error in run on run 2)");
+    assert_string_equal(e->message, "Error in the error hook on run 2");
+    assert_string_equal(e->cause,
+                        "handler broke (while handling RunError: Error in the run hook on run 2)");
     assert_true(sk_error_is(e, SK_ERROR_HANDLER_ERROR));
     assert_true(sk_error_is(e, SK_PROCESS_ERROR));
     assert_false(sk_error_is(e, SK_RUN_ERROR));
@@ -448,7 +450,7 @@ static void test_failing_error_hook_after_timeout(void **state)
     assert_int_equal(e->section, SK_ERROR);
     assert_int_equal(e->run, 0);
     assert_string_equal(e->cause, "handler broke (while handling ProcessTimeoutError: Timeout in "
-                                  "run after 0.05s on run 0)");
+                                  "the run hook after 0.05s on run 0)");
     sk_release(&f->base);
 }
 
@@ -464,7 +466,7 @@ static void test_error_hook_after_crash_sees_the_crash(void **state)
     assert_int_equal(s.kind, SK_CRASH_ERROR);
     assert_int_equal(s.section, SK_RUN);
     assert_int_equal(s.run, 2);
-    assert_int_equal(s.code, -SIGTERM);
+    assert_int_equal(s.code, 0); /* the signal is not a user code */
     assert_int_equal(s.run_calls, 0);
     seen_free(&s);
     const sk_error *e = sk_error_of(&f->base);
@@ -499,7 +501,7 @@ static void check_hard_fault_in_error_hook_after_soft_error(enum error_how how)
     assert_int_equal(e->kind, how == ERR_SPIN ? SK_TIMEOUT_ERROR : SK_CRASH_ERROR);
     assert_int_equal(e->section, SK_ERROR);
     assert_int_equal(e->run, 2);
-    if (!ends_with(e->cause, " (while handling RunError: Error in run on run 2)"))
+    if (!ends_with(e->cause, " (while handling RunError: Error in the run hook on run 2)"))
         fail_msg("the first error is lost:\n%s", report);
     assert_int_equal(e->lives_spent, 1);
     sk_release(&f->base);
@@ -532,8 +534,8 @@ static void test_crash_in_error_hook_after_crash(void **state)
     assert_int_equal(e->signal, SIGSEGV);
     assert_int_equal(e->run, 2);
     assert_true(ends_with(
-        e->cause,
-        " (while handling ProcessCrashError: Crash in run on run 2: signal 15 (Terminated))"));
+        e->cause, " (while handling ProcessCrashError: Crash in the run hook on run 2: signal 15 "
+                  "(Terminated))"));
     assert_int_equal(e->lives_spent, 1);
     sk_release(&f->base);
 }
@@ -695,9 +697,12 @@ static void test_crash_by_signal_in_run(void **state)
     assert_int_equal(e->run, 2);
     assert_int_equal(e->signal, SIGSEGV);
     assert_int_equal(e->exit_status, 0);
-    assert_int_equal(e->code, -SIGSEGV);
+    assert_int_equal(e->signal, SIGSEGV);
+    assert_int_equal(e->code, 0); /* no user code failed: the signal is in signal */
+    assert_int_equal(e->reason, SK_ECRASHED);
     assert_int_equal(e->lives_spent, 1);
-    assert_string_equal(e->message, "Crash in run on run 2: signal 11 (Segmentation fault)");
+    assert_string_equal(e->message,
+                        "Crash in the run hook on run 2: signal 11 (Segmentation fault)");
     assert_true(sk_error_is(e, SK_CRASH_ERROR));
     assert_true(sk_error_is(e, SK_PROCESS_ERROR));
     assert_false(sk_error_is(e, SK_RUN_ERROR));
@@ -716,7 +721,8 @@ static void test_crash_by_abort_in_prerun(void **state)
     assert_int_equal(e->section, SK_PRERUN);
     assert_int_equal(e->run, 1);
     assert_int_equal(e->signal, SIGABRT);
-    assert_int_equal(e->code, -SIGABRT);
+    assert_int_equal(e->signal, SIGABRT);
+    assert_int_equal(e->code, 0);
     sk_release(&f->base);
 }
 
@@ -731,8 +737,10 @@ static void test_exit_in_a_hook_is_a_crash(void **state)
     assert_int_equal(e->run, 1);
     assert_int_equal(e->signal, 0);
     assert_int_equal(e->exit_status, 3);
-    assert_int_equal(e->code, 3);
-    assert_string_equal(e->message, "Crash in postrun on run 1: exit status 3");
+    assert_int_equal(e->exit_status, 3);
+    assert_int_equal(e->code, 0);
+    assert_int_equal(e->reason, SK_ECRASHED);
+    assert_string_equal(e->message, "Crash in the postrun hook on run 1: exit status 3");
     sk_release(&f->base);
 }
 
@@ -758,8 +766,8 @@ static void test_crash_in_onfinish_is_not_retried(void **state)
     sk_release(&f->base);
 }
 
-/* Like a soft error in onfinish (lives_spent 0, test_error_in_onfinish), a
- * hard fault there uses no lives. */
+/* Like a soft error in onfinish (test_error_in_onfinish), a hard fault
+ * there is not retried: it spends only the attempt it ends. */
 static void test_crash_in_onfinish_uses_no_lives(void **state)
 {
     (void)state;
@@ -769,7 +777,7 @@ static void test_crash_in_onfinish_uses_no_lives(void **state)
     assert_rc(sk_start(&f->base), SK_OK);
     const sk_error *e = error_after_wait(f);
     assert_int_equal(e->kind, SK_CRASH_ERROR);
-    assert_int_equal(e->lives_spent, 0);
+    assert_int_equal(e->lives_spent, 1);
     sk_release(&f->base);
 }
 
@@ -790,8 +798,9 @@ static void test_timeout_in_run(void **state)
     assert_int_equal(e->section, SK_RUN);
     assert_int_equal(e->run, 2);
     assert_cmp(fabs(e->timeout - 0.05), <, 1e-9);
-    assert_int_equal(e->code, SK_ETIMEDOUT);
-    assert_string_equal(e->message, "Timeout in run after 0.05s on run 2");
+    assert_int_equal(e->reason, SK_ETIMEDOUT);
+    assert_int_equal(e->code, 0);
+    assert_string_equal(e->message, "Timeout in the run hook after 0.05s on run 2");
     assert_true(sk_error_is(e, SK_TIMEOUT_ERROR));
     assert_true(sk_error_is(e, SK_PROCESS_ERROR));
     assert_false(sk_error_is(e, SK_CRASH_ERROR));
@@ -883,7 +892,7 @@ static void test_join_in_ends_a_hook_that_never_returns(void **state)
     assert_int_equal(e->section, SK_RUN);
     assert_int_equal(e->run, 0);
     assert_cmp(fabs(e->timeout - 0.1), <, 1e-9);
-    assert_string_equal(e->message, "join_in of 0.1s exceeded in run on run 0");
+    assert_string_equal(e->message, "join_in of 0.1s exceeded in the run hook on run 0");
     sk_release(&f->base);
 }
 
@@ -935,8 +944,9 @@ static void test_error_names(void **state)
 static void test_strerror_every_code(void **state)
 {
     (void)state;
-    const int codes[] = {SK_OK,      SK_EINVAL,  SK_ESTATE, SK_ETIMEDOUT, SK_EPROCESS, SK_EKILLED,
-                         SK_EFORMAT, SK_ECLOSED, SK_EFULL,  SK_ENOMEM,    SK_ESYS};
+    const int codes[] = {SK_OK,      SK_EINVAL,   SK_ESTATE,    SK_ETIMEDOUT, SK_EPROCESS,
+                         SK_EKILLED, SK_EFORMAT,  SK_ECLOSED,   SK_EFULL,     SK_ENOMEM,
+                         SK_ESYS,    SK_ECORRUPT, SK_ENORESULT, SK_ECRASHED};
     const size_t n = sizeof codes / sizeof codes[0];
     for (size_t i = 0; i < n; i++) {
         const char *s = sk_strerror(codes[i]);
@@ -962,7 +972,7 @@ static void test_error_format(void **state)
     assert_cmp(n, >, 0);
     assert_int_equal((size_t)n, strlen(buf));
     assert_non_null(strstr(buf, "RunError"));
-    assert_non_null(strstr(buf, "Error in run on run 1"));
+    assert_non_null(strstr(buf, "Error in the run hook on run 1"));
     assert_non_null(strstr(buf, "broke in run at 1"));
 
     /* Too small a buffer: truncated, terminated, and the full length returned. */
@@ -987,6 +997,52 @@ static void test_error_format(void **state)
     assert_non_null(strstr(buf, "Timeout in run after 0.05s on run 3"));
     assert_non_null(strstr(buf, "run did not return"));
     assert_non_null(strstr(buf, "0.05"));
+}
+
+/* Each number in a report is printed where it means what it says: the
+ * user's code beside the cause, the signal on its line, skproc's reason on
+ * its own, the item in a pool, and the attempt that failed counted. */
+static void test_error_report_says_each_number_once(void **state)
+{
+    (void)state;
+    char buf[4096];
+    faulty *f = faulty_new(&faulty_class, SK_RUN, 1, HOW_FAIL, 17);
+    assert_rc(sk_start(&f->base), SK_OK);
+    const sk_error *e = error_after_wait(f);
+    assert_int_equal(e->code, 17);
+    assert_int_equal(e->reason, SK_EPROCESS);
+    assert_cmp(sk_error_format(e, buf, sizeof buf), >, 0);
+    assert_non_null(strstr(buf, "  broke in run at 1 (code 17)\n"));
+    assert_non_null(strstr(buf, "  reason:  SK_EPROCESS (the process failed)\n"));
+    assert_non_null(strstr(buf, "  lives spent: 1\n"));
+    assert_null(strstr(buf, "item:")); /* not a pool item */
+    sk_release(&f->base);
+
+    f = faulty_new(&faulty_no_error_hook_class, SK_RUN, 1, HOW_SIGNAL, SIGSEGV);
+    assert_rc(sk_start(&f->base), SK_OK);
+    e = error_after_wait(f);
+    assert_int_equal(e->kind, SK_CRASH_ERROR);
+    assert_int_equal(e->signal, SIGSEGV);
+    assert_int_equal(e->code, 0);
+    assert_int_equal(e->reason, SK_ECRASHED);
+    assert_string_equal(sk_strerror(e->reason), "the process crashed");
+    assert_cmp(sk_error_format(e, buf, sizeof buf), >, 0);
+    assert_non_null(strstr(buf, "  signal:  11 (Segmentation fault)\n"));
+    assert_non_null(strstr(buf, "  reason:  SK_ECRASHED (the process crashed)\n"));
+    assert_null(strstr(buf, "(code")); /* no user code, and never -11 */
+    assert_null(strstr(buf, "lives spent: 0"));
+    sk_release(&f->base);
+
+    sk_error item; /* as a pool's sk_pool_item_error gives it */
+    memset(&item, 0, sizeof item);
+    item.kind = SK_RUN_ERROR;
+    item.section = SK_RUN;
+    item.item = 41;
+    item.code = 7;
+    item.reason = SK_EPROCESS;
+    item.lives_spent = 1;
+    assert_cmp(sk_error_format(&item, buf, sizeof buf), >, 0);
+    assert_non_null(strstr(buf, "  item:    41\n"));
 }
 
 int main(int argc, char **argv)
@@ -1024,6 +1080,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_error_names),
         SKT_TEST(test_strerror_every_code),
         SKT_TEST(test_error_format),
+        SKT_TEST(test_error_report_says_each_number_once),
     };
     return skt_run(argc, argv, tests);
 }

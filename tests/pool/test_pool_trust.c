@@ -104,7 +104,7 @@ static void check_scribble(int what, size_t bad_from, size_t bad_to)
     const sk_error *e = sk_pool_error(call);
     assert_non_null(e);
     assert_int_equal(e->item, (long)bad_from);
-    assert_int_equal(e->code, SK_ECORRUPT);
+    assert_int_equal(e->reason, SK_ECORRUPT);
     for (size_t i = 0; i < N_ITEMS; i++) {
         if (i >= bad_from && i < bad_to) {
             assert_int_equal(status[i], SK_ECORRUPT);
