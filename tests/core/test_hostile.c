@@ -90,6 +90,8 @@ static const struct field fields[] = {
     SH(error.message),
     SH(error.cause),
     SH(error.lives_spent),
+    SH(error.reason),
+    SH(error.code),
     SH(has_result),
     SH(result_len),
     TIMER(SK_RUN, count),
@@ -341,9 +343,12 @@ static void check_error(const sk_process *p, bool supervised, const char *what)
         strnlen(e->cause, sizeof e->cause) >= sizeof e->cause)
         fail_msg("%s: an error text is not terminated", what);
     if ((unsigned)e->kind > SK_CRASH_ERROR || (int)e->section < SK_NO_SECTION ||
-        (int)e->section > SK_FULL_RUN || e->lives_spent < 0)
+        (int)e->section > SK_FULL_RUN || e->lives_spent < 1 || e->lives_spent > p->config.lives)
         fail_msg("%s: error kind %d section %d lives %d out of range", what, (int)e->kind,
                  (int)e->section, e->lives_spent);
+    /* The reason is always a code skproc has a name for. */
+    if (e->reason >= 0 || strcmp(sk_strerror(e->reason), "unknown error code") == 0)
+        fail_msg("%s: error reason %d is not an SK_E* code", what, e->reason);
     char buf[2048];
     if (sk_error_format(e, buf, sizeof buf) <= 0)
         fail_msg("%s: sk_error_format failed", what);
