@@ -67,7 +67,8 @@ enum {
     SK_EFULL = -8,     /* the channel's capacity is exhausted; nothing was queued */
     SK_ENOMEM = -9,    /* out of memory */
     SK_ESYS = -10,     /* a system call failed; errno is kept */
-    SK_ECORRUPT = -11  /* a corrupt message was received and discarded; the channel goes on */
+    SK_ECORRUPT = -11, /* a corrupt message was received and discarded; the channel goes on */
+    SK_ECANCELED = -13 /* a pool item was cancelled before it ran (sk_pool_cancel) */
 };
 
 /* A static, human-readable name for a return code ("timed out", ...). */

@@ -24,7 +24,8 @@
     X(SK_EFULL, "channel full")                                                                    \
     X(SK_ENOMEM, "out of memory")                                                                  \
     X(SK_ESYS, "system call failed")                                                               \
-    X(SK_ECORRUPT, "corrupt message discarded")
+    X(SK_ECORRUPT, "corrupt message discarded")                                                    \
+    X(SK_ECANCELED, "cancelled")
 
 /* X(section, member, error kind): the sections that run a hook, in order;
  * `member` names both the sk_class hook and the sk_timeouts field. */

@@ -9,6 +9,7 @@
 #include "pool/call.h"
 #include "pool/shm_transport.h"
 
+#include "core/error.h"
 #include "os/clock.h"
 
 #include <stdlib.h>
@@ -44,8 +45,18 @@ int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
     sk_pool *p = calloc(1, sizeof *p);
     if (p == NULL)
         return SK_ENOMEM;
+    p->fd = p->any_fd = p->notify_fd = -1;
     if (cfg != NULL)
         p->config = *cfg;
+    if (p->config.initializer != NULL && p->config.init_arg_size > POOL_ARG_MAX) {
+        free(p);
+        return sk_refuse(SK_EINVAL, "sk_pool_create: config.init_arg_size is over 64 KiB");
+    }
+    if (p->config.initializer != NULL && p->config.init_arg_size > 0 &&
+        p->config.init_arg == NULL) {
+        free(p);
+        return sk_refuse(SK_EINVAL, "sk_pool_create: config.init_arg is NULL");
+    }
     config_settle(&p->config);
     int rc = shm_transport_create(&p->t, &p->config);
     if (rc != SK_OK) {
@@ -81,6 +92,10 @@ void sk_pool_release(sk_pool *p)
     if (p == NULL)
         return;
     p->t->ops->destroy(p->t);
+    if (p->fd >= 0) {
+        close(p->fd);
+        close(p->any_fd);
+    }
     free(p);
 }
 
