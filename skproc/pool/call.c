@@ -405,21 +405,35 @@ static bool call_finished(const sk_pool_call *c)
     return call_all_posted(c) && c->fifo_len == 0 && c->cur < 0;
 }
 
-/* Items never run because the pool was terminated. */
+/* Items never run because the pool was terminated: those of the batches
+ * in flight (by the engine's own record of each) and those not posted
+ * (unless a cancel took them already). */
+static void call_fail_item(sk_pool_call *c, uint64_t i)
+{
+    if (c->status != NULL)
+        c->status[i] = SK_EKILLED;
+    call_note_failure(c, i, SK_EKILLED);
+}
+
 static void call_fail_rest(sk_pool_call *c)
 {
-    struct sk_pool_transport *t = c->pool->t;
-    for (uint64_t i = c->collected_items; c->produce == NULL && i < c->n; i++) {
-        if (c->status != NULL)
-            c->status[i] = SK_EKILLED;
-        call_note_failure(c, i, SK_EKILLED);
-    }
-    c->collected_items = c->n;
-    for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
+    sk_pool *p = c->pool;
+    struct sk_pool_transport *t = p->t;
+    for (int i = 0; i < c->fifo_len; i++) { /* only after terminate: no worker holds them */
+        const struct pool_posted *b = &p->posted[c->fifo[i]];
+        for (uint64_t k = 0; k < b->count; k++)
+            call_fail_item(c, b->first + k);
+        c->collected_items += b->count;
         t->ops->release(t, c->fifo[i]);
+    }
     c->fifo_len = 0;
+    if (c->produce == NULL && !c->cancelled) {
+        for (uint64_t i = c->posted_items; i < c->n; i++)
+            call_fail_item(c, i);
+        c->collected_items += c->n - c->posted_items;
+        c->posted_items = c->n;
+    }
     c->producer_done = true;
-    c->posted_items = c->n;
     c->cur = -1;
     call_done_posting(c);
 }

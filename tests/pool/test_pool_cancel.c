@@ -202,12 +202,34 @@ static void test_cancel_done_call(void **state)
     assert_rc(sk_pool_cancel(NULL), SK_EINVAL);
 }
 
+/* Terminate after a cancel: the items that were running fail with
+ * SK_EKILLED, the cancelled ones stay SK_ECANCELED. */
+static void test_terminate_after_cancel(void **state)
+{
+    (void)state;
+    make_shared();
+    fail_item = -1;
+    sk_pool *pool = one_per_batch_pool();
+    int32_t *items = numbers(N);
+    int64_t *results = xcalloc(N, sizeof *results);
+    int *status = xcalloc(N, sizeof *status);
+    sk_pool_call *call;
+    assert_rc(sk_pool_async_map(pool, &job, items, N, results, status, &call), SK_OK);
+    track_call(call);
+    wait_gated();
+    assert_rc(sk_pool_cancel(call), SK_OK);
+    assert_rc(sk_pool_terminate(pool), SK_OK);
+    assert_rc(sk_pool_get(call, BOUND), SK_EKILLED);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(status[i], i < WORKERS ? SK_EKILLED : SK_ECANCELED);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_cancel_async_map), SKT_TEST(test_failure_wins),
         SKT_TEST(test_cancel_iterator),  SKT_TEST(test_cancel_submitted_task),
-        SKT_TEST(test_cancel_done_call),
+        SKT_TEST(test_cancel_done_call), SKT_TEST(test_terminate_after_cancel),
     };
     return skt_run(argc, argv, tests);
 }
