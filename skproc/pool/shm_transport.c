@@ -9,6 +9,11 @@
  * and mark the batch done. Both sides sleep on futex words only when there
  * is nothing to do, and wake the other only when it sleeps.
  *
+ * A post no worker has claimed can be taken back (revoke, for cancel): the
+ * parent moves its state from READY to FREE, which the workers' own
+ * READY-to-CLAIMED step then fails on; its queue entry stays until a worker
+ * skips it, so the parent never posts over an unclaimed entry.
+ *
  * Only the pages a batch touches take memory; when no call is alive, the
  * warmest regions keep theirs up to SHM_WARM_BYTES and the rest, with the
  * spilled result images, are given back (a hole punched in the memfd).

@@ -12,11 +12,18 @@
  * fault.
  *
  * Workers claim posts in order with a compare-and-swap on the queue's
- * claimed counter, and sleep on a futex word only when there is nothing to
- * do; the parent is woken only when it sleeps, so a busy pool makes no
- * system call per batch. The plain case (a function over plain records, no
- * item timeout) runs the items in a loop with nothing in it but the call and
- * the note of the item in hand.
+ * claimed counter, then take the batch itself by moving its state from
+ * READY to CLAIMED: a batch the parent took back first (sk_pool_cancel) is
+ * skipped untouched. They sleep on a futex word only when there is nothing
+ * to do; the parent is woken only when it sleeps, so a busy pool makes no
+ * system call per batch (nor when an event loop waits: then one write to
+ * the notify eventfd per batch).
+ *
+ * A worker runs the pool's initializer once before its first item. While
+ * a class item's process runs, the worker looks every 50 ms at the control
+ * word the parent writes in its slot (stop or kill that item). The plain case (a function over
+ * plain records, no item timeout) runs the items in a loop with nothing in it but the call and the
+ * note of the item in hand.
  */
 #include "pool/worker.h"
 
