@@ -532,6 +532,11 @@ static inline void fds_settle(sk_pool *p)
         fds_settle_slow(p);
 }
 
+void pool_fds_settle(sk_pool *p)
+{
+    fds_settle(p);
+}
+
 /* ------------------------------------------------------------ maps */
 
 int sk_pool_async_map(sk_pool *p, const sk_pool_job *job, const void *items, size_t n,

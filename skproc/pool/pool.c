@@ -84,6 +84,7 @@ int sk_pool_terminate(sk_pool *p)
         return SK_EINVAL;
     p->terminated = p->closed = true;
     p->t->ops->terminate(p->t);
+    pool_fds_settle(p);
     return SK_OK;
 }
 
@@ -123,8 +124,11 @@ int sk_pool_join(sk_pool *p, double timeout)
         pool_progress(p);
         if (p->terminated || (pool_maps_finished(p) && pool_none_posting(p)))
             break;
-        if (pool_wait_done(p, seen, deadline) == SK_ETIMEDOUT)
+        if (pool_wait_done(p, seen, deadline) == SK_ETIMEDOUT) {
+            pool_fds_settle(p);
             return SK_ETIMEDOUT;
+        }
     }
+    pool_fds_settle(p);
     return p->t->ops->join(p->t, deadline);
 }

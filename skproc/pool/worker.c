@@ -555,8 +555,9 @@ static void worker_recover(struct shm_worker *w)
 /* Takes the oldest posted batch. The queue entry is read before the
  * compare-and-swap: once post c is ours, the parent may wrap around the
  * queue and reuse its entry (the batches in between may all be done and
- * their slots free again), but while c is unclaimed it cannot, because c
- * and every later unclaimed post each hold a slot. */
+ * their slots free again), but while c is unclaimed it cannot: the parent
+ * never posts more than POOL_BATCHES past the claimed counter (a revoked
+ * post holds no batch, but still holds its entry). */
 static bool worker_claim(struct shm_header *h, uint32_t *d)
 {
     uint64_t c = atomic_load(&h->claimed);
