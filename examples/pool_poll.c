@@ -6,7 +6,8 @@
  * while the call has something for its caller; when it does, the loop
  * calls sk_pool_ready or sk_pool_next(call, 0, ...), which takes what is
  * there (and hands the workers more). Type a line to see that stdin is
- * served while the workers run; the program ends when both calls are done.
+ * served while the workers run. Then sk_pool_fd, one fd for the whole pool,
+ * serves four submitted tasks as they end.
  *
  *     build/default/examples/pool_poll < /dev/null
  */
@@ -111,6 +112,35 @@ int main(void)
     printf("%ld wakes, %ld ticks, %ld reads from stdin\n", wakes, ticks, lines);
     sk_pool_call_free(map);
     sk_pool_call_free(iter);
+
+    /* One fd for the whole pool: four submitted tasks, served as they end. */
+    enum { TASKS = 4 };
+    int32_t task_items[TASKS] = {3, 4, 5, 6};
+    int64_t task_results[TASKS];
+    sk_pool_call *tasks[TASKS];
+    int left = 0;
+    for (int i = 0; i < TASKS; i++)
+        if (sk_pool_submit(pool, &job, &task_items[i], &task_results[i], &tasks[i]) == SK_OK)
+            left++;
+        else
+            tasks[i] = NULL;
+    struct pollfd pool_fd = {.fd = sk_pool_fd(pool), .events = POLLIN};
+    bool tasks_ok = left == TASKS && pool_fd.fd >= 0;
+    while (tasks_ok && left > 0 && poll(&pool_fd, 1, 1000) > 0) {
+        for (int i = 0; i < TASKS; i++) {
+            if (tasks[i] == NULL || !sk_pool_ready(tasks[i]))
+                continue;
+            rc = sk_pool_get(tasks[i], 0);
+            printf("task %d: %s, %" PRId32 "^2 = %" PRId64 "\n", i, sk_strerror(rc), task_items[i],
+                   task_results[i]);
+            tasks_ok &= rc == SK_OK && task_results[i] == (int64_t)task_items[i] * task_items[i];
+            sk_pool_call_free(tasks[i]);
+            tasks[i] = NULL;
+            left--;
+        }
+    }
+    for (int i = 0; i < TASKS; i++)
+        sk_pool_call_free(tasks[i]); /* NULL is fine */
     sk_pool_release(pool);
-    return map_sum == want && iter_sum == want ? 0 : 1;
+    return map_sum == want && iter_sum == want && tasks_ok && left == 0 ? 0 : 1;
 }

@@ -22,13 +22,13 @@
 #include "pool/progress.h"
 #include "core/error.h"
 #include "os/clock.h"
+#include "os/fd.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/eventfd.h>
 #include <unistd.h>
 
 #define POOL_CALL_BATCHES 256 /* an automatic batch size keeps a call within this many */
@@ -832,7 +832,7 @@ static int fd_pair_open(sk_pool *p, int *fd, int *own)
         if (p->notify_fd < 0)
             return sk_refuse(SK_ESYS, "the pool's transport has no fd to poll");
     }
-    *own = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    *own = sk_doorbell_create();
     *fd = epoll_create1(EPOLL_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN};
     bool ok = *own >= 0 && *fd >= 0 && epoll_ctl(*fd, EPOLL_CTL_ADD, p->notify_fd, &ev) == 0 &&
@@ -851,16 +851,15 @@ static int fd_pair_open(sk_pool *p, int *fd, int *own)
     return SK_OK;
 }
 
-/* An eventfd as a level: readable while *set. */
+/* A doorbell as a level: readable while *set. */
 static void level_set(int fd, bool *set, bool want)
 {
-    uint64_t v = 1;
-    ssize_t n;
     if (want == *set)
         return;
-    do
-        n = want ? write(fd, &v, sizeof v) : read(fd, &v, sizeof v);
-    while (n < 0 && errno == EINTR);
+    if (want)
+        sk_doorbell_ring(fd);
+    else
+        sk_doorbell_drain(fd);
     *set = want;
 }
 

@@ -29,6 +29,7 @@
 #include "pool/worker.h"
 #include "core/error.h"
 #include "os/clock.h"
+#include "os/fd.h"
 #include "os/futex.h"
 #include "os/shm.h"
 
@@ -36,7 +37,6 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 
@@ -93,7 +93,7 @@ static int arena_create(struct shm_arena *a)
         return errno == ENOMEM ? SK_ENOMEM : SK_ESYS;
     a->base = base;
     a->h = base;
-    a->notify_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    a->notify_fd = sk_doorbell_create();
     return a->notify_fd >= 0 ? SK_OK : SK_ESYS;
 }
 
@@ -467,9 +467,7 @@ static int shm_notify_fd(struct sk_pool_transport *t)
 static void shm_notify_clear(struct sk_pool_transport *t)
 {
     struct shm_transport *s = shm_of(t);
-    uint64_t count;
-    while (read(s->arena.notify_fd, &count, sizeof count) < 0 && errno == EINTR)
-        ;
+    sk_doorbell_drain(s->arena.notify_fd);
     if (s->notify_on && atomic_load(&s->arena.h->notify) != 1)
         atomic_store(&s->arena.h->notify, 1);
 }

@@ -30,6 +30,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/result.h"
+#include "os/fd.h"
 #include "os/futex.h"
 
 #include <errno.h>
@@ -508,13 +509,8 @@ static void worker_finish_batch(struct shm_worker *w, uint32_t d, const struct h
     atomic_fetch_add(&h->done_seq, 1);
     if (atomic_load(&h->parent_waiting))
         sk_futex_wake_all(&h->done_seq);
-    if (atomic_load_explicit(&h->notify, memory_order_relaxed)) { /* sk_pool_fd */
-        uint64_t one = 1;
-        ssize_t n;
-        do
-            n = write(w->arena->notify_fd, &one, sizeof one);
-        while (n < 0 && errno == EINTR);
-    }
+    if (atomic_load_explicit(&h->notify, memory_order_relaxed)) /* sk_pool_fd */
+        sk_doorbell_ring(w->arena->notify_fd);
 }
 
 /* A fresh worker whose predecessor left with an item in hand: after
