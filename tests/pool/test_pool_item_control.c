@@ -223,6 +223,9 @@ static void test_codes(void **state)
     sk_pool_call *loops;
     assert_rc(sk_pool_async_map(pool, &job, items, 2, results, NULL, &loops), SK_OK);
     track_call(loops);
+    skt_wait_until(__atomic_load_n(&sh->attempts[0], __ATOMIC_ACQUIRE) == 1, BOUND);
+    assert_rc(sk_pool_stop_item(loops, 1), SK_ESTATE); /* not started */
+    assert_non_null(strstr(sk_last_error_message(), "not running"));
     assert_rc(until_running(sk_pool_kill_item, loops, 0), SK_OK);
     skt_wait_until(__atomic_load_n(&sh->attempts[1], __ATOMIC_ACQUIRE) == 1, BOUND);
     /* item 0 is done now (killed); item 1 runs */
