@@ -21,9 +21,9 @@
  *
  * A worker runs the pool's initializer once before its first item. While
  * a class item's process runs, the worker looks every 50 ms at the control
- * word the parent writes in its slot (stop or kill that item). The plain case (a function over
- * plain records, no item timeout) runs the items in a loop with nothing in it but the call and the
- * note of the item in hand.
+ * word the parent writes in its slot (stop or kill that item). The plain
+ * case (a function over plain records, no item timeout) runs the items in a
+ * loop with nothing in it but the call and the note of the item in hand.
  */
 #include "pool/worker.h"
 
@@ -357,8 +357,9 @@ static void worker_check_recycle(struct shm_worker *w, uint32_t k)
     sk_worker_recycle(&w->base);
 }
 
-/* Item k failed for good (or once more, if it has lives left): true when
- * it is to be tried again. */
+/* Item k failed for good (or once more, if it has lives left and the
+ * failure is not final, as a kill from the parent is): true when it is to
+ * be tried again. */
 static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k, sk_error *err,
                         bool class_item, bool final)
 {
@@ -455,12 +456,14 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
     memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
     if (w->init_failed) { /* nothing runs here: the items fail, and say why */
         for (uint32_t k = from; k < hb->count; k++) {
+            worker_check_recycle(w, k); /* max_tasks: a successor tries the initializer again */
             sk_error err;
             char cause[64];
             snprintf(cause, sizeof cause, "the worker's initializer returned %d", w->init_rc);
             sk_error_set(&err, SK_PROCESS_ERROR, SK_PRERUN, 0, SK_EPROCESS, cause);
             atomic_store_explicit(&w->arena->h->workers[w->index].item, k, memory_order_relaxed);
             item_failed(w, hb, k, &err, false, true);
+            w->tasks++;
         }
         return;
     }

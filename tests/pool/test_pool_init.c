@@ -174,6 +174,45 @@ static void test_failing_replacement_fails_items(void **state)
     assert_int_equal(__atomic_load_n(&sh->attempts[INIT_RUNS], __ATOMIC_ACQUIRE), 2);
 }
 
+/* With max_tasks, a worker whose initializer failed is replaced in turn,
+ * and its successor tries the initializer again: once it succeeds, items
+ * succeed again. */
+static void test_max_tasks_gives_a_new_chance(void **state)
+{
+    (void)state;
+    make_shared();
+    struct init_arg arg = {.offset = 5, .word = "hello"};
+    sk_pool_config cfg = init_cfg(1, &arg);
+    cfg.batch = 1;
+    cfg.max_tasks = 3;
+    sk_pool *pool = new_pool(&cfg);
+    __atomic_store_n(&sh->attempts[FAIL_FROM_NOW], 1, __ATOMIC_RELEASE);
+    int32_t items[12], results[12];
+    int status[12];
+    for (int i = 0; i < 12; i++)
+        items[i] = i;
+    items[0] = CRASH_ITEM;
+    assert_rc(sk_pool_map(pool, &job, items, 12, results, status), SK_EPROCESS);
+    for (int i = 0; i < 12; i++)
+        assert_int_equal(status[i], SK_EPROCESS);
+    __atomic_store_n(&sh->attempts[FAIL_FROM_NOW], 0, __ATOMIC_RELEASE);
+    items[0] = 0;
+    sk_pool_call *call;
+    assert_rc(sk_pool_async_map(pool, &job, items, 12, results, status, &call), SK_OK);
+    track_call(call);
+    (void)sk_pool_get(call, BOUND);
+    /* at most the failed worker's last 3 tasks fail, then all succeed */
+    for (int i = 3; i < 12; i++) {
+        assert_int_equal(status[i], SK_OK);
+        assert_int_equal(results[i], i + 5);
+    }
+    for (int i = 0; i < 3; i++) {
+        if (status[i] == SK_OK)
+            continue;
+        assert_non_null(strstr(sk_pool_item_error(call, i)->cause, "initializer returned 42"));
+    }
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -181,6 +220,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_replacements_run_it),
         SKT_TEST(test_create_fails),
         SKT_TEST(test_failing_replacement_fails_items),
+        SKT_TEST(test_max_tasks_gives_a_new_chance),
     };
     return skt_run(argc, argv, tests);
 }
