@@ -69,6 +69,7 @@ enum {
     SK_ESYS = -10,     /* a system call failed; errno is kept */
     SK_ECORRUPT = -11, /* a corrupt message was received and discarded; the channel goes on */
     SK_ENORESULT = -12, /* sk_result asked for values and the process published none */
+    SK_ECANCELED = -13, /* a pool item was cancelled before it ran (sk_pool_cancel) */
     SK_ECRASHED = -14   /* sk_error.reason only: the process was ended by a signal or an exit
                          * skproc did not make */
 };

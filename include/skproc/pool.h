@@ -69,9 +69,19 @@ typedef struct sk_pool_config {
                           * more than half a second; default: no bar */
     sk_pool_progress_fn progress; /* called with the map's progress; default: none */
     void *progress_ctx;           /* handed to progress */
+    /* Run once in each worker after it starts (also in a worker started to
+     * replace one), before it takes any item, with a copy of the
+     * init_arg_size bytes at init_arg (at most 64 KiB; copied when the pool
+     * is created). Return 0, or non-zero: that worker leaves. When the first
+     * workers fail it, sk_pool_create fails with SK_EPROCESS (see
+     * sk_last_error_message); when a replacement fails it, the items it
+     * would have run fail with SK_EPROCESS instead. Default: none. */
+    int (*initializer)(const void *init_arg);
+    const void *init_arg;
+    size_t init_arg_size;
     /* Room for later settings without an ABI break: zero it (designated
      * initializers or memset). */
-    uint64_t reserved[6];
+    uint64_t reserved[3];
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size
@@ -179,6 +189,14 @@ int sk_pool_imap_stream(sk_pool *pool, const sk_pool_job *job, sk_pool_producer 
  *   SK_ETIMEDOUT  none became ready in time (timeout 0 polls, < 0 waits) */
 int sk_pool_next(sk_pool_call *call, double timeout, size_t *index, void *result);
 
+/* One item, as a call of its own (Python's apply_async / submit): job(item)
+ * into *result (result_size bytes). The call works with sk_pool_ready,
+ * sk_pool_wait, sk_pool_get (SK_OK, or why the item failed), sk_pool_error,
+ * sk_pool_cancel and sk_pool_call_free. item and result must stay valid
+ * until the call is freed. */
+int sk_pool_submit(sk_pool *pool, const sk_pool_job *job, const void *item, void *result,
+                   sk_pool_call **call);
+
 /* async_map: done? */
 bool sk_pool_ready(sk_pool_call *call);
 /* async_map: waits until done; SK_ETIMEDOUT, else SK_OK. */
@@ -192,7 +210,62 @@ const sk_error *sk_pool_error(const sk_pool_call *call);
  * every error: the first 1024 are kept; status codes are kept for all). */
 const sk_error *sk_pool_item_error(const sk_pool_call *call, size_t index);
 
-/* Waits for the call's items still running, then frees it. */
+/* Cancels what has not started: items not yet handed out, and batches
+ * handed out that no worker has taken yet, never run; their status is
+ * SK_ECANCELED. Items a worker has taken (its whole batch: see
+ * config.batch) finish, and their results are kept. Afterwards sk_pool_get
+ * returns SK_ECANCELED unless an item that ran failed (its code wins);
+ * sk_pool_error names only items that ran. An iterator yields the results
+ * of what ran, then SK_ECLOSED: cancelled items are not yielded. Cancelling
+ * twice, or a call that is done, does nothing. SK_OK, or SK_EINVAL. */
+int sk_pool_cancel(sk_pool_call *call);
+
+/* Class items (a job with cls) only: asks the process of item `index`,
+ * while it runs, to stop, as sk_stop does: its loop ends after the section
+ * in progress, onfinish and result run, and the item succeeds with what it
+ * returned. The worker acts within about 50 ms. SK_OK; SK_ESTATE when the
+ * item is not running (not handed to a worker yet: it will run as usual;
+ * or done); SK_EINVAL for a job without cls (sk_last_error_message says
+ * why). */
+int sk_pool_stop_item(sk_pool_call *call, size_t index);
+
+/* Class items only: ends the process of item `index` now, as sk_kill does;
+ * the item fails with SK_EKILLED (its status; sk_pool_get's code when it is
+ * the first failure) whatever lives the pool gives items, and its worker
+ * goes on with the next item. Codes as sk_pool_stop_item. */
+int sk_pool_kill_item(sk_pool_call *call, size_t index);
+
+/* Waits for the call's items still running, then frees it (and closes its
+ * fd, if sk_pool_call_fd made one). */
 void sk_pool_call_free(sk_pool_call *call);
+
+/* ---------------------------------------------------------- event loops */
+
+/* An fd to poll (POLLIN) in an event loop instead of blocking in
+ * sk_pool_wait or sk_pool_next: readable while the call has something for
+ * its caller. For an async map or a submit: it is done, and no
+ * sk_pool_ready, sk_pool_wait or sk_pool_get has said so yet. For an
+ * iterator: sk_pool_next(call, 0, ...) would return a result, a failed
+ * item, or SK_ECLOSED (once; after that, never again).
+ *
+ * Level-triggered, like a socket, with one allowance: it also turns
+ * readable whenever a worker finishes a batch of any call, until the next
+ * call into the pool (any sk_pool_* call on it or its calls) looks and
+ * clears it. So when it polls readable, call sk_pool_ready or
+ * sk_pool_next(call, 0, ...); a loop that does is never woken for nothing
+ * twice in a row, and never misses a result. Batches of a big call (see
+ * sk_pool_async_map) and an iterator's next batches are handed out at these
+ * calls too, so reacting to the fd keeps the workers fed.
+ *
+ * Made on first use (two descriptors, close-on-exec); the same fd is
+ * returned again; owned by the call: sk_pool_call_free closes it, never
+ * close it yourself. A negative SK_E* code on failure. Nothing is done on
+ * the workers' side until some fd of the pool is asked for. */
+int sk_pool_call_fd(sk_pool_call *call);
+
+/* One fd for the whole pool: readable while any of its calls has something
+ * for its caller (as sk_pool_call_fd has it for one call), with the same
+ * allowance. Owned by the pool: sk_pool_release closes it. */
+int sk_pool_fd(sk_pool *pool);
 
 #endif

@@ -26,6 +26,7 @@
     X(SK_ESYS, "system call failed")                                                               \
     X(SK_ECORRUPT, "corrupt message discarded")                                                    \
     X(SK_ENORESULT, "no result was published")                                                     \
+    X(SK_ECANCELED, "cancelled")                                                                   \
     X(SK_ECRASHED, "the process crashed")
 
 /* X(section, member, error kind): the sections that run a hook, in order;

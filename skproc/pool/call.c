@@ -22,10 +22,14 @@
 #include "pool/progress.h"
 #include "core/error.h"
 #include "os/clock.h"
+#include "os/fd.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
 
 #define POOL_CALL_BATCHES 256 /* an automatic batch size keeps a call within this many */
 
@@ -170,6 +174,7 @@ static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
     }
     c->pool = p;
     c->cur = -1;
+    c->cfd.fd = c->cfd.own = -1;
     c->progress.started = sk_now_ns();
     rc = job_describe(job, &c->job);
     if (rc == SK_OK)
@@ -196,6 +201,8 @@ static void call_done_posting(sk_pool_call *c)
 
 static bool call_all_posted(const sk_pool_call *c)
 {
+    if (c->cancelled)
+        return true;
     return c->produce != NULL ? c->producer_done : c->posted_items >= c->n;
 }
 
@@ -332,6 +339,16 @@ static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view 
     v->clean = v->out.failed == 0;
 }
 
+/* Whether sk_pool_kill_item killed this item (the parent's own record:
+ * the worker's error record only adds details). */
+static bool call_killed(const sk_pool_call *c, uint64_t item)
+{
+    for (size_t i = 0; i < c->n_killed; i++)
+        if (c->killed[i] == item)
+            return true;
+    return false;
+}
+
 /* Result k of the view's batch into dst (result_size bytes, or NULL):
  * SK_OK, or why the item failed. */
 static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *dst)
@@ -345,6 +362,8 @@ static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *d
     }
     if (code == SK_EPROCESS && !v->errors_taken)
         call_take_errors(c, v);
+    if (code == SK_EPROCESS && c->n_killed > 0 && call_killed(c, v->first + k))
+        code = SK_EKILLED;
     if (code != SK_OK) {
         call_note_failure(c, v->first + k, code);
         return code;
@@ -414,21 +433,35 @@ static bool call_finished(const sk_pool_call *c)
     return call_all_posted(c) && c->fifo_len == 0 && c->cur < 0;
 }
 
-/* Items never run because the pool was terminated. */
+/* Items never run because the pool was terminated: those of the batches
+ * in flight (by the engine's own record of each) and those not posted
+ * (unless a cancel took them already). */
+static void call_fail_item(sk_pool_call *c, uint64_t i)
+{
+    if (c->status != NULL)
+        c->status[i] = SK_EKILLED;
+    call_note_failure(c, i, SK_EKILLED);
+}
+
 static void call_fail_rest(sk_pool_call *c)
 {
-    struct sk_pool_transport *t = c->pool->t;
-    for (uint64_t i = c->collected_items; c->produce == NULL && i < c->n; i++) {
-        if (c->status != NULL)
-            c->status[i] = SK_EKILLED;
-        call_note_failure(c, i, SK_EKILLED);
-    }
-    c->collected_items = c->n;
-    for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
+    sk_pool *p = c->pool;
+    struct sk_pool_transport *t = p->t;
+    for (int i = 0; i < c->fifo_len; i++) { /* only after terminate: no worker holds them */
+        const struct pool_posted *b = &p->posted[c->fifo[i]];
+        for (uint64_t k = 0; k < b->count; k++)
+            call_fail_item(c, b->first + k);
+        c->collected_items += b->count;
         t->ops->release(t, c->fifo[i]);
+    }
     c->fifo_len = 0;
+    if (c->produce == NULL && !c->cancelled) {
+        for (uint64_t i = c->posted_items; i < c->n; i++)
+            call_fail_item(c, i);
+        c->collected_items += c->n - c->posted_items;
+        c->posted_items = c->n;
+    }
     c->producer_done = true;
-    c->posted_items = c->n;
     c->cur = -1;
     call_done_posting(c);
 }
@@ -510,7 +543,26 @@ static int call_drive(sk_pool_call *c, double timeout)
 
 static int call_outcome(const sk_pool_call *c)
 {
-    return c->has_first_error ? c->first_code : SK_OK;
+    if (c->has_first_error)
+        return c->first_code;
+    return c->n_cancelled > 0 ? SK_ECANCELED : SK_OK;
+}
+
+/* ------------------------------------------------------------ event loops */
+
+static void fds_settle_slow(sk_pool *p);
+
+/* At the end of every call into the pool: the fds say the truth again. A
+ * branch when nobody asked for one. */
+static inline void fds_settle(sk_pool *p)
+{
+    if (p->fds_on)
+        fds_settle_slow(p);
+}
+
+void pool_fds_settle(sk_pool *p)
+{
+    fds_settle(p);
 }
 
 /* ------------------------------------------------------------ maps */
@@ -536,6 +588,7 @@ int sk_pool_async_map(sk_pool *p, const sk_pool_job *job, const void *items, siz
     c->batch = choose_batch(p, job, n);
     call_post(c, POOL_BATCHES / 2);
     *call = c;
+    fds_settle(p);
     return SK_OK;
 }
 
@@ -556,7 +609,10 @@ bool sk_pool_ready(sk_pool_call *c)
     if (c == NULL || c->iterator)
         return false;
     int rc = call_drive(c, 0);
-    return rc == SK_OK || rc == SK_EKILLED;
+    bool ready = rc != SK_ETIMEDOUT;
+    c->outcome_reported |= ready;
+    fds_settle(c->pool);
+    return ready;
 }
 
 /* sk_pool_wait and sk_pool_get take an async map's call, not an iterator's. */
@@ -578,6 +634,8 @@ int sk_pool_wait(sk_pool_call *c, double timeout)
     if (rc != SK_OK)
         return rc;
     rc = call_drive(c, timeout);
+    c->outcome_reported |= rc != SK_ETIMEDOUT;
+    fds_settle(c->pool);
     return rc == SK_ETIMEDOUT ? rc : SK_OK;
 }
 
@@ -587,9 +645,19 @@ int sk_pool_get(sk_pool_call *c, double timeout)
     if (rc != SK_OK)
         return rc;
     rc = call_drive(c, timeout);
+    c->outcome_reported |= rc != SK_ETIMEDOUT;
+    fds_settle(c->pool);
     if (rc == SK_ETIMEDOUT)
         return rc;
     return call_outcome(c);
+}
+
+int sk_pool_submit(sk_pool *p, const sk_pool_job *job, const void *item, void *result,
+                   sk_pool_call **call)
+{
+    if (item == NULL)
+        return sk_refuse(SK_EINVAL, "sk_pool_submit: item is NULL");
+    return sk_pool_async_map(p, job, item, 1, result, NULL, call);
 }
 
 /* ------------------------------------------------------------ iterators */
@@ -618,6 +686,7 @@ static int iterator_create(sk_pool *p, const sk_pool_job *job, const void *items
     }
     c->batch = choose_batch(p, job, c->n);
     *call = c;
+    fds_settle(p);
     return SK_OK;
 }
 
@@ -653,7 +722,12 @@ static int iterator_pick(sk_pool_call *c, int *state)
     return -1;
 }
 
-int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
+static int iterator_window(const sk_pool *p)
+{
+    return 4 * p->n_workers + 4;
+}
+
+static int iterator_next(sk_pool_call *c, double timeout, size_t *index, void *result)
 {
     if (c == NULL || !c->iterator)
         return sk_refuse(SK_EINVAL, "sk_pool_next: %s",
@@ -661,7 +735,7 @@ int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
                                    : "the call is an async map; use sk_pool_wait or sk_pool_get");
     sk_pool *p = c->pool;
     int64_t deadline = sk_deadline_ns(timeout);
-    int window = 4 * p->n_workers + 4;
+    int window = iterator_window(p);
     while (c->cur < 0) {
         if (p->terminated) {
             call_fail_rest(c);
@@ -700,6 +774,216 @@ int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
         c->cur = -1;
     }
     return rc == SK_OK ? SK_OK : SK_EPROCESS;
+}
+
+int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
+{
+    if (c == NULL || !c->iterator)
+        return sk_refuse(SK_EINVAL, "sk_pool_next: %s",
+                         c == NULL ? "the call is NULL"
+                                   : "the call is an async map; use sk_pool_wait or sk_pool_get");
+    int rc = iterator_next(c, timeout, index, result);
+    if (rc == SK_ECLOSED || rc == SK_EKILLED)
+        c->end_reported = true;
+    fds_settle(c->pool);
+    return rc;
+}
+
+/* ------------------------------------------------------------ cancelling */
+
+/* Items first .. first + count never run: their status says so. */
+static void call_cancel_items(sk_pool_call *c, uint64_t first, uint64_t count)
+{
+    for (uint64_t i = first; c->status != NULL && i < first + count; i++)
+        c->status[i] = SK_ECANCELED;
+    c->n_cancelled += (size_t)count;
+    c->collected_items += count;
+}
+
+int sk_pool_cancel(sk_pool_call *c)
+{
+    if (c == NULL)
+        return sk_refuse(SK_EINVAL, "sk_pool_cancel: the call is NULL");
+    sk_pool *p = c->pool;
+    struct sk_pool_transport *t = p->t;
+    if (!c->cancelled && !p->terminated) {
+        if (!call_all_posted(c) && c->produce == NULL)
+            call_cancel_items(c, c->posted_items, c->n - c->posted_items);
+        c->cancelled = true;
+        c->producer_done = true;
+        call_done_posting(c);
+        for (int i = 0; i < c->fifo_len;) { /* posted, and no worker has claimed them */
+            uint32_t id = c->fifo[i];
+            if (!t->ops->revoke(t, id)) {
+                i++;
+                continue;
+            }
+            call_cancel_items(c, p->posted[id].first, p->posted[id].count);
+            t->ops->release(t, id);
+            fifo_remove(c, i);
+        }
+    }
+    fds_settle(p);
+    return SK_OK;
+}
+
+/* ------------------------------------------------------------ class items */
+
+static int item_control(sk_pool_call *c, size_t index, bool kill, const char *name)
+{
+    if (c == NULL)
+        return sk_refuse(SK_EINVAL, "%s: the call is NULL", name);
+    if (c->job.kind != POOL_JOB_CLS)
+        return sk_refuse(SK_EINVAL,
+                         "%s: the call's job has no cls; only class items run as "
+                         "processes of their own",
+                         name);
+    sk_pool *p = c->pool;
+    struct sk_pool_transport *t = p->t;
+    int rc = SK_ESTATE;
+    for (int i = 0; i < c->fifo_len; i++) {
+        uint32_t id = c->fifo[i];
+        const struct pool_posted *b = &p->posted[id];
+        if (index < b->first || index - b->first >= b->count)
+            continue;
+        if (t->ops->poll(t, id) == POOL_BATCH_PENDING)
+            rc = t->ops->control(t, id, (uint32_t)(index - b->first), kill);
+        break;
+    }
+    if (rc == SK_OK && kill) {
+        size_t *grown = realloc(c->killed, (c->n_killed + 1) * sizeof *grown);
+        if (grown == NULL) {
+            rc = SK_ENOMEM;
+        } else {
+            c->killed = grown;
+            c->killed[c->n_killed++] = index;
+        }
+    }
+    fds_settle(p);
+    if (rc == SK_ESTATE)
+        return sk_refuse(SK_ESTATE,
+                         "%s: item %zu is not running (not handed to a worker yet, or "
+                         "done)",
+                         name, index);
+    return rc;
+}
+
+int sk_pool_stop_item(sk_pool_call *c, size_t index)
+{
+    return item_control(c, index, false, "sk_pool_stop_item");
+}
+
+int sk_pool_kill_item(sk_pool_call *c, size_t index)
+{
+    return item_control(c, index, true, "sk_pool_kill_item");
+}
+
+/* ------------------------------------------------------------ event loops */
+
+/* A fresh eventfd and an epoll set of it and the pool's notify fd. */
+static int fd_pair_open(sk_pool *p, int *fd, int *own)
+{
+    if (!p->fds_on) {
+        p->notify_fd = p->t->ops->notify_fd(p->t);
+        if (p->notify_fd < 0)
+            return sk_refuse(SK_ESYS, "the pool's transport has no fd to poll");
+    }
+    *own = sk_doorbell_create();
+    *fd = epoll_create1(EPOLL_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN};
+    bool ok = *own >= 0 && *fd >= 0 && epoll_ctl(*fd, EPOLL_CTL_ADD, p->notify_fd, &ev) == 0 &&
+              epoll_ctl(*fd, EPOLL_CTL_ADD, *own, &ev) == 0;
+    if (!ok) {
+        int err = errno;
+        if (*own >= 0)
+            close(*own);
+        if (*fd >= 0)
+            close(*fd);
+        *own = *fd = -1;
+        errno = err;
+        return err == ENOMEM ? SK_ENOMEM : SK_ESYS;
+    }
+    p->fds_on = true;
+    return SK_OK;
+}
+
+/* A doorbell as a level: readable while *set. */
+static void level_set(int fd, bool *set, bool want)
+{
+    if (want == *set)
+        return;
+    if (want)
+        sk_doorbell_ring(fd);
+    else
+        sk_doorbell_drain(fd);
+    *set = want;
+}
+
+/* Whether the call has something for its caller: a map is done and no
+ * ready/wait/get said so yet; an iterator has a result to yield, or is at
+ * its end and next has not said so yet. */
+static bool call_has_news(sk_pool_call *c)
+{
+    if (!c->iterator)
+        return (call_finished(c) || c->pool->terminated) && !c->outcome_reported;
+    if (c->end_reported)
+        return false;
+    if (c->cur >= 0 || c->pool->terminated)
+        return true;
+    int state;
+    return iterator_pick(c, &state) >= 0 || call_finished(c);
+}
+
+/* Reads the notify fd empty first, then looks: a batch done after the look
+ * writes it again, so no news is missed. Iterators with an fd get their
+ * window of batches posted here, as next would (else nothing would ever
+ * wake their caller). */
+static void fds_settle_slow(sk_pool *p)
+{
+    struct sk_pool_transport *t = p->t;
+    t->ops->notify_clear(t);
+    if (!p->terminated)
+        pool_progress(p);
+    bool any = false;
+    for (int i = 0; i < POOL_CALLS; i++) {
+        sk_pool_call *c = p->live[i];
+        if (c == NULL)
+            continue;
+        if (c->iterator && !p->terminated && (c->cfd.fd >= 0 || p->fd >= 0))
+            call_post(c, iterator_window(p));
+        bool news = call_has_news(c);
+        if (c->cfd.fd >= 0)
+            level_set(c->cfd.own, &c->cfd.set, news);
+        any |= news;
+    }
+    if (p->fd >= 0)
+        level_set(p->any_fd, &p->any_set, any);
+}
+
+int sk_pool_fd(sk_pool *p)
+{
+    if (p == NULL)
+        return sk_refuse(SK_EINVAL, "sk_pool_fd: the pool is NULL");
+    if (p->fd < 0) {
+        int rc = fd_pair_open(p, &p->fd, &p->any_fd);
+        if (rc != SK_OK)
+            return rc;
+    }
+    fds_settle(p);
+    return p->fd;
+}
+
+int sk_pool_call_fd(sk_pool_call *c)
+{
+    if (c == NULL)
+        return sk_refuse(SK_EINVAL, "sk_pool_call_fd: the call is NULL");
+    if (c->cfd.fd < 0) {
+        int rc = fd_pair_open(c->pool, &c->cfd.fd, &c->cfd.own);
+        if (rc != SK_OK)
+            return rc;
+    }
+    fds_settle(c->pool);
+    return c->cfd.fd;
 }
 
 /* ------------------------------------------------------------ errors */
@@ -751,9 +1035,15 @@ void sk_pool_call_free(sk_pool_call *c)
     for (int i = 0; i < c->fifo_len; i++) /* only after terminate: no worker holds them */
         t->ops->release(t, c->fifo[i]);
     p->live[c->slot] = NULL;
+    if (c->cfd.fd >= 0) {
+        close(c->cfd.fd);
+        close(c->cfd.own);
+    }
+    free(c->killed);
     free(c->produce_item);
     free(c->errors);
     free(c);
+    fds_settle(p);
     for (int i = 0; i < POOL_CALLS; i++)
         if (p->live[i] != NULL)
             return;

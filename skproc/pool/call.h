@@ -25,4 +25,8 @@ bool pool_none_posting(const sk_pool *p);
  * SK_ETIMEDOUT, SK_EKILLED or SK_OK (look again). */
 int pool_wait_done(sk_pool *p, uint32_t seen, int64_t deadline);
 
+/* The event-loop fds (sk_pool_fd, sk_pool_call_fd) say the truth again:
+ * called at the end of every public call into the pool. */
+void pool_fds_settle(sk_pool *p);
+
 #endif

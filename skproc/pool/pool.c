@@ -10,6 +10,7 @@
 #include "pool/call.h"
 #include "pool/shm_transport.h"
 
+#include "core/error.h"
 #include "os/clock.h"
 
 #include <stdlib.h>
@@ -45,8 +46,18 @@ int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
     sk_pool *p = calloc(1, sizeof *p);
     if (p == NULL)
         return SK_ENOMEM;
+    p->fd = p->any_fd = p->notify_fd = -1;
     if (cfg != NULL)
         p->config = *cfg;
+    if (p->config.initializer != NULL && p->config.init_arg_size > POOL_ARG_MAX) {
+        free(p);
+        return sk_refuse(SK_EINVAL, "sk_pool_create: config.init_arg_size is over 64 KiB");
+    }
+    if (p->config.initializer != NULL && p->config.init_arg_size > 0 &&
+        p->config.init_arg == NULL) {
+        free(p);
+        return sk_refuse(SK_EINVAL, "sk_pool_create: config.init_arg is NULL");
+    }
     config_settle(&p->config);
     int rc = shm_transport_create(&p->t, &p->config);
     if (rc != SK_OK) {
@@ -74,6 +85,7 @@ int sk_pool_terminate(sk_pool *p)
         return sk_refuse(SK_EINVAL, "sk_pool_terminate: the pool is NULL");
     p->terminated = p->closed = true;
     p->t->ops->terminate(p->t);
+    pool_fds_settle(p);
     return SK_OK;
 }
 
@@ -82,6 +94,10 @@ void sk_pool_release(sk_pool *p)
     if (p == NULL)
         return;
     p->t->ops->destroy(p->t);
+    if (p->fd >= 0) {
+        close(p->fd);
+        close(p->any_fd);
+    }
     free(p);
 }
 
@@ -109,8 +125,11 @@ int sk_pool_join(sk_pool *p, double timeout)
         pool_progress(p);
         if (p->terminated || (pool_maps_finished(p) && pool_none_posting(p)))
             break;
-        if (pool_wait_done(p, seen, deadline) == SK_ETIMEDOUT)
+        if (pool_wait_done(p, seen, deadline) == SK_ETIMEDOUT) {
+            pool_fds_settle(p);
             return SK_ETIMEDOUT;
+        }
     }
+    pool_fds_settle(p);
     return p->t->ops->join(p->t, deadline);
 }

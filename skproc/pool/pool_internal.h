@@ -26,6 +26,21 @@ struct sk_pool {
     struct sk_pool_call *live[POOL_CALLS]; /* the calls alive, by slot */
     struct pool_posted posted[POOL_BATCHES];
     bool closed, terminated;
+    /* Event loops (sk_pool_fd, sk_pool_call_fd): once any fd was asked
+     * for, every call into the pool ends by making them say the truth. */
+    bool fds_on;
+    int notify_fd; /* the transport's: readable after a batch is done */
+    int fd;        /* sk_pool_fd: an epoll set of notify_fd and any_fd, or -1 */
+    int any_fd;    /* an eventfd set while some call has something for its caller */
+    bool any_set;
+};
+
+/* A call's pollable fd (sk_pool_call_fd): an epoll set of the pool's
+ * notify fd (a batch is done: maybe news) and an eventfd of its own, set
+ * while the call has something for its caller. */
+struct pool_call_fd {
+    int fd, own;
+    bool set;
 };
 
 /* A done batch being read: what was posted, and what came back. */
@@ -73,6 +88,13 @@ struct sk_pool_call {
     sk_error *errors; /* copies of the workers' error records (POOL_ERRORS at most) */
     size_t n_errors;
     struct pool_progress_state progress;
+    bool cancelled;        /* sk_pool_cancel: nothing more is posted */
+    size_t n_cancelled;    /* items that will never run */
+    bool outcome_reported; /* map: ready/wait/get said it is done */
+    bool end_reported;     /* iterator: next said SK_ECLOSED */
+    size_t *killed;        /* items sk_pool_kill_item killed (they fail with SK_EKILLED) */
+    size_t n_killed;
+    struct pool_call_fd cfd; /* fd -1: none asked for */
 };
 
 #endif

@@ -64,7 +64,22 @@ struct shm_worker_slot {
     uint32_t attempts;                   /* failed attempts of attempts_item so far */
     uint32_t attempts_item;              /* the item of the batch in hand they belong to */
     _Atomic uint32_t recycled;           /* it left on purpose (max_tasks), not by a fault */
+    /* Written by the parent (sk_pool_stop_item, sk_pool_kill_item): a
+     * SHM_CONTROL_* for the class item `control_item` of the batch
+     * `control_batch` (descriptor + 1); the worker acts on it only while it
+     * runs that very item, and clears it. */
+    _Atomic uint32_t control;
+    _Atomic uint32_t control_batch;
+    _Atomic uint32_t control_item;
+    /* Written by the worker around the pool's initializer (SHM_INIT_*),
+     * and what it returned: read by the parent only to decide whether
+     * sk_pool_create fails, and for the message. */
+    _Atomic uint32_t init_state;
+    int32_t init_rc;
 };
+
+enum shm_control { SHM_CONTROL_NONE, SHM_CONTROL_STOP, SHM_CONTROL_KILL };
+enum shm_init { SHM_INIT_NONE, SHM_INIT_RUNNING, SHM_INIT_OK, SHM_INIT_FAILED };
 
 struct shm_header {
     _Atomic uint64_t posted;
@@ -77,6 +92,8 @@ struct shm_header {
     _Atomic uint32_t parent_waiting;
     _Atomic uint32_t closing;
     _Atomic uint32_t posting_calls; /* calls that may still post */
+    _Atomic uint32_t notify;        /* non-zero: a worker that marks a batch done also
+                                     * writes the arena's notify eventfd (sk_pool_fd) */
     _Atomic long done, failed, claimed_items;
     _Atomic uint64_t spill_top;           /* bytes of result images spilled past the mapping */
     _Atomic uint32_t queue[POOL_BATCHES]; /* posted descriptors, in posting order */
@@ -91,6 +108,7 @@ struct shm_header {
 /* The arena as each side holds it (in its own memory). */
 struct shm_arena {
     int memfd;
+    int notify_fd; /* an eventfd made before the workers are forked */
     unsigned char *base;
     size_t size; /* of the mapping; spilled images start here in the memfd */
     struct shm_header *h;

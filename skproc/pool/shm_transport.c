@@ -9,6 +9,11 @@
  * and mark the batch done. Both sides sleep on futex words only when there
  * is nothing to do, and wake the other only when it sleeps.
  *
+ * A post no worker has claimed can be taken back (revoke, for cancel): the
+ * parent moves its state from READY to FREE, which the workers' own
+ * READY-to-CLAIMED step then fails on; its queue entry stays until a worker
+ * skips it, so the parent never posts over an unclaimed entry.
+ *
  * Only the pages a batch touches take memory; when no call is alive, the
  * warmest regions keep theirs up to SHM_WARM_BYTES and the rest, with the
  * spilled result images, are given back (a hole punched in the memfd).
@@ -24,6 +29,7 @@
 #include "pool/worker.h"
 #include "core/error.h"
 #include "os/clock.h"
+#include "os/fd.h"
 #include "os/futex.h"
 #include "os/shm.h"
 
@@ -60,6 +66,10 @@ struct shm_transport {
     int lives;
     long max_tasks;
     bool closing, terminated;
+    bool notify_on; /* someone asked for the notify fd: the workers must write it */
+    pool_init_fn initializer;
+    void *init_arg; /* our copy of the initializer's argument, inherited by every fork */
+    size_t init_arg_size;
     uint64_t n_posted;                   /* what the queue's posted counter must be */
     uint32_t queue[POOL_BATCHES];        /* what the queue's entries must be */
     uint32_t stamps;                     /* the last error record stamp handed out */
@@ -83,6 +93,45 @@ static int arena_create(struct shm_arena *a)
         return errno == ENOMEM ? SK_ENOMEM : SK_ESYS;
     a->base = base;
     a->h = base;
+    a->notify_fd = sk_doorbell_create();
+    return a->notify_fd >= 0 ? SK_OK : SK_ESYS;
+}
+
+static struct shm_settings shm_settings(const struct shm_transport *s)
+{
+    return (struct shm_settings){.item_timeout = s->item_timeout,
+                                 .lives = s->lives,
+                                 .max_tasks = s->max_tasks,
+                                 .initializer = s->initializer,
+                                 .init_arg = s->init_arg};
+}
+
+/* sk_pool_create with an initializer: every first worker has run it. A
+ * worker that failed it (or died in it) fails the pool, with a reason. The
+ * slots' words are the workers' own: a lie costs only this answer. */
+static int wait_initializers(struct shm_transport *s)
+{
+    struct shm_header *h = s->arena.h;
+    for (int i = 0; i < s->n_workers; i++) {
+        struct shm_worker_slot *slot = &h->workers[i];
+        for (;;) {
+            uint32_t seen = atomic_load(&h->done_seq);
+            uint32_t state = atomic_load(&slot->init_state);
+            if (state == SHM_INIT_OK)
+                break;
+            if (state == SHM_INIT_FAILED || !sk_alive(&s->workers[i].base))
+                return sk_refuse(SK_EPROCESS,
+                                 "sk_pool_create: the initializer failed in worker %d (it "
+                                 "returned %d, or the worker died in it)",
+                                 i, (int)__atomic_load_n(&slot->init_rc, __ATOMIC_RELAXED));
+            struct timespec ts = sk_ns_to_timespec(SHM_WAIT_SLICE_NS);
+            atomic_store(&h->parent_waiting, 1);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (atomic_load(&slot->init_state) == state)
+                sk_futex_wait(&h->done_seq, seen, &ts);
+            atomic_store(&h->parent_waiting, 0);
+        }
+    }
     return SK_OK;
 }
 
@@ -108,7 +157,7 @@ static void revive_workers(struct shm_transport *s)
             sk_release(&w->base);
         }
         if (!s->closing)
-            shm_worker_start(w, &s->arena, i, s->item_timeout, s->lives, s->max_tasks);
+            shm_worker_start(w, &s->arena, i, shm_settings(s));
     }
 }
 
@@ -166,6 +215,13 @@ static int shm_take(struct sk_pool_transport *t, struct pool_batch_in *in)
 {
     struct shm_transport *s = shm_of(t);
     if (s->n_free == 0)
+        return SK_EFULL;
+    /* Revoked posts hold no batch but still hold their queue entry until a
+     * worker skips it: never post over an entry not claimed yet. (A forged
+     * claimed counter past what was posted is ignored here; it can stall
+     * the queue anyway.) */
+    uint64_t claimed = atomic_load(&s->arena.h->claimed);
+    if (claimed <= s->n_posted && s->n_posted - claimed >= POOL_BATCHES)
         return SK_EFULL;
     uint32_t d = s->free_batches[--s->n_free];
     s->posted[d].count = 0;
@@ -386,6 +442,61 @@ static void shm_idle(struct sk_pool_transport *t)
         sk_shm_punch(s->arena.memfd, s->arena.size, spilled);
 }
 
+/* A worker claims a batch by moving it from READY to CLAIMED; taking it
+ * back first means no worker will run it. */
+static bool shm_revoke(struct sk_pool_transport *t, uint32_t id)
+{
+    struct shm_transport *s = shm_of(t);
+    if (s->terminated)
+        return false;
+    uint32_t ready = SHM_BATCH_READY;
+    return atomic_compare_exchange_strong(&s->arena.h->batches[id].state, &ready, SHM_BATCH_FREE);
+}
+
+/* ----------------------------------------------------------- event loops */
+
+static int shm_notify_fd(struct sk_pool_transport *t)
+{
+    struct shm_transport *s = shm_of(t);
+    s->notify_on = true;
+    atomic_store(&s->arena.h->notify, 1);
+    return s->arena.notify_fd;
+}
+
+/* The flag is in the arena: a worker may have cleared it, so it is written
+ * again here (the parent's word is notify_on). */
+static void shm_notify_clear(struct sk_pool_transport *t)
+{
+    struct shm_transport *s = shm_of(t);
+    sk_doorbell_drain(s->arena.notify_fd);
+    if (s->notify_on && atomic_load(&s->arena.h->notify) != 1)
+        atomic_store(&s->arena.h->notify, 1);
+}
+
+/* ----------------------------------------------------------- class items */
+
+/* The slots' batch and item words are the workers' (untrusted): they are
+ * only compared with what the engine asks about, and the control words
+ * written are inside the slot array whatever they say. */
+static int shm_control(struct sk_pool_transport *t, uint32_t id, uint32_t k, bool kill)
+{
+    struct shm_transport *s = shm_of(t);
+    struct shm_header *h = s->arena.h;
+    if (s->terminated)
+        return SK_ESTATE;
+    for (int i = 0; i < s->n_workers; i++) {
+        struct shm_worker_slot *slot = &h->workers[i];
+        if (atomic_load(&slot->batch) != id + 1 || atomic_load(&slot->item) != k)
+            continue;
+        atomic_store(&slot->control_batch, id + 1);
+        atomic_store(&slot->control_item, k);
+        atomic_store_explicit(&slot->control, kill ? SHM_CONTROL_KILL : SHM_CONTROL_STOP,
+                              memory_order_release);
+        return SK_OK;
+    }
+    return SK_ESTATE;
+}
+
 /* -------------------------------------------------------------- workers */
 
 static void shm_close(struct sk_pool_transport *t)
@@ -448,6 +559,9 @@ static void shm_destroy(struct sk_pool_transport *t)
         munmap(s->arena.base, s->arena.size);
     if (s->arena.memfd >= 0)
         close(s->arena.memfd);
+    if (s->arena.notify_fd >= 0)
+        close(s->arena.notify_fd);
+    free(s->init_arg);
     free(s);
 }
 
@@ -465,6 +579,10 @@ static const struct pool_transport_ops shm_ops = {
     .errors = shm_errors,
     .release = shm_release,
     .idle = shm_idle,
+    .revoke = shm_revoke,
+    .notify_fd = shm_notify_fd,
+    .notify_clear = shm_notify_clear,
+    .control = shm_control,
     .close = shm_close,
     .terminate = shm_terminate,
     .join = shm_join,
@@ -480,7 +598,17 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
         return SK_ENOMEM;
     s->base.ops = &shm_ops;
     s->arena.memfd = -1;
+    s->arena.notify_fd = -1;
     s->item_timeout = cfg->item_timeout;
+    s->initializer = cfg->initializer;
+    if (cfg->initializer != NULL && cfg->init_arg_size > 0) {
+        if ((s->init_arg = malloc(cfg->init_arg_size)) == NULL) {
+            free(s);
+            return SK_ENOMEM;
+        }
+        memcpy(s->init_arg, cfg->init_arg, cfg->init_arg_size);
+        s->init_arg_size = cfg->init_arg_size;
+    }
     s->lives = cfg->lives;
     s->max_tasks = cfg->max_tasks;
     for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
@@ -495,11 +623,12 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
         rc = s->workers != NULL ? SK_OK : SK_ENOMEM;
     }
     for (int i = 0; rc == SK_OK && i < workers; i++) {
-        rc =
-            shm_worker_start(&s->workers[i], &s->arena, i, s->item_timeout, s->lives, s->max_tasks);
+        rc = shm_worker_start(&s->workers[i], &s->arena, i, shm_settings(s));
         if (rc == SK_OK)
             s->n_workers = i + 1;
     }
+    if (rc == SK_OK && s->initializer != NULL)
+        rc = wait_initializers(s);
     if (rc != SK_OK) {
         shm_destroy(&s->base);
         return rc;

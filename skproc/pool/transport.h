@@ -116,6 +116,29 @@ struct pool_transport_ops {
     void (*release)(struct sk_pool_transport *t, uint32_t id);
     /* No call is alive: memory that only busy calls need may be given back. */
     void (*idle)(struct sk_pool_transport *t);
+    /* Takes back a posted batch that no worker has claimed (sk_pool_cancel):
+     * true, and it is the engine's again, to release, and none of its items
+     * runs; false when a worker has it (or had it), and it goes on. */
+    bool (*revoke)(struct sk_pool_transport *t, uint32_t id);
+
+    /* ---- event loops */
+
+    /* An fd that polls readable after a batch is done; from the first call
+     * on, every worker writes it when it marks a batch done. -1 when the
+     * transport has none. Owned by the transport. */
+    int (*notify_fd)(struct sk_pool_transport *t);
+    /* Reads the notify fd empty (it polls readable again at the next batch
+     * done), and makes sure the workers still write it. */
+    void (*notify_clear)(struct sk_pool_transport *t);
+
+    /* ---- class items */
+
+    /* Asks the worker running item k of posted batch id (a class item) to
+     * stop it (stop: its loop ends, its result is kept) or to kill it (it
+     * fails). SK_OK when a worker says it runs that item (it acts within
+     * about 50 ms, unless the item ended meanwhile), SK_ESTATE when none
+     * does. */
+    int (*control)(struct sk_pool_transport *t, uint32_t id, uint32_t k, bool kill);
 
     /* ---- workers */
 

@@ -12,17 +12,25 @@
  * fault.
  *
  * Workers claim posts in order with a compare-and-swap on the queue's
- * claimed counter, and sleep on a futex word only when there is nothing to
- * do; the parent is woken only when it sleeps, so a busy pool makes no
- * system call per batch. The plain case (a function over plain records, no
- * item timeout) runs the items in a loop with nothing in it but the call and
- * the note of the item in hand.
+ * claimed counter, then take the batch itself by moving its state from
+ * READY to CLAIMED: a batch the parent took back first (sk_pool_cancel) is
+ * skipped untouched. They sleep on a futex word only when there is nothing
+ * to do; the parent is woken only when it sleeps, so a busy pool makes no
+ * system call per batch (nor when an event loop waits: then one write to
+ * the notify eventfd per batch).
+ *
+ * A worker runs the pool's initializer once before its first item. While
+ * a class item's process runs, the worker looks every 50 ms at the control
+ * word the parent writes in its slot (stop or kill that item). The plain
+ * case (a function over plain records, no item timeout) runs the items in a
+ * loop with nothing in it but the call and the note of the item in hand.
  */
 #include "pool/worker.h"
 
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/result.h"
+#include "os/fd.h"
 #include "os/futex.h"
 
 #include <errno.h>
@@ -172,9 +180,46 @@ static int result_store(const struct shm_arena *a, struct pool_bump *out, const 
     return rc;
 }
 
-/* A process class per item: a process of its own, started from here. */
-static int run_class_item(const struct shm_arena *a, const struct pool_job *job, const void *item,
-                          sk_error *err, struct pool_bump *out, uint64_t *index)
+/* The parent's control word for this worker, when it names the item in
+ * hand (k of the batch in hand): SHM_CONTROL_STOP, _KILL or _NONE. A word
+ * naming another item is stale (that item ended) and is dropped. */
+static uint32_t control_take(struct shm_worker_slot *slot, uint32_t k)
+{
+    uint32_t what =
+        atomic_exchange_explicit(&slot->control, SHM_CONTROL_NONE, memory_order_acquire);
+    if (what == SHM_CONTROL_NONE)
+        return what;
+    if (atomic_load(&slot->control_batch) != atomic_load(&slot->batch) ||
+        atomic_load(&slot->control_item) != k)
+        return SHM_CONTROL_NONE;
+    return what;
+}
+
+/* Waits for a class item's process, acting on the parent's stop or kill
+ * (looked at every 50 ms). SK_EKILLED when it was killed that way. */
+static int class_item_wait(struct shm_worker_slot *slot, uint32_t k, sk_process *obj)
+{
+    for (;;) {
+        int rc = sk_wait(obj, 0.05);
+        if (rc != SK_ETIMEDOUT)
+            return rc;
+        uint32_t what = control_take(slot, k);
+        if (what == SHM_CONTROL_STOP) {
+            sk_stop(obj);
+        } else if (what == SHM_CONTROL_KILL) {
+            sk_kill(obj);
+            sk_wait(obj, -1);
+            return SK_EKILLED;
+        }
+    }
+}
+
+/* A process class per item: a process of its own, started from here.
+ * SK_OK, SK_EPROCESS with *err filled, or SK_EKILLED (the parent killed it:
+ * no life is left to try it again). */
+static int run_class_item(const struct shm_arena *a, struct shm_worker_slot *slot, uint32_t k,
+                          const struct pool_job *job, const void *item, sk_error *err,
+                          struct pool_bump *out, uint64_t *index)
 {
     const sk_class *cls = job->cls;
     sk_process *obj = calloc(1, cls->size);
@@ -192,7 +237,13 @@ static int run_class_item(const struct shm_arena *a, const struct pool_job *job,
     if (rc == SK_OK)
         rc = sk_start(obj);
     if (rc == SK_OK)
-        rc = sk_wait(obj, -1);
+        rc = class_item_wait(slot, k, obj);
+    if (rc == SK_EKILLED) {
+        sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EKILLED, "killed by sk_pool_kill_item");
+        sk_release(obj);
+        free(obj);
+        return SK_EKILLED;
+    }
     const sk_error *failure = sk_error_of(obj);
     if (rc == SK_OK && failure != NULL) {
         *err = *failure;
@@ -227,10 +278,12 @@ static void item_function_error(sk_error *err, int rc)
     sk_error_set(err, SK_RUN_ERROR, SK_RUN, 0, rc, cause);
 }
 
-/* Runs item k of the batch once: SK_OK, or SK_EPROCESS with *err filled. */
-static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k,
-                    struct pool_bump *out, sk_error *err)
+/* Runs item k of the batch once: SK_OK, or SK_EPROCESS with *err filled
+ * (SK_EKILLED: a class item the parent killed). */
+static int run_item(struct shm_worker *w, const struct held *hb, uint32_t k, struct pool_bump *out,
+                    sk_error *err)
 {
+    const struct shm_arena *a = w->arena;
     const struct pool_job *job = hb->job;
     const unsigned char *in = hb->in;
     unsigned char item_buf[job->item_tpl ? job->item_size : 1];
@@ -261,7 +314,7 @@ static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k
     uint64_t *index = held_index(hb) + 2 * (size_t)k;
     int rc;
     if (job->kind == POOL_JOB_CLS) {
-        rc = run_class_item(a, job, item, err, out, index);
+        rc = run_class_item(a, &a->h->workers[w->index], k, job, item, err, out, index);
     } else {
         if (job->kind == POOL_JOB_FN) {
             rc = job->fn(item, result, hb->arg);
@@ -297,7 +350,7 @@ static int run_item(const struct shm_arena *a, const struct held *hb, uint32_t k
 static void worker_check_recycle(struct shm_worker *w, uint32_t k)
 {
     struct shm_header *h = w->arena->h;
-    if (w->max_tasks <= 0 || w->tasks < w->max_tasks)
+    if (w->settings.max_tasks <= 0 || w->tasks < w->settings.max_tasks)
         return;
     struct shm_worker_slot *slot = &h->workers[w->index];
     atomic_store(&slot->item, k);
@@ -305,10 +358,11 @@ static void worker_check_recycle(struct shm_worker *w, uint32_t k)
     sk_worker_recycle(&w->base);
 }
 
-/* Item k failed for good (or once more, if it has lives left): true when
- * it is to be tried again. */
+/* Item k failed for good (or once more, if it has lives left and the
+ * failure is not final, as a kill from the parent is): true when it is to
+ * be tried again. */
 static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k, sk_error *err,
-                        bool class_item)
+                        bool class_item, bool final)
 {
     const struct shm_arena *a = w->arena;
     struct shm_worker_slot *slot = &a->h->workers[w->index];
@@ -316,7 +370,7 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
         slot->attempts = 0;
         slot->attempts_item = k;
     }
-    if (++slot->attempts < (uint32_t)w->lives)
+    if (++slot->attempts < (uint32_t)w->settings.lives && !final)
         return true;
     if (!class_item) /* a class item's error tells its own lives */
         err->lives_spent = (int)slot->attempts;
@@ -344,8 +398,8 @@ static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, ui
     const struct pool_job *job = hb->job;
     struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
     uint32_t end = hb->count;
-    if (w->max_tasks > 0 && (long)(end - k) > w->max_tasks - w->tasks)
-        end = k + (uint32_t)(w->max_tasks - w->tasks);
+    if (w->settings.max_tasks > 0 && (long)(end - k) > w->settings.max_tasks - w->tasks)
+        end = k + (uint32_t)(w->settings.max_tasks - w->tasks);
     size_t is = job->item_size, rs = job->result_size;
     const unsigned char *in = hb->in;
     unsigned char *results = hb->out + pool_results_at(hb->count);
@@ -370,12 +424,13 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
     struct shm_worker_slot *slot = &a->h->workers[w->index];
     atomic_store_explicit(&slot->item, k, memory_order_relaxed);
     for (;;) {
-        if (w->item_timeout > 0)
+        if (w->settings.item_timeout > 0)
             sk_section_restart(&w->base);
         sk_error err;
-        if (run_item(a, hb, k, out, &err) == SK_OK)
+        int rc = run_item(w, hb, k, out, &err);
+        if (rc == SK_OK)
             break;
-        if (!item_failed(w, hb, k, &err, hb->job->kind == POOL_JOB_CLS))
+        if (!item_failed(w, hb, k, &err, hb->job->kind == POOL_JOB_CLS, rc == SK_EKILLED))
             break;
     }
     slot->attempts = 0;
@@ -400,8 +455,21 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
     }
     _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
     memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
-    bool plain =
-        job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl && w->item_timeout <= 0;
+    if (w->init_failed) { /* nothing runs here: the items fail, and say why */
+        for (uint32_t k = from; k < hb->count; k++) {
+            worker_check_recycle(w, k); /* max_tasks: a successor tries the initializer again */
+            sk_error err;
+            char cause[64];
+            snprintf(cause, sizeof cause, "the worker's initializer returned %d", w->init_rc);
+            sk_error_set(&err, SK_PROCESS_ERROR, SK_PRERUN, 0, SK_EPROCESS, cause);
+            atomic_store_explicit(&w->arena->h->workers[w->index].item, k, memory_order_relaxed);
+            item_failed(w, hb, k, &err, false, true);
+            w->tasks++;
+        }
+        return;
+    }
+    bool plain = job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl &&
+                 w->settings.item_timeout <= 0;
     for (uint32_t k = from; k < hb->count;) {
         worker_check_recycle(w, k);
         if (plain) {
@@ -417,7 +485,7 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
              * has lives. */
             sk_error err;
             item_function_error(&err, rc);
-            if (item_failed(w, hb, next, &err, false))
+            if (item_failed(w, hb, next, &err, false, false))
                 worker_run_one(w, hb, next, &out);
             else
                 w->tasks++;
@@ -445,6 +513,8 @@ static void worker_finish_batch(struct shm_worker *w, uint32_t d, const struct h
     atomic_fetch_add(&h->done_seq, 1);
     if (atomic_load(&h->parent_waiting))
         sk_futex_wake_all(&h->done_seq);
+    if (atomic_load_explicit(&h->notify, memory_order_relaxed)) /* sk_pool_fd */
+        sk_doorbell_ring(w->arena->notify_fd);
 }
 
 /* A fresh worker whose predecessor left with an item in hand: after
@@ -475,7 +545,7 @@ static void worker_recover(struct shm_worker *w)
         else
             sk_error_set_internal(&err, SK_CRASH_ERROR, SK_RUN, 0, SK_ECRASHED, "the worker died");
         err.run = 0;
-        if (!item_failed(w, &hb, k, &err, false))
+        if (!item_failed(w, &hb, k, &err, false, false))
             from = k + 1;
     }
     worker_run_batch(w, &hb, from);
@@ -485,8 +555,9 @@ static void worker_recover(struct shm_worker *w)
 /* Takes the oldest posted batch. The queue entry is read before the
  * compare-and-swap: once post c is ours, the parent may wrap around the
  * queue and reuse its entry (the batches in between may all be done and
- * their slots free again), but while c is unclaimed it cannot, because c
- * and every later unclaimed post each hold a slot. */
+ * their slots free again), but while c is unclaimed it cannot: the parent
+ * never posts more than POOL_BATCHES past the claimed counter (a revoked
+ * post holds no batch, but still holds its entry). */
 static bool worker_claim(struct shm_header *h, uint32_t *d)
 {
     uint64_t c = atomic_load(&h->claimed);
@@ -500,11 +571,40 @@ static bool worker_claim(struct shm_header *h, uint32_t *d)
     return false;
 }
 
+/* The pool's initializer, once per worker, before any item (outside the
+ * item timeout). A predecessor that died in it counts as a failure: it is
+ * not run again, and this worker fails every item it takes rather than
+ * dying over and over. The parent is woken (sk_pool_create waits). */
+static void worker_initialize(struct shm_worker *w)
+{
+    struct shm_header *h = w->arena->h;
+    struct shm_worker_slot *slot = &h->workers[w->index];
+    if (w->settings.initializer == NULL)
+        return;
+    int rc;
+    if (atomic_load(&slot->init_state) == SHM_INIT_RUNNING) {
+        rc = SK_EPROCESS; /* the worker died in it */
+    } else {
+        atomic_store(&slot->init_state, SHM_INIT_RUNNING);
+        sk_section_idle(&w->base);
+        rc = w->settings.initializer(w->settings.init_arg);
+        sk_section_resume(&w->base);
+    }
+    w->init_failed = rc != 0;
+    w->init_rc = rc;
+    __atomic_store_n(&slot->init_rc, rc, __ATOMIC_RELAXED);
+    atomic_store(&slot->init_state, rc != 0 ? SHM_INIT_FAILED : SHM_INIT_OK);
+    atomic_fetch_add(&h->done_seq, 1);
+    if (atomic_load(&h->parent_waiting))
+        sk_futex_wake_all(&h->done_seq);
+}
+
 static int shm_worker_run(sk_process *self)
 {
     struct shm_worker *w = SK_CONTAINER_OF(self, struct shm_worker, base);
     struct shm_header *h = w->arena->h;
     struct shm_worker_slot *slot = &h->workers[w->index];
+    worker_initialize(w);
     worker_recover(w);
     for (;;) {
         worker_check_recycle(w, 0);
@@ -512,9 +612,13 @@ static int shm_worker_run(sk_process *self)
         if (worker_claim(h, &d)) {
             if (d >= POOL_BATCHES) /* not a batch: nothing to run or mark */
                 continue;
+            /* A post the parent revoked (sk_pool_cancel), or an entry whose
+             * batch an earlier entry already ran: skipped, untouched. */
+            uint32_t ready = SHM_BATCH_READY;
+            if (!atomic_compare_exchange_strong(&h->batches[d].state, &ready, SHM_BATCH_CLAIMED))
+                continue;
             struct held hb;
             bool ok = held_load(w->arena, d, &hb);
-            atomic_store(&h->batches[d].state, SHM_BATCH_CLAIMED);
             slot->attempts = 0;
             atomic_store(&slot->item, 0);
             atomic_store_explicit(&slot->batch, d + 1, memory_order_release);
@@ -546,7 +650,7 @@ static int shm_worker_run(sk_process *self)
 static const sk_class shm_worker_class = {.name = "skproc-pool-worker", .run = shm_worker_run};
 
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
-                     double item_timeout, int lives, long max_tasks)
+                     struct shm_settings settings)
 {
     int rc = sk_init(&w->base, &shm_worker_class);
     if (rc != SK_OK)
@@ -554,11 +658,10 @@ int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int in
     w->arena = arena;
     w->index = index;
     w->tasks = 0;
-    w->item_timeout = item_timeout;
-    w->lives = lives;
-    w->max_tasks = max_tasks;
+    w->settings = settings;
+    w->init_failed = false;
     w->base.config.lives = INT_MAX; /* restarted after every fault */
-    w->base.config.timeouts.run = item_timeout;
+    w->base.config.timeouts.run = settings.item_timeout;
     w->base.config.capacity = 4096; /* the channel is not used */
     w->base.config.max_message = 4096;
     rc = sk_start(&w->base);

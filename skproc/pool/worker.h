@@ -10,6 +10,17 @@
 
 #include "pool/shm_arena.h"
 
+typedef int (*pool_init_fn)(const void *init_arg);
+
+/* The pool's settings a worker runs by. */
+struct shm_settings {
+    double item_timeout; /* seconds, 0: none */
+    int lives;
+    long max_tasks;
+    pool_init_fn initializer; /* or NULL */
+    const void *init_arg;     /* the transport's copy */
+};
+
 struct shm_worker {
     sk_process base;
     const struct shm_arena *arena; /* the parent's copy, inherited by fork */
@@ -17,16 +28,16 @@ struct shm_worker {
     long tasks;                    /* items done by this incarnation */
     /* The pool's settings, in the worker's own memory: the arena's copies
      * can be scribbled by any worker. */
-    double item_timeout;
-    int lives;
-    long max_tasks;
+    struct shm_settings settings;
+    bool init_failed; /* its initializer failed: every item it takes fails */
+    int init_rc;
 };
 
-/* Initializes w as worker `index` of the arena and starts it; with an item
- * timeout (seconds, 0: none) its supervisor kills it at an item's deadline;
- * lives and max_tasks as the pool's settled configuration has them. SK_OK,
- * or an error code and w is released. */
+/* Initializes w as worker `index` of the arena and starts it, with the
+ * pool's settled settings: with an item timeout its supervisor kills it at
+ * an item's deadline; with an initializer it runs it first. SK_OK, or an
+ * error code and w is released. */
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
-                     double item_timeout, int lives, long max_tasks);
+                     struct shm_settings settings);
 
 #endif
