@@ -11,6 +11,7 @@
 #include "core/channel.h"
 #include "core/class.h"
 #include "core/error.h"
+#include "core/events.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -311,6 +312,12 @@ int sk_start(sk_process *p)
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;
+    if (!rt->supervised)
+        rt->event_pid = pid;
+    if (rt->config.on_event != NULL && rt->supervised)
+        sk_events_await_start(rt); /* the worker's START, with its pid */
+    else
+        sk_event_emit(rt, SK_EVENT_START, pid, SK_NO_SECTION, 0, NULL);
     return SK_OK;
 }
 
@@ -342,14 +349,13 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
         lives_spent(rt, (long)atomic_load(&sh->lives_used) + (sk_section_is_loop(section) ? 1 : 0));
     sk_error_sanitize(&rt->error); /* the section came from the status page */
     rt->has_error = true;
+    sk_events_deliver(rt); /* what the worker logged came first */
+    sk_event_emit(rt, SK_EVENT_CRASH, rt->event_pid, rt->error.section, rt->error.run, &rt->error);
 }
 
 /* After the child is reaped: what became of the process. */
-static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
+static void process_outcome(struct sk_runtime *rt, int status, bool reaped)
 {
-    rt->finished = true;
-    sk_fd_close(&rt->child_pidfd);
-    sk_channel_close_to_parent(rt);
     if (rt->killed)
         return;
     struct sk_shared *sh = rt->sh;
@@ -382,6 +388,17 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     }
     if (rt->has_error)
         sk_error_sanitize(&rt->error); /* parts of it come from the status page */
+}
+
+/* After the child is reaped: the outcome, the recoveries, and FINISH. */
+static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
+{
+    rt->finished = true;
+    sk_fd_close(&rt->child_pidfd);
+    sk_channel_close_to_parent(rt);
+    process_outcome(rt, status, reaped);
+    sk_recovery_copy(rt);
+    sk_events_finish(rt);
 }
 
 /* Reaps the child (supervisor or worker). First everything left in its
@@ -427,8 +444,11 @@ int sk_wait(sk_process *p, double timeout)
     if (!rt->started || rt->finished)
         return SK_OK;
     int64_t deadline = sk_deadline_ns(timeout);
-    if (!child_wait_exit(rt, deadline))
+    sk_events_deliver(rt);
+    if (!child_wait_exit(rt, deadline)) {
+        sk_events_deliver(rt);
         return SK_ETIMEDOUT;
+    }
     child_reap(rt);
     return SK_OK;
 }
@@ -461,6 +481,12 @@ int sk_kill(sk_process *p)
     if (child_exited(rt)) { /* it finished on its own: not a kill */
         child_reap(rt);
         return SK_OK;
+    }
+    if (rt->config.on_event != NULL) {
+        sk_events_deliver(rt);
+        pid_t worker = sk_pid(p);
+        sk_event_emit(rt, SK_EVENT_KILL, worker > 0 ? worker : rt->event_pid, SK_NO_SECTION,
+                      atomic_load(&rt->sh->current_run), NULL);
     }
     rt->killed = true;
     if (!rt->supervised) { /* the worker is our own unreaped child; child_reap ends its group */
@@ -497,9 +523,11 @@ bool sk_alive(const sk_process *p)
 {
     if (p == NULL || p->rt == NULL)
         return false;
-    const struct sk_runtime *rt = p->rt;
+    struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
         return rt->role == SK_ROLE_WORKER;
+    if (rt->started && !rt->finished)
+        sk_events_deliver(rt);
     return rt->started && !rt->finished && !child_exited(rt);
 }
 

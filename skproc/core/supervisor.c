@@ -27,6 +27,7 @@
 #include "core/channel.h"
 #include "core/class.h"
 #include "core/error.h"
+#include "core/events.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -70,6 +71,9 @@ struct supervisor {
     int lives_floor;    /* attempts known used: sh->lives_used is never believed lower */
     uint64_t seen_seq;  /* the section entry last seen, and when: a section start */
     int64_t seen_at_ns; /* the worker writes later than that does not postpone a deadline */
+    int spawns;         /* workers forked so far */
+    int restarts;       /* of them, after a hard fault */
+    bool after_fault;   /* the next worker replaces one that died */
 };
 
 /* A failure of the supervisor's own (no hook was running). */
@@ -106,6 +110,7 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
 {
     if (supervisor_kill_requested(s))
         return SUP_DONE;
+    atomic_store(&s->sh->spawns, ++s->spawns); /* the worker says START or RESTART */
     pid_t pid = fork();
     if (pid == 0) {
         close(s->sigchld_fd); /* the supervisor's, not the hooks' business */
@@ -115,6 +120,10 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
         return supervisor_finish_with(s, "could not fork the worker");
     s->worker = pid;
     atomic_store(&s->sh->worker_pid, pid);
+    if (s->after_fault) {
+        s->after_fault = false;
+        atomic_store(&s->sh->restarts, ++s->restarts);
+    }
     return SUP_WATCH;
 }
 
@@ -255,6 +264,13 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     return SUP_FAULT;
 }
 
+/* Logs the hard fault of the worker just reaped, for config.on_event. */
+static void supervisor_log_fault(struct supervisor *s, const sk_error *err)
+{
+    sk_event_log(s->sh, err->kind == SK_TIMEOUT_ERROR ? SK_EVENT_TIMEOUT : SK_EVENT_CRASH,
+                 err->section, err->run, s->worker, err);
+}
+
 /* The error hook itself timed out or crashed: report that, naming the
  * error it was handling (already in the status page). It never runs twice. */
 static enum sup_state supervisor_error_hook_fault(struct supervisor *s)
@@ -264,6 +280,7 @@ static enum sup_state supervisor_error_hook_fault(struct supervisor *s)
     sk_error_sanitize(&first);
     sh->error = s->fault;
     sk_error_while_handling(&sh->error, &first);
+    supervisor_log_fault(s, &sh->error);
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
     return SUP_DONE;
@@ -290,7 +307,10 @@ static enum sup_state supervisor_fault(struct supervisor *s)
             sh->last_fault = s->fault;
             sh->last_fault.lives_spent = used;
             atomic_fetch_add(&sh->faults, 1);
+            sk_spent_record(sh, &sh->last_fault);
+            supervisor_log_fault(s, &sh->last_fault);
             s->mode = SK_ENGINE_LOOP;
+            s->after_fault = true;
             return SUP_SPAWN;
         }
     }
@@ -298,9 +318,11 @@ static enum sup_state supervisor_fault(struct supervisor *s)
     sh->error.lives_spent = used;
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
+    supervisor_log_fault(s, &sh->error);
     if (s->p->cls->error == NULL)
         return SUP_DONE;
     s->mode = SK_ENGINE_ERROR_ONLY;
+    s->after_fault = true;
     return SUP_SPAWN;
 }
 
