@@ -69,9 +69,17 @@ typedef struct sk_pool_config {
                           * more than half a second; default: no bar */
     sk_pool_progress_fn progress; /* called with the map's progress; default: none */
     void *progress_ctx;           /* handed to progress */
+    /* Called in the parent for what happens to the workers (sk_event in
+     * skproc.h): START when one is forked, CRASH or TIMEOUT when one dies on
+     * an item, RESTART when a fresh one replaces it (also after max_tasks),
+     * KILL and FINISH when it leaves; ev->worker is its slot. Delivered in the
+     * thread that calls into the pool, while it waits for results, and at the
+     * latest by sk_pool_join or sk_pool_release. Default: none. */
+    sk_event_fn on_event;
+    void *event_ctx; /* handed to on_event */
     /* Room for later settings without an ABI break: zero it (designated
      * initializers or memset). */
-    uint64_t reserved[6];
+    uint64_t reserved[4];
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size
@@ -191,6 +199,14 @@ const sk_error *sk_pool_error(const sk_pool_call *call);
 /* Why item `index` failed, or NULL (also when too many items failed to keep
  * every error: the first 1024 are kept; status codes are kept for all). */
 const sk_error *sk_pool_item_error(const sk_pool_call *call, size_t index);
+
+/* Items of the call that failed at least once (an error, a crash or a
+ * timeout) and then succeeded on a later attempt (config.lives > 1): among
+ * the results collected so far, so final once sk_pool_wait or sk_pool_get
+ * returned, or an iterator said SK_ECLOSED. sk_pool_map has no call handle:
+ * use sk_pool_async_map and sk_pool_get to read it. Items that failed for
+ * good are counted by sk_pool_progress.failed and sk_pool_error. */
+size_t sk_pool_retried(const sk_pool_call *call);
 
 /* Waits for the call's items still running, then frees it. */
 void sk_pool_call_free(sk_pool_call *call);

@@ -302,6 +302,7 @@ static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view 
         return;
     p->t->ops->output(p->t, id, &v->out);
     v->clean = v->out.failed == 0;
+    c->retried += v->out.retried;
 }
 
 /* Result k of the view's batch into dst (result_size bytes, or NULL):
@@ -651,6 +652,11 @@ int sk_pool_next(sk_pool_call *c, double timeout, size_t *index, void *result)
 }
 
 /* ------------------------------------------------------------ errors */
+
+size_t sk_pool_retried(const sk_pool_call *c)
+{
+    return c != NULL ? (size_t)c->retried : 0;
+}
 
 const sk_error *sk_pool_error(const sk_pool_call *c)
 {

@@ -326,6 +326,15 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
     return false;
 }
 
+/* Item k of the batch in hand succeeded: when attempts of it had failed
+ * before (in this worker or the one before it), it counts as retried. */
+static void item_succeeded(struct shm_worker *w, const struct held *hb, uint32_t k)
+{
+    struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
+    if (slot->attempts > 0 && slot->attempts_item == k)
+        hb->b->retried++;
+}
+
 /* The failed attempts counted in the worker's slot belong to the item in
  * hand: once it has succeeded they must not be charged to the next one. */
 static void slot_attempts_clear(struct shm_worker *w)
@@ -372,8 +381,10 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
         if (w->item_timeout > 0)
             sk_section_restart(&w->base);
         sk_error err;
-        if (run_item(a, hb, k, out, &err) == SK_OK)
+        if (run_item(a, hb, k, out, &err) == SK_OK) {
+            item_succeeded(w, hb, k);
             break;
+        }
         if (!item_failed(w, hb, k, &err, hb->job->kind == POOL_JOB_CLS))
             break;
     }
@@ -399,11 +410,14 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
     }
     _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
     memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
+    /* An item retried after its worker died goes through worker_run_one,
+     * which counts it as retried once it succeeds. */
     bool plain =
         job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl && w->item_timeout <= 0;
     for (uint32_t k = from; k < hb->count;) {
         worker_check_recycle(w, k);
-        if (plain) {
+        const struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
+        if (plain && !(slot->attempts > 0 && slot->attempts_item == k)) {
             int rc = 0;
             uint32_t next = worker_run_plain(w, hb, k, &rc);
             if (next > k)
@@ -544,6 +558,16 @@ static int shm_worker_run(sk_process *self)
 
 static const sk_class shm_worker_class = {.name = "skproc-pool-worker", .run = shm_worker_run};
 
+/* In the parent: a worker process's event, handed on as the pool's. */
+static void shm_worker_event(const sk_event *ev, void *ctx)
+{
+    const struct shm_worker *w = ctx;
+    sk_event pool_ev = *ev;
+    pool_ev.worker = w->index;
+    pool_ev.item = -1;
+    w->on_event(&pool_ev, w->event_ctx);
+}
+
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
                      double item_timeout, int lives, long max_tasks)
 {
@@ -560,6 +584,10 @@ int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int in
     w->base.config.timeouts.run = item_timeout;
     w->base.config.capacity = 4096; /* the channel is not used */
     w->base.config.max_message = 4096;
+    if (w->on_event != NULL) {
+        w->base.config.on_event = shm_worker_event;
+        w->base.config.event_ctx = w;
+    }
     rc = sk_start(&w->base);
     if (rc != SK_OK)
         sk_release(&w->base);

@@ -20,6 +20,10 @@ struct shm_worker {
     double item_timeout;
     int lives;
     long max_tasks;
+    /* The pool's config.on_event (parent side): the worker's own events go
+     * there with .worker set to index. */
+    sk_event_fn on_event;
+    void *event_ctx;
 };
 
 /* Initializes w as worker `index` of the arena and starts it; with an item
