@@ -678,8 +678,8 @@ static void one_scribble(int target, int variant, int mode, uint32_t seed)
      * posts unclaimed for good (a posted counter forged high lets workers
      * claim phantom posts, which moves claimed past the real ones before the
      * parent writes posted again); the rest must let the call finish. */
-    bool may_stall = target == T_QUEUE || target == T_CLAIMED || target == T_POSTED ||
-                     target == T_RANDOM;
+    bool may_stall =
+        target == T_QUEUE || target == T_CLAIMED || target == T_POSTED || target == T_RANDOM;
     double timeout = may_stall ? 1.0 : 20.0;
 
     sk_pool_config cfg = small_cfg(2);
