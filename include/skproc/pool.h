@@ -71,8 +71,9 @@ typedef struct sk_pool_config {
     void *progress_ctx;           /* handed to progress */
     /* Called in the parent for what happens to the workers (sk_event in
      * skproc.h): START when one is forked, CRASH or TIMEOUT when one dies on
-     * an item, RESTART when a fresh one replaces it (also after max_tasks),
-     * KILL and FINISH when it leaves; ev->worker is its slot. Delivered in the
+     * an item (ev->item: its index in its call), RESTART when a fresh one
+     * replaces it (also after max_tasks), KILL and FINISH when it leaves;
+     * ev->worker is its slot. Delivered in the
      * thread that calls into the pool, while it waits for results, and at the
      * latest by sk_pool_join or sk_pool_release. Default: none. */
     sk_event_fn on_event;

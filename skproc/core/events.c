@@ -126,6 +126,8 @@ static void deliver_entry(struct sk_runtime *rt, const struct sk_logged_event *s
     const sk_error *err = NULL;
     if (e.has_error) {
         sk_error_sanitize(&e.error);
+        if (e.error.item < -1)
+            e.error.item = -1;
         err = &e.error;
     }
     sk_event_emit(rt, (sk_event_kind)e.kind, e.pid, e.section, e.run, err);

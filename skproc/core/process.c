@@ -10,6 +10,7 @@
  */
 #include "core/channel.h"
 #include "core/class.h"
+#include "core/engine.h"
 #include "core/error.h"
 #include "core/events.h"
 #include "core/supervisor.h"
@@ -262,6 +263,14 @@ static bool needs_supervisor(const sk_class *cls, const sk_config *c,
         if (sk_config_timeout(c, (sk_section)s) > 0)
             return true;
     return false;
+}
+
+void sk_process_fault_item(sk_process *p, long (*fn)(void *ctx), void *ctx)
+{
+    if (p == NULL || p->rt == NULL || p->rt->started)
+        return;
+    p->rt->fault_item = fn;
+    p->rt->fault_item_ctx = ctx;
 }
 
 int sk_start(sk_process *p)

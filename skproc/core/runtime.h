@@ -142,6 +142,11 @@ struct sk_runtime {
     int attempts, restarts, spent_total;
     sk_error spent[SK_MAX_SPENT_ERRORS];
 
+    /* Set by a pool before sk_start (sk_process_fault_item): the supervisor
+     * asks it which item a dead worker had in hand, for the fault's .item. */
+    long (*fault_item)(void *ctx);
+    void *fault_item_ctx;
+
     /* parent side: events (config.on_event) */
     uint32_t events_delivered; /* log entries delivered (or given up) so far */
     pid_t event_pid;           /* the last worker an event named, for KILL and FINISH */

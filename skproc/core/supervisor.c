@@ -188,6 +188,14 @@ static bool supervisor_worker_exited(struct supervisor *s)
     return info.si_pid != 0;
 }
 
+/* The item the worker just reaped had in hand, when the process is a
+ * pool's worker (sk_process_fault_item); else -1. */
+static long supervisor_fault_item(const struct supervisor *s)
+{
+    long item = s->rt->fault_item != NULL ? s->rt->fault_item(s->rt->fault_item_ctx) : -1;
+    return item >= 0 ? item : -1;
+}
+
 /* Sleeps until the worker exits or a deadline passes. On a deadline the
  * worker is killed; either way it is reaped before returning. */
 static enum sup_state supervisor_watch(struct supervisor *s)
@@ -231,6 +239,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             else
                 sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9, false);
             s->retryable = kind == DEADLINE_SECTION && sk_section_is_loop(section);
+            s->fault.item = supervisor_fault_item(s);
             return SUP_FAULT;
         }
 
@@ -261,6 +270,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
                        exited ? 0 : info.si_status, exited ? info.si_status : 0);
     s->retryable = sk_section_is_loop(section) && s->mode == SK_ENGINE_LOOP;
+    s->fault.item = supervisor_fault_item(s);
     return SUP_FAULT;
 }
 

@@ -558,14 +558,39 @@ static int shm_worker_run(sk_process *self)
 
 static const sk_class shm_worker_class = {.name = "skproc-pool-worker", .run = shm_worker_run};
 
-/* In the parent: a worker process's event, handed on as the pool's. */
+/* In the parent: a worker process's event, handed on as the pool's; a
+ * crash or a timeout names the item (its error's .item, from
+ * shm_worker_fault_item). */
 static void shm_worker_event(const sk_event *ev, void *ctx)
 {
     const struct shm_worker *w = ctx;
     sk_event pool_ev = *ev;
     pool_ev.worker = w->index;
     pool_ev.item = -1;
+    if ((ev->kind == SK_EVENT_CRASH || ev->kind == SK_EVENT_TIMEOUT) && ev->error != NULL &&
+        ev->error->item >= 0)
+        pool_ev.item = ev->error->item;
     w->on_event(&pool_ev, w->event_ctx);
+}
+
+/* In the worker's supervisor, after the worker died: the index in its call
+ * of the item it had in hand, or -1. Read from the arena, which the worker
+ * could write: every value is checked, and the answer is only reported. */
+static long shm_worker_fault_item(void *ctx)
+{
+    const struct shm_worker *w = ctx;
+    const struct shm_header *h = w->arena->h;
+    const struct shm_worker_slot *slot = &h->workers[w->index];
+    uint32_t held = atomic_load(&slot->batch);
+    if (held == 0 || held > POOL_BATCHES || atomic_load(&slot->recycled))
+        return -1;
+    const struct shm_batch *b = &h->batches[held - 1];
+    uint32_t k = atomic_load(&slot->item);
+    uint32_t count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
+    uint64_t first = __atomic_load_n(&b->first, __ATOMIC_RELAXED);
+    if (k >= count || first > (uint64_t)LONG_MAX - k)
+        return -1;
+    return (long)(first + k);
 }
 
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
@@ -587,6 +612,7 @@ int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int in
     if (w->on_event != NULL) {
         w->base.config.on_event = shm_worker_event;
         w->base.config.event_ctx = w;
+        sk_process_fault_item(&w->base, shm_worker_fault_item, w);
     }
     rc = sk_start(&w->base);
     if (rc != SK_OK)

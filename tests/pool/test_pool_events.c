@@ -241,6 +241,8 @@ static void test_worker_events(void **state)
     assert_int_equal(r->ev[1].pid, r->ev[0].pid);
     assert_true(r->ev[1].has_error);
     assert_int_equal(r->ev[1].error_kind, SK_CRASH_ERROR);
+    assert_int_equal(r->ev[1].item, 0); /* the item it died on */
+    assert_int_equal(r->ev[2].item, -1);
     assert_cmp(r->ev[2].pid, !=, r->ev[0].pid);
     assert_int_equal(r->ev[3].pid, r->ev[2].pid);
     for (int i = 0; i < r->n; i++)
@@ -278,8 +280,12 @@ static void test_worker_timeout_and_terminate(void **state)
     }
     assert_int_equal(timeouts, 1);
     for (int i = 0; i < r->n; i++)
-        if (r->ev[i].kind == SK_EVENT_TIMEOUT)
+        if (r->ev[i].kind == SK_EVENT_TIMEOUT) {
             assert_int_equal(r->ev[i].error_kind, SK_TIMEOUT_ERROR);
+            assert_int_equal(r->ev[i].item, 0);
+        } else {
+            assert_int_equal(r->ev[i].item, -1);
+        }
     release_pool(pool);
 }
 
