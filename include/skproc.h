@@ -384,8 +384,8 @@ struct sk_event {
 /* How the callback (sk_event_fn, config.on_event and sk_pool_config.on_event)
  * is called: in the parent only, in the thread that calls into the handle.
  * sk_start delivers START; sk_wait, sk_alive, sk_result, sk_kill and
- * sk_release deliver, in order, what happened since the last call (at the
- * latest when sk_wait returns; FINISH exactly once, last). Never from a
+ * sk_release deliver, in order, what happened since the last call (sk_wait
+ * also as it happens while it waits; FINISH exactly once, last). Never from a
  * signal handler or another thread. It may log, count, or write to a pipe;
  * it must not call into the same handle (or pool). Events the supervisor or
  * worker record wait in a log of 32 in the status page: when more happen

@@ -137,7 +137,7 @@ static void engine_record_failure(struct engine *e, sk_section s, int rc)
 /* Logs a FAILURE event for config.on_event. */
 static void engine_log_failure(struct engine *e, const sk_error *err)
 {
-    sk_event_log(e->sh, SK_EVENT_FAILURE, err->section, err->run, getpid(), err);
+    sk_event_log(e->rt, SK_EVENT_FAILURE, err->section, err->run, getpid(), err);
 }
 
 /* A soft error in a loop hook: retry the iteration while lives last. A

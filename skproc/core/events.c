@@ -26,6 +26,7 @@
 
 #include "core/error.h"
 #include "os/clock.h"
+#include "os/fd.h"
 #include "os/futex.h"
 #include "os/proc.h"
 
@@ -54,9 +55,10 @@ const char *sk_event_name(sk_event_kind kind)
 
 /* ------------------------------------------------- worker, supervisor */
 
-void sk_event_log(struct sk_shared *sh, sk_event_kind kind, int section, long run, pid_t pid,
+void sk_event_log(struct sk_runtime *rt, sk_event_kind kind, int section, long run, pid_t pid,
                   const sk_error *err)
 {
+    struct sk_shared *sh = rt->sh;
     uint32_t k = atomic_load_explicit(&sh->events_written, memory_order_relaxed);
     struct sk_logged_event *e = &sh->events[k % SK_EVENT_LOG];
     e->kind = (int)kind;
@@ -69,6 +71,8 @@ void sk_event_log(struct sk_shared *sh, sk_event_kind kind, int section, long ru
     atomic_store_explicit(&sh->events_written, k + 1, memory_order_release);
     if (kind == SK_EVENT_START || kind == SK_EVENT_RESTART)
         sk_futex_wake_all(&sh->events_written); /* sk_start may wait for it */
+    if (rt->event_doorbell >= 0)
+        sk_doorbell_ring(rt->event_doorbell); /* sk_wait may wait for it */
 }
 
 void sk_spent_record(struct sk_shared *sh, const sk_error *err)

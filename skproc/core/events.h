@@ -9,8 +9,9 @@
 
 #include "core/runtime.h"
 
-/* Worker or supervisor: one more event in the log (err may be NULL). */
-void sk_event_log(struct sk_shared *sh, sk_event_kind kind, int section, long run, pid_t pid,
+/* Worker or supervisor: one more event in the log (err may be NULL); rings
+ * the parent's event doorbell, when it has one, so that sk_wait delivers it. */
+void sk_event_log(struct sk_runtime *rt, sk_event_kind kind, int section, long run, pid_t pid,
                   const sk_error *err);
 /* Worker or supervisor: a failed attempt that is retried used up a life. */
 void sk_spent_record(struct sk_shared *sh, const sk_error *err);

@@ -59,7 +59,7 @@ int sk_init(sk_process *p, const sk_class *cls)
     }
     rt->role = SK_ROLE_PARENT;
     rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->worker_doorbell =
-        rt->epoll_fd = rt->epoll_pidfd = -1;
+        rt->epoll_fd = rt->epoll_pidfd = rt->event_doorbell = -1;
     rt->hook_section = -1;
     p->cls = cls;
     memset(&p->config, 0, sizeof p->config);
@@ -207,6 +207,7 @@ static void shared_destroy(struct sk_runtime *rt)
     sk_fd_close(&rt->doorbell);
     sk_fd_close(&rt->msg_doorbell);
     sk_fd_close(&rt->worker_doorbell);
+    sk_fd_close(&rt->event_doorbell);
     sk_fd_close(&rt->epoll_fd);
     sk_fd_close(&rt->epoll_pidfd);
     sk_fd_close(&rt->child_pidfd);
@@ -229,7 +230,7 @@ static void registry_drop_others(struct sk_runtime *mine)
         rt->sh = NULL;
         sk_channel_forget(rt);
         int *fds[] = {&rt->memfd,       &rt->doorbell, &rt->msg_doorbell, &rt->worker_doorbell,
-                      &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd};
+                      &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd,  &rt->event_doorbell};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
             sk_fd_close(fds[k]);
         rt->role = SK_ROLE_INHERITED;
@@ -294,6 +295,8 @@ int sk_start(sk_process *p)
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
     rt->supervised = needs_supervisor(p->cls, &rt->config, &rt->user_sigchld);
     if (rt->supervised && (rt->doorbell = sk_doorbell_create()) < 0)
+        return start_failed(rt, SK_ESYS);
+    if (rt->config.on_event != NULL && (rt->event_doorbell = sk_doorbell_create()) < 0)
         return start_failed(rt, SK_ESYS);
     sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
@@ -453,10 +456,20 @@ int sk_wait(sk_process *p, double timeout)
     if (!rt->started || rt->finished)
         return SK_OK;
     int64_t deadline = sk_deadline_ns(timeout);
-    sk_events_deliver(rt);
-    if (!child_wait_exit(rt, deadline)) {
+    /* With on_event, what the worker and the supervisor log rings the event
+     * doorbell: delivered as it happens, not only at the end. */
+    for (;;) {
+        if (rt->event_doorbell >= 0)
+            sk_doorbell_drain(rt->event_doorbell);
         sk_events_deliver(rt);
-        return SK_ETIMEDOUT;
+        bool woken = false;
+        if (sk_pid_wait_exit_or(rt->child_pid, rt->child_pidfd, rt->event_doorbell, deadline,
+                                &woken))
+            break;
+        if (!woken) {
+            sk_events_deliver(rt);
+            return SK_ETIMEDOUT;
+        }
     }
     child_reap(rt);
     return SK_OK;

@@ -125,6 +125,7 @@ struct sk_runtime {
     int epoll_pidfd;     /* the dup of the child's pidfd inside it */
     int memfd;           /* backs sh and the rings, holds the result image past them */
     int doorbell;        /* eventfd: the worker or the parent wakes the supervisor */
+    int event_doorbell;  /* eventfd: an event was logged (only with config.on_event) */
     pid_t parent_pid;
     pid_t child_pid;               /* the parent's child: the supervisor, or the worker itself */
     int child_pidfd;               /* its pidfd; -1 where pidfds cannot be had */

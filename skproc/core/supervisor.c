@@ -277,7 +277,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
 /* Logs the hard fault of the worker just reaped, for config.on_event. */
 static void supervisor_log_fault(struct supervisor *s, const sk_error *err)
 {
-    sk_event_log(s->sh, err->kind == SK_TIMEOUT_ERROR ? SK_EVENT_TIMEOUT : SK_EVENT_CRASH,
+    sk_event_log(s->rt, err->kind == SK_TIMEOUT_ERROR ? SK_EVENT_TIMEOUT : SK_EVENT_CRASH,
                  err->section, err->run, s->worker, err);
 }
 

@@ -329,6 +329,60 @@ static void test_no_callback(void **state)
     assert_int_equal(r->n, 0);
 }
 
+/* sk_wait delivers events while it waits, not only when it returns: the
+ * restarted worker waits (in shared memory) until the callback has seen
+ * its RESTART, which only a prompt delivery inside sk_wait can do. */
+struct prompt {
+    _Atomic int restart_seen;
+};
+
+static void record_prompt(const sk_event *ev, void *ctx)
+{
+    struct prompt *pr = ctx;
+    if (ev->kind == SK_EVENT_RESTART)
+        atomic_store(&pr->restart_seen, 1);
+}
+
+typedef struct {
+    sk_process base;
+    struct prompt *pr;
+    struct across *across;
+} waiter;
+
+static int waiter_run(sk_process *self)
+{
+    waiter *w = SK_CONTAINER_OF(self, waiter, base);
+    if (atomic_fetch_add(&w->across->faults, 1) == 0)
+        skt_die_by(SIGSEGV);
+    double deadline = skt_now() + 10.0 * skt_slowdown();
+    while (!atomic_load(&w->pr->restart_seen))
+        if (skt_now() > deadline)
+            return sk_fail(self, 1, "the parent never saw the restart while it waited");
+        else
+            skt_sleep(0.0005);
+    sk_stop(self);
+    return 0;
+}
+
+static const sk_class waiter_class = {.name = "waiter", .run = waiter_run};
+
+static void test_wait_delivers_while_waiting(void **state)
+{
+    (void)state;
+    waiter *w = skt_new(waiter);
+    assert_rc(sk_init(&w->base, &waiter_class), SK_OK);
+    w->pr = skt_shared(sizeof *w->pr);
+    w->across = skt_shared(sizeof *w->across);
+    w->base.config.lives = 2;
+    w->base.config.on_event = record_prompt;
+    w->base.config.event_ctx = w->pr;
+    assert_rc(sk_start(&w->base), SK_OK);
+    assert_rc(sk_wait(&w->base, -1), SK_OK);
+    assert_no_error(&w->base);
+    assert_int_equal(sk_restarts(&w->base), 1);
+    sk_release(&w->base);
+}
+
 static void test_event_names(void **state)
 {
     (void)state;
@@ -465,6 +519,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_soft_failure),
         SKT_TEST(test_kill),
         SKT_TEST(test_no_callback),
+        SKT_TEST(test_wait_delivers_while_waiting),
         SKT_TEST(test_event_names),
         SKT_TEST(test_overflow),
         SKT_TEST(test_hostile_log),
