@@ -110,6 +110,11 @@ typedef struct sk_timeouts {
     double prerun, run, postrun, onfinish, result, error;
 } sk_timeouts;
 
+/* The callback config.on_event names (the events are described under
+ * "events" below). */
+typedef struct sk_event sk_event;
+typedef void (*sk_event_fn)(const sk_event *ev, void *ctx);
+
 /* Configuration, set after sk_init and frozen by sk_start. For every field,
  * zero or lower means the default. */
 typedef struct sk_config {
@@ -123,9 +128,13 @@ typedef struct sk_config {
     bool supervise;     /* always give the process a supervisor, also when nothing above needs
                          * one: then what its hooks start ends even when the parent is
                          * SIGKILLed (see docs/supervision.md); default: only when needed */
+    /* Called in the parent for what happens to the process (start, restart,
+     * timeout, crash, failure, kill, finish): see sk_event below. NULL: none. */
+    sk_event_fn on_event;
+    void *event_ctx; /* handed to on_event */
     /* Room for later settings without an ABI break: sk_init zeroes the whole
      * config; leave these zero. */
-    uint64_t reserved[8];
+    uint64_t reserved[6];
 } sk_config;
 
 #define SK_DEFAULT_CAPACITY ((size_t)1 << 20)
@@ -195,6 +204,31 @@ long sk_current_run(const sk_process *p);
 
 /* The child's process id, or -1 when none runs. It changes after a restart. */
 pid_t sk_pid(const sk_process *p);
+
+/* --------------------------------------------------------- recoveries */
+
+/* The attempts the process used: 1 + the failed attempts that were retried
+ * (soft errors and hard faults inside the loop, while lives lasted); at most
+ * config.lives. 0 before sk_start. Live while it runs, final after sk_wait. */
+int sk_attempts(const sk_process *p);
+
+/* Fresh workers started after hard faults (crashes and timeouts): to retry
+ * the loop, or to run the error hook. 0 before sk_start; live while it
+ * runs, final after sk_wait. */
+int sk_restarts(const sk_process *p);
+
+/* The errors that used up lives and were retried, oldest first: the first
+ * SK_MAX_SPENT_ERRORS are kept. The error that ended the process is not one
+ * of them (that is sk_error_of). sk_spent_error_count counts the kept ones,
+ * sk_spent_errors_dropped those not kept; both 0 before the end. Readable
+ * after sk_wait (or sk_kill) until sk_release. */
+#define SK_MAX_SPENT_ERRORS 8
+int sk_spent_error_count(const sk_process *p);
+int sk_spent_errors_dropped(const sk_process *p);
+
+/* The i-th kept spent error (0: the oldest), or NULL when i is out of range
+ * or the process has not finished. */
+const struct sk_error *sk_spent_error(const sk_process *p, int i);
 
 /* ------------------------------------------------------------- in hooks */
 
@@ -329,6 +363,48 @@ int sk_error_format(const sk_error *e, char *buf, size_t len);
 /* The name of a section: "prerun", "run", ..., "full_run"; "none" for
  * SK_NO_SECTION. */
 const char *sk_section_name(sk_section s);
+
+/* ---------------------------------------------------------------- events */
+
+/* What happened to a process (or to a pool's worker), for logs and metrics.
+ * Where a process has a supervisor, START and RESTART are written by the
+ * worker when it begins, TIMEOUT and CRASH by the supervisor, FAILURE by the
+ * worker when a hook fails (retried or not); the parent delivers them. */
+typedef enum sk_event_kind {
+    SK_EVENT_START,   /* the first worker runs; pid is the worker's */
+    SK_EVENT_RESTART, /* a fresh worker replaces one that died (a hard fault with lives left,
+                       * or the error hook after one), or a pool worker that left */
+    SK_EVENT_TIMEOUT, /* a section ran past its timeout; error says which (pid: the killed one) */
+    SK_EVENT_CRASH,   /* the worker died; error says how */
+    SK_EVENT_FAILURE, /* a hook failed (returned non-zero), retried or not; error says how */
+    SK_EVENT_KILL,    /* sk_kill (or sk_release of a running process) ends it */
+    SK_EVENT_FINISH   /* the process is finished for good; error is sk_error_of, or NULL */
+} sk_event_kind;
+
+/* One event. Everything in it is valid during the callback only. */
+struct sk_event {
+    sk_event_kind kind;
+    pid_t pid;             /* the worker it concerns, or -1 when unknown */
+    sk_section section;    /* where (the error's section), or SK_NO_SECTION */
+    long run;              /* the run index then */
+    const sk_error *error; /* TIMEOUT, CRASH, FAILURE, FINISH after a failure; else NULL */
+    long item;             /* in a pool: the item's index when known; else -1 */
+    int worker;            /* in a pool: the worker's slot; else -1 */
+};
+
+/* How the callback (sk_event_fn, config.on_event and sk_pool_config.on_event)
+ * is called: in the parent only, in the thread that calls into the handle.
+ * sk_start delivers START; sk_wait, sk_alive, sk_result, sk_kill and
+ * sk_release deliver, in order, what happened since the last call (sk_wait
+ * also as it happens while it waits; FINISH exactly once, last). Never from a
+ * signal handler or another thread. It may log, count, or write to a pipe;
+ * it must not call into the same handle (or pool). Events the supervisor or
+ * worker record wait in a log of 32 in the status page: when more happen
+ * between two calls into the handle, the oldest are lost.
+ *
+ * The name of an event kind: "start", "restart", "timeout", "crash",
+ * "failure", "kill", "finish"; "unknown" for any other value. */
+const char *sk_event_name(sk_event_kind kind);
 
 /* --------------------------------------------------------------- timers */
 

@@ -79,9 +79,18 @@ typedef struct sk_pool_config {
     int (*initializer)(const void *init_arg);
     const void *init_arg;
     size_t init_arg_size;
+    /* Called in the parent for what happens to the workers (sk_event in
+     * skproc.h): START when one is forked, CRASH or TIMEOUT when one dies on
+     * an item (ev->item: its index in its call), RESTART when a fresh one
+     * replaces it (also after max_tasks), KILL and FINISH when it leaves;
+     * ev->worker is its slot. Delivered in the
+     * thread that calls into the pool, while it waits for results, and at the
+     * latest by sk_pool_join or sk_pool_release. Default: none. */
+    sk_event_fn on_event;
+    void *event_ctx; /* handed to on_event */
     /* Room for later settings without an ABI break: zero it (designated
      * initializers or memset). */
-    uint64_t reserved[3];
+    uint64_t reserved[1];
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size
@@ -234,6 +243,14 @@ int sk_pool_stop_item(sk_pool_call *call, size_t index);
  * the first failure) whatever lives the pool gives items, and its worker
  * goes on with the next item. Codes as sk_pool_stop_item. */
 int sk_pool_kill_item(sk_pool_call *call, size_t index);
+
+/* Items of the call that failed at least once (an error, a crash or a
+ * timeout) and then succeeded on a later attempt (config.lives > 1): among
+ * the results collected so far, so final once sk_pool_wait or sk_pool_get
+ * returned, or an iterator said SK_ECLOSED. sk_pool_map has no call handle:
+ * use sk_pool_async_map and sk_pool_get to read it. Items that failed for
+ * good are counted by sk_pool_progress.failed and sk_pool_error. */
+size_t sk_pool_retried(const sk_pool_call *call);
 
 /* Waits for the call's items still running, then frees it (and closes its
  * fd, if sk_pool_call_fd made one). */

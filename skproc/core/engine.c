@@ -24,6 +24,7 @@
 #include "core/class.h"
 #include "core/engine.h"
 #include "core/error.h"
+#include "core/events.h"
 #include "os/clock.h"
 #include "os/fd.h"
 #include "os/proc.h"
@@ -110,9 +111,9 @@ static int engine_call(struct engine *e, sk_section s)
     return rc;
 }
 
-/* Records the failure of a hook: the code and text given to sk_fail, or the
- * bare return value. */
-static void engine_record_failure(struct engine *e, sk_section s, int rc)
+/* Fills *err with the failure of a hook: the code and text given to
+ * sk_fail, or the bare return value. */
+static void engine_describe_failure(struct engine *e, sk_section s, int rc, sk_error *err)
 {
     struct sk_runtime *rt = e->rt;
     char cause[sizeof rt->cause];
@@ -123,20 +124,40 @@ static void engine_record_failure(struct engine *e, sk_section s, int rc)
     } else {
         snprintf(cause, sizeof cause, "%s returned %d", sk_section_name(s), rc);
     }
-    sk_error_set(&e->sh->error, sk_error_kind_of_section(s), s, e->run, code, cause);
+    sk_error_set(err, sk_error_kind_of_section(s), s, e->run, code, cause);
     /* A loop failure has counted its attempt already; one after the loop
      * ends the attempt it happened in, which counts too. */
     int used = atomic_load(&e->sh->lives_used) + (sk_section_is_loop(s) ? 0 : 1);
-    e->sh->error.lives_spent = used > e->lives ? e->lives : used;
+    err->lives_spent = used > e->lives ? e->lives : used;
 }
 
-/* A soft error in a loop hook: retry the iteration while lives last. */
+/* Records the failure of a hook as the process's error. */
+static void engine_record_failure(struct engine *e, sk_section s, int rc)
+{
+    engine_describe_failure(e, s, rc, &e->sh->error);
+}
+
+/* Logs a FAILURE event for config.on_event. */
+static void engine_log_failure(struct engine *e, const sk_error *err)
+{
+    sk_event_log(e->rt, SK_EVENT_FAILURE, err->section, err->run, getpid(), err);
+}
+
+/* A soft error in a loop hook: retry the iteration while lives last. A
+ * retried failure is kept among the spent errors (sk_spent_error). */
 static enum engine_state engine_loop_failure(struct engine *e, sk_section s, int rc)
 {
     int used = atomic_fetch_add(&e->sh->lives_used, 1) + 1;
-    if (used < e->lives)
+    if (used < e->lives) {
+        sk_error spent;
+        engine_describe_failure(e, s, rc, &spent);
+        spent.lives_spent = used;
+        sk_spent_record(e->sh, &spent);
+        engine_log_failure(e, &spent);
         return ES_CHECK;
+    }
     engine_record_failure(e, s, rc);
+    engine_log_failure(e, &e->sh->error);
     return ES_ERROR;
 }
 
@@ -182,6 +203,7 @@ static enum engine_state engine_finish_step(struct engine *e, sk_section s, enum
     if (s == SK_RESULT)
         e->sh->has_result = 0; /* a failed result hook publishes nothing */
     engine_record_failure(e, s, rc);
+    engine_log_failure(e, &e->sh->error);
     return ES_ERROR;
 }
 
@@ -197,6 +219,7 @@ static enum engine_state engine_error(struct engine *e)
         sk_error first = sh->error;
         engine_record_failure(e, SK_ERROR, rc);
         sk_error_while_handling(&sh->error, &first);
+        engine_log_failure(e, &sh->error);
     }
     return ES_DONE;
 }

@@ -27,5 +27,10 @@ void sk_section_resume(sk_process *self);
 _Noreturn void sk_worker_recycle(sk_process *self);
 /* The hard fault the current worker is a restart after, or NULL. */
 const sk_error *sk_worker_last_fault(const sk_process *self);
+/* Before sk_start: after a hard fault the supervisor calls fn(ctx) (in its
+ * own memory, a fork of the caller's) for the index of the item the dead
+ * worker had in hand, or -1, and puts it in the fault's .item (and so in
+ * its CRASH or TIMEOUT event). For the pool's workers. */
+void sk_process_fault_item(sk_process *p, long (*fn)(void *ctx), void *ctx);
 
 #endif

@@ -10,8 +10,10 @@
  */
 #include "core/channel.h"
 #include "core/class.h"
+#include "core/engine.h"
 #include "core/error.h"
 #include "core/handle.h"
+#include "core/events.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -58,7 +60,7 @@ int sk_init(sk_process *p, const sk_class *cls)
     }
     rt->role = SK_ROLE_PARENT;
     rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->worker_doorbell =
-        rt->epoll_fd = rt->epoll_pidfd = -1;
+        rt->epoll_fd = rt->epoll_pidfd = rt->event_doorbell = -1;
     rt->hook_section = -1;
     p->cls = cls;
     memset(&p->config, 0, sizeof p->config);
@@ -207,6 +209,7 @@ static void shared_destroy(struct sk_runtime *rt)
     sk_fd_close(&rt->doorbell);
     sk_fd_close(&rt->msg_doorbell);
     sk_fd_close(&rt->worker_doorbell);
+    sk_fd_close(&rt->event_doorbell);
     sk_fd_close(&rt->epoll_fd);
     sk_fd_close(&rt->epoll_pidfd);
     sk_fd_close(&rt->child_pidfd);
@@ -229,7 +232,7 @@ static void registry_drop_others(struct sk_runtime *mine)
         rt->sh = NULL;
         sk_channel_forget(rt);
         int *fds[] = {&rt->memfd,       &rt->doorbell, &rt->msg_doorbell, &rt->worker_doorbell,
-                      &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd};
+                      &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd,  &rt->event_doorbell};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
             sk_fd_close(fds[k]);
         rt->role = SK_ROLE_INHERITED;
@@ -265,6 +268,14 @@ static bool needs_supervisor(const sk_class *cls, const sk_config *c,
     return false;
 }
 
+void sk_process_fault_item(sk_process *p, long (*fn)(void *ctx), void *ctx)
+{
+    if (p == NULL || p->rt == NULL || p->rt->started)
+        return;
+    p->rt->fault_item = fn;
+    p->rt->fault_item_ctx = ctx;
+}
+
 int sk_start(sk_process *p)
 {
     int rc = sk_handle_check_parent(p, "sk_start");
@@ -292,6 +303,8 @@ int sk_start(sk_process *p)
     rt->supervised = needs_supervisor(p->cls, &rt->config, &rt->user_sigchld);
     if (rt->supervised && (rt->doorbell = sk_doorbell_create()) < 0)
         return start_failed(rt, SK_ESYS);
+    if (rt->config.on_event != NULL && (rt->event_doorbell = sk_doorbell_create()) < 0)
+        return start_failed(rt, SK_ESYS);
     sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
     rt->parent_pid = getpid();
@@ -318,6 +331,12 @@ int sk_start(sk_process *p)
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;
+    if (!rt->supervised)
+        rt->event_pid = pid;
+    if (rt->config.on_event != NULL && rt->supervised)
+        sk_events_await_start(rt); /* the worker's START, with its pid */
+    else
+        sk_event_emit(rt, SK_EVENT_START, pid, SK_NO_SECTION, 0, NULL);
     return SK_OK;
 }
 
@@ -355,14 +374,13 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
     rt->error.lives_spent = attempts_spent(rt);
     sk_error_sanitize(&rt->error); /* the section came from the status page */
     rt->has_error = true;
+    sk_events_deliver(rt); /* what the worker logged came first */
+    sk_event_emit(rt, SK_EVENT_CRASH, rt->event_pid, rt->error.section, rt->error.run, &rt->error);
 }
 
 /* After the child is reaped: what became of the process. */
-static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
+static void process_outcome(struct sk_runtime *rt, int status, bool reaped)
 {
-    rt->finished = true;
-    sk_fd_close(&rt->child_pidfd);
-    sk_channel_close_to_parent(rt);
     if (rt->killed)
         return;
     struct sk_shared *sh = rt->sh;
@@ -398,6 +416,17 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     }
     if (rt->has_error)
         sk_error_sanitize(&rt->error); /* parts of it come from the status page */
+}
+
+/* After the child is reaped: the outcome, the recoveries, and FINISH. */
+static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
+{
+    rt->finished = true;
+    sk_fd_close(&rt->child_pidfd);
+    sk_channel_close_to_parent(rt);
+    process_outcome(rt, status, reaped);
+    sk_recovery_copy(rt);
+    sk_events_finish(rt);
 }
 
 /* Reaps the child (supervisor or worker). First everything left in its
@@ -442,8 +471,21 @@ int sk_wait(sk_process *p, double timeout)
     if (!rt->started || rt->finished)
         return SK_OK;
     int64_t deadline = sk_deadline_ns(timeout);
-    if (!child_wait_exit(rt, deadline))
-        return SK_ETIMEDOUT;
+    /* With on_event, what the worker and the supervisor log rings the event
+     * doorbell: delivered as it happens, not only at the end. */
+    for (;;) {
+        if (rt->event_doorbell >= 0)
+            sk_doorbell_drain(rt->event_doorbell);
+        sk_events_deliver(rt);
+        bool woken = false;
+        if (sk_pid_wait_exit_or(rt->child_pid, rt->child_pidfd, rt->event_doorbell, deadline,
+                                &woken))
+            break;
+        if (!woken) {
+            sk_events_deliver(rt);
+            return SK_ETIMEDOUT;
+        }
+    }
     child_reap(rt);
     return SK_OK;
 }
@@ -478,6 +520,12 @@ int sk_kill(sk_process *p)
     if (child_exited(rt)) { /* it finished on its own: not a kill */
         child_reap(rt);
         return SK_OK;
+    }
+    if (rt->config.on_event != NULL) {
+        sk_events_deliver(rt);
+        pid_t worker = sk_pid(p);
+        sk_event_emit(rt, SK_EVENT_KILL, worker > 0 ? worker : rt->event_pid, SK_NO_SECTION,
+                      atomic_load(&rt->sh->current_run), NULL);
     }
     rt->killed = true;
     if (!rt->supervised) { /* the worker is our own unreaped child; child_reap ends its group */
@@ -515,9 +563,11 @@ bool sk_alive(const sk_process *p)
 {
     if (!sk_handle_sealed(p))
         return false;
-    const struct sk_runtime *rt = p->rt;
+    struct sk_runtime *rt = p->rt;
     if (rt->role != SK_ROLE_PARENT)
         return rt->role == SK_ROLE_WORKER;
+    if (rt->started && !rt->finished)
+        sk_events_deliver(rt);
     return rt->started && !rt->finished && !child_exited(rt);
 }
 

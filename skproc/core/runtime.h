@@ -44,6 +44,22 @@ enum sk_role {
 
 enum sk_outcome { SK_OUTCOME_NONE, SK_OUTCOME_OK, SK_OUTCOME_FAILED };
 
+/* The event log in the status page: the last SK_EVENT_LOG events the worker
+ * and the supervisor recorded (never both at once: the supervisor writes
+ * only while no worker lives). Entry k % SK_EVENT_LOG holds the k-th event;
+ * events_written counts them all. The parent delivers the ones it has not
+ * delivered yet, each checked field by field. */
+#define SK_EVENT_LOG 32
+
+struct sk_logged_event {
+    int kind; /* sk_event_kind: START, RESTART, TIMEOUT, CRASH or FAILURE */
+    int section;
+    long run;
+    pid_t pid;
+    int has_error;
+    sk_error error;
+};
+
 /* The status page. Fields marked (W) are written by the worker, (S) by the
  * supervisor, (P) by the parent; everyone may read them. */
 struct sk_shared {
@@ -77,6 +93,19 @@ struct sk_shared {
     uint64_t result_len;
 
     struct sk_timer timers[SK_SECTION_COUNT]; /* (W) */
+
+    /* Recoveries (issue 11 item 3): the failed attempts that were retried,
+     * all counted, the first SK_MAX_SPENT_ERRORS kept (W soft errors, S hard
+     * faults); the fresh workers started after hard faults (S). */
+    _Atomic int spent_count;
+    sk_error spent[SK_MAX_SPENT_ERRORS];
+    _Atomic int restarts;
+    _Atomic int spawns; /* (S) workers forked so far: the worker says START or RESTART */
+
+    /* (W or S) events for config.on_event; the parent sleeps on
+     * events_written in sk_start until the first worker says START. */
+    _Atomic uint32_t events_written;
+    struct sk_logged_event events[SK_EVENT_LOG];
 };
 
 struct sk_runtime {
@@ -96,6 +125,7 @@ struct sk_runtime {
     int epoll_pidfd;     /* the dup of the child's pidfd inside it */
     int memfd;           /* backs sh and the rings, holds the result image past them */
     int doorbell;        /* eventfd: the worker or the parent wakes the supervisor */
+    int event_doorbell;  /* eventfd: an event was logged (only with config.on_event) */
     pid_t parent_pid;
     pid_t child_pid;               /* the parent's child: the supervisor, or the worker itself */
     int child_pidfd;               /* its pidfd; -1 where pidfds cannot be had */
@@ -107,6 +137,21 @@ struct sk_runtime {
     bool has_error;
     void *result_image; /* read from the memfd on the first sk_result */
     size_t result_len;
+
+    /* parent side: recoveries, copied and checked after the end */
+    bool recovery_copied;
+    int attempts, restarts, spent_total;
+    sk_error spent[SK_MAX_SPENT_ERRORS];
+
+    /* Set by a pool before sk_start (sk_process_fault_item): the supervisor
+     * asks it which item a dead worker had in hand, for the fault's .item. */
+    long (*fault_item)(void *ctx);
+    void *fault_item_ctx;
+
+    /* parent side: events (config.on_event) */
+    uint32_t events_delivered; /* log entries delivered (or given up) so far */
+    pid_t event_pid;           /* the last worker an event named, for KILL and FINISH */
+    bool finish_delivered;
 
     /* worker side */
     int hook_section; /* the section whose hook is running, or -1 */

@@ -27,6 +27,7 @@
 #include "core/channel.h"
 #include "core/class.h"
 #include "core/error.h"
+#include "core/events.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -70,6 +71,9 @@ struct supervisor {
     int lives_floor;    /* attempts known used: sh->lives_used is never believed lower */
     uint64_t seen_seq;  /* the section entry last seen, and when: a section start */
     int64_t seen_at_ns; /* the worker writes later than that does not postpone a deadline */
+    int spawns;         /* workers forked so far */
+    int restarts;       /* of them, after a hard fault */
+    bool after_fault;   /* the next worker replaces one that died */
 };
 
 /* A failure of the supervisor's own (no hook was running). */
@@ -107,6 +111,7 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
 {
     if (supervisor_kill_requested(s))
         return SUP_DONE;
+    atomic_store(&s->sh->spawns, ++s->spawns); /* the worker says START or RESTART */
     pid_t pid = fork();
     if (pid == 0) {
         close(s->sigchld_fd); /* the supervisor's, not the hooks' business */
@@ -116,6 +121,10 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
         return supervisor_finish_with(s, "could not fork the worker");
     s->worker = pid;
     atomic_store(&s->sh->worker_pid, pid);
+    if (s->after_fault) {
+        s->after_fault = false;
+        atomic_store(&s->sh->restarts, ++s->restarts);
+    }
     return SUP_WATCH;
 }
 
@@ -180,6 +189,14 @@ static bool supervisor_worker_exited(struct supervisor *s)
     return info.si_pid != 0;
 }
 
+/* The item the worker just reaped had in hand, when the process is a
+ * pool's worker (sk_process_fault_item); else -1. */
+static long supervisor_fault_item(const struct supervisor *s)
+{
+    long item = s->rt->fault_item != NULL ? s->rt->fault_item(s->rt->fault_item_ctx) : -1;
+    return item >= 0 ? item : -1;
+}
+
 /* Sleeps until the worker exits or a deadline passes. On a deadline the
  * worker is killed; either way it is reaped before returning. */
 static enum sup_state supervisor_watch(struct supervisor *s)
@@ -223,6 +240,7 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             else
                 sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9, false);
             s->retryable = kind == DEADLINE_SECTION && sk_section_is_loop(section);
+            s->fault.item = supervisor_fault_item(s);
             return SUP_FAULT;
         }
 
@@ -253,7 +271,15 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
                        exited ? 0 : info.si_status, exited ? info.si_status : 0);
     s->retryable = sk_section_is_loop(section) && s->mode == SK_ENGINE_LOOP;
+    s->fault.item = supervisor_fault_item(s);
     return SUP_FAULT;
+}
+
+/* Logs the hard fault of the worker just reaped, for config.on_event. */
+static void supervisor_log_fault(struct supervisor *s, const sk_error *err)
+{
+    sk_event_log(s->rt, err->kind == SK_TIMEOUT_ERROR ? SK_EVENT_TIMEOUT : SK_EVENT_CRASH,
+                 err->section, err->run, s->worker, err);
 }
 
 /* The error hook itself timed out or crashed: report that, naming the
@@ -265,6 +291,7 @@ static enum sup_state supervisor_error_hook_fault(struct supervisor *s)
     sk_error_sanitize(&first);
     sh->error = s->fault;
     sk_error_while_handling(&sh->error, &first);
+    supervisor_log_fault(s, &sh->error);
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
     return SUP_DONE;
@@ -291,7 +318,10 @@ static enum sup_state supervisor_fault(struct supervisor *s)
             sh->last_fault = s->fault;
             sh->last_fault.lives_spent = used;
             atomic_fetch_add(&sh->faults, 1);
+            sk_spent_record(sh, &sh->last_fault);
+            supervisor_log_fault(s, &sh->last_fault);
             s->mode = SK_ENGINE_LOOP;
+            s->after_fault = true;
             return SUP_SPAWN;
         }
     }
@@ -301,9 +331,11 @@ static enum sup_state supervisor_fault(struct supervisor *s)
     sh->error.lives_spent = s->retryable || used >= lives ? used : used + 1;
     sh->outcome = SK_OUTCOME_FAILED;
     sh->has_result = 0;
+    supervisor_log_fault(s, &sh->error);
     if (s->p->cls->error == NULL)
         return SUP_DONE;
     s->mode = SK_ENGINE_ERROR_ONLY;
+    s->after_fault = true;
     return SUP_SPAWN;
 }
 

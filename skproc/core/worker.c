@@ -5,6 +5,7 @@
  * process that needs no supervisor).
  */
 #include "core/channel.h"
+#include "core/events.h"
 #include "core/worker.h"
 #include "os/proc.h"
 
@@ -23,6 +24,9 @@ _Noreturn void sk_worker_main(sk_process *p, pid_t forked_by, enum sk_engine_mod
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != forked_by)
         sk_child_exit(127);
     atomic_store(&rt->sh->worker_pid, getpid()); /* before any hook can speak */
+    if (rt->supervised) /* the parent makes START itself for a worker it forks */
+        sk_event_log(rt, atomic_load(&rt->sh->spawns) > 1 ? SK_EVENT_RESTART : SK_EVENT_START,
+                     SK_NO_SECTION, atomic_load(&rt->sh->current_run), getpid(), NULL);
     sigaction(SIGCHLD, &rt->user_sigchld, NULL);
     sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
     sk_engine_main(p, mode);

@@ -50,26 +50,41 @@ bool sk_pid_exited(pid_t pid)
 
 bool sk_pid_wait_exit(pid_t pid, int pidfd, int64_t deadline)
 {
+    bool woken;
+    return sk_pid_wait_exit_or(pid, pidfd, -1, deadline, &woken);
+}
+
+bool sk_pid_wait_exit_or(pid_t pid, int pidfd, int wake_fd, int64_t deadline, bool *woken)
+{
     bool forever = deadline == INT64_MAX;
     int64_t nap = 50 * 1000;
+    *woken = false;
     for (;;) {
         int64_t left = forever ? 0 : deadline - sk_now_ns();
         if (!forever && left < 0)
             left = 0;
+        struct pollfd pfd[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
         if (pidfd >= 0) {
-            struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
             struct timespec ts = sk_ns_to_timespec(left);
-            int n = ppoll(&pfd, 1, forever ? NULL : &ts, NULL);
-            if (n >= 0 || errno != EINTR)
-                return n > 0 || sk_pid_exited(pid);
-            continue;
+            int n = ppoll(pfd, 2, forever ? NULL : &ts, NULL);
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n > 0 && (pfd[1].revents & POLLIN))
+                return true;
+            *woken = n > 0 && (pfd[0].revents & POLLIN);
+            return sk_pid_exited(pid);
         }
         if (sk_pid_exited(pid))
             return true;
         if (!forever && left == 0)
             return false;
+        /* Without a pidfd: growing naps, cut short by the wake fd. */
         struct timespec ts = sk_ns_to_timespec(!forever && nap > left ? left : nap);
-        nanosleep(&ts, NULL);
+        int n = ppoll(pfd, 1, &ts, NULL); /* a negative fd is ignored: a plain sleep */
+        if (n > 0 && (pfd[0].revents & POLLIN)) {
+            *woken = true;
+            return sk_pid_exited(pid);
+        }
         if (nap < 5 * 1000 * 1000)
             nap *= 2;
     }

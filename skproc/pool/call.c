@@ -337,6 +337,7 @@ static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view 
         return;
     p->t->ops->output(p->t, id, &v->out);
     v->clean = v->out.failed == 0;
+    c->retried += v->out.retried;
 }
 
 /* Whether sk_pool_kill_item killed this item (the parent's own record:
@@ -987,6 +988,11 @@ int sk_pool_call_fd(sk_pool_call *c)
 }
 
 /* ------------------------------------------------------------ errors */
+
+size_t sk_pool_retried(const sk_pool_call *c)
+{
+    return c != NULL ? (size_t)c->retried : 0;
+}
 
 const sk_error *sk_pool_error(const sk_pool_call *c)
 {

@@ -82,6 +82,7 @@ struct sk_pool_call {
     uint32_t cur_pos;
     struct pool_view view;
     uint64_t failed;
+    uint64_t retried; /* items that succeeded after a failed attempt (sk_pool_retried) */
     sk_error first_error;
     bool has_first_error;
     int first_code;

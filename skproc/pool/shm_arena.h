@@ -38,7 +38,8 @@ struct shm_batch {
     uint32_t call;  /* slot in the call table */
     uint64_t first; /* index of its first item in the call */
     uint32_t count;
-    uint32_t failed; /* (worker) items that failed, for the counters */
+    uint32_t failed;  /* (worker) items that failed, for the counters */
+    uint32_t retried; /* (worker) items that failed at least once, then succeeded */
 };
 
 /* An error record is complete when its stamp equals its call's stamp:

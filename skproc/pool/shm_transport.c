@@ -243,6 +243,7 @@ static int shm_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t
     b->first = first;
     b->count = count;
     b->failed = 0;
+    b->retried = 0;
     atomic_store_explicit(&b->state, SHM_BATCH_READY, memory_order_release);
     uint64_t k = s->n_posted++;
     s->queue[k % POOL_BATCHES] = id;
@@ -311,6 +312,8 @@ static void shm_output(struct sk_pool_transport *t, uint32_t id, struct pool_bat
     out->status = (const int32_t *)(const void *)img;
     out->results = img + pool_results_at(s->posted[id].count);
     out->failed = __atomic_load_n(&s->arena.h->batches[id].failed, __ATOMIC_RELAXED);
+    uint32_t retried = __atomic_load_n(&s->arena.h->batches[id].retried, __ATOMIC_RELAXED);
+    out->retried = retried < s->posted[id].count ? retried : s->posted[id].count;
 }
 
 /* A spilled image: it must lie in what the memfd holds past the mapping. */
@@ -623,6 +626,8 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
         rc = s->workers != NULL ? SK_OK : SK_ENOMEM;
     }
     for (int i = 0; rc == SK_OK && i < workers; i++) {
+        s->workers[i].on_event = cfg->on_event;
+        s->workers[i].event_ctx = cfg->event_ctx;
         rc = shm_worker_start(&s->workers[i], &s->arena, i, shm_settings(s));
         if (rc == SK_OK)
             s->n_workers = i + 1;

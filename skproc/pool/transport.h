@@ -49,6 +49,8 @@ struct pool_batch_out {
     uint32_t failed;              /* the workers' count of failed items: 0 is their word
                                    * that every status is SK_OK (believing it costs no
                                    * more than believing their results) */
+    uint32_t retried;             /* the workers' count of items that succeeded after a
+                                   * failed attempt, at most count */
 };
 
 /* What poll says about a posted batch. */

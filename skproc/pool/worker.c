@@ -239,7 +239,8 @@ static int run_class_item(const struct shm_arena *a, struct shm_worker_slot *slo
     if (rc == SK_OK)
         rc = class_item_wait(slot, k, obj);
     if (rc == SK_EKILLED) {
-        sk_error_set(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EKILLED, "killed by sk_pool_kill_item");
+        sk_error_set_internal(err, SK_PROCESS_ERROR, SK_RUN, 0, SK_EKILLED,
+                              "killed by sk_pool_kill_item");
         sk_release(obj);
         free(obj);
         return SK_EKILLED;
@@ -381,6 +382,15 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
     return false;
 }
 
+/* Item k of the batch in hand succeeded: when attempts of it had failed
+ * before (in this worker or the one before it), it counts as retried. */
+static void item_succeeded(struct shm_worker *w, const struct held *hb, uint32_t k)
+{
+    struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
+    if (slot->attempts > 0 && slot->attempts_item == k)
+        hb->b->retried++;
+}
+
 /* The failed attempts counted in the worker's slot belong to the item in
  * hand: once it has succeeded they must not be charged to the next one. */
 static void slot_attempts_clear(struct shm_worker *w)
@@ -428,8 +438,10 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
             sk_section_restart(&w->base);
         sk_error err;
         int rc = run_item(w, hb, k, out, &err);
-        if (rc == SK_OK)
+        if (rc == SK_OK) {
+            item_succeeded(w, hb, k);
             break;
+        }
         if (!item_failed(w, hb, k, &err, hb->job->kind == POOL_JOB_CLS, rc == SK_EKILLED))
             break;
     }
@@ -461,18 +473,21 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
             sk_error err;
             char cause[64];
             snprintf(cause, sizeof cause, "the worker's initializer returned %d", w->init_rc);
-            sk_error_set(&err, SK_PROCESS_ERROR, SK_PRERUN, 0, SK_EPROCESS, cause);
+            sk_error_set(&err, SK_PROCESS_ERROR, SK_PRERUN, 0, w->init_rc, cause);
             atomic_store_explicit(&w->arena->h->workers[w->index].item, k, memory_order_relaxed);
             item_failed(w, hb, k, &err, false, true);
             w->tasks++;
         }
         return;
     }
+    /* An item retried after its worker died goes through worker_run_one,
+     * which counts it as retried once it succeeds. */
     bool plain = job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl &&
                  w->settings.item_timeout <= 0;
     for (uint32_t k = from; k < hb->count;) {
         worker_check_recycle(w, k);
-        if (plain) {
+        const struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
+        if (plain && !(slot->attempts > 0 && slot->attempts_item == k)) {
             int rc = 0;
             uint32_t next = worker_run_plain(w, hb, k, &rc);
             if (next > k)
@@ -649,6 +664,41 @@ static int shm_worker_run(sk_process *self)
 
 static const sk_class shm_worker_class = {.name = "skproc-pool-worker", .run = shm_worker_run};
 
+/* In the parent: a worker process's event, handed on as the pool's; a
+ * crash or a timeout names the item (its error's .item, from
+ * shm_worker_fault_item). */
+static void shm_worker_event(const sk_event *ev, void *ctx)
+{
+    const struct shm_worker *w = ctx;
+    sk_event pool_ev = *ev;
+    pool_ev.worker = w->index;
+    pool_ev.item = -1;
+    if ((ev->kind == SK_EVENT_CRASH || ev->kind == SK_EVENT_TIMEOUT) && ev->error != NULL &&
+        ev->error->item >= 0)
+        pool_ev.item = ev->error->item;
+    w->on_event(&pool_ev, w->event_ctx);
+}
+
+/* In the worker's supervisor, after the worker died: the index in its call
+ * of the item it had in hand, or -1. Read from the arena, which the worker
+ * could write: every value is checked, and the answer is only reported. */
+static long shm_worker_fault_item(void *ctx)
+{
+    const struct shm_worker *w = ctx;
+    const struct shm_header *h = w->arena->h;
+    const struct shm_worker_slot *slot = &h->workers[w->index];
+    uint32_t held = atomic_load(&slot->batch);
+    if (held == 0 || held > POOL_BATCHES || atomic_load(&slot->recycled))
+        return -1;
+    const struct shm_batch *b = &h->batches[held - 1];
+    uint32_t k = atomic_load(&slot->item);
+    uint32_t count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
+    uint64_t first = __atomic_load_n(&b->first, __ATOMIC_RELAXED);
+    if (k >= count || first > (uint64_t)LONG_MAX - k)
+        return -1;
+    return (long)(first + k);
+}
+
 int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int index,
                      struct shm_settings settings)
 {
@@ -664,6 +714,11 @@ int shm_worker_start(struct shm_worker *w, const struct shm_arena *arena, int in
     w->base.config.timeouts.run = settings.item_timeout;
     w->base.config.capacity = 4096; /* the channel is not used */
     w->base.config.max_message = 4096;
+    if (w->on_event != NULL) {
+        w->base.config.on_event = shm_worker_event;
+        w->base.config.event_ctx = w;
+        sk_process_fault_item(&w->base, shm_worker_fault_item, w);
+    }
     rc = sk_start(&w->base);
     if (rc != SK_OK)
         sk_release(&w->base);

@@ -31,6 +31,10 @@ struct shm_worker {
     struct shm_settings settings;
     bool init_failed; /* its initializer failed: every item it takes fails */
     int init_rc;
+    /* The pool's config.on_event (parent side): the worker's own events go
+     * there with .worker set to index. */
+    sk_event_fn on_event;
+    void *event_ctx;
 };
 
 /* Initializes w as worker `index` of the arena and starts it, with the

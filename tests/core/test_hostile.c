@@ -7,7 +7,8 @@
  * writes, the parent must not crash, must not wait past its timeouts, must
  * get one of the documented return codes, and must be left with no child
  * and no extra fd. The supervisor holds the same rule against its worker:
- * it must never die of what its worker wrote.
+ * it must never die of what its worker wrote. The events it delivers
+ * (config.on_event) and the recoveries it reports stay in range.
  *
  * Two kinds of cases: targeted (each field, with 0, -1, a huge value, the
  * value plus or minus one, the address of a parent global and a text fill)
@@ -94,6 +95,18 @@ static const struct field fields[] = {
     SH(error.code),
     SH(has_result),
     SH(result_len),
+    SH(spent_count),
+    SH(spent),
+    SH(spent[0].kind),
+    SH(spent[0].message),
+    SH(restarts),
+    SH(spawns),
+    SH(events_written),
+    SH(events),
+    SH(events[0].kind),
+    SH(events[0].section),
+    SH(events[0].has_error),
+    SH(events[0].error.cause),
     TIMER(SK_RUN, count),
     TIMER(SK_RUN, total_ns),
     TIMER(SK_RUN, min_ns),
@@ -373,6 +386,45 @@ static void read_timers(const sk_process *p)
     }
 }
 
+/* Events (config.on_event) from a hostile process: every field in range,
+ * every text terminated, FINISH once. */
+struct event_tally {
+    int n, finishes;
+    bool bad;
+};
+
+static void hostile_event(const sk_event *ev, void *ctx)
+{
+    struct event_tally *t = ctx;
+    t->n++;
+    t->finishes += ev->kind == SK_EVENT_FINISH;
+    if ((unsigned)ev->kind > SK_EVENT_FINISH || (int)ev->section < SK_NO_SECTION ||
+        (int)ev->section > SK_FULL_RUN || ev->run < 0 || !(ev->pid > 0 || ev->pid == -1))
+        t->bad = true;
+    const sk_error *e = ev->error;
+    if (e != NULL && (strnlen(e->message, sizeof e->message) >= sizeof e->message ||
+                      strnlen(e->cause, sizeof e->cause) >= sizeof e->cause ||
+                      (unsigned)e->kind > SK_CRASH_ERROR))
+        t->bad = true;
+}
+
+/* Recoveries (sk_attempts, ...) from a hostile process: within its lives. */
+static void check_recoveries(const sk_process *p, int lives, const char *what)
+{
+    int attempts = sk_attempts(p), kept = sk_spent_error_count(p);
+    if (attempts < 1 || attempts > lives || sk_restarts(p) < 0 || sk_restarts(p) > lives ||
+        kept < 0 || kept > SK_MAX_SPENT_ERRORS || kept + sk_spent_errors_dropped(p) != attempts - 1)
+        fail_msg("%s: attempts %d, restarts %d, spent %d + %d out of range", what, attempts,
+                 sk_restarts(p), kept, sk_spent_errors_dropped(p));
+    for (int i = 0; i < kept; i++) {
+        const sk_error *e = sk_spent_error(p, i);
+        if (e == NULL || strnlen(e->message, sizeof e->message) >= sizeof e->message ||
+            strnlen(e->cause, sizeof e->cause) >= sizeof e->cause ||
+            (unsigned)e->kind > SK_CRASH_ERROR)
+            fail_msg("%s: spent error %d is not sane", what, i);
+    }
+}
+
 /* One hostile process, from start to release, with every call checked. */
 static void run_case(hostile *h, bool supervised, const char *what, struct tally *tally)
 {
@@ -387,6 +439,9 @@ static void run_case(hostile *h, bool supervised, const char *what, struct tally
         p->config.lives = 2;
         p->config.timeouts.run = 5 * skt_slowdown();
     }
+    struct event_tally events = {0};
+    p->config.on_event = hostile_event;
+    p->config.event_ctx = &events;
     assert_rc(sk_start(p), SK_OK);
     tally->cases++;
 
@@ -447,7 +502,11 @@ static void run_case(hostile *h, bool supervised, const char *what, struct tally
     read_timers(p);
     assert_code_in(tell_int(p, 1), SK_ECLOSED, SK_OK, SK_EFULL, SK_ECORRUPT);
     assert_cmp(sk_pid(p), ==, -1);
+    check_recoveries(p, supervised ? 2 : 1, what);
     sk_release(p);
+    if (events.bad || events.finishes != 1)
+        fail_msg("%s: %d events, %d FINISH, %s", what, events.n, events.finishes,
+                 events.bad ? "some out of range" : "all in range");
 
     assert_no_children();
     if (skt_fd_count() != fds)

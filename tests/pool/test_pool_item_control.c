@@ -187,7 +187,7 @@ static void test_with_an_iterator(void **state)
         } else {
             assert_int_equal(index, 2);
             assert_rc(rc, SK_EPROCESS);
-            assert_int_equal(sk_pool_item_error(call, 2)->code, SK_EKILLED);
+            assert_int_equal(sk_pool_item_error(call, 2)->reason, SK_EKILLED);
         }
         seen |= 1 << index;
     }

@@ -7,7 +7,8 @@
  * succeed must all succeed, and an item that crashes on every attempt must
  * fail with exactly its three attempts spent, however many items of the
  * same batch were retried before it. The attempts are counted in memory
- * shared with the workers, which a crash does not lose.
+ * shared with the workers, which a crash does not lose. sk_pool_retried
+ * counts the items that succeeded after a failed attempt.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,9 +59,11 @@ static void check_lives(int (*how_of)(int))
     int64_t *results = xcalloc(N_ITEMS, sizeof *results);
     int *status = xcalloc(N_ITEMS, sizeof *status);
     bool any_fails = false;
+    size_t retried = 0;
     for (int i = 0; i < N_ITEMS; i++) {
         items[i] = (life_item){.index = i, .how = how_of(i)};
         any_fails = any_fails || items[i].how == ALWAYS_SEGV;
+        retried += items[i].how == ONCE_SEGV || items[i].how == ONCE_FAIL;
     }
     sk_pool_job job = {
         .fn = life_fn, .item_size = sizeof(life_item), .result_size = sizeof(int64_t)};
@@ -75,6 +78,8 @@ static void check_lives(int (*how_of)(int))
             print_error_of(sk_pool_item_error(call, (size_t)i));
         }
     assert_rc(rc, any_fails ? SK_EPROCESS : SK_OK);
+    /* Items that failed once and then succeeded (issue 11 item 3). */
+    assert_cmp(sk_pool_retried(call), ==, retried);
     for (int i = 0; i < N_ITEMS; i++) {
         int attempts = __atomic_load_n(&sh->attempts[i], __ATOMIC_ACQUIRE);
         const sk_error *e = sk_pool_item_error(call, (size_t)i);
