@@ -81,23 +81,6 @@ typedef struct {
     int32_t how;
 } item_t;
 
-static unsigned char *find_arena(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return NULL;
-    char line[512];
-    unsigned char *base = NULL;
-    while (base == NULL && fgets(line, sizeof line, f) != NULL) {
-        unsigned long start, offset;
-        if (strstr(line, "skproc-pool") != NULL &&
-            sscanf(line, "%lx-%*x %*s %lx", &start, &offset) == 2 && offset == 0)
-            base = (unsigned char *)start;
-    }
-    fclose(f);
-    return base;
-}
-
 static int item_fn(const void *item, void *result, const void *arg)
 {
     (void)arg;

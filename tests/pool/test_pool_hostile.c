@@ -114,23 +114,6 @@ static enum scope scope_of(int target)
     return target <= T_LAST_BATCH_SCOPE ? S_BATCH : target <= T_LAST_CALL_SCOPE ? S_CALL : S_POOL;
 }
 
-static unsigned char *find_arena(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return NULL;
-    char line[512];
-    unsigned char *base = NULL;
-    while (base == NULL && fgets(line, sizeof line, f) != NULL) {
-        unsigned long start, offset;
-        if (strstr(line, "skproc-pool") != NULL &&
-            sscanf(line, "%lx-%*x %*s %lx", &start, &offset) == 2 && offset == 0)
-            base = (unsigned char *)start;
-    }
-    fclose(f);
-    return base;
-}
-
 /* The batch being run that holds item idx. */
 static bool find_batch(struct shm_header *h, uint64_t idx, uint32_t *d)
 {

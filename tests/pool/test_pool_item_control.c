@@ -34,23 +34,6 @@ typedef struct {
 
 #define LOOPER(p) SK_CONTAINER_OF(p, looper, base)
 
-static unsigned char *find_arena(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return NULL;
-    char line[512];
-    unsigned char *base = NULL;
-    while (base == NULL && fgets(line, sizeof line, f) != NULL) {
-        unsigned long start, offset;
-        if (strstr(line, "skproc-pool") != NULL &&
-            sscanf(line, "%lx-%*x %*s %lx", &start, &offset) == 2 && offset == 0)
-            base = (unsigned char *)start;
-    }
-    fclose(f);
-    return base;
-}
-
 /* Every slot's control words with junk: small values (that may name a
  * batch and item a worker runs: a hostile worker may stop or kill other
  * items) and huge ones. (The slots' batch and item words are covered by

@@ -32,23 +32,6 @@ enum scribble { SCRIBBLE_DESCRIPTOR, SCRIBBLE_STATUS };
 
 /* Where the pool's arena is mapped in this process (a worker inherits the
  * parent's mapping), or NULL. */
-static unsigned char *find_arena(void)
-{
-    FILE *f = fopen("/proc/self/maps", "r");
-    if (f == NULL)
-        return NULL;
-    char line[512];
-    unsigned char *base = NULL;
-    while (base == NULL && fgets(line, sizeof line, f) != NULL) {
-        unsigned long start, offset;
-        if (strstr(line, "skproc-pool") != NULL &&
-            sscanf(line, "%lx-%*x %*s %lx", &start, &offset) == 2 && offset == 0)
-            base = (unsigned char *)start;
-    }
-    fclose(f);
-    return base;
-}
-
 /* result = 2 * item; the victim item scribbles first (arg says on what);
  * when it scribbles its status, the item after it fails (returns 7). */
 static int scribbler(const void *item, void *result, const void *arg)
