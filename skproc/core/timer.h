@@ -96,8 +96,11 @@ static inline void sk_timer_add(struct sk_timer *t, int64_t ns)
     if (ns < 0)
         ns = 0;
     uint64_t n = ++t->count;
-    /* Saturates instead of overflowing (2^63 ns is 292 years). */
-    t->total_ns = ns > INT64_MAX - t->total_ns ? INT64_MAX : t->total_ns + ns;
+    /* Saturates instead of overflowing (2^63 ns is 292 years). Unsigned, so
+     * that a timer a hook scribbled on (a negative total) is only wrong
+     * numbers, never undefined behaviour. */
+    uint64_t total = (uint64_t)t->total_ns + (uint64_t)ns;
+    t->total_ns = total > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)total;
     if (n == 1 || ns < t->min_ns)
         t->min_ns = ns;
     if (n == 1 || ns > t->max_ns)
@@ -112,7 +115,7 @@ static inline void sk_timer_add(struct sk_timer *t, int64_t ns)
     t->mean_ns += delta * inv_n;
     t->m2_ns2 += delta * (x - t->mean_ns);
 
-    if (n <= SK_TIMER_EXACT) {
+    if (n - 1 < SK_TIMER_EXACT) { /* also false for a count that wrapped to 0 */
         t->exact[n - 1] = ns;
         return;
     }

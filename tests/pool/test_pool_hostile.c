@@ -372,22 +372,29 @@ typedef struct {
 static int h_fn(const void *item, void *result, const void *arg)
 {
     (void)arg;
-    const pair *p = item;
-    hostile_act((uint64_t)p->index);
-    if (FAILS(p->index))
+    /* Copied out: a scribbled batch descriptor may hand this worker an item
+     * at any address (only values are damaged; the parent checks them). */
+    pair p;
+    memcpy(&p, item, sizeof p);
+    hostile_act((uint64_t)p.index);
+    if (FAILS(p.index))
         return FAIL_CODE;
-    *(int64_t *)result = 2 * (int64_t)p->index;
+    int64_t twice = 2 * (int64_t)p.index;
+    memcpy(result, &twice, sizeof twice);
     return 0;
 }
 
 static int h_star(void *const *fields, void *result, const void *arg)
 {
     (void)arg;
-    int32_t idx = *(const int32_t *)fields[0];
+    int32_t idx, salt; /* copied, as in h_fn: the addresses may be any */
+    memcpy(&idx, fields[0], sizeof idx);
+    memcpy(&salt, fields[1], sizeof salt);
     hostile_act((uint64_t)idx);
     if (FAILS(idx))
         return FAIL_CODE;
-    *(int64_t *)result = 2 * (int64_t)idx + *(const int32_t *)fields[1];
+    int64_t value = 2 * (int64_t)idx + salt;
+    memcpy(result, &value, sizeof value);
     return 0;
 }
 
