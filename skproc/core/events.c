@@ -23,6 +23,7 @@
  * events, never a read outside the page or an endless loop.
  */
 #include "core/events.h"
+#include "core/handle.h"
 
 #include "core/error.h"
 #include "os/clock.h"
@@ -205,7 +206,7 @@ void sk_recovery_copy(struct sk_runtime *rt)
 
 static const struct sk_runtime *parent_rt(const sk_process *p)
 {
-    if (p == NULL || p->rt == NULL || p->rt->role != SK_ROLE_PARENT || !p->rt->started)
+    if (!sk_handle_sealed(p) || p->rt->role != SK_ROLE_PARENT || !p->rt->started)
         return NULL;
     return p->rt;
 }

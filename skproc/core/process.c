@@ -270,7 +270,7 @@ static bool needs_supervisor(const sk_class *cls, const sk_config *c,
 
 void sk_process_fault_item(sk_process *p, long (*fn)(void *ctx), void *ctx)
 {
-    if (p == NULL || p->rt == NULL || p->rt->started)
+    if (!sk_handle_sealed(p) || p->rt->started)
         return;
     p->rt->fault_item = fn;
     p->rt->fault_item_ctx = ctx;

@@ -74,6 +74,10 @@ static void check_every_call_refuses(sk_process *p)
     assert_int_equal(sk_current_run(p), 0);
     assert_null(sk_error_of(p));
     assert_null(sk_timer_of(p, SK_RUN));
+    assert_int_equal(sk_attempts(p), 0);
+    assert_int_equal(sk_restarts(p), 0);
+    assert_int_equal(sk_spent_error_count(p), 0);
+    assert_null(sk_spent_error(p, 0));
     sk_release(p); /* a no-op, not a free of garbage */
 }
 
