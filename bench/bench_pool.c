@@ -6,6 +6,12 @@
  *                       results, f(x) = x * 3 + 1, one worker per CPU, in
  *                       items per second (median of 5 maps, quick 3); its
  *                       baseline is raw_pool.c's pool.map.raw
+ *   pool.map.skproc_vs_copy, pool.map.skproc_vs_zero
+ *                       the same measurement again under two more keys, so
+ *                       that the report compares it with the other two
+ *                       floors too (bench/run.py gives a row one baseline):
+ *                       raw_pool_floors.c's pool.map.raw_copy and
+ *                       pool.map.raw_zero
  *   pool.map.first      the first of those maps alone: the pool's batch
  *                       memory is still untouched (page faults)
  *   pool.one.skproc     sk_pool_map of one item on a warm pool, in
@@ -156,6 +162,12 @@ int main(int argc, char **argv)
     bench_emit(AREA, "pool.map.skproc", "skproc sk_pool_map of 4-byte items", "items/s", st.median,
                &st, extra);
     snprintf(extra, sizeof extra, "\"items\":%ld,\"workers\":%ld", n, cpus);
+    bench_emit(AREA, "pool.map.skproc_vs_copy",
+               "skproc sk_pool_map of 4-byte items, against the raw copying floor", "items/s",
+               st.median, &st, extra);
+    bench_emit(AREA, "pool.map.skproc_vs_zero",
+               "skproc sk_pool_map of 4-byte items, against the raw zero-copy floor", "items/s",
+               st.median, &st, extra);
     bench_emit(AREA, "pool.map.first", "skproc sk_pool_map of 4-byte items, first map of a pool",
                "items/s", first, NULL, extra);
 

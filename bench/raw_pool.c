@@ -21,8 +21,9 @@
  * read. The value of a repetition is the median of 5 maps (quick: 3).
  *
  * This is what a hand-written pool costs when it knows everything in
- * advance (item size, uniform work, no failures, no timeouts): the floor
- * skproc's sk_pool_map is compared with.
+ * advance (item size, uniform work, no failures, no timeouts): one of the
+ * three floors skproc's sk_pool_map is compared with (raw_pool_floors.c
+ * has the other two: a pool over shared memory, with and without copies).
  */
 #include "common.h"
 

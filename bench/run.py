@@ -100,13 +100,25 @@ BENCHES = [
             'loop.skproc': {'baseline': 'loop.raw', 'max_value': 250.0, 'target': '< 250 ns'},
         },
     },
-    # Pools (docs/pool.md): raw_pool.c is the physical floor of a map (forked
-    # workers fed batches over pipes), bench_pool.c skproc's pool, py_pool.py
-    # multiprocessing.Pool.map. Items per second are higher-is-better, so
-    # Python's row carries the 10x target as a ratio below 0.1.
+    # Pools (docs/pool.md): three floors of a map, then skproc's pool
+    # (bench_pool.c) and py_pool.py's multiprocessing.Pool.map. raw_pool.c:
+    # forked workers fed batches over pipes; raw_pool_floors.c: forked workers
+    # over a shared mapping fed index ranges, the caller's private arrays
+    # copied in and out (raw copying floor) or already in the mapping (raw
+    # zero-copy floor). A row has one baseline, so bench_pool.c prints its
+    # map's throughput three times (pool.map.skproc, .skproc_vs_copy,
+    # .skproc_vs_zero), one row per floor. The zero-copy row has no target:
+    # 0.5x of it is for zero-copy arrays (issue 12 item 3). Items per second
+    # are higher-is-better, so Python's row carries the 10x target as a
+    # ratio below 0.1.
     {
         'name': 'raw_pool',
         'c': 'raw_pool',
+        'timeout': (300, 60),
+    },
+    {
+        'name': 'raw_pool_floors',
+        'c': 'raw_pool_floors',
         'timeout': (300, 60),
     },
     {
@@ -116,6 +128,11 @@ BENCHES = [
         'rows': {
             'pool.map.skproc': {'baseline': 'pool.map.raw', 'min_ratio': 0.5,
                                 'target': '>= 0.5x raw batched pipe pool'},
+            'pool.map.skproc_vs_copy': {'baseline': 'pool.map.raw_copy', 'min_ratio': 0.5,
+                                        'target': '>= 0.5x raw copying floor'},
+            'pool.map.skproc_vs_zero': {'baseline': 'pool.map.raw_zero',
+                                        'target': 'none: information (0.5x is for zero-copy '
+                                                  'arrays, issue 12 item 3)'},
             'pool.one.skproc': {'baseline': 'pool.one.raw', 'max_value': 50.0,
                                 'target': '< 50 us'},
             'pool.cpu.wall': {'baseline': 'pool.cpu.ideal', 'max_ratio': 1 / 0.9,
@@ -209,6 +226,22 @@ AREA_NOTES = {
         '`clock_gettime(CLOCK_MONOTONIC)`, an empty function through a function pointer, '
         '`clock_gettime`. The run timer row is skproc\'s own `sk_timer_mean(SK_RUN)`: the '
         'time inside the hook as skproc measures it.'),
+    'pool': (
+        '**Throughput**: a map of 10M `int32` items (quick 1M) to `int32` results, f(x) = x * 3 + 1, one '
+        'worker per CPU, on warm pools (forking the workers and a warm-up map are not timed); '
+        'a row is the median of 5 maps (quick 3). skproc\'s `sk_pool_map` (private caller '
+        'arrays) is compared with three floors measured in the same run. The *raw batched '
+        'pipe pool* (`raw_pool.c`) sends the items themselves down a pipe to each worker, '
+        '16,384 at a time, and reads the results back. The *raw copying floor* '
+        '(`raw_pool_floors.c`) is what a pool over shared memory with the caller\'s private '
+        'arrays cannot beat: forked workers share a `MAP_SHARED` mapping made before the '
+        'fork and get index ranges over pipes (4 per worker); the parent copies the items '
+        'into the mapping and the results back out into the caller\'s array, overlapping '
+        'the workers\' work, timed from the first copy to the last. The *raw zero-copy '
+        'floor* is the same with items and results already in the mapping, nothing copied. '
+        'Both warm up with a full-size map, so the mapping\'s pages are faulted in, as in a '
+        'persistent pool. The target is 0.5x the copying floor; the zero-copy floor is '
+        'shown for information until skproc has zero-copy arrays (issue 12 item 3).'),
     'messaging': (
         'Between a parent and one child that already runs (starting it is not timed). '
         '**Round trip**: the parent `sk_tell`s an 8-byte `"I"`, the child\'s '
