@@ -55,6 +55,7 @@
  */
 #include "core/channel.h"
 #include "codec/message.h"
+#include "core/handle.h"
 #include "core/runtime.h"
 
 #include "../tests/support/codec_support.h"
@@ -107,6 +108,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     sk_channel_init(&rt, rings, 0, FUZZ_CAPACITY, FUZZ_MAX_MESSAGE);
     proc.cls = &fuzz_class;
     proc.rt = &rt;
+    sk_handle_seal(&proc); /* as sk_init does: calls check the seal */
     sk_tpl_hooks_install();
     return 0;
 }

@@ -36,6 +36,7 @@
 #include "core/channel.h"
 #include "core/error.h"
 #include "core/result.h"
+#include "core/handle.h"
 #include "core/runtime.h"
 #include "os/shm.h"
 
@@ -151,6 +152,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     worker.peer_gone = NULL;
     proc.cls = &fuzz_class;
     proc.rt = &rt;
+    sk_handle_seal(&proc); /* as sk_init does: calls check the seal */
     sk_tpl_hooks_install();
     int32_t x = 42;
     check(pack(&frame_img, &frame_len, "i", &x) == SK_OK, "frame image");
@@ -288,7 +290,8 @@ static void tell(void)
 static void read_result(void)
 {
     int32_t v;
-    CHECK_CODE(sk_result(&proc, "i", &v), SK_OK, SK_EPROCESS, SK_EFORMAT, SK_ECORRUPT);
+    CHECK_CODE(sk_result(&proc, "i", &v), SK_OK, SK_EPROCESS, SK_EFORMAT, SK_ECORRUPT,
+               SK_ENORESULT);
     CHECK_CODE(sk_result(&proc, NULL), SK_OK, SK_EPROCESS, SK_EFORMAT, SK_ECORRUPT);
     const void *img;
     size_t len;
