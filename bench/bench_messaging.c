@@ -43,6 +43,14 @@
  *                      80 MiB that faults the ring in
  *   msg.tput1m.skproc.nsb  the same as nanoseconds per byte (>= 2 GB/s is
  *                      < 0.5 ns/B)
+ *   msg.idle.skproc    CPU milliseconds a parent and its child burn while
+ *                      both wait 1 s (quick 0.3 s) for a message that does
+ *                      not come (the parent in sk_listen with a timeout,
+ *                      the child in sk_listen(-1)), with the default
+ *                      config.spin: getrusage of the parent and of the
+ *                      reaped child. msg.idle.nospin: the same with
+ *                      config.no_spin, the baseline (what a wait cost before
+ *                      the spin). Median of 3 (quick 2).
  *
  * Every process is started before its first timed op and stopped with
  * sk_stop after its last; process start is not timed here.
@@ -57,6 +65,7 @@
 #include <inttypes.h>
 #include <math.h>
 #include <sched.h>
+#include <sys/resource.h>
 #include <tpl.h>
 
 #define AREA "messaging"
@@ -124,7 +133,8 @@ typedef struct {
 /* One call of run serves the whole session: it ends at sk_stop. */
 static int echo_run(sk_process *self)
 {
-    if (pin(SK_CONTAINER_OF(self, echo, base)->cpu) != 0)
+    int cpu = SK_CONTAINER_OF(self, echo, base)->cpu;
+    if (cpu >= 0 && pin(cpu) != 0)
         return sk_fail(self, SK_ESYS, "sched_setaffinity: %s", strerror(errno));
     int64_t v;
     int rc;
@@ -173,6 +183,56 @@ static void round_trips(const struct placement *pl, long n)
     snprintf(baseline, sizeof baseline, "msg.rt.pipe%s", pl->suffix);
     emit_latency(key, name, short_name, baseline, pl->table, pl->main, us, n);
     free(us);
+}
+
+/* ------------------------------------------------------------ idle */
+
+static double rusage_ms(int who)
+{
+    struct rusage ru;
+    getrusage(who, &ru);
+    return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
+           (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
+}
+
+/* The CPU time of a parent and child that wait `seconds` with nothing to
+ * say, in milliseconds. The echo child is reaped (sk_result) before its
+ * share is read. */
+static double idle_cpu_ms(bool no_spin, double seconds)
+{
+    echo e = {.cpu = -1};
+    BENCH_CHECK(sk_init(&e.base, &echo_class) == SK_OK, "sk_init");
+    e.base.config.runs = 1;
+    e.base.config.no_spin = no_spin;
+    double self0 = rusage_ms(RUSAGE_SELF), kids0 = rusage_ms(RUSAGE_CHILDREN);
+    BENCH_CHECK(sk_start(&e.base) == SK_OK, "sk_start");
+    int64_t v;
+    BENCH_CHECK(sk_listen(&e.base, seconds, "I", &v) == SK_ETIMEDOUT, "the idle listen");
+    double self1 = rusage_ms(RUSAGE_SELF);
+    sk_stop(&e.base);
+    BENCH_CHECK(sk_result(&e.base, NULL) == SK_OK, "the echo process's result");
+    sk_release(&e.base);
+    return (self1 - self0) + (rusage_ms(RUSAGE_CHILDREN) - kids0);
+}
+
+static void idle_rows(const struct bench_opts *o)
+{
+    int reps = o->quick ? 2 : 3;
+    double seconds = o->quick ? 0.3 : 1.0;
+    double spin[3], nospin[3];
+    for (int i = 0; i < reps; i++) {
+        nospin[i] = idle_cpu_ms(true, seconds);
+        spin[i] = idle_cpu_ms(false, seconds);
+    }
+    struct bench_stats a = bench_summarize(nospin, reps), b = bench_summarize(spin, reps);
+    char extra[160];
+    snprintf(extra, sizeof extra, "\"short\":\"no spin\",\"seconds\":%g", seconds);
+    bench_emit(AREA, "msg.idle.nospin", "CPU of an idle parent and child, config.no_spin", "ms",
+               a.median, &a, extra);
+    snprintf(extra, sizeof extra,
+             "\"short\":\"default spin\",\"seconds\":%g,\"baseline\":\"msg.idle.nospin\"", seconds);
+    bench_emit(AREA, "msg.idle.skproc", "CPU of an idle parent and child, default config.spin",
+               "ms", b.median, &b, extra);
 }
 
 /* ------------------------------------------------------------ one way */
@@ -283,6 +343,7 @@ int main(int argc, char **argv)
     int npl = placements(pl);
     for (int i = 0; i < npl; i++)
         round_trips(&pl[i], bench_ops(&o, 20000, 2000));
+    idle_rows(&o);
 
     int rounds = o.quick ? 3 : 5;
     int64_t n64 = bench_ops(&o, 1000000, 200000);

@@ -132,14 +132,21 @@ typedef struct sk_config {
      * timeout, crash, failure, kill, finish): see sk_event below. NULL: none. */
     sk_event_fn on_event;
     void *event_ctx; /* handed to on_event */
+    double spin;     /* seconds a waiting sk_listen spins on the channel before it sleeps, so
+                      * that a reply coming within microseconds is caught without a wake-up;
+                      * default: SK_DEFAULT_SPIN with two or more CPUs online, none with one;
+                      * at most SK_MAX_SPIN. An idle wait costs this much CPU, once */
+    bool no_spin;    /* never spin: every wait sleeps at once */
     /* Room for later settings without an ABI break: sk_init zeroes the whole
      * config; leave these zero. */
-    uint64_t reserved[6];
+    uint64_t reserved[4];
 } sk_config;
 
 #define SK_DEFAULT_CAPACITY ((size_t)1 << 20)
 #define SK_DEFAULT_MAX_MESSAGE ((size_t)64 << 20)
 #define SK_MAX_CAPACITY ((size_t)1 << 32)
+#define SK_DEFAULT_SPIN 50e-6 /* seconds */
+#define SK_MAX_SPIN 10e-3     /* seconds: a longer config.spin is cut to this */
 #define SK_MAX_MAX_MESSAGE ((size_t)1 << 30)
 
 struct sk_runtime; /* private */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The channel of one process: see channel.h. */
 #include "core/channel.h"
+#include "os/clock.h"
 #include "os/fd.h"
 #include "os/proc.h"
 
@@ -45,6 +46,7 @@ void sk_channel_init(struct sk_runtime *rt, char *base, size_t file_offset, size
     ep->reader_gone = parent_peer_gone;
     ep->peer_ctx = rt;
     ep->recheck_ns = PARENT_RECHECK_NS;
+    ep->spin_ns = sk_seconds_to_ns(rt->config.spin);
     rt->to_parent = &ep->in;
     rt->to_worker = &ep->out;
 }

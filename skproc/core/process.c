@@ -77,6 +77,8 @@ static int config_check(const sk_config *c)
 {
     if (isnan(c->join_in))
         return sk_refuse(SK_EINVAL, "config.join_in is NaN");
+    if (isnan(c->spin))
+        return sk_refuse(SK_EINVAL, "config.spin is NaN");
     for (int s = 0; s < SK_FULL_RUN; s++) {
         double t = *sk_config_timeout_field((sk_config *)c, (sk_section)s);
         if (isnan(t))
@@ -111,6 +113,13 @@ static sk_config config_normalize(sk_config c)
         c.capacity = SK_DEFAULT_CAPACITY;
     if (c.max_message == 0)
         c.max_message = SK_DEFAULT_MAX_MESSAGE;
+    /* One CPU: a spin only delays the peer it waits for. */
+    if (c.no_spin || !(c.spin > 0 || sysconf(_SC_NPROCESSORS_ONLN) > 1))
+        c.spin = 0;
+    else if (!(c.spin > 0))
+        c.spin = SK_DEFAULT_SPIN;
+    else if (c.spin > SK_MAX_SPIN)
+        c.spin = SK_MAX_SPIN;
     return c;
 }
 

@@ -7,6 +7,7 @@
 #include "os/shm.h"
 #include "skproc.h"
 
+#include <sched.h>
 #include <string.h>
 #include <sys/mman.h>
 
@@ -281,14 +282,55 @@ static bool ring_in_finished(struct sk_endpoint *ep)
  * closed: then it stays readable for good), and the ring looked at again
  * afterwards: so the fd is readable exactly while frames wait, with no
  * system call per frame. */
+/* Spins until `in` holds a frame or is closed, for at most spin_ns and
+ * never past the deadline. A reply that comes within a few microseconds is
+ * caught without the futex sleep and wake-up both sides would pay (the
+ * producer wakes only readers that set `waiting`, which a spinning reader
+ * has not). Bounded and once per wait, so an idle reader burns spin_ns of
+ * CPU per wait, no more.
+ *
+ * Not when the peer last waited on this very CPU (both pinned to one, say):
+ * there a spin only keeps the peer from running, and yielding instead would
+ * hand the CPU to any other task for a whole time slice. Each side notes
+ * its CPU in the ring it reads when it waits; the peer's note is a hint
+ * (the peer can write anything there; it only decides whether we spin). */
+static bool ring_spin_for_frame(const struct sk_endpoint *ep, int64_t deadline_ns)
+{
+    const struct sk_ring_ctl *c = ep->in.ctl;
+    int cpu = sched_getcpu() + 1;
+    atomic_store_explicit(&ep->in.ctl->reader_cpu, cpu, memory_order_relaxed);
+    if (ep->out.ctl != NULL &&
+        atomic_load_explicit(&ep->out.ctl->reader_cpu, memory_order_relaxed) == cpu)
+        return false;
+    int64_t now = sk_now_ns();
+    int64_t until = deadline_ns - now < ep->spin_ns ? deadline_ns : now + ep->spin_ns;
+    while (now < until) {
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&c->head, memory_order_relaxed) !=
+                    atomic_load_explicit(&c->tail, memory_order_relaxed) ||
+                atomic_load_explicit(&c->closed, memory_order_relaxed))
+                return true;
+            sk_cpu_relax();
+        }
+        now = sk_now_ns();
+    }
+    return false;
+}
+
 int sk_ring_peek(struct sk_endpoint *ep, int64_t deadline_ns, const void **payload, size_t *len)
 {
     struct sk_ring *r = &ep->in;
     struct sk_ring_ctl *c = r->ctl;
+    bool spun = ep->spin_ns <= 0 || deadline_ns == 0;
     for (;;) {
         int rc = ring_front(ep, payload, len);
         if (rc != SK_ETIMEDOUT)
             return rc;
+        if (!spun) {
+            spun = true;
+            if (ring_spin_for_frame(ep, deadline_ns))
+                continue;
+        }
         if (ep->in_doorbell >= 0 && atomic_load_explicit(&c->armed, memory_order_relaxed) &&
             !sk_ring_closed(r)) {
             sk_doorbell_drain(ep->in_doorbell);

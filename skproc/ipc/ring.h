@@ -56,6 +56,7 @@ struct sk_ring_ctl {
     _Atomic uint32_t waiting;           /* the consumer sleeps on wseq */
     _Atomic uint32_t armed;             /* the consumer wants the doorbell rung */
     _Atomic uint32_t closed;            /* the producer is gone for good */
+    _Atomic int32_t reader_cpu;         /* the CPU the consumer last waited on, plus one */
 };
 
 /* One ring as one side sees it: private copies of where and how big. */
@@ -83,6 +84,7 @@ struct sk_endpoint {
     bool (*reader_gone)(void *ctx);
     void *peer_ctx;
     int64_t recheck_ns; /* the longest sleep between two peer_gone checks; 0: no limit */
+    int64_t spin_ns;    /* how long sk_ring_peek spins for a frame before it sleeps; 0: never */
     uint64_t peeked;    /* bytes of the frame sk_ring_peek returned */
     uint64_t reserved_head, reserved_end; /* the frame sk_ring_reserve returned */
 };
@@ -116,7 +118,8 @@ int sk_ring_send(struct sk_endpoint *ep, const void *payload, size_t len);
 
 /* Waits for the frame at the front of `in` until deadline_ns (sk_now_ns
  * clock; 0 polls, INT64_MAX waits forever) and points *payload at its
- * bytes, in place, valid until sk_ring_consume.
+ * bytes, in place, valid until sk_ring_consume. Before it sleeps it spins
+ * for up to ep->spin_ns, once per call.
  *   SK_ETIMEDOUT  nothing came in time
  *   SK_ECLOSED    the peer is gone and nothing is left
  *   SK_ECORRUPT   the ring held garbage: everything published was dropped */

@@ -24,6 +24,17 @@ static inline void sk_futex_wait(_Atomic uint32_t *word, uint32_t expected,
     syscall(SYS_futex, word, FUTEX_WAIT, expected, timeout, NULL, 0);
 }
 
+/* One step of a spin-wait: tells the CPU (and a hypervisor) that this is a
+ * busy loop, so the sibling hyperthread and the peer get the resources. */
+static inline void sk_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
 /* Wakes every process sleeping on word. */
 static inline void sk_futex_wake_all(_Atomic uint32_t *word)
 {

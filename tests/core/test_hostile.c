@@ -124,6 +124,7 @@ static const struct field fields[] = {
     RING(0, closed),
     RING(0, room_waiting),
     RING(0, rseq),
+    RING(0, reader_cpu),
     RING(1, head),
     RING(1, tail),
     RING(1, wseq),
@@ -132,6 +133,7 @@ static const struct field fields[] = {
     RING(1, closed),
     RING(1, room_waiting),
     RING(1, rseq),
+    RING(1, reader_cpu),
 };
 #define N_FIELDS (sizeof fields / sizeof fields[0])
 

@@ -1,0 +1,135 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * config.spin: a waiting sk_listen spins for a bounded time before it
+ * sleeps. Replies still arrive whole and in order with and without the
+ * spin, an idle wait costs at most the spin in CPU time, once, and a bad
+ * value is refused with a reason.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+
+#include <cmocka.h>
+
+#include "support.h"
+
+#include <math.h>
+#include <sys/resource.h>
+
+typedef struct {
+    sk_process base;
+} echo;
+
+/* Answers n with n + 1 until it gets -1. */
+static int echo_run(sk_process *self)
+{
+    for (;;) {
+        int32_t n;
+        int rc = sk_listen(self, 10.0, "i", &n);
+        if (rc == SK_ECLOSED)
+            return 0;
+        if (rc != SK_OK)
+            return sk_fail(self, rc, "listen: %s", sk_strerror(rc));
+        if (n < 0)
+            return 0;
+        int32_t reply = n + 1;
+        rc = sk_tell_wait(self, 10.0, "i", &reply);
+        if (rc != SK_OK)
+            return sk_fail(self, rc, "tell: %s", sk_strerror(rc));
+    }
+}
+
+static const sk_class echo_class = {.name = "echo", .run = echo_run};
+
+static double cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+static void ping_pong(double spin, bool no_spin)
+{
+    echo *e = skt_new(echo);
+    assert_rc(sk_init(&e->base, &echo_class), SK_OK);
+    e->base.config.runs = 1;
+    e->base.config.spin = spin;
+    e->base.config.no_spin = no_spin;
+    assert_rc(sk_start(&e->base), SK_OK);
+    for (int32_t i = 0; i < 2000; i++) {
+        assert_rc(sk_tell_wait(&e->base, 10.0, "i", &i), SK_OK);
+        int32_t got = -1;
+        assert_rc(sk_listen(&e->base, 10.0, "i", &got), SK_OK);
+        assert_int_equal(got, i + 1);
+    }
+    int32_t end = -1;
+    assert_rc(sk_tell(&e->base, "i", &end), SK_OK);
+    assert_rc(sk_wait(&e->base, 10.0), SK_OK);
+    assert_no_error(&e->base);
+}
+
+static void test_replies_arrive_with_and_without_spin(void **state)
+{
+    (void)state;
+    ping_pong(0, false);    /* the default */
+    ping_pong(0, true);     /* never spin */
+    ping_pong(1e-3, false); /* a long spin */
+}
+
+/* The parent's CPU time over an idle listen of 0.3 s: the spin once (with
+ * generous room for the rest of the call), never a busy wait. */
+static double idle_listen_cpu(double spin, bool no_spin)
+{
+    echo *e = skt_new(echo);
+    assert_rc(sk_init(&e->base, &echo_class), SK_OK);
+    e->base.config.runs = 1;
+    e->base.config.spin = spin;
+    e->base.config.no_spin = no_spin;
+    assert_rc(sk_start(&e->base), SK_OK);
+    int32_t got;
+    double t0 = cpu_seconds();
+    assert_rc(sk_listen(&e->base, 0.3, "i", &got), SK_ETIMEDOUT);
+    double used = cpu_seconds() - t0;
+    int32_t end = -1;
+    assert_rc(sk_tell(&e->base, "i", &end), SK_OK);
+    assert_rc(sk_wait(&e->base, 10.0), SK_OK);
+    return used;
+}
+
+static void test_idle_wait_costs_at_most_the_spin(void **state)
+{
+    (void)state;
+    double quiet = idle_listen_cpu(0, true);
+    double deflt = idle_listen_cpu(0, false);
+    double spun = idle_listen_cpu(20e-3 /* cut to SK_MAX_SPIN */, false);
+    print_message("idle 0.3 s listen, CPU: no_spin %.6f s, default %.6f s, spin 10 ms %.6f s\n",
+                  quiet, deflt, spun);
+    assert_dbl_lt(quiet, 0.02);
+    assert_dbl_lt(deflt, 0.02 + SK_DEFAULT_SPIN);
+    /* It spun (a generous lower bound: on a loaded machine the spinning
+     * process gets only a share of a CPU), and for SK_MAX_SPIN at most, not
+     * the 20 ms asked. */
+    assert_dbl_ge(spun, SK_MAX_SPIN * 0.2);
+    assert_dbl_lt(spun, 0.02 + SK_MAX_SPIN);
+}
+
+static void test_nan_spin_is_refused(void **state)
+{
+    (void)state;
+    echo *e = skt_new(echo);
+    assert_rc(sk_init(&e->base, &echo_class), SK_OK);
+    e->base.config.spin = NAN;
+    assert_rc(sk_start(&e->base), SK_EINVAL);
+    assert_string_equal(sk_last_error_message(), "config.spin is NaN");
+}
+
+int main(int argc, char **argv)
+{
+    const struct CMUnitTest tests[] = {
+        SKT_TEST(test_replies_arrive_with_and_without_spin),
+        SKT_TEST(test_idle_wait_costs_at_most_the_spin),
+        SKT_TEST(test_nan_spin_is_refused),
+    };
+    return skt_run(argc, argv, tests);
+}
