@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -37,6 +38,20 @@ int sk_shm_create(const char *name, size_t size, bool noreserve, int *fd, void *
     *fd = memfd;
     *base = at;
     return 0;
+}
+
+void sk_shm_prefault(const void *addr, size_t len, bool write)
+{
+#if defined(MADV_POPULATE_READ) && defined(MADV_POPULATE_WRITE)
+    uintptr_t from = (uintptr_t)addr & ~(uintptr_t)4095;
+    uintptr_t end = (uintptr_t)addr + len;
+    if (len > 0)
+        madvise((void *)from, end - from, write ? MADV_POPULATE_WRITE : MADV_POPULATE_READ);
+#else
+    (void)addr;
+    (void)len;
+    (void)write;
+#endif
 }
 
 void sk_shm_punch(int fd, uint64_t offset, uint64_t len)

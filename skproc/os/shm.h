@@ -26,4 +26,10 @@ int sk_shm_create(const char *name, size_t size, bool noreserve, int *fd, void *
  * shrunk to page boundaries. */
 void sk_shm_punch(int fd, uint64_t offset, uint64_t len);
 
+/* Maps the pages of [addr, addr + len) of a shared mapping into this
+ * process now, readable (or writable) as they will be used: one system
+ * call instead of a page fault per page. Best effort: on a kernel without
+ * MADV_POPULATE_* it does nothing. */
+void sk_shm_prefault(const void *addr, size_t len, bool write);
+
 #endif

@@ -32,6 +32,7 @@
 #include "core/result.h"
 #include "os/fd.h"
 #include "os/futex.h"
+#include "os/shm.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -102,6 +103,34 @@ static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
         return false;
     }
     return true;
+}
+
+/* A page of the arena that another process wrote is still a page fault
+ * the first time this worker touches it (each process maps it for itself),
+ * and on a virtual machine a fault costs microseconds: a map of 10M small
+ * items paid about 2,000 of them per map until every worker had touched
+ * every page of every batch region. So the first time this worker takes a
+ * batch region further than before, it maps the new part in with one
+ * madvise each for the input it reads and the output it writes. A failed
+ * madvise (an older kernel) only means the faults come one by one. */
+static void worker_prefault(struct shm_worker *w, const struct held *hb)
+{
+    const struct pool_job *job = hb->job;
+    size_t in = job->item_tpl ? 0 : (size_t)hb->count * job->item_size;
+    size_t out = pool_results_at(hb->count) + (size_t)hb->count * job->result_size;
+    if (job->result_tpl || pool_images_at(hb->count) > out)
+        out = pool_images_at(hb->count);
+    in = in < POOL_IMAGE_MAX ? in : POOL_IMAGE_MAX;
+    out = out < POOL_IMAGE_MAX ? out : POOL_IMAGE_MAX;
+    uint32_t d = hb->d;
+    if (in > w->mapped_in[d]) {
+        sk_shm_prefault(hb->in + w->mapped_in[d], in - w->mapped_in[d], false);
+        w->mapped_in[d] = (uint32_t)in;
+    }
+    if (out > w->mapped_out[d]) {
+        sk_shm_prefault(hb->out + w->mapped_out[d], out - w->mapped_out[d], true);
+        w->mapped_out[d] = (uint32_t)out;
+    }
 }
 
 static int32_t *held_status(const struct held *hb)
@@ -634,6 +663,8 @@ static int shm_worker_run(sk_process *self)
                 continue;
             struct held hb;
             bool ok = held_load(w->arena, d, &hb);
+            if (ok)
+                worker_prefault(w, &hb);
             slot->attempts = 0;
             atomic_store(&slot->item, 0);
             atomic_store_explicit(&slot->batch, d + 1, memory_order_release);

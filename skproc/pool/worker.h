@@ -35,6 +35,9 @@ struct shm_worker {
      * there with .worker set to index. */
     sk_event_fn on_event;
     void *event_ctx;
+    /* Worker side: how far into each batch region's input and output this
+     * worker has mapped the pages in (worker_prefault). */
+    uint32_t mapped_in[POOL_BATCHES], mapped_out[POOL_BATCHES];
 };
 
 /* Initializes w as worker `index` of the arena and starts it, with the
