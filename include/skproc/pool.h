@@ -88,9 +88,15 @@ typedef struct sk_pool_config {
      * latest by sk_pool_join or sk_pool_release. Default: none. */
     sk_event_fn on_event;
     void *event_ctx; /* handed to on_event */
+    /* Seconds an idle worker spins for the next batch, and the waiting
+     * caller for a result while a worker is idle, before they sleep (see
+     * sk_config.spin); default: SK_DEFAULT_SPIN with two or more CPUs, none
+     * with one; at most SK_MAX_SPIN. */
+    float spin;
+    bool no_spin; /* never spin */
     /* Room for later settings without an ABI break: zero it (designated
      * initializers or memset). */
-    uint64_t reserved[1];
+    char reserved[3];
 } sk_pool_config;
 
 /* Plain form: the whole item. Write the result to *result (result_size

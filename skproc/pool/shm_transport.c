@@ -65,6 +65,7 @@ struct shm_transport {
     double item_timeout; /* the settings the workers get (the arena's are for show) */
     int lives;
     long max_tasks;
+    int64_t spin_ns; /* see shm_wait and worker_spin_for_post; 0: never */
     bool closing, terminated;
     bool notify_on; /* someone asked for the notify fd: the workers must write it */
     pool_init_fn initializer;
@@ -103,7 +104,8 @@ static struct shm_settings shm_settings(const struct shm_transport *s)
                                  .lives = s->lives,
                                  .max_tasks = s->max_tasks,
                                  .initializer = s->initializer,
-                                 .init_arg = s->init_arg};
+                                 .init_arg = s->init_arg,
+                                 .spin_ns = s->spin_ns};
 }
 
 /* sk_pool_create with an initializer: every first worker has run it. A
@@ -283,6 +285,20 @@ static uint32_t shm_epoch(struct sk_pool_transport *t)
     return atomic_load(&shm_of(t)->arena.h->done_seq);
 }
 
+/* Spins until a batch is done (done_seq moves) or `until`: a worker that
+ * answers within microseconds is seen without the futex sleep and wake-up
+ * (workers wake the parent only when parent_waiting says it sleeps). */
+static bool shm_spin_until_done(const struct shm_header *h, uint32_t seen, int64_t until)
+{
+    for (int64_t now = sk_now_ns(); now < until; now = sk_now_ns())
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&h->done_seq, memory_order_acquire) != seen)
+                return true;
+            sk_cpu_relax();
+        }
+    return false;
+}
+
 static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline)
 {
     struct shm_transport *s = shm_of(t);
@@ -290,6 +306,12 @@ static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline
     int64_t now = sk_now_ns();
     if (deadline <= now)
         return SK_ETIMEDOUT;
+    /* Only while a worker is idle: then a CPU is free, and the spin takes
+     * no time from the workers that compute. idle_workers is the workers'
+     * word; a lie only decides whether we spin, for spin_ns at most. */
+    if (s->spin_ns > 0 && atomic_load_explicit(&h->idle_workers, memory_order_relaxed) > 0 &&
+        shm_spin_until_done(h, seen, deadline - now < s->spin_ns ? deadline : now + s->spin_ns))
+        return SK_OK;
     int64_t wait = deadline - now;
     if (wait > SHM_WAIT_SLICE_NS)
         wait = SHM_WAIT_SLICE_NS;
@@ -614,6 +636,12 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
     }
     s->lives = cfg->lives;
     s->max_tasks = cfg->max_tasks;
+    /* One CPU: a spin only delays the process it waits for. */
+    if (cfg->no_spin || !(cfg->spin > 0 || sysconf(_SC_NPROCESSORS_ONLN) > 1))
+        s->spin_ns = 0;
+    else
+        s->spin_ns = sk_seconds_to_ns(
+            cfg->spin > 0 ? (cfg->spin < SK_MAX_SPIN ? cfg->spin : SK_MAX_SPIN) : SK_DEFAULT_SPIN);
     for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
         s->free_batches[s->n_free++] = (uint32_t)(POOL_BATCHES - 1 - i);
     int workers = cfg->workers < SHM_MAX_WORKERS ? cfg->workers : SHM_MAX_WORKERS;

@@ -30,6 +30,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/result.h"
+#include "os/clock.h"
 #include "os/fd.h"
 #include "os/futex.h"
 #include "os/shm.h"
@@ -643,6 +644,22 @@ static void worker_initialize(struct shm_worker *w)
         sk_futex_wake_all(&h->done_seq);
 }
 
+/* Spins until a batch is posted that nobody has claimed yet, or the pool
+ * closes, for at most spin_ns. */
+static bool worker_spin_for_post(const struct shm_header *h, int64_t spin_ns)
+{
+    int64_t until = sk_now_ns() + spin_ns;
+    for (int64_t now = sk_now_ns(); now < until; now = sk_now_ns())
+        for (int i = 0; i < 64; i++) {
+            if (atomic_load_explicit(&h->claimed, memory_order_relaxed) !=
+                    atomic_load_explicit(&h->posted, memory_order_acquire) ||
+                atomic_load_explicit(&h->closing, memory_order_relaxed))
+                return true;
+            sk_cpu_relax();
+        }
+    return false;
+}
+
 static int shm_worker_run(sk_process *self)
 {
     struct shm_worker *w = SK_CONTAINER_OF(self, struct shm_worker, base);
@@ -681,7 +698,16 @@ static int shm_worker_run(sk_process *self)
             return 0;
         }
         /* Nothing to do: leave the section so that the item timeout does
-         * not run while waiting, and sleep until a batch is posted. */
+         * not run while waiting; spin a little for the next post (while
+         * this worker is not counted idle, posts do not wake it), then
+         * sleep until a batch is posted. */
+        if (w->settings.spin_ns > 0) {
+            sk_section_idle(self);
+            bool posted = worker_spin_for_post(h, w->settings.spin_ns);
+            sk_section_resume(self);
+            if (posted)
+                continue;
+        }
         uint32_t seen = atomic_load(&h->post_seq);
         atomic_fetch_add(&h->idle_workers, 1);
         if (atomic_load(&h->claimed) == atomic_load(&h->posted) && !atomic_load(&h->closing)) {

@@ -19,6 +19,7 @@ struct shm_settings {
     long max_tasks;
     pool_init_fn initializer; /* or NULL */
     const void *init_arg;     /* the transport's copy */
+    int64_t spin_ns;          /* an idle worker spins this long for a post; 0: never */
 };
 
 struct shm_worker {
