@@ -52,6 +52,10 @@ enum sup_state { SUP_SPAWN, SUP_WATCH, SUP_FAULT, SUP_DONE };
 
 #define JOIN_RECHECK_NS (1000 * 1000) /* past join_in x 2, between loop hooks */
 
+/* The supervisor's timer slack while it watches: its ppoll wakes at the
+ * deadline, not up to 50 us (the default slack) after it. */
+#define SUPERVISOR_TIMER_SLACK_NS 1
+
 enum deadline_kind { DEADLINE_NONE, DEADLINE_SECTION, DEADLINE_JOIN };
 
 struct supervisor {
@@ -71,6 +75,8 @@ struct supervisor {
     int lives_floor;    /* attempts known used: sh->lives_used is never believed lower */
     uint64_t seen_seq;  /* the section entry last seen, and when: a section start */
     int64_t seen_at_ns; /* the worker writes later than that does not postpone a deadline */
+    long timer_slack;   /* the supervisor's own at start, in ns: its workers' */
+    bool slack_lowered; /* the supervisor's is SUPERVISOR_TIMER_SLACK_NS now */
     int spawns;         /* workers forked so far */
     int restarts;       /* of them, after a hard fault */
     bool after_fault;   /* the next worker replaces one that died */
@@ -112,6 +118,9 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
     if (supervisor_kill_requested(s))
         return SUP_DONE;
     atomic_store(&s->sh->spawns, ++s->spawns); /* the worker says START or RESTART */
+    /* The worker gets the supervisor's timer slack at start (the parent's). */
+    if (s->slack_lowered)
+        s->slack_lowered = prctl(PR_SET_TIMERSLACK, s->timer_slack) != 0;
     pid_t pid = fork();
     if (pid == 0) {
         close(s->sigchld_fd); /* the supervisor's, not the hooks' business */
@@ -121,6 +130,8 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
         return supervisor_finish_with(s, "could not fork the worker");
     s->worker = pid;
     atomic_store(&s->sh->worker_pid, pid);
+    if (s->timer_slack > SUPERVISOR_TIMER_SLACK_NS)
+        s->slack_lowered = prctl(PR_SET_TIMERSLACK, SUPERVISOR_TIMER_SLACK_NS) == 0;
     if (s->after_fault) {
         s->after_fault = false;
         atomic_store(&s->sh->restarts, ++s->restarts);
@@ -197,6 +208,15 @@ static long supervisor_fault_item(const struct supervisor *s)
     return item >= 0 ? item : -1;
 }
 
+static void supervisor_timeout_error(struct supervisor *s, enum deadline_kind kind, int section,
+                                     long run)
+{
+    if (kind == DEADLINE_JOIN)
+        sk_error_set_timeout(&s->fault, section, run, s->join_in, true);
+    else
+        sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9, false);
+}
+
 /* Sleeps until the worker exits or a deadline passes. On a deadline the
  * worker is killed; either way it is reaped before returning. */
 static enum sup_state supervisor_watch(struct supervisor *s)
@@ -233,12 +253,15 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             }
             pid_t worker = s->worker;
             kill(worker, SIGKILL);
-            supervisor_reap(s, &info);
+            /* The error is written while the worker dies (its teardown takes
+             * longer than the formatting, whose first use in this process
+             * faults pages in), and again if its run moved on meanwhile. */
             long run = atomic_load(&sh->current_run);
-            if (kind == DEADLINE_JOIN)
-                sk_error_set_timeout(&s->fault, section, run, s->join_in, true);
-            else
-                sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9, false);
+            supervisor_timeout_error(s, kind, section, run);
+            supervisor_reap(s, &info);
+            long final_run = atomic_load(&sh->current_run);
+            if (final_run != run)
+                supervisor_timeout_error(s, kind, section, final_run);
             s->retryable = kind == DEADLINE_SECTION && sk_section_is_loop(section);
             s->fault.item = supervisor_fault_item(s);
             return SUP_FAULT;
@@ -360,6 +383,8 @@ static void supervisor_init(struct supervisor *s, sk_process *p)
     s->join_hard_ns = join ? s->sh->start_ns + 2 * join : 0;
     s->seen_seq = atomic_load(&s->sh->seq);
     s->seen_at_ns = sk_now_ns();
+    int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    s->timer_slack = slack > 0 ? slack : 0;
 }
 
 _Noreturn void sk_supervisor_main(sk_process *p)

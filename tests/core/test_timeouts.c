@@ -13,6 +13,9 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include "support.h"
 
@@ -383,6 +386,53 @@ static void test_join_in_short_runs(void **state)
     assert_cmp(took, <, 0.1 + 1.9 * skt_slowdown());
 }
 
+/* The supervisor lowers its own timer slack to wake at a deadline; its
+ * workers keep the parent's, also the one started after a crash. */
+typedef struct {
+    sk_process base;
+    int64_t slack;
+} slack_probe;
+
+static int *slack_crashed; /* MAP_SHARED: the first worker crashed */
+
+static int slack_run(sk_process *self)
+{
+    slack_probe *p = SK_CONTAINER_OF(self, slack_probe, base);
+    p->slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    if (__atomic_exchange_n(slack_crashed, 1, __ATOMIC_SEQ_CST) == 0)
+        raise(SIGKILL); /* the second worker answers */
+    return 0;
+}
+
+static int slack_result(sk_process *self)
+{
+    return sk_return(self, "I", &SK_CONTAINER_OF(self, slack_probe, base)->slack);
+}
+
+static const sk_class slack_class = {.name = "slack", .run = slack_run, .result = slack_result};
+
+static void test_worker_keeps_timer_slack(void **state)
+{
+    (void)state;
+    int before = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);
+    assert_int_equal(prctl(PR_SET_TIMERSLACK, 123456, 0, 0, 0), 0);
+    slack_crashed = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    assert_true(slack_crashed != MAP_FAILED);
+    slack_probe p = {.slack = 0};
+    assert_rc(sk_init(&p.base, &slack_class), SK_OK);
+    p.base.config.runs = 1;
+    p.base.config.lives = 2;
+    p.base.config.timeouts.run = 5.0;
+    assert_rc(sk_start(&p.base), SK_OK);
+    int64_t slack = 0;
+    assert_rc(sk_result(&p.base, "I", &slack), SK_OK);
+    assert_int_equal(slack, 123456);
+    assert_int_equal(*slack_crashed, 1);
+    sk_release(&p.base);
+    munmap(slack_crashed, 4096);
+    prctl(PR_SET_TIMERSLACK, before > 0 ? before : 0, 0, 0, 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -398,6 +448,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_timeout_not_exceeded),
         SKT_TEST(test_join_in_hard_limit),
         SKT_TEST(test_join_in_short_runs),
+        SKT_TEST(test_worker_keeps_timer_slack),
     };
     return skt_run(argc, argv, tests);
 }
