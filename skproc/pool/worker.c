@@ -135,6 +135,18 @@ static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
     return true;
 }
 
+/* Zero-copy calls write their statuses only when an item fails: the
+ * parent reads none while the batch's failed count is 0 (the workers' word
+ * that every item succeeded), so clearing them up front would be one more
+ * pass over memory per item, as large as the results. The first failure
+ * clears them all (its predecessor's failures, after a restart, are then
+ * already in place); a call with tpl results, which reads its statuses on
+ * a restart, is never zero-copy. */
+static bool statuses_lazy(const struct held *hb)
+{
+    return hb->job->shared_items || hb->job->shared_results;
+}
+
 static int32_t *held_status(const struct held *hb)
 {
     return (int32_t *)(void *)hb->out;
@@ -407,6 +419,8 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
         return true;
     if (!class_item) /* a class item's error tells its own lives */
         err->lives_spent = (int)slot->attempts;
+    if (statuses_lazy(hb) && hb->b->failed == 0) /* the batch's first failure */
+        memset(held_status(hb), 0, (size_t)hb->count * sizeof(int32_t));
     held_status(hb)[k] = SK_EPROCESS;
     hb->b->failed++;
     record_error(a, hb->call, hb->first + k, err);
@@ -530,9 +544,6 @@ static void shared_prepare(struct shm_worker *w, const struct held *hb)
         memset(w->shared_mapped, 0, sizeof w->shared_mapped);
         w->shared_epoch = epoch;
     }
-    /* Its statuses, in the arena: batches, too, land on any worker. */
-    uintptr_t st = (uintptr_t)held_status(hb) & ~(uintptr_t)4095;
-    (void)madvise((void *)st, (uintptr_t)(held_status(hb) + hb->count) - st, MADV_POPULATE_WRITE);
     if (j->shared_items)
         shared_map(w, w->shared_mapped[0], j->items_at, j->shared_n, j->item_size, hb->first,
                    hb->count, MADV_POPULATE_READ);
@@ -560,7 +571,8 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
         }
     }
     _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
-    memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
+    if (!statuses_lazy(hb))
+        memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
     if (w->init_failed) { /* nothing runs here: the items fail, and say why */
         for (uint32_t k = from; k < hb->count; k++) {
             worker_check_recycle(w, k); /* max_tasks: a successor tries the initializer again */

@@ -276,6 +276,8 @@ static void test_imap_shared_items(void **state)
     sk_pool *pool = new_small_pool(2);
     int32_t *items = shared_items(pool);
     struct where w = where_of(items, NULL);
+    w.fail_mod = 100; /* items 42, 142, ... fail: the others of their batch are right */
+    w.fail_rem = 42;
     sk_pool_job job = job_of(&w);
     sk_pool_call *call = NULL;
     assert_rc(sk_pool_imap(pool, &job, items, N, &call), SK_OK);
@@ -283,9 +285,14 @@ static void test_imap_shared_items(void **state)
     size_t index, count = 0;
     int64_t r;
     int rc;
-    while ((rc = sk_pool_next(call, BOUND, &index, &r)) == SK_OK) {
+    while ((rc = sk_pool_next(call, BOUND, &index, &r)) == SK_OK || rc == SK_EPROCESS) {
         assert_int_equal(index, count);
-        assert_int_equal(r, 3 * (int64_t)index + 1);
+        if (index % 100 == 42) {
+            assert_rc(rc, SK_EPROCESS);
+        } else {
+            assert_rc(rc, SK_OK);
+            assert_int_equal(r, 3 * (int64_t)index + 1);
+        }
         count++;
     }
     assert_rc(rc, SK_ECLOSED);
