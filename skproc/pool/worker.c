@@ -532,6 +532,12 @@ static void shared_map(struct shm_worker *w, uint64_t *mapped, uint64_t at, uint
         uint64_t to = (c + 1) * SHM_SHARED_CHUNK < arr_end ? (c + 1) * SHM_SHARED_CHUNK : arr_end;
         from &= ~(uint64_t)4095;
         (void)madvise(a->shared + from, (size_t)(to - from), advice);
+        /* And reads one byte of each page from user mode: madvise fills
+         * the page table, but a virtual machine with shadow page tables
+         * builds its own entries only at the first access, which made the
+         * first several maps over new arrays several times slower. */
+        for (uint64_t pg = from; pg < to; pg += 4096)
+            (void)*(volatile const unsigned char *)(a->shared + pg);
     }
 }
 
