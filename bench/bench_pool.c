@@ -12,6 +12,13 @@
  *                       floors too (bench/run.py gives a row one baseline):
  *                       raw_pool_floors.c's pool.map.raw_copy and
  *                       pool.map.raw_zero
+ *   pool.map.skproc_zero
+ *                       the same map on the same pool, with items and
+ *                       results in arrays of sk_pool_alloc (zero-copy
+ *                       arrays, issue 12 item 3): nothing is copied; its
+ *                       baseline is raw_pool_floors.c's pool.map.raw_zero.
+ *                       The arrays are filled and one warm-up map runs
+ *                       before the timed ones, as for the floor
  *   pool.map.first      the first of those maps alone: the pool's batch
  *                       memory is still untouched (page faults)
  *   pool.one.skproc     sk_pool_map of one item on a warm pool, in
@@ -170,6 +177,21 @@ int main(int argc, char **argv)
                st.median, &st, extra);
     bench_emit(AREA, "pool.map.first", "skproc sk_pool_map of 4-byte items, first map of a pool",
                "items/s", first, NULL, extra);
+
+    /* ---- the same map over zero-copy arrays (sk_pool_alloc) */
+    int32_t *zitems = sk_pool_alloc(pool, (size_t)n * sizeof *zitems);
+    int32_t *zresults = sk_pool_alloc(pool, (size_t)n * sizeof *zresults);
+    BENCH_CHECK(zitems != NULL && zresults != NULL, "sk_pool_alloc");
+    memcpy(zitems, items, (size_t)n * sizeof *zitems);
+    map_rate(pool, zitems, zresults, n); /* warm-up: the workers map the pages */
+    for (int m = 0; m < maps; m++)
+        rates[m] = map_rate(pool, zitems, zresults, n);
+    struct bench_stats zst = bench_summarize(rates, maps);
+    bench_emit(AREA, "pool.map.skproc_zero",
+               "skproc sk_pool_map of 4-byte items over zero-copy arrays (sk_pool_alloc)",
+               "items/s", zst.median, &zst, extra);
+    check(sk_pool_free(pool, zitems), "sk_pool_free");
+    check(sk_pool_free(pool, zresults), "sk_pool_free");
 
     double *us = malloc((size_t)ones * sizeof *us);
     BENCH_CHECK(us != NULL, "malloc");

@@ -23,8 +23,9 @@
  * replaced; the item fails with SK_CRASH_ERROR or SK_TIMEOUT_ERROR, or is
  * tried again while it has lives. Nothing hangs and no item is lost.
  *
- * Memory: a pool maps about 16 GiB of address space (a shared arena; only
- * written pages take memory). Between calls it keeps the pages of its most
+ * Memory: a pool maps about 32 GiB of address space (a shared arena, and a
+ * region for zero-copy arrays: sk_pool_alloc; only written pages take
+ * memory). Between calls it keeps the pages of its most
  * recently used batches, up to 256 MiB, so the next call runs without page
  * faults; the rest is given back when no call is alive.
  *
@@ -167,6 +168,40 @@ int sk_pool_terminate(sk_pool *pool);
 void sk_pool_release(sk_pool *pool);
 
 void sk_pool_counters_of(const sk_pool *pool, sk_pool_counters *out);
+
+/* -------------------------------------------------------- shared arrays */
+
+/* Zero-copy arrays: `bytes` of memory (zeroed, aligned to a page) that the
+ * parent and every worker of the pool, present and future, map at the same
+ * address. When a plain job's items (fn, or star with a format without s or
+ * B) lie inside one such allocation, the workers read them in place; when
+ * its results do too (sk_pool_map, sk_pool_async_map, sk_pool_submit), the
+ * workers write them in place: a map over them copies nothing, only index
+ * ranges travel. Items and results are decided each on its own (iterators:
+ * items only); anything else is copied as usual.
+ *
+ * Every worker can write every allocation of its pool at any time: what a
+ * buggy or hostile item function does there damages values only, never the
+ * pool (the parent keeps its bookkeeping elsewhere and never reads the
+ * arrays but as your values).
+ *
+ * Unlike a copied result, a result in place is not zeroed before the call:
+ * the function finds what the array holds (so it can also update a value
+ * in place), and a failed item's result holds whatever its function left
+ * there. The caller must not touch the arrays while a call over them runs
+ * (until sk_pool_map returns, or the call is done).
+ *
+ * A pool has 16 GiB of address space for allocations (only written pages
+ * take memory). NULL on failure, with sk_last_error_message saying why:
+ * bytes 0 or over 16 GiB, or no room left. The memory lives until
+ * sk_pool_free or sk_pool_release. */
+void *sk_pool_alloc(sk_pool *pool, size_t bytes);
+
+/* Gives back an allocation of sk_pool_alloc (its pages are returned to the
+ * system). SK_OK (also for NULL); SK_EINVAL for a pointer that is not the
+ * start of an allocation of this pool; SK_ESTATE while a call that is not
+ * freed yet has items or results in it. */
+int sk_pool_free(sk_pool *pool, void *mem);
 
 /* ---------------------------------------------------------------- calls */
 

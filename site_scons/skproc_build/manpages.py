@@ -70,6 +70,8 @@ PAGES = [
      ['sk_pool_submit', 'sk_pool_cancel', 'sk_pool_stop_item', 'sk_pool_kill_item'], [], None),
     ('sk_pool_fd', 'wait on a pool or a call from an event loop',
      ['sk_pool_fd', 'sk_pool_call_fd'], [], None),
+    ('sk_pool_alloc', 'zero-copy arrays shared with the workers of a pool',
+     ['sk_pool_alloc', 'sk_pool_free'], [], None),
     ('sk_pool_release', 'free a pool', ['sk_pool_release'], [], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),

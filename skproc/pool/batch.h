@@ -49,6 +49,14 @@ struct pool_job {
     char result_format[POOL_FORMAT_MAX];
     uint32_t n_fields;
     uint64_t field_offsets[POOL_MAX_FIELDS];
+    /* Zero-copy arrays (sk_pool_alloc): items and/or results are read and
+     * written in place in the pool's shared region, at these byte offsets
+     * from its start (item i at items_at + i * item_size), and not carried
+     * in the batch images; the result image then holds only the statuses.
+     * Plain records only (no tpl, no cls). */
+    uint32_t shared_items, shared_results;
+    uint64_t items_at, results_at;
+    uint64_t shared_n; /* items in the call (the arrays' length, for pre-faulting) */
 };
 
 /* Where the results start in a result image of count items. */

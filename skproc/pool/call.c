@@ -134,7 +134,8 @@ static int call_slot_take(const sk_pool *p)
  * balance), few enough that a call fits in POOL_CALL_BATCHES of them, so it
  * is all handed out at once and goes on without the caller; and no more
  * than a batch's images hold. */
-static size_t choose_batch(const sk_pool *p, const sk_pool_job *job, size_t n)
+static size_t choose_batch(const sk_pool *p, const sk_pool_job *job, const struct pool_job *js,
+                           size_t n)
 {
     size_t batch = (size_t)p->config.batch;
     if (batch == 0 && job->cls != NULL) {
@@ -142,22 +143,52 @@ static size_t choose_batch(const sk_pool *p, const sk_pool_job *job, size_t n)
     } else if (batch == 0 && n == SIZE_MAX) {
         batch = 256;
     } else if (batch == 0) {
-        batch = n / ((size_t)p->n_workers * 16);
+        /* Zero-copy arrays: a batch costs its hand-off only (nothing is
+         * copied), so four per worker, as the raw zero-copy floor found
+         * best, balance well enough. */
+        size_t per_worker = js->shared_items && js->shared_results ? 4 : 16;
+        batch = n / ((size_t)p->n_workers * per_worker);
         size_t fit = (n + POOL_CALL_BATCHES - 1) / POOL_CALL_BATCHES;
         if (batch < fit)
             batch = fit;
     }
     if (batch < 1)
         batch = 1;
-    size_t per_item_out = sizeof(int32_t) + 2 * sizeof(uint64_t) + job->result_size;
+    size_t per_item_out =
+        sizeof(int32_t) + 2 * sizeof(uint64_t) + (js->shared_results ? 0 : job->result_size);
     size_t room = (POOL_IMAGE_MAX - 64) / per_item_out;
     size_t per_item_in = has_pointers(job->item_format) ? sizeof(uint64_t) + 16 : job->item_size;
-    if (room > (POOL_IMAGE_MAX - 64) / per_item_in)
+    if (!js->shared_items && room > (POOL_IMAGE_MAX - 64) / per_item_in)
         room = (POOL_IMAGE_MAX - 64) / per_item_in;
     return batch < room ? batch : room;
 }
 
-static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
+/* Zero-copy arrays: items and results of a plain job that lie inside
+ * allocations of sk_pool_alloc are read and written by the workers in
+ * place. Each side is decided on its own; anything else is copied. */
+static void call_share(sk_pool_call *c, const void *items, const void *results, size_t n)
+{
+    struct sk_pool_transport *t = c->pool->t;
+    struct pool_job *js = &c->job;
+    if (n == 0 || t->ops->shared_find == NULL || js->item_tpl || js->result_tpl ||
+        js->kind == POOL_JOB_CLS)
+        return;
+    uint64_t at;
+    js->shared_n = n;
+    if (items != NULL && n <= SIZE_MAX / js->item_size &&
+        t->ops->shared_find(t, items, n * js->item_size, &at, &c->shared_start[0])) {
+        js->shared_items = 1;
+        js->items_at = at;
+    }
+    if (results != NULL && js->result_size > 0 && n <= SIZE_MAX / js->result_size &&
+        t->ops->shared_find(t, results, n * js->result_size, &at, &c->shared_start[1])) {
+        js->shared_results = 1;
+        js->results_at = at;
+    }
+}
+
+static int call_create(sk_pool *p, const sk_pool_job *job, const void *items, const void *results,
+                       size_t n, sk_pool_call **out)
 {
     int rc = job_check(job);
     if (rc != SK_OK)
@@ -177,6 +208,8 @@ static int call_create(sk_pool *p, const sk_pool_job *job, sk_pool_call **out)
     c->cfd.fd = c->cfd.own = -1;
     c->progress.started = sk_now_ns();
     rc = job_describe(job, &c->job);
+    if (rc == SK_OK)
+        call_share(c, items, results, n);
     if (rc == SK_OK)
         rc = p->t->ops->open_call(p->t, c->slot, &c->job, job->arg, job->arg_size);
     if (rc != SK_OK) {
@@ -218,6 +251,8 @@ static long batch_fill(sk_pool_call *c, const struct pool_batch_in *bin)
     size_t max = c->batch;
     if (c->produce == NULL && c->n - c->posted_items < max)
         max = c->n - c->posted_items;
+    if (js->shared_items) /* zero-copy: the workers read the caller's array */
+        return (long)max;
     if (c->produce == NULL && !js->item_tpl) { /* plain records: one copy */
         memcpy(in, c->items + c->posted_items * js->item_size, max * js->item_size);
         return (long)max;
@@ -356,7 +391,9 @@ static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *d
 {
     const struct pool_job *js = &c->job;
     int code = SK_ECORRUPT;
-    if (!v->corrupt) {
+    if (v->clean) {
+        code = SK_OK; /* the workers' word: no status is read (zero-copy calls write none) */
+    } else if (!v->corrupt) {
         int32_t s = pool_peer_load32(&v->out.status[k]);
         if (s == SK_OK || s == SK_EPROCESS)
             code = s;
@@ -369,7 +406,7 @@ static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *d
         call_note_failure(c, v->first + k, code);
         return code;
     }
-    if (js->result_size == 0 || dst == NULL)
+    if (js->result_size == 0 || dst == NULL || js->shared_results) /* in place already */
         return SK_OK;
     if (!js->result_tpl) {
         memcpy(dst, v->out.results + (size_t)k * js->result_size, js->result_size);
@@ -409,7 +446,7 @@ static void call_collect(sk_pool_call *c)
         struct pool_view v;
         view_open(c, id, state, &v);
         if (v.clean && !js->result_tpl) { /* plain results: one copy */
-            if (c->results != NULL)
+            if (c->results != NULL && !js->shared_results)
                 memcpy(c->results + v.first * js->result_size, v.out.results,
                        (size_t)v.count * js->result_size);
             for (uint32_t k = 0; c->status != NULL && k < v.count; k++)
@@ -579,14 +616,14 @@ int sk_pool_async_map(sk_pool *p, const sk_pool_job *job, const void *items, siz
                          : items == NULL ? "items (with n > 0)"
                                          : "results (with result_size > 0)");
     sk_pool_call *c;
-    int rc = call_create(p, job, &c);
+    int rc = call_create(p, job, items, results, n, &c);
     if (rc != SK_OK)
         return rc;
     c->items = items;
     c->n = n;
     c->results = results;
     c->status = status;
-    c->batch = choose_batch(p, job, n);
+    c->batch = choose_batch(p, job, &c->job, n);
     call_post(c, POOL_BATCHES / 2);
     *call = c;
     fds_settle(p);
@@ -672,7 +709,7 @@ static int iterator_create(sk_pool *p, const sk_pool_job *job, const void *items
                          : call == NULL ? "call"
                                         : "items (with n > 0)");
     sk_pool_call *c;
-    int rc = call_create(p, job, &c);
+    int rc = call_create(p, job, produce == NULL ? items : NULL, NULL, n, &c);
     if (rc != SK_OK)
         return rc;
     c->iterator = true;
@@ -685,7 +722,7 @@ static int iterator_create(sk_pool *p, const sk_pool_job *job, const void *items
         sk_pool_call_free(c);
         return SK_ENOMEM;
     }
-    c->batch = choose_batch(p, job, c->n);
+    c->batch = choose_batch(p, job, &c->job, c->n);
     *call = c;
     fds_settle(p);
     return SK_OK;

@@ -101,6 +101,40 @@ void sk_pool_release(sk_pool *p)
     free(p);
 }
 
+/* ------------------------------------------------------- shared arrays */
+
+void *sk_pool_alloc(sk_pool *p, size_t bytes)
+{
+    if (p == NULL) {
+        (void)sk_refuse(SK_EINVAL, "sk_pool_alloc: the pool is NULL");
+        return NULL;
+    }
+    if (p->t->ops->shared_alloc == NULL) {
+        (void)sk_refuse(SK_EINVAL, "sk_pool_alloc: the pool's transport has no shared memory");
+        return NULL;
+    }
+    return p->t->ops->shared_alloc(p->t, bytes);
+}
+
+/* Refused while a live call (not yet freed) has its items or results in
+ * the allocation: its workers may still read or write them. */
+int sk_pool_free(sk_pool *p, void *mem)
+{
+    if (p == NULL)
+        return sk_refuse(SK_EINVAL, "sk_pool_free: the pool is NULL");
+    if (mem == NULL)
+        return SK_OK;
+    if (p->t->ops->shared_free == NULL)
+        return sk_refuse(SK_EINVAL, "sk_pool_free: the pool's transport has no shared memory");
+    for (int i = 0; i < POOL_CALLS; i++) {
+        const sk_pool_call *c = p->live[i];
+        if (c != NULL && (c->shared_start[0] == mem || c->shared_start[1] == mem))
+            return sk_refuse(SK_ESTATE,
+                             "sk_pool_free: a call that is not freed yet uses the allocation");
+    }
+    return p->t->ops->shared_free(p->t, mem);
+}
+
 void sk_pool_counters_of(const sk_pool *p, sk_pool_counters *out)
 {
     if (out == NULL)

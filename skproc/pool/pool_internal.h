@@ -96,6 +96,10 @@ struct sk_pool_call {
     size_t *killed;        /* items sk_pool_kill_item killed (they fail with SK_EKILLED) */
     size_t n_killed;
     struct pool_call_fd cfd; /* fd -1: none asked for */
+    /* The sk_pool_alloc allocations its items and results lie in (zero
+     * copy: job.shared_items, job.shared_results), or NULL: sk_pool_free
+     * refuses them while the call is alive. */
+    const void *shared_start[2];
 };
 
 #endif

@@ -27,7 +27,9 @@
 #include <unistd.h>
 
 #define SHM_MAX_WORKERS 512
-#define SHM_SPILLED (UINT64_C(1) << 63) /* in a result index: the image is past the mapping */
+#define SHM_SHARED_SIZE ((size_t)16 << 30) /* the shared region (sk_pool_alloc): address space */
+#define SHM_SHARED_CHUNK ((size_t)2 << 20) /* a worker maps the shared region's pages by these */
+#define SHM_SPILLED (UINT64_C(1) << 63)    /* in a result index: the image is past the mapping */
 
 enum shm_batch_state { SHM_BATCH_FREE, SHM_BATCH_READY, SHM_BATCH_CLAIMED, SHM_BATCH_DONE };
 
@@ -96,7 +98,8 @@ struct shm_header {
     _Atomic uint32_t notify;        /* non-zero: a worker that marks a batch done also
                                      * writes the arena's notify eventfd (sk_pool_fd) */
     _Atomic long done, failed, claimed_items;
-    _Atomic uint64_t spill_top;           /* bytes of result images spilled past the mapping */
+    _Atomic uint32_t shared_epoch; /* moves when an allocation of the shared region is freed */
+    _Atomic uint64_t spill_top;    /* bytes of result images spilled past the mapping */
     _Atomic uint32_t queue[POOL_BATCHES]; /* posted descriptors, in posting order */
     double item_timeout;                  /* the pool's settings, for reading only: each worker */
     int lives;                            /* runs by its own copy (worker.h), which no other */
@@ -106,9 +109,16 @@ struct shm_header {
     struct shm_job jobs[POOL_CALLS];
 };
 
-/* The arena as each side holds it (in its own memory). */
+/* The arena as each side holds it (in its own memory). The shared region
+ * (sk_pool_alloc's arrays) is a memfd of its own ("skproc-arrays"),
+ * mapped next to the arena before the workers are forked: it holds values
+ * only, never a word either side trusts, so it shares no page with the
+ * arena's control data. */
 struct shm_arena {
     int memfd;
+    int shared_fd;
+    unsigned char *shared;
+    size_t shared_size;
     int notify_fd; /* an eventfd made before the workers are forked */
     unsigned char *base;
     size_t size; /* of the mapping; spilled images start here in the memfd */

@@ -18,6 +18,11 @@
  * warmest regions keep theirs up to SHM_WARM_BYTES and the rest, with the
  * spilled result images, are given back (a hole punched in the memfd).
  *
+ * The shared region (sk_pool_alloc's arrays) is a second memfd, mapped
+ * before the workers are forked; its allocations are kept in the parent's
+ * own memory. Workers read items and write results there in place; the
+ * parent never reads it for anything but the caller's values.
+ *
  * Trust: every worker can write the whole arena. The parent keeps in its
  * own memory the call, first item and count of each batch it posts, the
  * number of posts, and whether it closed; a done batch whose descriptor no
@@ -54,7 +59,8 @@ struct shm_posted {
 struct shm_call {
     uint64_t item_size, result_size;
     bool images;
-    uint32_t stamp; /* our copy of the job's error record stamp */
+    bool shared_items, shared_results; /* in the shared region, not in the batch images */
+    uint32_t stamp;                    /* our copy of the job's error record stamp */
 };
 
 struct shm_transport {
@@ -79,6 +85,12 @@ struct shm_transport {
     struct shm_posted posted[POOL_BATCHES];
     size_t touched[POOL_BATCHES]; /* bytes written since its pages were last given back */
     struct shm_call calls[POOL_CALLS];
+    /* The shared region's allocations (sk_pool_alloc), sorted by offset:
+     * the parent's own bookkeeping, never in memory a worker can write. */
+    struct shm_block {
+        uint64_t at, len;
+    } * blocks;
+    size_t n_blocks, cap_blocks;
 };
 
 static struct shm_transport *shm_of(struct sk_pool_transport *t)
@@ -94,6 +106,13 @@ static int arena_create(struct shm_arena *a)
         return errno == ENOMEM ? SK_ENOMEM : SK_ESYS;
     a->base = base;
     a->h = base;
+    /* The shared arrays get a memfd of their own: no page of it holds a
+     * word the parent trusts, so a worker that scribbles there damages
+     * values only. */
+    a->shared_size = SHM_SHARED_SIZE;
+    if (sk_shm_create("skproc-arrays", a->shared_size, true, &a->shared_fd, &base) != 0)
+        return errno == ENOMEM ? SK_ENOMEM : SK_ESYS;
+    a->shared = base;
     a->notify_fd = sk_doorbell_create();
     return a->notify_fd >= 0 ? SK_OK : SK_ESYS;
 }
@@ -200,6 +219,8 @@ static int shm_open_call(struct sk_pool_transport *t, int slot, const struct poo
     s->calls[slot] = (struct shm_call){.item_size = job->item_size,
                                        .result_size = job->result_size,
                                        .images = job->item_tpl || job->result_tpl,
+                                       .shared_items = job->shared_items != 0,
+                                       .shared_results = job->shared_results != 0,
                                        .stamp = stamp};
     atomic_fetch_add(&s->arena.h->posting_calls, 1);
     return SK_OK;
@@ -433,7 +454,9 @@ static void shm_release(struct sk_pool_transport *t, uint32_t id)
     const struct shm_posted *c = &s->posted[id];
     if (c->count > 0) {
         const struct shm_call *call = &s->calls[c->call];
-        size_t bytes = (size_t)c->count * (call->item_size + call->result_size + sizeof(int32_t));
+        size_t per_item = sizeof(int32_t) + (call->shared_items ? 0 : call->item_size) +
+                          (call->shared_results ? 0 : call->result_size);
+        size_t bytes = (size_t)c->count * per_item;
         if (call->images)
             bytes = 2 * POOL_IMAGE_MAX; /* images: assume the worst */
         if (bytes > s->touched[id])
@@ -569,6 +592,101 @@ static void shm_counters(struct sk_pool_transport *t, sk_pool_counters *out)
     out->in_flight = claimed > out->done ? claimed - out->done : 0;
 }
 
+/* ------------------------------------------------------- shared arrays */
+
+/* First fit over the sorted allocations, in whole pages. Fresh pages read
+ * as zeros: shm_shared_free punched the hole of every earlier one. */
+static void *shm_shared_alloc(struct sk_pool_transport *t, size_t bytes)
+{
+    struct shm_transport *s = shm_of(t);
+    size_t cap = s->arena.shared_size;
+    if (bytes == 0 || bytes > cap) {
+        (void)sk_refuse(SK_EINVAL, "sk_pool_alloc: %zu bytes (from 1 to %zu GiB)", bytes,
+                        cap >> 30);
+        return NULL;
+    }
+    uint64_t len = shm_page_round(bytes);
+    if (s->n_blocks == s->cap_blocks) {
+        size_t more = s->cap_blocks == 0 ? 16 : 2 * s->cap_blocks;
+        struct shm_block *b = realloc(s->blocks, more * sizeof *b);
+        if (b == NULL) {
+            (void)sk_refuse(SK_ENOMEM, "sk_pool_alloc: out of memory for its bookkeeping");
+            return NULL;
+        }
+        s->blocks = b;
+        s->cap_blocks = more;
+    }
+    /* Large arrays start on a chunk of their own: workers map the region's
+     * pages a chunk at a time (worker.c). */
+    uint64_t align = len >= SHM_SHARED_CHUNK ? SHM_SHARED_CHUNK : 4096;
+    uint64_t end = 0;
+    size_t i = 0;
+    for (; i < s->n_blocks; i++) {
+        if (s->blocks[i].at >= end && s->blocks[i].at - end >= len)
+            break;
+        end = (s->blocks[i].at + s->blocks[i].len + align - 1) / align * align;
+    }
+    if (i == s->n_blocks && (end > cap || cap - end < len)) {
+        (void)sk_refuse(SK_ENOMEM,
+                        "sk_pool_alloc: no room for %zu bytes left in the pool's "
+                        "%zu GiB shared region",
+                        bytes, cap >> 30);
+        return NULL;
+    }
+    memmove(&s->blocks[i + 1], &s->blocks[i], (s->n_blocks - i) * sizeof *s->blocks);
+    s->blocks[i] = (struct shm_block){.at = end, .len = len};
+    s->n_blocks++;
+    return s->arena.shared + end;
+}
+
+/* The allocation holding offset off, or -1. */
+static long shm_block_of(const struct shm_transport *s, uint64_t off)
+{
+    size_t lo = 0, hi = s->n_blocks;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->blocks[mid].at + s->blocks[mid].len <= off)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < s->n_blocks && s->blocks[lo].at <= off ? (long)lo : -1;
+}
+
+static bool shm_shared_find(struct sk_pool_transport *t, const void *p, size_t bytes, uint64_t *at,
+                            const void **start)
+{
+    struct shm_transport *s = shm_of(t);
+    uintptr_t base = (uintptr_t)s->arena.shared, q = (uintptr_t)p;
+    if (p == NULL || q < base || q - base >= s->arena.shared_size)
+        return false;
+    uint64_t off = q - base;
+    long i = shm_block_of(s, off);
+    if (i < 0 || bytes > s->blocks[i].at + s->blocks[i].len - off)
+        return false;
+    *at = off;
+    *start = s->arena.shared + s->blocks[i].at;
+    return true;
+}
+
+static int shm_shared_free(struct sk_pool_transport *t, void *mem)
+{
+    struct shm_transport *s = shm_of(t);
+    uint64_t at;
+    const void *start;
+    if (!shm_shared_find(t, mem, 1, &at, &start) || start != mem)
+        return sk_refuse(SK_EINVAL,
+                         "sk_pool_free: %p is not an allocation of this pool's "
+                         "sk_pool_alloc",
+                         mem);
+    size_t i = (size_t)shm_block_of(s, at);
+    sk_shm_punch(s->arena.shared_fd, s->blocks[i].at, s->blocks[i].len);
+    atomic_fetch_add(&s->arena.h->shared_epoch, 1); /* the workers' mappings of it are gone */
+    memmove(&s->blocks[i], &s->blocks[i + 1], (s->n_blocks - i - 1) * sizeof *s->blocks);
+    s->n_blocks--;
+    return SK_OK;
+}
+
 static void shm_destroy(struct sk_pool_transport *t)
 {
     struct shm_transport *s = shm_of(t);
@@ -584,6 +702,11 @@ static void shm_destroy(struct sk_pool_transport *t)
         munmap(s->arena.base, s->arena.size);
     if (s->arena.memfd >= 0)
         close(s->arena.memfd);
+    if (s->arena.shared != NULL)
+        munmap(s->arena.shared, s->arena.shared_size);
+    if (s->arena.shared_fd >= 0)
+        close(s->arena.shared_fd);
+    free(s->blocks);
     if (s->arena.notify_fd >= 0)
         close(s->arena.notify_fd);
     free(s->init_arg);
@@ -608,6 +731,9 @@ static const struct pool_transport_ops shm_ops = {
     .notify_fd = shm_notify_fd,
     .notify_clear = shm_notify_clear,
     .control = shm_control,
+    .shared_alloc = shm_shared_alloc,
+    .shared_find = shm_shared_find,
+    .shared_free = shm_shared_free,
     .close = shm_close,
     .terminate = shm_terminate,
     .join = shm_join,
@@ -623,6 +749,7 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
         return SK_ENOMEM;
     s->base.ops = &shm_ops;
     s->arena.memfd = -1;
+    s->arena.shared_fd = -1;
     s->arena.notify_fd = -1;
     s->item_timeout = cfg->item_timeout;
     s->initializer = cfg->initializer;

@@ -142,6 +142,23 @@ struct pool_transport_ops {
      * does. */
     int (*control)(struct sk_pool_transport *t, uint32_t id, uint32_t k, bool kill);
 
+    /* ---- shared arrays (sk_pool_alloc); a transport without them leaves these NULL */
+
+    /* bytes of memory that the parent and every worker (present and future)
+     * map at the same address, zeroed, page-aligned; it holds values only.
+     * NULL with sk_refuse's reason (SK_EINVAL: 0 or too many bytes, SK_ENOMEM:
+     * no room left, SK_ENOMEM: the bookkeeping). */
+    void *(*shared_alloc)(struct sk_pool_transport *t, size_t bytes);
+    /* Whether [p, p + bytes) lies inside one allocation: then *at is p's
+     * offset in the shared region (what a job's items_at/results_at carry)
+     * and *start the allocation's start. */
+    bool (*shared_find)(struct sk_pool_transport *t, const void *p, size_t bytes, uint64_t *at,
+                        const void **start);
+    /* Gives back the allocation that starts at mem: SK_OK, or SK_EINVAL
+     * (refused) when none does. The engine checks first that no live call
+     * uses it. */
+    int (*shared_free)(struct sk_pool_transport *t, void *mem);
+
     /* ---- workers */
 
     /* No more calls: the workers leave once no call may post and every

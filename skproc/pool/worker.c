@@ -39,6 +39,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+
+#ifndef MADV_POPULATE_READ /* Linux 5.14; older kernels refuse it, and pages fault in */
+#define MADV_POPULATE_READ 22
+#define MADV_POPULATE_WRITE 23
+#endif
 
 /* The batch in hand, as read once from its descriptor, and its call's job
  * as copied when it was claimed: an item function may scribble on the
@@ -49,8 +55,9 @@ struct held {
     struct shm_batch *b;
     const struct pool_job *job; /* &job_copy */
     struct pool_job job_copy;
-    const unsigned char *in;
+    const unsigned char *in; /* item 0 of the batch: its image, or the shared array */
     unsigned char *out;
+    unsigned char *res; /* result 0 of the batch: in its image, or in the shared array */
     const void *arg;
 };
 
@@ -64,15 +71,30 @@ static bool job_sane(const struct pool_job *j, uint32_t count)
         memchr(j->item_format, '\0', sizeof j->item_format) == NULL ||
         memchr(j->result_format, '\0', sizeof j->result_format) == NULL)
         return false;
-    if (!j->item_tpl && (uint64_t)count * j->item_size > POOL_IMAGE_MAX)
+    bool shared = j->shared_items || j->shared_results;
+    if (shared && (j->item_tpl || j->result_tpl || j->kind == POOL_JOB_CLS))
+        return false;
+    if (!j->item_tpl && !j->shared_items && (uint64_t)count * j->item_size > POOL_IMAGE_MAX)
         return false;
     if (!j->result_tpl &&
-        pool_results_at(count) + (uint64_t)count * j->result_size > POOL_IMAGE_MAX)
+        pool_results_at(count) + (j->shared_results ? 0 : (uint64_t)count * j->result_size) >
+            POOL_IMAGE_MAX)
         return false;
     for (uint32_t f = 0; f < j->n_fields; f++)
         if (j->field_offsets[f] >= j->item_size)
             return false;
     return true;
+}
+
+/* Items first .. first + count of size bytes each, from offset at, lie
+ * inside the shared region (a scribbled job must not send a worker past
+ * it). */
+static bool shared_fits(const struct shm_arena *a, uint64_t at, uint64_t first, uint32_t count,
+                        uint64_t size)
+{
+    if (at > a->shared_size || first > UINT64_MAX - count)
+        return false;
+    return size == 0 || first + count <= (a->shared_size - at) / size;
 }
 
 /* Reads batch d's descriptor and copies its job. False when it cannot be a
@@ -96,7 +118,16 @@ static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
     hb->in = shm_batch_in(a, d);
     hb->out = shm_batch_out(a, d);
     hb->arg = shm_call_arg(a, hb->call);
-    if (!job_sane(hb->job, hb->count)) {
+    const struct pool_job *j = hb->job;
+    hb->res = hb->out + pool_results_at(hb->count);
+    bool sane = job_sane(j, hb->count);
+    if (sane && j->shared_items &&
+        (sane = shared_fits(a, j->items_at, hb->first, hb->count, j->item_size)))
+        hb->in = a->shared + j->items_at + hb->first * j->item_size;
+    if (sane && j->shared_results &&
+        (sane = shared_fits(a, j->results_at, hb->first, hb->count, j->result_size)))
+        hb->res = a->shared + j->results_at + hb->first * j->result_size;
+    if (!sane) {
         int32_t *status = (int32_t *)(void *)hb->out;
         for (uint32_t k = 0; k < hb->count; k++)
             status[k] = SK_ECORRUPT;
@@ -117,10 +148,14 @@ static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
 static void worker_prefault(struct shm_worker *w, const struct held *hb)
 {
     const struct pool_job *job = hb->job;
-    size_t in = job->item_tpl ? 0 : (size_t)hb->count * job->item_size;
+    /* Zero-copy arrays are not in the batch region (their statuses are
+     * written only on a failure): nothing of it to map in for them. */
+    size_t in = job->item_tpl || job->shared_items ? 0 : (size_t)hb->count * job->item_size;
     size_t out = pool_results_at(hb->count) + (size_t)hb->count * job->result_size;
     if (job->result_tpl || pool_images_at(hb->count) > out)
         out = pool_images_at(hb->count);
+    if (job->shared_items || job->shared_results)
+        out = 0;
     in = in < POOL_IMAGE_MAX ? in : POOL_IMAGE_MAX;
     out = out < POOL_IMAGE_MAX ? out : POOL_IMAGE_MAX;
     uint32_t d = hb->d;
@@ -132,6 +167,18 @@ static void worker_prefault(struct shm_worker *w, const struct held *hb)
         sk_shm_prefault(hb->out + w->mapped_out[d], out - w->mapped_out[d], true);
         w->mapped_out[d] = (uint32_t)out;
     }
+}
+
+/* Zero-copy calls write their statuses only when an item fails: the
+ * parent reads none while the batch's failed count is 0 (the workers' word
+ * that every item succeeded), so clearing them up front would be one more
+ * pass over memory per item, as large as the results. The first failure
+ * clears them all (its predecessor's failures, after a restart, are then
+ * already in place); a call with tpl results, which reads its statuses on
+ * a restart, is never zero-copy. */
+static bool statuses_lazy(const struct held *hb)
+{
+    return hb->job->shared_items || hb->job->shared_results;
 }
 
 static int32_t *held_status(const struct held *hb)
@@ -338,10 +385,11 @@ static int run_item(struct shm_worker *w, const struct held *hb, uint32_t k, str
     } else {
         item = in + (size_t)k * job->item_size;
     }
-    unsigned char *raw_result = hb->out + pool_results_at(hb->count) + k * job->result_size;
+    unsigned char *raw_result = hb->res + (size_t)k * job->result_size;
     unsigned char local_result[job->result_tpl ? job->result_size : 1];
     void *result = job->result_tpl ? (void *)local_result : (void *)raw_result;
-    memset(result, 0, job->result_size);
+    if (!job->shared_results)
+        memset(result, 0, job->result_size);
     uint64_t *index = held_index(hb) + 2 * (size_t)k;
     int rc;
     if (job->kind == POOL_JOB_CLS) {
@@ -405,6 +453,8 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
         return true;
     if (!class_item) /* a class item's error tells its own lives */
         err->lives_spent = (int)slot->attempts;
+    if (statuses_lazy(hb) && hb->b->failed == 0) /* the batch's first failure */
+        memset(held_status(hb), 0, (size_t)hb->count * sizeof(int32_t));
     held_status(hb)[k] = SK_EPROCESS;
     hb->b->failed++;
     record_error(a, hb->call, hb->first + k, err);
@@ -430,25 +480,11 @@ static void slot_attempts_clear(struct shm_worker *w)
 
 /* A plain function over plain records, items from k on, while they
  * succeed and the max_tasks budget lasts: nothing in the loop but the call
- * and the note of which item is in hand (for a crash). Returns the first
+ * and the note of which item is in hand (for a crash). Results are zeroed
+ * a chunk at a time (about 16 KiB) just before their items run, so that
+ * the function writes them while they are still in the cache: zeroing a
+ * whole batch first costs one more pass over memory. Returns the first
  * item not done. */
-/* Zeroes one result just before its function runs, as the API promises:
- * the line is then still in the cache when the function writes it, where a
- * memset of the whole batch first was a second pass over memory (as long as
- * the function itself, for 4-byte results). */
-static inline void result_clear(unsigned char *result, size_t rs)
-{
-    if (rs == sizeof(uint32_t)) {
-        uint32_t zero = 0;
-        memcpy(result, &zero, sizeof zero);
-    } else if (rs == sizeof(uint64_t)) {
-        uint64_t zero = 0;
-        memcpy(result, &zero, sizeof zero);
-    } else if (rs > 0) {
-        memset(result, 0, rs);
-    }
-}
-
 static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, uint32_t k,
                                  int *failed_rc)
 {
@@ -459,17 +495,22 @@ static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, ui
         end = k + (uint32_t)(w->settings.max_tasks - w->tasks);
     size_t is = job->item_size, rs = job->result_size;
     const unsigned char *in = hb->in;
-    unsigned char *results = hb->out + pool_results_at(hb->count);
+    unsigned char *results = hb->res;
     const void *arg = hb->arg;
     sk_pool_fn fn = job->fn;
+    uint32_t chunk = rs > 0 && rs < 16384 ? (uint32_t)(16384 / rs) : 1;
     uint32_t i = k;
-    for (; i < end; i++) {
-        atomic_store_explicit(&slot->item, i, memory_order_relaxed);
-        unsigned char *result = results + (size_t)i * rs;
-        result_clear(result, rs);
-        if ((*failed_rc = fn(in + (size_t)i * is, result, arg)) != 0)
-            break;
+    while (i < end) {
+        uint32_t stop = end - i > chunk ? i + chunk : end;
+        if (!job->shared_results) /* zero-copy results are left as the caller has them */
+            memset(results + (size_t)i * rs, 0, (size_t)(stop - i) * rs);
+        for (; i < stop; i++) {
+            atomic_store_explicit(&slot->item, i, memory_order_relaxed);
+            if ((*failed_rc = fn(in + (size_t)i * is, results + (size_t)i * rs, arg)) != 0)
+                goto out;
+        }
     }
+out:
     w->tasks += i - k;
     return i;
 }
@@ -497,9 +538,65 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
     w->tasks++;
 }
 
+/* Maps into this worker the pages of the shared array at offset `at` of
+ * n records of `size` bytes that records first .. first + count use, a
+ * whole chunk (SHM_SHARED_CHUNK, clipped to the array) at a time, once per
+ * chunk: a forked worker has no page-table entries for the shared region,
+ * and batches land on any worker, so without this each map would take page
+ * faults (one per 4 KiB) on the pages a worker had not touched yet. One
+ * madvise per chunk, remembered until an allocation is freed (the
+ * parent's epoch moves: its pages were unmapped everywhere). Errors are
+ * ignored: the pages then fault in as usual. The offsets come from a job
+ * held_load checked, and the array's length from the same job: a
+ * scribbled one costs at most memory of the region. */
+static void shared_map(struct shm_worker *w, uint64_t *mapped, uint64_t at, uint64_t n,
+                       uint64_t size, uint64_t first, uint32_t count, int advice)
+{
+    const struct shm_arena *a = w->arena;
+    uint64_t lo = at + first * size, hi = at + (first + count) * size;
+    uint64_t arr_end = size > 0 && n <= (a->shared_size - at) / size ? at + n * size : hi;
+    if (arr_end < hi)
+        arr_end = hi;
+    for (uint64_t c = lo / SHM_SHARED_CHUNK; c * SHM_SHARED_CHUNK < hi; c++) {
+        uint64_t bit = UINT64_C(1) << (c % 64);
+        if (mapped[c / 64] & bit)
+            continue;
+        mapped[c / 64] |= bit;
+        uint64_t from = c * SHM_SHARED_CHUNK > at ? c * SHM_SHARED_CHUNK : at;
+        uint64_t to = (c + 1) * SHM_SHARED_CHUNK < arr_end ? (c + 1) * SHM_SHARED_CHUNK : arr_end;
+        from &= ~(uint64_t)4095;
+        (void)madvise(a->shared + from, (size_t)(to - from), advice);
+        /* And reads one byte of each page from user mode: madvise fills
+         * the page table, but a virtual machine with shadow page tables
+         * builds its own entries only at the first access, which made the
+         * first several maps over new arrays several times slower. */
+        for (uint64_t pg = from; pg < to; pg += 4096)
+            (void)*(volatile const unsigned char *)(a->shared + pg);
+    }
+}
+
+/* Zero-copy arrays: the batch's share of them, mapped into this worker. */
+static void shared_prepare(struct shm_worker *w, const struct held *hb)
+{
+    const struct pool_job *j = hb->job;
+    uint32_t epoch = atomic_load_explicit(&w->arena->h->shared_epoch, memory_order_relaxed);
+    if (epoch != w->shared_epoch) {
+        memset(w->shared_mapped, 0, sizeof w->shared_mapped);
+        w->shared_epoch = epoch;
+    }
+    if (j->shared_items)
+        shared_map(w, w->shared_mapped[0], j->items_at, j->shared_n, j->item_size, hb->first,
+                   hb->count, MADV_POPULATE_READ);
+    if (j->shared_results)
+        shared_map(w, w->shared_mapped[1], j->results_at, j->shared_n, j->result_size, hb->first,
+                   hb->count, MADV_POPULATE_WRITE);
+}
+
 /* Items from..count of the batch, each tried while it has lives. */
 static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32_t from)
 {
+    if (hb->job->shared_items || hb->job->shared_results)
+        shared_prepare(w, hb);
     const struct pool_job *job = hb->job;
     int32_t *status = held_status(hb);
     struct pool_bump out = {
@@ -514,7 +611,8 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
         }
     }
     _Static_assert(SK_OK == 0, "statuses are cleared to SK_OK with memset");
-    memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
+    if (!statuses_lazy(hb))
+        memset(status + from, 0, (size_t)(hb->count - from) * sizeof *status);
     if (w->init_failed) { /* nothing runs here: the items fail, and say why */
         for (uint32_t k = from; k < hb->count; k++) {
             worker_check_recycle(w, k); /* max_tasks: a successor tries the initializer again */

@@ -30,6 +30,12 @@ struct shm_worker {
     /* The pool's settings, in the worker's own memory: the arena's copies
      * can be scribbled by any worker. */
     struct shm_settings settings;
+    /* The chunks (SHM_SHARED_CHUNK) of the shared region whose pages this
+     * worker has mapped, as of shared_epoch: a forked worker has no page
+     * table entries for them, and taking them a chunk at a time costs one
+     * system call instead of 512 page faults. */
+    uint64_t shared_mapped[2][SHM_SHARED_SIZE / SHM_SHARED_CHUNK / 64]; /* items, results */
+    uint32_t shared_epoch;
     bool init_failed; /* its initializer failed: every item it takes fails */
     int init_rc;
     /* The pool's config.on_event (parent side): the worker's own events go
