@@ -91,7 +91,10 @@ struct shm_header {
     char pad1[56];
     _Atomic uint32_t post_seq; /* workers sleep on it */
     _Atomic uint32_t idle_workers;
-    _Atomic uint32_t done_seq; /* the parent sleeps on it */
+    _Atomic uint32_t spinner;    /* an idle worker spins for posts: at most one at a time */
+    _Atomic int32_t spinner_cpu; /* the CPU it spins on, plus one */
+    _Atomic int32_t parent_cpu;  /* the CPU the caller last waited on, plus one */
+    _Atomic uint32_t done_seq;   /* the parent sleeps on it */
     _Atomic uint32_t parent_waiting;
     _Atomic uint32_t closing;
     _Atomic uint32_t posting_calls; /* calls that may still post */

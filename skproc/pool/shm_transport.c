@@ -39,6 +39,7 @@
 #include "os/shm.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
@@ -330,7 +331,12 @@ static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline
     /* Only while a worker is idle: then a CPU is free, and the spin takes
      * no time from the workers that compute. idle_workers is the workers'
      * word; a lie only decides whether we spin, for spin_ns at most. */
-    if (s->spin_ns > 0 && atomic_load_explicit(&h->idle_workers, memory_order_relaxed) > 0 &&
+    int cpu = sched_getcpu() + 1;
+    atomic_store_explicit(&h->parent_cpu, cpu, memory_order_relaxed);
+    bool beside_spinner = atomic_load_explicit(&h->spinner, memory_order_relaxed) &&
+                          atomic_load_explicit(&h->spinner_cpu, memory_order_relaxed) == cpu;
+    if (s->spin_ns > 0 && !beside_spinner &&
+        atomic_load_explicit(&h->idle_workers, memory_order_relaxed) > 0 &&
         shm_spin_until_done(h, seen, deadline - now < s->spin_ns ? deadline : now + s->spin_ns))
         return SK_OK;
     int64_t wait = deadline - now;

@@ -36,6 +36,7 @@
 #include "os/shm.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -817,9 +818,20 @@ static int shm_worker_run(sk_process *self)
          * not run while waiting; spin a little for the next post (while
          * this worker is not counted idle, posts do not wake it), then
          * sleep until a batch is posted. */
-        if (w->settings.spin_ns > 0) {
+        /* One spinner at a time: with the caller spinning too, more would
+         * outnumber the CPUs and keep the process that has work off them.
+         * And not on the CPU the caller last waited on: the scheduler likes
+         * to put a woken process next to its waker, and there a spin only
+         * keeps the other off the CPU for the whole spin. A worker that
+         * forges these words only changes who spins. */
+        int cpu = sched_getcpu() + 1;
+        if (w->settings.spin_ns > 0 &&
+            atomic_load_explicit(&h->parent_cpu, memory_order_relaxed) != cpu &&
+            atomic_exchange(&h->spinner, 1) == 0) {
+            atomic_store_explicit(&h->spinner_cpu, cpu, memory_order_relaxed);
             sk_section_idle(self);
             bool posted = worker_spin_for_post(h, w->settings.spin_ns);
+            atomic_store(&h->spinner, 0);
             sk_section_resume(self);
             if (posted)
                 continue;
