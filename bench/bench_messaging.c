@@ -76,18 +76,6 @@
 
 /* ------------------------------------------------------- distribution */
 
-/* The p-th percentile (0..100) of sorted v, interpolated between ranks. */
-static double percentile(const double *v, long n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    double rank = p / 100.0 * (double)(n - 1);
-    long lo = (long)rank;
-    if (lo >= n - 1)
-        return v[n - 1];
-    return v[lo] + (rank - (double)lo) * (v[lo + 1] - v[lo]);
-}
-
 /* Sorts v and emits the row of a latency distribution in microseconds, with
  * "pct" and "cdf" members; for the main placement, then a row of its 99th
  * percentile. */
@@ -103,11 +91,11 @@ static void emit_latency(const char *key, const char *name, const char *short_na
         len += snprintf(extra + len, cap - (size_t)len, ",\"table\":\"%s\"", table);
     len += snprintf(extra + len, cap - (size_t)len,
                     ",\"pct\":{\"p50\":%.4g,\"p90\":%.4g,\"p99\":%.4g,\"p99.9\":%.4g},\"cdf\":[",
-                    percentile(v, n, 50), percentile(v, n, 90), percentile(v, n, 99),
-                    percentile(v, n, 99.9));
+                    bench_percentile(v, n, 50), bench_percentile(v, n, 90),
+                    bench_percentile(v, n, 99), bench_percentile(v, n, 99.9));
     for (int p = 0; p <= 100; p++)
-        len +=
-            snprintf(extra + len, cap - (size_t)len, "%s%.4g", p ? "," : "", percentile(v, n, p));
+        len += snprintf(extra + len, cap - (size_t)len, "%s%.4g", p ? "," : "",
+                        bench_percentile(v, n, p));
     snprintf(extra + len, cap - (size_t)len, "]");
     bench_emit(AREA, key, name, "us", st.median, &st, extra);
     free(extra);
@@ -120,7 +108,7 @@ static void emit_latency(const char *key, const char *name, const char *short_na
         extra99, sizeof extra99,
         "\"table\":\"round trip, 99th percentile\",\"short\":\"%s p99\",\"baseline\":\"%s.p99\"",
         short_name, baseline);
-    bench_emit(AREA, key99, name99, "us", percentile(v, n, 99), NULL, extra99);
+    bench_emit(AREA, key99, name99, "us", bench_percentile(v, n, 99), NULL, extra99);
 }
 
 /* ----------------------------------------------------------- the echo */

@@ -59,17 +59,6 @@ struct shared {
 };
 static struct shared *sh;
 
-static double percentile(const double *v, long n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    double rank = p / 100.0 * (double)(n - 1);
-    long lo = (long)rank;
-    if (lo >= n - 1)
-        return v[n - 1];
-    return v[lo] + (rank - (double)lo) * (v[lo + 1] - v[lo]);
-}
-
 /* ---------------------------------------------------- timeout precision */
 
 static int spin_run(sk_process *self)
@@ -126,11 +115,11 @@ static void timeout_precision(long trials)
     struct bench_stats st = bench_summarize(ms, trials);
     len += snprintf(extra + len, cap - (size_t)len,
                     "],\"pct\":{\"p50\":%.4g,\"p90\":%.4g,\"p99\":%.4g,\"p99.9\":%.4g},\"cdf\":[",
-                    percentile(ms, trials, 50), percentile(ms, trials, 90),
-                    percentile(ms, trials, 99), percentile(ms, trials, 99.9));
+                    bench_percentile(ms, trials, 50), bench_percentile(ms, trials, 90),
+                    bench_percentile(ms, trials, 99), bench_percentile(ms, trials, 99.9));
     for (int p = 0; p <= 100; p++)
         len += snprintf(extra + len, cap - (size_t)len, "%s%.4g", p ? "," : "",
-                        percentile(ms, trials, p));
+                        bench_percentile(ms, trials, p));
     snprintf(extra + len, cap - (size_t)len, "]");
     bench_emit(AREA, "sup.timeout.median",
                "timeout lateness, median (run hook spinning with signals blocked, 20 ms timeout)",
@@ -138,7 +127,7 @@ static void timeout_precision(long trials)
     bench_emit(AREA, "sup.timeout.max", "timeout lateness, largest of the trials", "ms", st.max,
                NULL, NULL);
     bench_emit(AREA, "sup.timeout.p99", "timeout lateness, 99th percentile", "ms",
-               percentile(ms, trials, 99), NULL, NULL);
+               bench_percentile(ms, trials, 99), NULL, NULL);
     free(extra);
     free(ms);
 }

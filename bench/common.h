@@ -25,6 +25,8 @@
 #include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <math.h>
+#include <unistd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -123,6 +125,46 @@ static inline int bench_cmp_double(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
+}
+
+/* The p-th percentile (0..100) of sorted v, interpolated between ranks;
+ * NAN for no samples. */
+static inline double bench_percentile(const double *v, long n, double p)
+{
+    if (n <= 0)
+        return NAN;
+    double rank = p / 100.0 * (double)(n - 1);
+    long lo = (long)rank;
+    if (lo >= n - 1)
+        return v[n - 1];
+    return v[lo] + (rank - (double)lo) * (v[lo + 1] - v[lo]);
+}
+
+/* Reads or writes exactly len bytes of a pipe (the raw baselines'). */
+static inline void bench_read_all(int fd, void *buf, size_t len)
+{
+    char *p = buf;
+    while (len > 0) {
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        BENCH_CHECK(n > 0, "read");
+        p += n;
+        len -= (size_t)n;
+    }
+}
+
+static inline void bench_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        BENCH_CHECK(n > 0, "write");
+        p += n;
+        len -= (size_t)n;
+    }
 }
 
 /* Sorts v in place. */

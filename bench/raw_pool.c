@@ -42,45 +42,19 @@ static inline int32_t trivial(int32_t x)
     return (int32_t)((uint32_t)x * 3u + 1u);
 }
 
-static void read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        BENCH_CHECK(n > 0, "read");
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        BENCH_CHECK(n > 0, "write");
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
 /* The worker: count, items in; results out; count 0 ends it. */
 static void worker_main(int in, int out)
 {
     static int32_t buf[BATCH];
     for (;;) {
         uint32_t count;
-        read_all(in, &count, sizeof count);
+        bench_read_all(in, &count, sizeof count);
         if (count == 0)
             _exit(0);
-        read_all(in, buf, count * sizeof buf[0]);
+        bench_read_all(in, buf, count * sizeof buf[0]);
         for (uint32_t i = 0; i < count; i++)
             buf[i] = trivial(buf[i]);
-        write_all(out, buf, count * sizeof buf[0]);
+        bench_write_all(out, buf, count * sizeof buf[0]);
     }
 }
 
@@ -123,7 +97,7 @@ static void stop_workers(void)
 {
     for (int w = 0; w < nworkers; w++) {
         uint32_t zero = 0;
-        write_all(workers[w].to, &zero, sizeof zero);
+        bench_write_all(workers[w].to, &zero, sizeof zero);
         close(workers[w].to);
         close(workers[w].from);
     }
@@ -152,14 +126,14 @@ static void raw_map(const int32_t *items, int32_t *results, size_t n)
             } msg;
             msg.count = count;
             memcpy(msg.items, items + first, count * sizeof items[0]);
-            write_all(w->to, &msg, sizeof count + count * sizeof items[0]);
+            bench_write_all(w->to, &msg, sizeof count + count * sizeof items[0]);
             sent++;
         }
         /* Collect the oldest batch in flight (in order). */
         raw_worker *w = &workers[got % (size_t)nworkers];
         size_t first = got * BATCH;
         size_t count = n - first < BATCH ? n - first : BATCH;
-        read_all(w->from, results + first, count * sizeof results[0]);
+        bench_read_all(w->from, results + first, count * sizeof results[0]);
         got++;
     }
 }

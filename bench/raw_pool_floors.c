@@ -65,32 +65,6 @@ static inline int32_t trivial(int32_t x)
     return (int32_t)((uint32_t)x * 3u + 1u);
 }
 
-static void read_all(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        BENCH_CHECK(n > 0, "read");
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
-static void write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        BENCH_CHECK(n > 0, "write");
-        p += n;
-        len -= (size_t)n;
-    }
-}
-
 typedef struct {
     uint64_t first, count; /* count 0 ends the worker */
 } range_msg;
@@ -103,7 +77,7 @@ static void worker_main(int in, int out)
 {
     for (;;) {
         range_msg r;
-        read_all(in, &r, sizeof r);
+        bench_read_all(in, &r, sizeof r);
         if (r.count == 0)
             _exit(0);
         const int32_t *x = shm_in + r.first;
@@ -111,7 +85,7 @@ static void worker_main(int in, int out)
         for (uint64_t i = 0; i < r.count; i++)
             y[i] = trivial(x[i]);
         uint64_t done = r.count;
-        write_all(out, &done, sizeof done);
+        bench_write_all(out, &done, sizeof done);
     }
 }
 
@@ -150,7 +124,7 @@ static void stop_workers(void)
 {
     for (int w = 0; w < nworkers; w++) {
         range_msg end = {0, 0};
-        write_all(workers[w].to, &end, sizeof end);
+        bench_write_all(workers[w].to, &end, sizeof end);
         close(workers[w].to);
         close(workers[w].from);
     }
@@ -175,14 +149,14 @@ static void floor_map(const int32_t *items, int32_t *results, size_t n)
         range_msg m = {r * range, n - r * range < range ? n - r * range : range};
         if (items != NULL)
             memcpy(shm_in + m.first, items + m.first, m.count * sizeof items[0]);
-        write_all(workers[r % (size_t)nworkers].to, &m, sizeof m);
+        bench_write_all(workers[r % (size_t)nworkers].to, &m, sizeof m);
     }
     /* Collect them in order (each worker's pipe is FIFO). */
     for (size_t r = 0; r < nranges && r * range < n; r++) {
         size_t first = r * range;
         size_t count = n - first < range ? n - first : range;
         uint64_t done;
-        read_all(workers[r % (size_t)nworkers].from, &done, sizeof done);
+        bench_read_all(workers[r % (size_t)nworkers].from, &done, sizeof done);
         BENCH_CHECK(done == count, "a range's done");
         if (results != NULL)
             memcpy(results + first, shm_out + first, count * sizeof results[0]);

@@ -49,17 +49,6 @@ struct shared {
 };
 static struct shared *sh;
 
-static double percentile(const double *v, long n, double p)
-{
-    if (n <= 0)
-        return NAN;
-    double rank = p / 100.0 * (double)(n - 1);
-    long lo = (long)rank;
-    if (lo >= n - 1)
-        return v[n - 1];
-    return v[lo] + (rank - (double)lo) * (v[lo + 1] - v[lo]);
-}
-
 static _Noreturn void spinner(void)
 {
     atomic_store(&sh->start_ns, bench_now_ns());
@@ -145,11 +134,11 @@ static void emit(const char *key, const char *what, double *ms, long trials)
     struct bench_stats st = bench_summarize(ms, trials); /* sorts ms */
     len += snprintf(extra + len, cap - (size_t)len,
                     "],\"pct\":{\"p50\":%.4g,\"p90\":%.4g,\"p99\":%.4g,\"p99.9\":%.4g},\"cdf\":[",
-                    percentile(ms, trials, 50), percentile(ms, trials, 90),
-                    percentile(ms, trials, 99), percentile(ms, trials, 99.9));
+                    bench_percentile(ms, trials, 50), bench_percentile(ms, trials, 90),
+                    bench_percentile(ms, trials, 99), bench_percentile(ms, trials, 99.9));
     for (int p = 0; p <= 100; p++)
         len += snprintf(extra + len, cap - (size_t)len, "%s%.4g", p ? "," : "",
-                        percentile(ms, trials, p));
+                        bench_percentile(ms, trials, p));
     snprintf(extra + len, cap - (size_t)len, "]");
     char k[64], name[200];
     snprintf(k, sizeof k, "%s.median", key);
@@ -160,7 +149,7 @@ static void emit(const char *key, const char *what, double *ms, long trials)
     bench_emit(AREA, k, name, "ms", st.max, NULL, NULL);
     snprintf(k, sizeof k, "%s.p99", key);
     snprintf(name, sizeof name, "%s: lateness, 99th percentile", what);
-    bench_emit(AREA, k, name, "ms", percentile(ms, trials, 99), NULL, NULL);
+    bench_emit(AREA, k, name, "ms", bench_percentile(ms, trials, 99), NULL, NULL);
     free(extra);
 }
 
