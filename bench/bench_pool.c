@@ -19,6 +19,12 @@
  *                       baseline is raw_pool_floors.c's pool.map.raw_zero.
  *                       The arrays are filled and one warm-up map runs
  *                       before the timed ones, as for the floor
+ *   pool.map.skproc_range, pool.map.skproc_zero_range
+ *                       the same two maps with the range form of the job
+ *                       (sk_pool_job.range): one call per run of items, a
+ *                       loop the compiler vectorizes, as the floors'
+ *                       workers do; baselines pool.map.raw_copy and
+ *                       pool.map.raw_zero
  *   pool.map.first      the first of those maps alone: the pool's batch
  *                       memory is still untouched (page faults)
  *   pool.one.skproc     sk_pool_map of one item on a warm pool, in
@@ -66,6 +72,21 @@ static int triple_fn(const void *item, void *result, const void *arg)
 static const sk_pool_job triple_job = {
     .fn = triple_fn, .item_size = sizeof(int32_t), .result_size = sizeof(int32_t)};
 
+/* The range form: the same function over a run of items, a loop the
+ * compiler vectorizes, as the floors' workers run it. */
+static int triple_range(const void *items, void *results, size_t count, const void *arg)
+{
+    (void)arg;
+    const int32_t *in = items;
+    int32_t *out = results;
+    for (size_t i = 0; i < count; i++)
+        out[i] = triple(in[i]);
+    return 0;
+}
+
+static const sk_pool_job triple_range_job = {
+    .range = triple_range, .item_size = sizeof(int32_t), .result_size = sizeof(int32_t)};
+
 /* About 1 ms of computation that the compiler cannot fold: a chain of
  * xorshift steps, each depending on the last. */
 static uint64_t spin(uint64_t seed, long iters)
@@ -107,16 +128,32 @@ static sk_pool *make_pool(int workers, long batch)
     return pool;
 }
 
-/* Items per second of one map of n items; checks every result. */
-static double map_rate(sk_pool *pool, const int32_t *items, int32_t *results, long n)
+/* Items per second of one map of n items with `job`; checks every result. */
+static double job_rate(sk_pool *pool, const sk_pool_job *job, const int32_t *items,
+                       int32_t *results, long n)
 {
     memset(results, 0, (size_t)n * sizeof *results);
     int64_t t0 = bench_now_ns();
-    check(sk_pool_map(pool, &triple_job, items, (size_t)n, results, NULL), "sk_pool_map");
+    check(sk_pool_map(pool, job, items, (size_t)n, results, NULL), "sk_pool_map");
     int64_t t1 = bench_now_ns();
     for (long i = 0; i < n; i++)
         BENCH_CHECK(results[i] == triple(items[i]), "a result");
     return (double)n / ((double)(t1 - t0) / 1e9);
+}
+
+static double map_rate(sk_pool *pool, const int32_t *items, int32_t *results, long n)
+{
+    return job_rate(pool, &triple_job, items, results, n);
+}
+
+/* The median of `maps` maps with `job`. */
+static struct bench_stats job_median(sk_pool *pool, const sk_pool_job *job, const int32_t *items,
+                                     int32_t *results, long n, int maps)
+{
+    double rates[16];
+    for (int m = 0; m < maps; m++)
+        rates[m] = job_rate(pool, job, items, results, n);
+    return bench_summarize(rates, maps);
 }
 
 static void warm_up(sk_pool *pool, const int32_t *items, int32_t *results, long n)
@@ -178,18 +215,26 @@ int main(int argc, char **argv)
     bench_emit(AREA, "pool.map.first", "skproc sk_pool_map of 4-byte items, first map of a pool",
                "items/s", first, NULL, extra);
 
+    /* ---- the range form over the same private arrays */
+    struct bench_stats rst = job_median(pool, &triple_range_job, items, results, n, maps);
+    bench_emit(AREA, "pool.map.skproc_range",
+               "skproc sk_pool_map of 4-byte items, range form (a call per run of items)",
+               "items/s", rst.median, &rst, extra);
+
     /* ---- the same map over zero-copy arrays (sk_pool_alloc) */
     int32_t *zitems = sk_pool_alloc(pool, (size_t)n * sizeof *zitems);
     int32_t *zresults = sk_pool_alloc(pool, (size_t)n * sizeof *zresults);
     BENCH_CHECK(zitems != NULL && zresults != NULL, "sk_pool_alloc");
     memcpy(zitems, items, (size_t)n * sizeof *zitems);
     map_rate(pool, zitems, zresults, n); /* warm-up: the workers map the pages */
-    for (int m = 0; m < maps; m++)
-        rates[m] = map_rate(pool, zitems, zresults, n);
-    struct bench_stats zst = bench_summarize(rates, maps);
+    struct bench_stats zst = job_median(pool, &triple_job, zitems, zresults, n, maps);
     bench_emit(AREA, "pool.map.skproc_zero",
                "skproc sk_pool_map of 4-byte items over zero-copy arrays (sk_pool_alloc)",
                "items/s", zst.median, &zst, extra);
+    zst = job_median(pool, &triple_range_job, zitems, zresults, n, maps);
+    bench_emit(AREA, "pool.map.skproc_zero_range",
+               "skproc sk_pool_map of 4-byte items over zero-copy arrays, range form", "items/s",
+               zst.median, &zst, extra);
     check(sk_pool_free(pool, zitems), "sk_pool_free");
     check(sk_pool_free(pool, zresults), "sk_pool_free");
 

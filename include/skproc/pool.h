@@ -104,11 +104,22 @@ typedef struct sk_pool_config {
  * bytes, zeroed before the call). Return 0, or non-zero for a failed item. */
 typedef int (*sk_pool_fn)(const void *item, void *result, const void *arg);
 
+/* Range form: a run of consecutive items at once, items[i] and
+ * results[i] for i < count (item_size and result_size apart; results
+ * zeroed before the call), so that a loop the compiler vectorizes pays no
+ * call per item. Return 0 when every item of the run succeeded. Non-zero:
+ * the run's items are run again one at a time (count 1) to find which
+ * fail, and only those fail (each with its lives); a crash inside a run is
+ * narrowed down the same way. So running an item again must give the same
+ * result (a pure function does). With item_timeout every call is one item,
+ * and so is every call for items with a tpl item_format or result_format. */
+typedef int (*sk_pool_range_fn)(const void *items, void *results, size_t count, const void *arg);
+
 /* Star form: the item is a record S(...) and fields[k] points at its k-th
  * member, so a function of several arguments reads them one by one. */
 typedef int (*sk_pool_star_fn)(void *const *fields, void *result, const void *arg);
 
-/* What a call does with each item. Set exactly one of fn, star, cls. */
+/* What a call does with each item. Set exactly one of fn, star, cls, range. */
 typedef struct sk_pool_job {
     sk_pool_fn fn;
     sk_pool_star_fn star;
@@ -130,9 +141,12 @@ typedef struct sk_pool_job {
     const char *result_format; /* tpl format of one result; NULL: plain bytes. Required
                                 * with cls. Strings and buffers are malloc'ed for the
                                 * caller. */
+    /* The range form (set it instead of fn, star and cls): see
+     * sk_pool_range_fn. */
+    sk_pool_range_fn range;
     /* Room for later fields without an ABI break: zero it (designated
      * initializers or memset). */
-    void *reserved[8];
+    void *reserved[7];
 } sk_pool_job;
 
 /* Items from a callback rather than an array: write the next item to *item

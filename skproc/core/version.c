@@ -42,6 +42,8 @@ SK_RESERVED_LAST(sk_pool_job);
  * (and two of sk_pool_config's): each is one slot wide. */
 _Static_assert(sizeof(sk_event_fn) == sizeof(uint64_t) && sizeof(void *) == sizeof(uint64_t),
                "on_event and event_ctx must each fill one reserved slot");
+/* sk_pool_job's range took one of its pointer-wide reserved slots. */
+_Static_assert(sizeof(sk_pool_range_fn) == sizeof(void *), "range must fill one reserved slot");
 /* The sizes of soname libskproc.so.0 on LP64 targets (x86_64, aarch64, ...). */
 _Static_assert(sizeof(sk_process) == 208, "sk_process changed size: an ABI break");
 _Static_assert(sizeof(sk_class) == 136, "sk_class changed size: an ABI break");

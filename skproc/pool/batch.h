@@ -33,7 +33,7 @@
 #define POOL_FORMAT_MAX 128
 #define POOL_MAX_FIELDS 64
 
-enum pool_job_kind { POOL_JOB_FN, POOL_JOB_STAR, POOL_JOB_CLS };
+enum pool_job_kind { POOL_JOB_FN, POOL_JOB_STAR, POOL_JOB_CLS, POOL_JOB_RANGE };
 
 /* What a worker needs to run a call's items. Plain bytes: the parent
  * copies it to the workers when the call starts. The function and class
@@ -43,6 +43,7 @@ struct pool_job {
     sk_pool_fn fn;
     sk_pool_star_fn star;
     const sk_class *cls;
+    sk_pool_range_fn range;
     uint64_t item_size, result_size;
     uint32_t item_tpl, result_tpl; /* travel as tpl images */
     char item_format[POOL_FORMAT_MAX];

@@ -46,10 +46,10 @@ static int job_check(const sk_pool_job *job)
 {
     if (job == NULL)
         return sk_refuse(SK_EINVAL, "pool job: the job is NULL");
-    int forms = (job->fn != NULL) + (job->star != NULL) + (job->cls != NULL);
+    int forms = (job->fn != NULL) + (job->star != NULL) + (job->cls != NULL) + (job->range != NULL);
     if (forms != 1)
-        return sk_refuse(SK_EINVAL, "pool job: set exactly one of fn, star and cls (%d are set)",
-                         forms);
+        return sk_refuse(
+            SK_EINVAL, "pool job: set exactly one of fn, star, cls and range (%d are set)", forms);
     if (job->item_size == 0)
         return sk_refuse(SK_EINVAL, "pool job: item_size is 0");
     if (job->arg_size > POOL_ARG_MAX)
@@ -95,8 +95,12 @@ static int job_check(const sk_pool_job *job)
 static int job_describe(const sk_pool_job *job, struct pool_job *js)
 {
     memset(js, 0, sizeof *js);
-    js->kind = job->fn != NULL ? POOL_JOB_FN : job->star != NULL ? POOL_JOB_STAR : POOL_JOB_CLS;
+    js->kind = job->fn != NULL      ? POOL_JOB_FN
+               : job->star != NULL  ? POOL_JOB_STAR
+               : job->range != NULL ? POOL_JOB_RANGE
+                                    : POOL_JOB_CLS;
     js->fn = job->fn;
+    js->range = job->range;
     js->star = job->star;
     js->cls = job->cls;
     js->item_size = job->item_size;

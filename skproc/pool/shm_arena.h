@@ -64,9 +64,13 @@ struct shm_job {
 struct shm_worker_slot {
     _Alignas(64) _Atomic uint32_t batch; /* descriptor + 1 of the batch in hand; 0: none */
     _Atomic uint32_t item;               /* its item in hand */
-    uint32_t attempts;                   /* failed attempts of attempts_item so far */
-    uint32_t attempts_item;              /* the item of the batch in hand they belong to */
-    _Atomic uint32_t recycled;           /* it left on purpose (max_tasks), not by a fault */
+    /* A range function's run in hand, from item on: its length when it is
+     * more than one item, 0 otherwise. A crash inside such a run is not
+     * charged to `item`: the successor runs the run one item at a time. */
+    _Atomic uint32_t run;
+    uint32_t attempts;         /* failed attempts of attempts_item so far */
+    uint32_t attempts_item;    /* the item of the batch in hand they belong to */
+    _Atomic uint32_t recycled; /* it left on purpose (max_tasks), not by a fault */
     /* Written by the parent (sk_pool_stop_item, sk_pool_kill_item): a
      * SHM_CONTROL_* for the class item `control_item` of the batch
      * `control_batch` (descriptor + 1); the worker acts on it only while it

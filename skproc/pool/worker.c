@@ -67,7 +67,7 @@ struct held {
  * the whole arena). */
 static bool job_sane(const struct pool_job *j, uint32_t count)
 {
-    if (j->kind > POOL_JOB_CLS || j->item_size == 0 || j->item_size > POOL_IMAGE_MAX / 2 ||
+    if (j->kind > POOL_JOB_RANGE || j->item_size == 0 || j->item_size > POOL_IMAGE_MAX / 2 ||
         j->result_size > POOL_IMAGE_MAX / 2 || j->n_fields > POOL_MAX_FIELDS ||
         memchr(j->item_format, '\0', sizeof j->item_format) == NULL ||
         memchr(j->result_format, '\0', sizeof j->result_format) == NULL)
@@ -398,6 +398,8 @@ static int run_item(struct shm_worker *w, const struct held *hb, uint32_t k, str
     } else {
         if (job->kind == POOL_JOB_FN) {
             rc = job->fn(item, result, hb->arg);
+        } else if (job->kind == POOL_JOB_RANGE) {
+            rc = job->range(item, result, 1, hb->arg);
         } else {
             void *fields[POOL_MAX_FIELDS];
             for (uint32_t f = 0; f < job->n_fields; f++)
@@ -479,13 +481,41 @@ static void slot_attempts_clear(struct shm_worker *w)
     w->arena->h->workers[w->index].attempts = 0;
 }
 
-/* A plain function over plain records, items from k on, while they
- * succeed and the max_tasks budget lasts: nothing in the loop but the call
- * and the note of which item is in hand (for a crash). Results are zeroed
- * a chunk at a time (about 16 KiB) just before their items run, so that
- * the function writes them while they are still in the cache: zeroing a
- * whole batch first costs one more pass over memory. Returns the first
- * item not done. */
+/* A range function over the run [i, stop): one call for the whole run,
+ * with the run noted in the worker's slot (a crash inside it is narrowed
+ * down by the successor); if it fails, the run's items one call each, so
+ * that the failure lands on the items that fail. Returns the first item
+ * not done: stop, or the item that failed (its code in *failed_rc). */
+static uint32_t worker_run_range(struct shm_worker *w, const struct held *hb, uint32_t i,
+                                 uint32_t stop, int *failed_rc)
+{
+    const struct pool_job *job = hb->job;
+    struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
+    size_t is = job->item_size, rs = job->result_size;
+    atomic_store_explicit(&slot->item, i, memory_order_relaxed);
+    atomic_store_explicit(&slot->run, stop - i > 1 ? stop - i : 0, memory_order_relaxed);
+    *failed_rc = job->range(hb->in + (size_t)i * is, hb->res + (size_t)i * rs, stop - i, hb->arg);
+    atomic_store_explicit(&slot->run, 0, memory_order_relaxed);
+    if (*failed_rc == 0 || stop - i == 1)
+        return *failed_rc == 0 ? stop : i;
+    for (; i < stop; i++) {
+        atomic_store_explicit(&slot->item, i, memory_order_relaxed);
+        if (!job->shared_results) /* each call gets its results zeroed */
+            memset(hb->res + (size_t)i * rs, 0, rs);
+        if ((*failed_rc =
+                 job->range(hb->in + (size_t)i * is, hb->res + (size_t)i * rs, 1, hb->arg)) != 0)
+            return i;
+    }
+    return stop;
+}
+
+/* A plain function (or a range function) over plain records, items from k
+ * on, while they succeed and the max_tasks budget lasts: nothing in the
+ * loop but the call and the note of which item is in hand (for a crash).
+ * Results are zeroed a chunk at a time (about 16 KiB) just before their
+ * items run, so that the function writes them while they are still in the
+ * cache: zeroing a whole batch first costs one more pass over memory. A
+ * range function gets a chunk per call. Returns the first item not done. */
 static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, uint32_t k,
                                  int *failed_rc)
 {
@@ -499,12 +529,19 @@ static uint32_t worker_run_plain(struct shm_worker *w, const struct held *hb, ui
     unsigned char *results = hb->res;
     const void *arg = hb->arg;
     sk_pool_fn fn = job->fn;
-    uint32_t chunk = rs > 0 && rs < 16384 ? (uint32_t)(16384 / rs) : 1;
+    uint32_t chunk = rs == 0 ? 4096 : rs < 16384 ? (uint32_t)(16384 / rs) : 1;
     uint32_t i = k;
+    *failed_rc = 0;
     while (i < end) {
         uint32_t stop = end - i > chunk ? i + chunk : end;
         if (!job->shared_results) /* zero-copy results are left as the caller has them */
             memset(results + (size_t)i * rs, 0, (size_t)(stop - i) * rs);
+        if (job->kind == POOL_JOB_RANGE) {
+            i = worker_run_range(w, hb, i, stop, failed_rc);
+            if (*failed_rc != 0)
+                goto out;
+            continue;
+        }
         for (; i < stop; i++) {
             atomic_store_explicit(&slot->item, i, memory_order_relaxed);
             if ((*failed_rc = fn(in + (size_t)i * is, results + (size_t)i * rs, arg)) != 0)
@@ -593,8 +630,10 @@ static void shared_prepare(struct shm_worker *w, const struct held *hb)
                    hb->count, MADV_POPULATE_WRITE);
 }
 
-/* Items from..count of the batch, each tried while it has lives. */
-static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32_t from)
+/* Items from..count of the batch, each tried while it has lives; those
+ * before `single` one call each (a range function's run that crashed). */
+static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32_t from,
+                             uint32_t single)
 {
     if (hb->job->shared_items || hb->job->shared_results)
         shared_prepare(w, hb);
@@ -629,12 +668,12 @@ static void worker_run_batch(struct shm_worker *w, const struct held *hb, uint32
     }
     /* An item retried after its worker died goes through worker_run_one,
      * which counts it as retried once it succeeds. */
-    bool plain = job->kind == POOL_JOB_FN && !job->item_tpl && !job->result_tpl &&
-                 w->settings.item_timeout <= 0;
+    bool plain = (job->kind == POOL_JOB_FN || job->kind == POOL_JOB_RANGE) && !job->item_tpl &&
+                 !job->result_tpl && w->settings.item_timeout <= 0;
     for (uint32_t k = from; k < hb->count;) {
         worker_check_recycle(w, k);
         const struct shm_worker_slot *slot = &w->arena->h->workers[w->index];
-        if (plain && !(slot->attempts > 0 && slot->attempts_item == k)) {
+        if (plain && k >= single && !(slot->attempts > 0 && slot->attempts_item == k)) {
             int rc = 0;
             uint32_t next = worker_run_plain(w, hb, k, &rc);
             if (next > k)
@@ -698,8 +737,15 @@ static void worker_recover(struct shm_worker *w)
         worker_finish_batch(w, d, NULL);
         return;
     }
-    uint32_t from = k;
-    if (atomic_exchange(&slot->recycled, 0) == 0) {
+    uint32_t from = k, single = 0;
+    uint32_t run = atomic_exchange(&slot->run, 0);
+    bool recycled = atomic_exchange(&slot->recycled, 0) != 0;
+    if (!recycled && run > 1 && hb.job->kind == POOL_JOB_RANGE) {
+        /* It died inside a range function's run: which item did it is not
+         * known, so nothing is charged yet; the run goes one item at a
+         * time, and an item that crashes again is charged. */
+        single = run < hb.count - k ? k + run : hb.count;
+    } else if (!recycled) {
         const sk_error *fault = sk_worker_last_fault(&w->base);
         sk_error err;
         if (fault != NULL)
@@ -710,7 +756,7 @@ static void worker_recover(struct shm_worker *w)
         if (!item_failed(w, &hb, k, &err, false, false))
             from = k + 1;
     }
-    worker_run_batch(w, &hb, from);
+    worker_run_batch(w, &hb, from, single);
     worker_finish_batch(w, d, &hb);
 }
 
@@ -804,7 +850,7 @@ static int shm_worker_run(sk_process *self)
             atomic_store_explicit(&slot->batch, d + 1, memory_order_release);
             if (ok) {
                 atomic_fetch_add(&h->claimed_items, hb.count);
-                worker_run_batch(w, &hb, 0);
+                worker_run_batch(w, &hb, 0, 0);
             }
             worker_finish_batch(w, d, ok ? &hb : NULL);
             continue;
@@ -877,6 +923,8 @@ static long shm_worker_fault_item(void *ctx)
         return -1;
     const struct shm_batch *b = &h->batches[held - 1];
     uint32_t k = atomic_load(&slot->item);
+    if (atomic_load(&slot->run) > 1) /* inside a range function's run: not known yet */
+        return -1;
     uint32_t count = __atomic_load_n(&b->count, __ATOMIC_RELAXED);
     uint64_t first = __atomic_load_n(&b->first, __ATOMIC_RELAXED);
     if (k >= count || first > (uint64_t)LONG_MAX - k)

@@ -199,7 +199,8 @@ static void test_pool_job_mistakes_say_which(void **state)
         sk_pool_job job;
         const char *want;
     } cases[] = {
-        {{.item_size = 4, .result_size = 8}, "set exactly one of fn, star and cls (0 are set)"},
+        {{.item_size = 4, .result_size = 8},
+         "set exactly one of fn, star, cls and range (0 are set)"},
         {{.fn = square, .star = star_fn, .item_size = 4, .result_size = 8}, "(2 are set)"},
         {{.fn = square, .result_size = 8}, "item_size is 0"},
         {{.fn = square, .item_size = 4, .result_size = 8, .arg_size = 4}, "arg is NULL"},

@@ -316,6 +316,7 @@ static void scribble_target(unsigned char *base, struct shm_header *h, uint32_t 
             struct shm_worker_slot *s = &h->workers[w];
             atomic_store(&s->batch, (uint32_t)val(v, atomic_load(&s->batch)));
             atomic_store(&s->item, (uint32_t)val(v, atomic_load(&s->item)));
+            atomic_store(&s->run, (uint32_t)val(v, atomic_load(&s->run)));
             s->attempts = (uint32_t)val(v, s->attempts);
             atomic_store(&s->recycled, (uint32_t)val(v, atomic_load(&s->recycled)));
         }
@@ -384,6 +385,19 @@ static int h_fn(const void *item, void *result, const void *arg)
     return 0;
 }
 
+/* The range form: h_fn over each item of the run; the run fails when one
+ * of its items does (the pool then runs them one at a time). */
+static int h_range(const void *items, void *results, size_t count, const void *arg)
+{
+    int rc = 0;
+    for (size_t i = 0; i < count; i++) {
+        int item_rc = h_fn((const pair *)items + i, (int64_t *)results + i, arg);
+        if (item_rc != 0)
+            rc = item_rc;
+    }
+    return rc;
+}
+
 static int h_star(void *const *fields, void *result, const void *arg)
 {
     (void)arg;
@@ -443,10 +457,10 @@ static int h_result(sk_process *self)
 static const sk_class h_class = {
     .name = "hostile", .run = h_run, .result = h_result, .size = sizeof(h_proc), .init = h_init};
 
-enum mode { M_MAP, M_ASYNC, M_IMAP, M_UIMAP, M_STREAM, M_STAR, M_TPL, M_CLASS, N_MODES };
+enum mode { M_MAP, M_ASYNC, M_IMAP, M_UIMAP, M_STREAM, M_STAR, M_TPL, M_CLASS, M_RANGE, N_MODES };
 
-static const char *const mode_names[N_MODES] = {"map",    "async_map", "imap", "unordered_imap",
-                                                "stream", "star",      "tpl",  "class"};
+static const char *const mode_names[N_MODES] = {
+    "map", "async_map", "imap", "unordered_imap", "stream", "star", "tpl", "class", "range"};
 
 /* One run: its mode, its items and what came back. */
 struct run {
@@ -506,6 +520,9 @@ static void run_init(struct run *r, int mode)
                                .item_size = sizeof(pair),
                                .result_size = sizeof(int64_t),
                                .result_format = "I"};
+    else if (mode == M_RANGE)
+        r->job = (sk_pool_job){
+            .range = h_range, .item_size = sizeof(pair), .result_size = sizeof(int64_t)};
     else
         r->job =
             (sk_pool_job){.fn = h_fn, .item_size = sizeof(pair), .result_size = sizeof(int64_t)};
