@@ -20,6 +20,7 @@
 #include "os/fd.h"
 #include "os/proc.h"
 #include "os/shm.h"
+#include "os/spin.h"
 
 #include <errno.h>
 #include <math.h>
@@ -113,13 +114,7 @@ static sk_config config_normalize(sk_config c)
         c.capacity = SK_DEFAULT_CAPACITY;
     if (c.max_message == 0)
         c.max_message = SK_DEFAULT_MAX_MESSAGE;
-    /* One CPU: a spin only delays the peer it waits for. */
-    if (c.no_spin || !(c.spin > 0 || sysconf(_SC_NPROCESSORS_ONLN) > 1))
-        c.spin = 0;
-    else if (!(c.spin > 0))
-        c.spin = SK_DEFAULT_SPIN;
-    else if (c.spin > SK_MAX_SPIN)
-        c.spin = SK_MAX_SPIN;
+    c.spin = sk_spin_seconds(c.spin, c.no_spin, SK_DEFAULT_SPIN, SK_MAX_SPIN);
     return c;
 }
 

@@ -5,6 +5,7 @@
 #include "os/fd.h"
 #include "os/futex.h"
 #include "os/shm.h"
+#include "os/spin.h"
 #include "skproc.h"
 
 #include <sched.h>
@@ -294,9 +295,16 @@ static bool ring_in_finished(struct sk_endpoint *ep)
  * hand the CPU to any other task for a whole time slice. Each side notes
  * its CPU in the ring it reads when it waits; the peer's note is a hint
  * (the peer can write anything there; it only decides whether we spin). */
+static bool ring_has_frame(const void *ctl)
+{
+    const struct sk_ring_ctl *c = ctl;
+    return atomic_load_explicit(&c->head, memory_order_relaxed) !=
+               atomic_load_explicit(&c->tail, memory_order_relaxed) ||
+           atomic_load_explicit(&c->closed, memory_order_relaxed);
+}
+
 static bool ring_spin_for_frame(const struct sk_endpoint *ep, int64_t deadline_ns)
 {
-    const struct sk_ring_ctl *c = ep->in.ctl;
     int cpu = sched_getcpu() + 1;
     atomic_store_explicit(&ep->in.ctl->reader_cpu, cpu, memory_order_relaxed);
     if (ep->out.ctl != NULL &&
@@ -304,17 +312,7 @@ static bool ring_spin_for_frame(const struct sk_endpoint *ep, int64_t deadline_n
         return false;
     int64_t now = sk_now_ns();
     int64_t until = deadline_ns - now < ep->spin_ns ? deadline_ns : now + ep->spin_ns;
-    while (now < until) {
-        for (int i = 0; i < 64; i++) {
-            if (atomic_load_explicit(&c->head, memory_order_relaxed) !=
-                    atomic_load_explicit(&c->tail, memory_order_relaxed) ||
-                atomic_load_explicit(&c->closed, memory_order_relaxed))
-                return true;
-            sk_cpu_relax();
-        }
-        now = sk_now_ns();
-    }
-    return false;
+    return sk_spin_until(until, ring_has_frame, ep->in.ctl);
 }
 
 int sk_ring_peek(struct sk_endpoint *ep, int64_t deadline_ns, const void **payload, size_t *len)

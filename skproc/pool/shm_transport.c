@@ -37,6 +37,7 @@
 #include "os/fd.h"
 #include "os/futex.h"
 #include "os/shm.h"
+#include "os/spin.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -310,15 +311,16 @@ static uint32_t shm_epoch(struct sk_pool_transport *t)
 /* Spins until a batch is done (done_seq moves) or `until`: a worker that
  * answers within microseconds is seen without the futex sleep and wake-up
  * (workers wake the parent only when parent_waiting says it sleeps). */
-static bool shm_spin_until_done(const struct shm_header *h, uint32_t seen, int64_t until)
+/* What a caller spinning for a finished batch looks at. */
+struct shm_done_watch {
+    const struct shm_header *h;
+    uint32_t seen;
+};
+
+static bool shm_batch_done(const void *ctx)
 {
-    for (int64_t now = sk_now_ns(); now < until; now = sk_now_ns())
-        for (int i = 0; i < 64; i++) {
-            if (atomic_load_explicit(&h->done_seq, memory_order_acquire) != seen)
-                return true;
-            sk_cpu_relax();
-        }
-    return false;
+    const struct shm_done_watch *d = ctx;
+    return atomic_load_explicit(&d->h->done_seq, memory_order_acquire) != d->seen;
 }
 
 static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline)
@@ -337,7 +339,8 @@ static int shm_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline
                           atomic_load_explicit(&h->spinner_cpu, memory_order_relaxed) == cpu;
     if (s->spin_ns > 0 && !beside_spinner &&
         atomic_load_explicit(&h->idle_workers, memory_order_relaxed) > 0 &&
-        shm_spin_until_done(h, seen, deadline - now < s->spin_ns ? deadline : now + s->spin_ns))
+        sk_spin_until(deadline - now < s->spin_ns ? deadline : now + s->spin_ns, shm_batch_done,
+                      &(struct shm_done_watch){h, seen}))
         return SK_OK;
     int64_t wait = deadline - now;
     if (wait > SHM_WAIT_SLICE_NS)
@@ -769,12 +772,8 @@ int shm_transport_create(struct sk_pool_transport **out, const sk_pool_config *c
     }
     s->lives = cfg->lives;
     s->max_tasks = cfg->max_tasks;
-    /* One CPU: a spin only delays the process it waits for. */
-    if (cfg->no_spin || !(cfg->spin > 0 || sysconf(_SC_NPROCESSORS_ONLN) > 1))
-        s->spin_ns = 0;
-    else
-        s->spin_ns = sk_seconds_to_ns(
-            cfg->spin > 0 ? (cfg->spin < SK_MAX_SPIN ? cfg->spin : SK_MAX_SPIN) : SK_DEFAULT_SPIN);
+    s->spin_ns =
+        sk_seconds_to_ns(sk_spin_seconds(cfg->spin, cfg->no_spin, SK_DEFAULT_SPIN, SK_MAX_SPIN));
     for (int i = 0; i < POOL_BATCHES; i++) /* slot 0 on top: the first used */
         s->free_batches[s->n_free++] = (uint32_t)(POOL_BATCHES - 1 - i);
     int workers = cfg->workers < SHM_MAX_WORKERS ? cfg->workers : SHM_MAX_WORKERS;

@@ -34,6 +34,7 @@
 #include "os/fd.h"
 #include "os/futex.h"
 #include "os/shm.h"
+#include "os/spin.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -807,20 +808,19 @@ static void worker_initialize(struct shm_worker *w)
         sk_futex_wake_all(&h->done_seq);
 }
 
-/* Spins until a batch is posted that nobody has claimed yet, or the pool
- * closes, for at most spin_ns. */
+/* A batch is posted that nobody has claimed yet, or the pool closes. */
+static bool worker_post_ready(const void *header)
+{
+    const struct shm_header *h = header;
+    return atomic_load_explicit(&h->claimed, memory_order_relaxed) !=
+               atomic_load_explicit(&h->posted, memory_order_acquire) ||
+           atomic_load_explicit(&h->closing, memory_order_relaxed);
+}
+
+/* Spins for worker_post_ready, for at most spin_ns. */
 static bool worker_spin_for_post(const struct shm_header *h, int64_t spin_ns)
 {
-    int64_t until = sk_now_ns() + spin_ns;
-    for (int64_t now = sk_now_ns(); now < until; now = sk_now_ns())
-        for (int i = 0; i < 64; i++) {
-            if (atomic_load_explicit(&h->claimed, memory_order_relaxed) !=
-                    atomic_load_explicit(&h->posted, memory_order_acquire) ||
-                atomic_load_explicit(&h->closing, memory_order_relaxed))
-                return true;
-            sk_cpu_relax();
-        }
-    return false;
+    return sk_spin_until(sk_now_ns() + spin_ns, worker_post_ready, h);
 }
 
 static int shm_worker_run(sk_process *self)
