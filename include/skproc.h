@@ -135,8 +135,11 @@ typedef struct sk_config {
     double spin;     /* seconds a waiting sk_listen spins on the channel before it sleeps, so
                       * that a reply coming within microseconds is caught without a wake-up;
                       * default: SK_DEFAULT_SPIN with two or more CPUs online, none with one;
-                      * at most SK_MAX_SPIN. An idle wait costs this much CPU, once */
-    bool no_spin;    /* never spin: every wait sleeps at once */
+                      * at most SK_MAX_SPIN. An idle wait costs this much CPU, once.
+                      * With spinning on, a supervisor also wakes 0.2 ms before a
+                      * deadline (a timeout, join_in) and spins to it, so that it ends
+                      * the hook on time rather than a CPU's wake-up later */
+    bool no_spin;    /* never spin: every wait sleeps at once (and deadlines too) */
     /* Room for later settings without an ABI break: sk_init zeroes the whole
      * config; leave these zero. */
     uint64_t reserved[4];

@@ -33,11 +33,14 @@
 #include "os/clock.h"
 #include "os/fd.h"
 #include "os/proc.h"
+#include "os/spin.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
@@ -56,6 +59,12 @@ enum sup_state { SUP_SPAWN, SUP_WATCH, SUP_FAULT, SUP_DONE };
  * deadline, not up to 50 us (the default slack) after it. */
 #define SUPERVISOR_TIMER_SLACK_NS 1
 
+/* With spinning allowed (config.spin), the supervisor wakes this long
+ * before a deadline and spins to it: a sleeping CPU takes 0.1 to 0.2 ms to
+ * wake on a virtual machine, which every timeout paid on top of the kill
+ * and the reaps. */
+#define SUPERVISOR_EARLY_NS (200 * 1000)
+
 enum deadline_kind { DEADLINE_NONE, DEADLINE_SECTION, DEADLINE_JOIN };
 
 struct supervisor {
@@ -70,16 +79,18 @@ struct supervisor {
     int64_t timeout_ns[SK_FULL_RUN];
     int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
     double join_in;
-    sk_error fault;     /* the hard fault being handled */
-    bool retryable;     /* the fault happened inside the loop */
-    int lives_floor;    /* attempts known used: sh->lives_used is never believed lower */
-    uint64_t seen_seq;  /* the section entry last seen, and when: a section start */
-    int64_t seen_at_ns; /* the worker writes later than that does not postpone a deadline */
-    long timer_slack;   /* the supervisor's own at start, in ns: its workers' */
-    bool slack_lowered; /* the supervisor's is SUPERVISOR_TIMER_SLACK_NS now */
-    int spawns;         /* workers forked so far */
-    int restarts;       /* of them, after a hard fault */
-    bool after_fault;   /* the next worker replaces one that died */
+    sk_error fault;        /* the hard fault being handled */
+    bool retryable;        /* the fault happened inside the loop */
+    int lives_floor;       /* attempts known used: sh->lives_used is never believed lower */
+    uint64_t seen_seq;     /* the section entry last seen, and when: a section start */
+    int64_t seen_at_ns;    /* the worker writes later than that does not postpone a deadline */
+    long timer_slack;      /* the supervisor's own at start, in ns: its workers' */
+    bool slack_lowered;    /* the supervisor's is SUPERVISOR_TIMER_SLACK_NS now */
+    int spawns;            /* workers forked so far */
+    int restarts;          /* of them, after a hard fault */
+    bool after_fault;      /* the next worker replaces one that died */
+    bool watches_deadline; /* a timeout or join_in is set: the supervisor may kill on time */
+    bool early;            /* wakes SUPERVISOR_EARLY_NS before a deadline and spins to it */
 };
 
 /* A failure of the supervisor's own (no hook was running). */
@@ -113,6 +124,25 @@ static bool supervisor_kill_requested(const struct supervisor *s)
     return atomic_load(&s->sh->kill_requested) != 0;
 }
 
+/* Runs, once, the code a timeout will run between the kill and the reap:
+ * formatting the error. The supervisor is a fresh fork, so the first run
+ * of that code takes page faults (libc's text, copy-on-write stack and
+ * data pages), about a dozen, which on a virtual machine made the reap, and
+ * so the parent, a few hundred microseconds later. Done while the first
+ * worker starts, off the parent's path. */
+static void supervisor_warm_up(struct supervisor *s)
+{
+    /* And maps in the status page's error record, which it writes then. */
+    uintptr_t from = (uintptr_t)&s->sh->error & ~(uintptr_t)4095;
+    uintptr_t to = (uintptr_t)(&s->sh->error + 1);
+    (void)madvise((void *)from, to - from, MADV_POPULATE_WRITE);
+    /* Into the very record a fault is formatted in (nothing reads it
+     * before a fault writes it again). */
+    sk_error_set_timeout(&s->fault, SK_RUN, 1, 1.0, false);
+    sk_error_set_crash(&s->fault, SK_RUN, true, 1, SIGKILL, 0);
+    memset(&s->fault, 0, sizeof s->fault);
+}
+
 static enum sup_state supervisor_spawn(struct supervisor *s)
 {
     if (supervisor_kill_requested(s))
@@ -136,6 +166,8 @@ static enum sup_state supervisor_spawn(struct supervisor *s)
         s->after_fault = false;
         atomic_store(&s->sh->restarts, ++s->restarts);
     }
+    if (s->spawns == 1 && s->watches_deadline)
+        supervisor_warm_up(s);
     return SUP_WATCH;
 }
 
@@ -217,6 +249,19 @@ static void supervisor_timeout_error(struct supervisor *s, enum deadline_kind ki
         sk_error_set_timeout(&s->fault, section, run, s->timeout_ns[section] / 1e9, false);
 }
 
+/* The section the supervisor watches, as it last saw it. */
+struct section_watch {
+    const struct sk_shared *sh;
+    uint64_t seq;
+};
+
+/* The worker left that section (or entered another). */
+static bool section_left(const void *ctx)
+{
+    const struct section_watch *w = ctx;
+    return atomic_load_explicit(&w->sh->seq, memory_order_acquire) != w->seq;
+}
+
 /* Sleeps until the worker exits or a deadline passes. On a deadline the
  * worker is killed; either way it is reaped before returning. */
 static enum sup_state supervisor_watch(struct supervisor *s)
@@ -243,6 +288,12 @@ static enum sup_state supervisor_watch(struct supervisor *s)
             continue; /* the worker moved on while we looked */
 
         int64_t now = sk_now_ns();
+        if (kind != DEADLINE_NONE && s->early && now < deadline &&
+            deadline - now <= SUPERVISOR_EARLY_NS) {
+            if (sk_spin_until(deadline, section_left, &(struct section_watch){sh, seq}))
+                continue;
+            now = sk_now_ns();
+        }
         if (kind != DEADLINE_NONE && now >= deadline) {
             bool in_loop_hook = (seq & 1) && sk_section_is_loop(section);
             if (kind == DEADLINE_JOIN && !in_loop_hook) {
@@ -271,7 +322,8 @@ static enum sup_state supervisor_watch(struct supervisor *s)
                                 {.fd = s->rt->doorbell, .events = POLLIN}};
         struct timespec ts, *tsp = NULL;
         if (kind != DEADLINE_NONE) {
-            ts = sk_ns_to_timespec(deadline - now);
+            int64_t wake = s->early ? deadline - SUPERVISOR_EARLY_NS : deadline;
+            ts = sk_ns_to_timespec(wake > now ? wake - now : 0);
             tsp = &ts;
         }
         int n = ppoll(fds, 2, tsp, NULL);
@@ -376,11 +428,15 @@ static void supervisor_init(struct supervisor *s, sk_process *p)
     sigaddset(&watched, SIGCHLD);
     sigaddset(&watched, SUPERVISOR_END_SIGNAL);
     s->sigchld_fd = signalfd(-1, &watched, SFD_CLOEXEC | SFD_NONBLOCK);
-    for (int i = 0; i < SK_FULL_RUN; i++)
+    for (int i = 0; i < SK_FULL_RUN; i++) {
         s->timeout_ns[i] = sk_seconds_to_ns(sk_config_timeout(&rt->config, (sk_section)i));
+        s->watches_deadline |= s->timeout_ns[i] != 0;
+    }
     s->join_in = rt->config.join_in > 0 ? rt->config.join_in : 0;
     int64_t join = sk_seconds_to_ns(s->join_in);
     s->join_hard_ns = join ? s->sh->start_ns + 2 * join : 0;
+    s->watches_deadline |= join != 0;
+    s->early = rt->config.spin > 0; /* normalized: 0 with no_spin or one CPU */
     s->seen_seq = atomic_load(&s->sh->seq);
     s->seen_at_ns = sk_now_ns();
     int slack = prctl(PR_GET_TIMERSLACK, 0, 0, 0, 0);

@@ -2,7 +2,8 @@
 /*
  * config.spin: a waiting sk_listen spins for a bounded time before it
  * sleeps. Replies still arrive whole and in order with and without the
- * spin, an idle wait costs at most the spin in CPU time, once, and a bad
+ * spin, an idle wait costs at most the spin in CPU time, once, a
+ * supervisor spins only just before a deadline it enforces, and a bad
  * value is refused with a reason.
  */
 #include <setjmp.h>
@@ -154,6 +155,72 @@ static void test_idle_wait_costs_at_most_the_spin(void **state)
     assert_dbl_lt(spun, 0.02 + SK_MAX_SPIN);
 }
 
+typedef struct {
+    sk_process base;
+    bool hangs; /* sleeps 30 s (until the timeout ends it), else 0.3 s */
+} sleeper;
+
+static int sleeper_run(sk_process *self)
+{
+    skt_sleep(SK_CONTAINER_OF(self, sleeper, base)->hangs ? 30.0 : 0.3);
+    return 0;
+}
+
+static const sk_class sleeper_class = {.name = "sleeper", .run = sleeper_run};
+
+static double children_cpu_seconds(void)
+{
+    struct rusage ru;
+    getrusage(RUSAGE_CHILDREN, &ru);
+    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
+           ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The CPU time of a supervised process (its supervisor and worker, both
+ * reaped) whose run hook sleeps, with timeouts.run = timeout; *late: how
+ * long after the timeout sk_wait returned (negative when the hook ended
+ * first). */
+static double supervised_sleep_cpu(double timeout, bool hangs, bool no_spin, double *late)
+{
+    sleeper *p = skt_new(sleeper);
+    assert_rc(sk_init(&p->base, &sleeper_class), SK_OK);
+    p->hangs = hangs;
+    p->base.config.runs = 1;
+    p->base.config.timeouts.run = timeout;
+    p->base.config.no_spin = no_spin;
+    double c0 = children_cpu_seconds(), w0 = skt_now();
+    assert_rc(sk_start(&p->base), SK_OK);
+    assert_rc(sk_wait(&p->base, 10.0), SK_OK);
+    *late = skt_now() - w0 - timeout;
+    if (hangs)
+        assert_int_equal(sk_error_of(&p->base)->kind, SK_TIMEOUT_ERROR);
+    else
+        assert_no_error(&p->base);
+    return children_cpu_seconds() - c0;
+}
+
+/* The supervisor spins only in the last 0.2 ms before a deadline it is
+ * about to enforce: a hook that sleeps well within its timeout costs no
+ * CPU, nor does a hook that hangs until its timeout (beyond that spin);
+ * with no_spin the timeout is enforced all the same. */
+static void test_supervisor_spins_only_near_a_deadline(void **state)
+{
+    (void)state;
+    double late;
+    double idle = supervised_sleep_cpu(2.0, false, false, &late);
+    double hung = supervised_sleep_cpu(0.3, true, false, &late);
+    double hung_late = late;
+    double quiet = supervised_sleep_cpu(0.3, true, true, &late);
+    print_message("supervised sleeper, CPU: within its timeout %.6f s, hung %.6f s (late %.6f s), "
+                  "hung with no_spin %.6f s (late %.6f s)\n",
+                  idle, hung, hung_late, quiet, late);
+    assert_dbl_lt(idle, 0.1); /* a busy wait over the 0.3 s sleep would be 0.3 s */
+    assert_dbl_lt(hung, 0.1);
+    assert_dbl_lt(quiet, 0.1);
+    assert_dbl_lt(hung_late, 1.0 * skt_slowdown());
+    assert_dbl_lt(late, 1.0 * skt_slowdown());
+}
+
 static void test_nan_spin_is_refused(void **state)
 {
     (void)state;
@@ -169,6 +236,7 @@ int main(int argc, char **argv)
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_replies_arrive_with_and_without_spin),
         SKT_TEST(test_idle_wait_costs_at_most_the_spin),
+        SKT_TEST(test_supervisor_spins_only_near_a_deadline),
         SKT_TEST(test_nan_spin_is_refused),
     };
     return skt_run(argc, argv, tests);
