@@ -77,6 +77,16 @@ struct sk_shared {
     _Atomic int lives_used;          /* (W soft errors, S hard faults) failed attempts */
     _Atomic pid_t worker_pid;        /* (S) 0 when no worker lives */
     _Atomic int64_t supervisor_wake; /* (S) when the supervisor wakes next, ns */
+    /* Recoveries (issue 11 item 3): the failed attempts that were retried,
+     * all counted (W soft errors, S hard faults), the first
+     * SK_MAX_SPENT_ERRORS kept in spent[] below; the fresh workers started
+     * after hard faults (S). Here, on the first page, which every party
+     * has touched: the parent reads them at every end, and a page nobody
+     * wrote costs a fault that allocates it (about 40 us on a virtual
+     * machine). */
+    _Atomic int spent_count;
+    _Atomic int restarts;
+    _Atomic int spawns; /* (S) workers forked so far: the worker says START or RESTART */
 
     struct sk_ring_ctl rings[2]; /* the channel's control: to the parent, to the worker */
 
@@ -94,13 +104,7 @@ struct sk_shared {
 
     struct sk_timer timers[SK_SECTION_COUNT]; /* (W) */
 
-    /* Recoveries (issue 11 item 3): the failed attempts that were retried,
-     * all counted, the first SK_MAX_SPENT_ERRORS kept (W soft errors, S hard
-     * faults); the fresh workers started after hard faults (S). */
-    _Atomic int spent_count;
-    sk_error spent[SK_MAX_SPENT_ERRORS];
-    _Atomic int restarts;
-    _Atomic int spawns; /* (S) workers forked so far: the worker says START or RESTART */
+    sk_error spent[SK_MAX_SPENT_ERRORS]; /* the first spent_count errors */
 
     /* (W or S) events for config.on_event; the parent sleeps on
      * events_written in sk_start until the first worker says START. */
@@ -141,23 +145,29 @@ struct sk_runtime {
     /* parent side: recoveries, copied and checked after the end */
     bool recovery_copied;
     int attempts, restarts, spent_total;
-    sk_error spent[SK_MAX_SPENT_ERRORS];
-
-    /* Set by a pool before sk_start (sk_process_fault_item): the supervisor
-     * asks it which item a dead worker had in hand, for the fault's .item. */
-    long (*fault_item)(void *ctx);
-    void *fault_item_ctx;
 
     /* parent side: events (config.on_event) */
     uint32_t events_delivered; /* log entries delivered (or given up) so far */
     pid_t event_pid;           /* the last worker an event named, for KILL and FINISH */
     bool finish_delivered;
 
+    /* Set by a pool before sk_start (sk_process_fault_item): the supervisor
+     * asks it which item a dead worker had in hand, for the fault's .item. */
+    long (*fault_item)(void *ctx);
+    void *fault_item_ctx;
+
     /* worker side */
     int hook_section; /* the section whose hook is running, or -1 */
     bool cause_set;   /* sk_fail was called in the current hook */
     int cause_code;
     char cause[sizeof(((sk_error *)0)->cause)];
+
+    /* Last: what sk_wait writes when the child has ended lies in the
+     * struct's first pages, which sk_start already wrote after its fork.
+     * Each page the parent first writes after a fork takes a copy-on-write
+     * fault, 10 to 20 us on a virtual machine; these 10 KiB are written
+     * only after failed attempts. */
+    sk_error spent[SK_MAX_SPENT_ERRORS]; /* parent side, with the recoveries above */
 };
 
 #endif
