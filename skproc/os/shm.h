@@ -28,8 +28,9 @@ void sk_shm_punch(int fd, uint64_t offset, uint64_t len);
 
 /* Maps the pages of [addr, addr + len) of a shared mapping into this
  * process now, readable (or writable) as they will be used: one system
- * call instead of a page fault per page. Best effort: on a kernel without
- * MADV_POPULATE_* it does nothing. */
+ * call instead of a page fault per page, then one read of each page (see
+ * shm.c). Best effort: on a kernel without MADV_POPULATE_* the reads fault
+ * the pages in. */
 void sk_shm_prefault(const void *addr, size_t len, bool write);
 
 #endif

@@ -43,11 +43,6 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#ifndef MADV_POPULATE_READ /* Linux 5.14; older kernels refuse it, and pages fault in */
-#define MADV_POPULATE_READ 22
-#define MADV_POPULATE_WRITE 23
-#endif
-
 /* The batch in hand, as read once from its descriptor, and its call's job
  * as copied when it was claimed: an item function may scribble on the
  * descriptor or the job, and the loop must not follow it. */
@@ -139,35 +134,64 @@ static bool held_load(const struct shm_arena *a, uint32_t d, struct held *hb)
     return true;
 }
 
+/* Maps into this worker the part of batch d's region that count items of
+ * job use and it has not mapped yet; true when there was such a part. */
+static bool worker_map_region(struct shm_worker *w, const struct pool_job *job, uint32_t d,
+                              uint32_t count)
+{
+    /* Zero-copy arrays are not in the batch region (their statuses are
+     * written only on a failure): nothing of it to map in for them. */
+    size_t in = job->item_tpl || job->shared_items ? 0 : (size_t)count * job->item_size;
+    size_t out = pool_results_at(count) + (size_t)count * job->result_size;
+    if (job->result_tpl || pool_images_at(count) > out)
+        out = pool_images_at(count);
+    if (job->shared_items || job->shared_results)
+        out = 0;
+    in = in < POOL_IMAGE_MAX ? in : POOL_IMAGE_MAX;
+    out = out < POOL_IMAGE_MAX ? out : POOL_IMAGE_MAX;
+    bool mapped = false;
+    if (in > w->mapped_in[d]) {
+        sk_shm_prefault(shm_batch_in(w->arena, d) + w->mapped_in[d], in - w->mapped_in[d], false);
+        w->mapped_in[d] = (uint32_t)in;
+        mapped = true;
+    }
+    if (out > w->mapped_out[d]) {
+        sk_shm_prefault(shm_batch_out(w->arena, d) + w->mapped_out[d], out - w->mapped_out[d],
+                        true);
+        w->mapped_out[d] = (uint32_t)out;
+        mapped = true;
+    }
+    return mapped;
+}
+
 /* A page of the arena that another process wrote is still a page fault
  * the first time this worker touches it (each process maps it for itself),
  * and on a virtual machine a fault costs microseconds: a map of 10M small
  * items paid about 2,000 of them per map until every worker had touched
  * every page of every batch region. So the first time this worker takes a
  * batch region further than before, it maps the new part in with one
- * madvise each for the input it reads and the output it writes. A failed
- * madvise (an older kernel) only means the faults come one by one. */
+ * madvise each for the input it reads and the output it writes; and then
+ * the regions of the call's other batches too, posted or taken by another
+ * worker: batches land on any worker, and on a machine with shadow page
+ * tables (a PVM guest) the first touch of a page by a process costs as
+ * much as a fault even after the madvise, so a pool took three maps to be
+ * warm, each worker meeting the regions it had not touched yet. Now it
+ * takes one. A failed madvise (an older kernel) only means the faults
+ * come one by one. The other descriptors are the workers' too: a
+ * scribbled one costs at most a madvise over a batch region. */
 static void worker_prefault(struct shm_worker *w, const struct held *hb)
 {
-    const struct pool_job *job = hb->job;
-    /* Zero-copy arrays are not in the batch region (their statuses are
-     * written only on a failure): nothing of it to map in for them. */
-    size_t in = job->item_tpl || job->shared_items ? 0 : (size_t)hb->count * job->item_size;
-    size_t out = pool_results_at(hb->count) + (size_t)hb->count * job->result_size;
-    if (job->result_tpl || pool_images_at(hb->count) > out)
-        out = pool_images_at(hb->count);
-    if (job->shared_items || job->shared_results)
-        out = 0;
-    in = in < POOL_IMAGE_MAX ? in : POOL_IMAGE_MAX;
-    out = out < POOL_IMAGE_MAX ? out : POOL_IMAGE_MAX;
-    uint32_t d = hb->d;
-    if (in > w->mapped_in[d]) {
-        sk_shm_prefault(hb->in + w->mapped_in[d], in - w->mapped_in[d], false);
-        w->mapped_in[d] = (uint32_t)in;
-    }
-    if (out > w->mapped_out[d]) {
-        sk_shm_prefault(hb->out + w->mapped_out[d], out - w->mapped_out[d], true);
-        w->mapped_out[d] = (uint32_t)out;
+    if (!worker_map_region(w, hb->job, hb->d, hb->count))
+        return;
+    const struct shm_header *h = w->arena->h;
+    for (uint32_t d = 0; d < POOL_BATCHES; d++) {
+        uint32_t state = atomic_load_explicit(&h->batches[d].state, memory_order_relaxed);
+        uint32_t count = __atomic_load_n(&h->batches[d].count, __ATOMIC_RELAXED);
+        if (d == hb->d || (state != SHM_BATCH_READY && state != SHM_BATCH_CLAIMED) ||
+            __atomic_load_n(&h->batches[d].call, __ATOMIC_RELAXED) != hb->call || count == 0 ||
+            pool_images_at(count) > POOL_IMAGE_MAX)
+            continue;
+        worker_map_region(w, hb->job, d, count);
     }
 }
 
@@ -589,7 +613,7 @@ static void worker_run_one(struct shm_worker *w, const struct held *hb, uint32_t
  * held_load checked, and the array's length from the same job: a
  * scribbled one costs at most memory of the region. */
 static void shared_map(struct shm_worker *w, uint64_t *mapped, uint64_t at, uint64_t n,
-                       uint64_t size, uint64_t first, uint32_t count, int advice)
+                       uint64_t size, uint64_t first, uint32_t count, bool write)
 {
     const struct shm_arena *a = w->arena;
     uint64_t lo = at + first * size, hi = at + (first + count) * size;
@@ -603,14 +627,7 @@ static void shared_map(struct shm_worker *w, uint64_t *mapped, uint64_t at, uint
         mapped[c / 64] |= bit;
         uint64_t from = c * SHM_SHARED_CHUNK > at ? c * SHM_SHARED_CHUNK : at;
         uint64_t to = (c + 1) * SHM_SHARED_CHUNK < arr_end ? (c + 1) * SHM_SHARED_CHUNK : arr_end;
-        from &= ~(uint64_t)4095;
-        (void)madvise(a->shared + from, (size_t)(to - from), advice);
-        /* And reads one byte of each page from user mode: madvise fills
-         * the page table, but a virtual machine with shadow page tables
-         * builds its own entries only at the first access, which made the
-         * first several maps over new arrays several times slower. */
-        for (uint64_t pg = from; pg < to; pg += 4096)
-            (void)*(volatile const unsigned char *)(a->shared + pg);
+        sk_shm_prefault(a->shared + from, (size_t)(to - from), write);
     }
 }
 
@@ -625,10 +642,10 @@ static void shared_prepare(struct shm_worker *w, const struct held *hb)
     }
     if (j->shared_items)
         shared_map(w, w->shared_mapped[0], j->items_at, j->shared_n, j->item_size, hb->first,
-                   hb->count, MADV_POPULATE_READ);
+                   hb->count, false);
     if (j->shared_results)
         shared_map(w, w->shared_mapped[1], j->results_at, j->shared_n, j->result_size, hb->first,
-                   hb->count, MADV_POPULATE_WRITE);
+                   hb->count, true);
 }
 
 /* Items from..count of the batch, each tried while it has lives; those
