@@ -68,10 +68,12 @@ static int echo_run(sk_process *self)
 
 static const sk_class echo_class = {.name = "echo", .run = echo_run};
 
-static double cpu_seconds(void)
+/* CPU seconds of this process (RUSAGE_SELF) or of its reaped
+ * descendants (RUSAGE_CHILDREN). */
+static double cpu_seconds_of(int who)
 {
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    getrusage(who, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
            ru.ru_stime.tv_usec / 1e6;
 }
@@ -119,9 +121,9 @@ static double idle_listen_cpu(double spin, bool no_spin, int child_cpu)
     int32_t got;
     if (child_cpu >= 0) /* the child has pinned itself once it waits */
         skt_sleep(0.05);
-    double t0 = cpu_seconds();
+    double t0 = cpu_seconds_of(RUSAGE_SELF);
     assert_rc(sk_listen(&e->base, 0.3, "i", &got), SK_ETIMEDOUT);
-    double used = cpu_seconds() - t0;
+    double used = cpu_seconds_of(RUSAGE_SELF) - t0;
     int32_t end = -1;
     assert_rc(sk_tell(&e->base, "i", &end), SK_OK);
     assert_rc(sk_wait(&e->base, 10.0), SK_OK);
@@ -168,14 +170,6 @@ static int sleeper_run(sk_process *self)
 
 static const sk_class sleeper_class = {.name = "sleeper", .run = sleeper_run};
 
-static double children_cpu_seconds(void)
-{
-    struct rusage ru;
-    getrusage(RUSAGE_CHILDREN, &ru);
-    return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-           ru.ru_stime.tv_usec / 1e6;
-}
-
 /* The CPU time of a supervised process (its supervisor and worker, both
  * reaped) whose run hook sleeps, with timeouts.run = timeout; *late: how
  * long after the timeout sk_wait returned (negative when the hook ended
@@ -188,7 +182,7 @@ static double supervised_sleep_cpu(double timeout, bool hangs, bool no_spin, dou
     p->base.config.runs = 1;
     p->base.config.timeouts.run = timeout;
     p->base.config.no_spin = no_spin;
-    double c0 = children_cpu_seconds(), w0 = skt_now();
+    double c0 = cpu_seconds_of(RUSAGE_CHILDREN), w0 = skt_now();
     assert_rc(sk_start(&p->base), SK_OK);
     assert_rc(sk_wait(&p->base, 10.0), SK_OK);
     *late = skt_now() - w0 - timeout;
@@ -196,7 +190,7 @@ static double supervised_sleep_cpu(double timeout, bool hangs, bool no_spin, dou
         assert_int_equal(sk_error_of(&p->base)->kind, SK_TIMEOUT_ERROR);
     else
         assert_no_error(&p->base);
-    return children_cpu_seconds() - c0;
+    return cpu_seconds_of(RUSAGE_CHILDREN) - c0;
 }
 
 /* The supervisor spins only in the last 0.2 ms before a deadline it is

@@ -9,7 +9,8 @@
  *   targeted  every field the parent (or the workers) read: the victim's
  *             batch descriptor, its job, its statuses and result index,
  *             the error records, the spill counter, the posting queue and
- *             its counters, the worker slots and the header's settings,
+ *             its counters, the worker slots, the spinning hints and the
+ *             header's settings,
  *             each with 0, all ones, a huge value, the right value plus
  *             one, and an address in the parent
  *   random    random bytes at random places of the header, the call's
@@ -82,6 +83,7 @@ enum target {
     T_CLAIMED_ITEMS,
     T_DONE_SEQ,
     T_IDLE_WORKERS,
+    T_SPIN_WORDS,
     T_CLOSING,
     T_POSTING_CALLS,
     T_SLOTS,
@@ -304,6 +306,11 @@ static void scribble_target(unsigned char *base, struct shm_header *h, uint32_t 
         break;
     case T_IDLE_WORKERS:
         atomic_store(&h->idle_workers, (uint32_t)val(v, atomic_load(&h->idle_workers)));
+        break;
+    case T_SPIN_WORDS: /* who spins, and where: hints that decide only whether one spins */
+        atomic_store(&h->spinner, (uint32_t)val(v, atomic_load(&h->spinner)));
+        atomic_store(&h->spinner_cpu, (int32_t)val(v, (uint64_t)atomic_load(&h->spinner_cpu)));
+        atomic_store(&h->parent_cpu, (int32_t)val(v, (uint64_t)atomic_load(&h->parent_cpu)));
         break;
     case T_CLOSING:
         atomic_store(&h->closing, (uint32_t)val(v, 0));

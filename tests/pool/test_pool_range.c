@@ -82,6 +82,29 @@ static int32_t *items_of(size_t n)
     return items;
 }
 
+/* A map's arrays (freed by skt_teardown): items 0 .. n - 1. */
+struct arrays {
+    int32_t *items;
+    out_t *results;
+    int *status;
+};
+
+static struct arrays arrays_of(size_t n)
+{
+    return (struct arrays){items_of(n), xcalloc(n, sizeof(out_t)), xcalloc(n, sizeof(int))};
+}
+
+/* An async_map of the N items that ends with `want`; the call, tracked. */
+static sk_pool_call *map_async(sk_pool *pool, const struct arrays *a, int want)
+{
+    sk_pool_call *call = NULL;
+    assert_rc(sk_pool_async_map(pool, &range_job, a->items, N, a->results, a->status, &call),
+              SK_OK);
+    track_call(call);
+    assert_rc(sk_pool_get(call, BOUND), want);
+    return call;
+}
+
 /* Every item right (except those `fails` says), and the largest run seen. */
 static int64_t check_results(const out_t *results, const int *status, size_t n,
                              bool (*fails)(size_t))
@@ -119,19 +142,14 @@ static void test_runs_of_many_items(void **state)
     (void)state;
     make_plan();
     sk_pool *pool = new_small_pool(2);
-    int32_t *items = items_of(N);
-    out_t *results = xcalloc(N, sizeof *results);
-    int *status = xcalloc(N, sizeof *status);
-    assert_rc(sk_pool_map(pool, &range_job, items, N, results, status), SK_OK);
-    assert_int_gt(check_results(results, status, N, NULL), 100);
+    struct arrays a = arrays_of(N);
+    assert_rc(sk_pool_map(pool, &range_job, a.items, N, a.results, a.status), SK_OK);
+    assert_int_gt(check_results(a.results, a.status, N, NULL), 100);
     /* One item, and a submit: runs of one. */
     out_t one = {0};
-    assert_rc(sk_pool_map(pool, &range_job, items + 7, 1, &one, NULL), SK_OK);
+    assert_rc(sk_pool_map(pool, &range_job, a.items + 7, 1, &one, NULL), SK_OK);
     assert_int_equal(one.value, 22);
     assert_int_equal(one.count, 1);
-    xfree(items);
-    xfree(results);
-    xfree(status);
     release_pool(pool);
     assert_no_children();
 }
@@ -146,24 +164,16 @@ static void test_failures_are_exact(void **state)
     sk_pool_config cfg = small_cfg(2);
     cfg.lives = 2;
     sk_pool *pool = new_pool(&cfg);
-    int32_t *items = items_of(N);
-    out_t *results = xcalloc(N, sizeof *results);
-    int *status = xcalloc(N, sizeof *status);
-    sk_pool_call *call = NULL;
-    assert_rc(sk_pool_async_map(pool, &range_job, items, N, results, status, &call), SK_OK);
-    track_call(call);
-    assert_rc(sk_pool_get(call, BOUND), SK_EPROCESS);
+    struct arrays a = arrays_of(N);
+    sk_pool_call *call = map_async(pool, &a, SK_EPROCESS);
     assert_int_equal(sk_pool_error(call)->item, 3);
-    check_results(results, status, N, fails_mod_7);
+    check_results(a.results, a.status, N, fails_mod_7);
     const sk_error *e = sk_pool_item_error(call, 10);
     assert_non_null(e);
     assert_int_equal(e->code, 5);
     assert_int_equal(e->lives_spent, 2);
     assert_null(sk_pool_item_error(call, 11));
     free_call(call);
-    xfree(items);
-    xfree(results);
-    xfree(status);
     release_pool(pool);
     assert_no_children();
 }
@@ -176,31 +186,23 @@ static void test_crash_is_narrowed_down(void **state)
     (void)state;
     make_plan()->crash_at = 5000;
     sk_pool *pool = new_small_pool(2);
-    int32_t *items = items_of(N);
-    out_t *results = xcalloc(N, sizeof *results);
-    int *status = xcalloc(N, sizeof *status);
-    sk_pool_call *call = NULL;
-    assert_rc(sk_pool_async_map(pool, &range_job, items, N, results, status, &call), SK_OK);
-    track_call(call);
-    assert_rc(sk_pool_get(call, BOUND), SK_EPROCESS);
+    struct arrays a = arrays_of(N);
+    sk_pool_call *call = map_async(pool, &a, SK_EPROCESS);
     const sk_error *e = sk_pool_error(call);
     assert_non_null(e);
     assert_int_equal(e->item, 5000);
     assert_int_equal(e->kind, SK_CRASH_ERROR);
     assert_int_equal(e->signal, SIGSEGV);
     assert_int_equal(e->lives_spent, 1);
-    check_results(results, status, N, is_5000);
+    check_results(a.results, a.status, N, is_5000);
     /* Once in a run of many, once alone: the one that was charged. */
     assert_int_equal(plan->calls_with_crasher, 2);
     free_call(call);
     /* The pool goes on, in runs again. */
     plan->crash_at = -1;
-    memset(results, 0, N * sizeof *results);
-    assert_rc(sk_pool_map(pool, &range_job, items, N, results, status), SK_OK);
-    assert_int_gt(check_results(results, status, N, NULL), 100);
-    xfree(items);
-    xfree(results);
-    xfree(status);
+    memset(a.results, 0, N * sizeof *a.results);
+    assert_rc(sk_pool_map(pool, &range_job, a.items, N, a.results, a.status), SK_OK);
+    assert_int_gt(check_results(a.results, a.status, N, NULL), 100);
     release_pool(pool);
     assert_no_children();
 }
@@ -213,17 +215,12 @@ static void test_crash_that_passes_costs_nothing(void **state)
     make_plan()->crash_at = 777;
     plan->crash_once = 1;
     sk_pool *pool = new_small_pool(2);
-    int32_t *items = items_of(N);
-    out_t *results = xcalloc(N, sizeof *results);
-    int *status = xcalloc(N, sizeof *status);
-    assert_rc(sk_pool_map(pool, &range_job, items, N, results, status), SK_OK);
-    check_results(results, status, N, NULL);
+    struct arrays a = arrays_of(N);
+    assert_rc(sk_pool_map(pool, &range_job, a.items, N, a.results, a.status), SK_OK);
+    check_results(a.results, a.status, N, NULL);
     assert_int_equal(plan->crashed, 1);
-    assert_int_equal(results[777].count, 1); /* made alone, by the successor */
+    assert_int_equal(a.results[777].count, 1); /* made alone, by the successor */
     assert_int_equal(plan->calls_with_crasher, 2);
-    xfree(items);
-    xfree(results);
-    xfree(status);
     release_pool(pool);
     assert_no_children();
 }
@@ -237,24 +234,19 @@ static void test_single_items_where_required(void **state)
     sk_pool_config cfg = small_cfg(2);
     cfg.item_timeout = 10.0;
     sk_pool *pool = new_pool(&cfg);
-    int32_t *items = items_of(2000);
-    out_t *results = xcalloc(2000, sizeof *results);
-    int *status = xcalloc(2000, sizeof *status);
-    assert_rc(sk_pool_map(pool, &range_job, items, 2000, results, status), SK_OK);
-    assert_int_equal(check_results(results, status, 2000, NULL), 1);
+    struct arrays a = arrays_of(2000);
+    assert_rc(sk_pool_map(pool, &range_job, a.items, 2000, a.results, a.status), SK_OK);
+    assert_int_equal(check_results(a.results, a.status, 2000, NULL), 1);
     release_pool(pool);
 
     cfg = small_cfg(2);
     cfg.max_tasks = 50;
     pool = new_pool(&cfg);
-    memset(results, 0, 2000 * sizeof *results);
-    assert_rc(sk_pool_map(pool, &range_job, items, 2000, results, status), SK_OK);
-    int64_t longest = check_results(results, status, 2000, NULL);
+    memset(a.results, 0, 2000 * sizeof *a.results);
+    assert_rc(sk_pool_map(pool, &range_job, a.items, 2000, a.results, a.status), SK_OK);
+    int64_t longest = check_results(a.results, a.status, 2000, NULL);
     assert_int_gt(longest, 1);
     assert_int_le(longest, 50);
-    xfree(items);
-    xfree(results);
-    xfree(status);
     release_pool(pool);
     assert_no_children();
 }
@@ -293,18 +285,17 @@ static void test_zero_copy_and_imap(void **state)
     (void)state;
     make_plan();
     sk_pool *pool = new_small_pool(2);
-    int32_t *items = sk_pool_alloc(pool, N * sizeof *items);
-    out_t *results = sk_pool_alloc(pool, N * sizeof *results);
-    assert_non_null(items);
-    assert_non_null(results);
+    struct arrays a = {sk_pool_alloc(pool, N * sizeof(int32_t)),
+                       sk_pool_alloc(pool, N * sizeof(out_t)), xcalloc(N, sizeof(int))};
+    assert_non_null(a.items);
+    assert_non_null(a.results);
     for (int i = 0; i < N; i++)
-        items[i] = i;
-    int *status = xcalloc(N, sizeof *status);
-    assert_rc(sk_pool_map(pool, &range_job, items, N, results, status), SK_OK);
-    assert_int_gt(check_results(results, status, N, NULL), 100);
+        a.items[i] = i;
+    assert_rc(sk_pool_map(pool, &range_job, a.items, N, a.results, a.status), SK_OK);
+    assert_int_gt(check_results(a.results, a.status, N, NULL), 100);
 
     sk_pool_call *call = NULL;
-    assert_rc(sk_pool_imap(pool, &range_job, items, N, &call), SK_OK);
+    assert_rc(sk_pool_imap(pool, &range_job, a.items, N, &call), SK_OK);
     track_call(call);
     size_t index, count = 0;
     out_t r;
@@ -321,9 +312,8 @@ static void test_zero_copy_and_imap(void **state)
     assert_int_equal(count, N);
     assert_int_gt(longest, 100);
     free_call(call);
-    assert_rc(sk_pool_free(pool, items), SK_OK);
-    assert_rc(sk_pool_free(pool, results), SK_OK);
-    xfree(status);
+    assert_rc(sk_pool_free(pool, a.items), SK_OK);
+    assert_rc(sk_pool_free(pool, a.results), SK_OK);
     release_pool(pool);
     assert_no_children();
 }
