@@ -18,9 +18,9 @@
  * Trust: the worker can write every byte of the spent errors, the counters
  * and the log. The parent clamps every count to what the process could have
  * had (lives, the log's size), passes every error through sk_error_sanitize,
- * drops a log entry whose kind is not one the log holds, and delivers at
- * most SK_EVENT_LOG entries per call: a forged counter costs at most those
- * events, never a read outside the page or an endless loop.
+ * drops a log entry whose kind is not one the log holds or whose stamp is
+ * not the event's number, and delivers at most SK_EVENT_LOG entries per call: a forged counter
+ * costs at most those events, never a read outside the page or an endless loop.
  */
 #include "core/events.h"
 #include "core/handle.h"
@@ -31,6 +31,7 @@
 #include "os/futex.h"
 #include "os/proc.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 const char *sk_event_name(sk_event_kind kind)
@@ -62,6 +63,8 @@ void sk_event_log(struct sk_runtime *rt, sk_event_kind kind, int section, long r
     struct sk_shared *sh = rt->sh;
     uint32_t k = atomic_load_explicit(&sh->events_written, memory_order_relaxed);
     struct sk_logged_event *e = &sh->events[k % SK_EVENT_LOG];
+    atomic_store_explicit(&e->stamp, k - 1, memory_order_relaxed); /* being written */
+    atomic_thread_fence(memory_order_release);
     e->kind = (int)kind;
     e->section = section;
     e->run = run;
@@ -69,6 +72,7 @@ void sk_event_log(struct sk_runtime *rt, sk_event_kind kind, int section, long r
     e->has_error = err != NULL;
     if (err != NULL)
         e->error = *err;
+    atomic_store_explicit(&e->stamp, k, memory_order_release);
     atomic_store_explicit(&sh->events_written, k + 1, memory_order_release);
     if (kind == SK_EVENT_START || kind == SK_EVENT_RESTART)
         sk_futex_wake_all(&sh->events_written); /* sk_start may wait for it */
@@ -111,12 +115,22 @@ void sk_event_emit(struct sk_runtime *rt, sk_event_kind kind, pid_t pid, int sec
     rt->config.on_event(&ev, rt->config.event_ctx);
 }
 
-/* One entry of the log, copied out of the page and checked. */
-static void deliver_entry(struct sk_runtime *rt, const struct sk_logged_event *shared)
+/* Copies entry k of the log into *out; false if the writer overwrote it
+ * (or was overwriting it) meanwhile, or a worker forged its stamp. */
+static bool copy_entry(const struct sk_shared *sh, uint32_t k, struct sk_logged_event *out)
 {
-    struct sk_logged_event e;
-    memcpy(&e, shared, sizeof e);
-    switch (e.kind) {
+    const struct sk_logged_event *e = &sh->events[k % SK_EVENT_LOG];
+    if (atomic_load_explicit(&e->stamp, memory_order_acquire) != k)
+        return false;
+    memcpy(out, e, sizeof *out);
+    atomic_thread_fence(memory_order_acquire);
+    return atomic_load_explicit(&e->stamp, memory_order_relaxed) == k;
+}
+
+/* One entry copied out of the log, checked and delivered. */
+static void deliver_entry(struct sk_runtime *rt, struct sk_logged_event *e)
+{
+    switch (e->kind) {
     case SK_EVENT_START:
     case SK_EVENT_RESTART:
     case SK_EVENT_TIMEOUT:
@@ -126,33 +140,47 @@ static void deliver_entry(struct sk_runtime *rt, const struct sk_logged_event *s
     default:
         return; /* not a kind the log holds: corrupt, dropped */
     }
-    if (e.section < SK_NO_SECTION || e.section >= SK_SECTION_COUNT)
-        e.section = SK_NO_SECTION;
+    if (e->section < SK_NO_SECTION || e->section >= SK_SECTION_COUNT)
+        e->section = SK_NO_SECTION;
     const sk_error *err = NULL;
-    if (e.has_error) {
-        sk_error_sanitize(&e.error);
-        if (e.error.item < -1)
-            e.error.item = -1;
-        err = &e.error;
+    if (e->has_error) {
+        sk_error_sanitize(&e->error);
+        if (e->error.item < -1)
+            e->error.item = -1;
+        err = &e->error;
     }
-    sk_event_emit(rt, (sk_event_kind)e.kind, e.pid, e.section, e.run, err);
+    sk_event_emit(rt, (sk_event_kind)e->kind, e->pid, e->section, e->run, err);
 }
 
+/* Every entry not delivered yet is copied out first and only then handed
+ * to the callback: a callback that takes its time would otherwise let the
+ * worker lap the log under the entries still to come. The writer overwrites
+ * the oldest first, so what it overwrote during the copy is a prefix; the
+ * delivered events stay consecutive and end with the newest. */
 void sk_events_deliver(struct sk_runtime *rt)
 {
     if (rt->config.on_event == NULL || rt->sh == NULL)
         return;
+    if (rt->event_copy == NULL) {
+        rt->event_copy = malloc(SK_EVENT_LOG * sizeof *rt->event_copy);
+        if (rt->event_copy == NULL)
+            return; /* delivered on a later call, or lost as the log moves on */
+    }
     struct sk_shared *sh = rt->sh;
     uint32_t written = atomic_load_explicit(&sh->events_written, memory_order_acquire);
     uint32_t ahead = written - rt->events_delivered;
     if (ahead > UINT32_MAX / 2)
         return;               /* went backwards: forged; wait until it passes us again */
     if (ahead > SK_EVENT_LOG) /* the oldest were overwritten: lost */
-        rt->events_delivered = written - SK_EVENT_LOG;
-    while (rt->events_delivered != written) {
-        uint32_t k = rt->events_delivered++;
-        deliver_entry(rt, &sh->events[k % SK_EVENT_LOG]);
-    }
+        ahead = SK_EVENT_LOG;
+    uint32_t first = written - ahead;
+    uint32_t valid = ahead; /* the entries after the last one overwritten */
+    for (uint32_t i = 0; i < ahead; i++)
+        if (!copy_entry(sh, first + i, &rt->event_copy[i]))
+            valid = ahead - i - 1;
+    rt->events_delivered = written;
+    for (uint32_t i = ahead - valid; i < ahead; i++)
+        deliver_entry(rt, &rt->event_copy[i]);
 }
 
 void sk_events_await_start(struct sk_runtime *rt)

@@ -220,6 +220,8 @@ static void shared_destroy(struct sk_runtime *rt)
     pthread_mutex_unlock(&registry_lock);
     free(rt->result_image);
     rt->result_image = NULL;
+    free(rt->event_copy);
+    rt->event_copy = NULL;
 }
 
 /* In a new child (single-threaded, the lock copied as held): every

@@ -48,10 +48,15 @@ enum sk_outcome { SK_OUTCOME_NONE, SK_OUTCOME_OK, SK_OUTCOME_FAILED };
  * and the supervisor recorded (never both at once: the supervisor writes
  * only while no worker lives). Entry k % SK_EVENT_LOG holds the k-th event;
  * events_written counts them all. The parent delivers the ones it has not
- * delivered yet, each checked field by field. */
+ * delivered yet, each checked field by field. The writer may overwrite an
+ * entry while the parent copies it (the log overflowed): each entry's stamp
+ * says which event it holds, k when whole and k - 1 (never a number this
+ * entry holds) while being written, so the parent keeps a copy only if the
+ * stamp said k before and after it. */
 #define SK_EVENT_LOG 32
 
 struct sk_logged_event {
+    _Atomic uint32_t stamp;
     int kind; /* sk_event_kind: START, RESTART, TIMEOUT, CRASH or FAILURE */
     int section;
     long run;
@@ -147,8 +152,9 @@ struct sk_runtime {
     int attempts, restarts, spent_total;
 
     /* parent side: events (config.on_event) */
-    uint32_t events_delivered; /* log entries delivered (or given up) so far */
-    pid_t event_pid;           /* the last worker an event named, for KILL and FINISH */
+    uint32_t events_delivered;          /* log entries delivered (or given up) so far */
+    struct sk_logged_event *event_copy; /* SK_EVENT_LOG entries, taken before delivery */
+    pid_t event_pid;                    /* the last worker an event named, for KILL and FINISH */
     bool finish_delivered;
 
     /* Set by a pool before sk_start (sk_process_fault_item): the supervisor

@@ -397,8 +397,10 @@ static void test_event_names(void **state)
 }
 
 /* More events than the log holds between two calls into the handle: the
- * oldest may be lost (how many depends on when the parent looked), the
- * newest SK_EVENT_LOG are delivered, in order, and FINISH comes last. */
+ * oldest may be lost (how many, and where, depends on when the parent
+ * looked: sk_wait delivers as the log fills), but what is delivered is in
+ * order, each event once and whole, and the newest SK_EVENT_LOG all come,
+ * consecutive, before FINISH. */
 static void test_overflow(void **state)
 {
     (void)state;
@@ -416,15 +418,29 @@ static void test_overflow(void **state)
     assert_cmp(n_failures, >=, SK_EVENT_LOG);
     for (int i = first; i < r->n - 1; i++) {
         assert_int_equal(r->ev[i].kind, SK_EVENT_FAILURE);
-        /* consecutive, ending with the last failure (on run `failures`) */
-        assert_int_equal(r->ev[i].run, failures - (r->n - 2 - i));
+        assert_true(r->ev[i].has_error);
+        /* whole: the error is the one of that very run */
+        char want[64];
+        snprintf(want, sizeof want, "flaked on run %ld", r->ev[i].run);
+        assert_string_equal(r->ev[i].error.cause, want);
+        if (i > first)
+            assert_cmp(r->ev[i].run, >, r->ev[i - 1].run);
+        if (i >= r->n - 1 - SK_EVENT_LOG) /* the newest: consecutive, ending with run `failures` */
+            assert_int_equal(r->ev[i].run, failures - (r->n - 2 - i));
     }
     sk_release(&f->base);
 }
 
 /* ---------------------------------------------------------- hostile */
 
-enum forge { FORGE_COUNTER_HUGE, FORGE_COUNTER_BACK, FORGE_ENTRIES, FORGE_ALL, FORGE_COUNT };
+enum forge {
+    FORGE_COUNTER_HUGE,
+    FORGE_COUNTER_BACK,
+    FORGE_ENTRIES,
+    FORGE_STAMPED, /* garbage under the stamps the parent expects */
+    FORGE_ALL,
+    FORGE_COUNT
+};
 
 typedef struct {
     sk_process base;
@@ -447,9 +463,20 @@ static int forger_run(sk_process *self)
         memset(sh->events, 0x7f, sizeof sh->events);
         atomic_store(&sh->events_written, w + 3);
         break;
+    case FORGE_STAMPED:
+        for (uint32_t k = w; k < w + SK_EVENT_LOG; k++) {
+            struct sk_logged_event *e = &sh->events[k % SK_EVENT_LOG];
+            memset(e, 0xa5, sizeof *e);
+            e->kind = (int)(k % 9) - 1;
+            e->has_error = 1;
+            atomic_store(&e->stamp, k);
+        }
+        atomic_store(&sh->events_written, w + SK_EVENT_LOG);
+        break;
     case FORGE_ALL:
     case FORGE_COUNT:
         for (int i = 0; i < SK_EVENT_LOG; i++) {
+            atomic_store(&sh->events[i].stamp, (uint32_t)i * 7919u);
             sh->events[i].kind = i % 9 - 1;
             sh->events[i].section = i * 1000 - 3;
             sh->events[i].run = -i;

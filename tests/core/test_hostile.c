@@ -103,6 +103,7 @@ static const struct field fields[] = {
     SH(spawns),
     SH(events_written),
     SH(events),
+    SH(events[0].stamp),
     SH(events[0].kind),
     SH(events[0].section),
     SH(events[0].has_error),
