@@ -440,6 +440,7 @@ double sk_timer_last(const sk_timer *t);
 double sk_timer_percentile(const sk_timer *t, double pct); /* pct in [0, 100] */
 
 #include "skproc/pool.h"
+#include "skproc/flow.h"
 #include "skproc/typed.h"
 
 #if defined(__GNUC__)

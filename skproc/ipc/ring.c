@@ -367,6 +367,15 @@ int sk_ring_peek(struct sk_endpoint *ep, int64_t deadline_ns, const void **paylo
     }
 }
 
+int sk_ring_try_peek(struct sk_endpoint *ep, const void **payload, size_t *len)
+{
+    int rc = ring_front(ep, payload, len);
+    if (rc != SK_ETIMEDOUT || !sk_ring_closed(&ep->in))
+        return rc;
+    rc = ring_front(ep, payload, len); /* published just before the close */
+    return rc == SK_ETIMEDOUT ? SK_ECLOSED : rc;
+}
+
 void sk_ring_close(struct sk_ring *r, int doorbell)
 {
     atomic_store(&r->ctl->closed, 1);

@@ -124,6 +124,10 @@ int sk_ring_send(struct sk_endpoint *ep, const void *payload, size_t len);
  *   SK_ECLOSED    the peer is gone and nothing is left
  *   SK_ECORRUPT   the ring held garbage: everything published was dropped */
 int sk_ring_peek(struct sk_endpoint *ep, int64_t deadline_ns, const void **payload, size_t *len);
+/* sk_ring_peek that never waits, spins or touches the doorbell: for a
+ * reader of many rings that sleeps on one doorbell of its own. SK_OK,
+ * SK_ETIMEDOUT (empty), SK_ECLOSED (closed and empty) or SK_ECORRUPT. */
+int sk_ring_try_peek(struct sk_endpoint *ep, const void **payload, size_t *len);
 /* Consumes the frame sk_ring_peek returned. */
 void sk_ring_consume(struct sk_endpoint *ep);
 

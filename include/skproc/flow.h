@@ -1,0 +1,235 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * skproc flows: pipelines of process groups. A flow is a chain of steps;
+ * each step is N supervised processes that take tasks from the step before,
+ * in batches, and hand them to the step after; the parent submits tasks at
+ * the front and collects them at the end.
+ *
+ *     typedef struct { sk_step base; int add; } adder;
+ *     static int adder_handle(sk_step *self, sk_task *tasks, size_t n) {
+ *         adder *a = SK_CONTAINER_OF(self, adder, base);
+ *         for (size_t i = 0; i < n; i++)
+ *             *(int64_t *)tasks[i].record += a->add;
+ *         return 0;
+ *     }
+ *     static const sk_step_class adder_class = {.name = "adder", .handle = adder_handle};
+ *
+ *     sk_flow *flow;
+ *     sk_flow_config cfg = {.task_size = sizeof(int64_t)};
+ *     sk_flow_create(&flow, &cfg);
+ *     adder a = {.add = 1}, b = {.add = 10};
+ *     sk_step_init(&a.base, &adder_class);
+ *     sk_step_init(&b.base, &adder_class);
+ *     b.base.config.processes = 2;
+ *     sk_flow_add(flow, &a.base);
+ *     sk_flow_add(flow, &b.base);
+ *     sk_flow_start(flow);                      // every process is ready
+ *     int64_t v = 5;
+ *     sk_flow_call(flow, &v, 1.0, NULL);        // v == 16
+ *     sk_flow_release(flow);
+ *
+ * Steps are objects in skproc's style: embed sk_step in a struct of your
+ * own, fill a class table of hooks, set config after sk_step_init. Each
+ * process of a step is forked from the parent when the flow starts and has
+ * its own copy of that struct, as it was then.
+ *
+ * Tasks are records of task_size bytes (plain bytes: no pointers). They
+ * travel between steps through shared-memory rings, one ring per pair of
+ * processes of adjacent steps, each written by one process and read by one:
+ * no lock, no system call while both sides are busy.
+ *
+ * End of stream is exact: sk_flow_close says no more input; every process
+ * of the first step finishes what it holds, handles its partial batch, runs
+ * its stop hook and closes its output rings; a process of the next step
+ * ends when every ring into it is closed and empty, and so on. The flow is
+ * finished when every ring into the parent is closed.
+ *
+ * Trust: a step's process can write every byte it shares with the parent.
+ * The parent checks every record it reads (task ids, slots, lengths) against
+ * its own table of tasks in flight; a forged one costs that record
+ * (SK_ECORRUPT), never a crash, a hang or a task delivered twice.
+ *
+ * Threads: any number of threads may submit to one flow at once, and any
+ * thread may collect; the other calls are for one thread at a time.
+ */
+#ifndef SKPROC_FLOW_H
+#define SKPROC_FLOW_H
+
+#ifndef SKPROC_H
+#error "include <skproc.h>, which includes this file"
+#endif
+
+typedef struct sk_flow sk_flow;
+typedef struct sk_step sk_step;
+
+/* One task as a step's hooks see it. */
+typedef struct sk_task {
+    uint64_t id;  /* the flow's number for it, from sk_flow_submit (0, 1, 2, ...) */
+    void *record; /* task_size bytes; the hooks may change them, the next step sees that */
+    int attempt;  /* 1 on the first attempt in this step, 2 after one failed, ... */
+    int status;   /* out: set by sk_task_fail; 0 */
+} sk_task;
+
+/* The hooks of a step. Only handle is required. Each returns 0 for
+ * success; non-zero is a failure (sk_step_fail attaches a message). */
+typedef struct sk_step_class {
+    const char *name; /* names the step in errors, metrics and logs */
+    /* Once in each process of the step, before it takes any task (load a
+     * model, open a connection). The step is ready when it has returned in
+     * every process. After a crash the restarted process runs it again. A
+     * failure is retried while the process has restarts left, then fails
+     * the flow's start (or the flow, when it had started). */
+    int (*start)(sk_step *self);
+    /* A batch of 1 up to config.batch_size tasks. Fill in or change their
+     * records; mark one task failed with sk_task_fail. A non-zero return
+     * fails the whole batch: each task is tried again while it has lives in
+     * this step, else it fails with the error. */
+    int (*handle)(sk_step *self, sk_task *tasks, size_t count);
+    /* Once in each process of the step when its input has ended (or the
+     * flow stops), after its last batch: clean up, flush. */
+    int (*stop)(sk_step *self);
+    /* In the step's process, for tasks that failed for good in this step
+     * (their lives are spent): log them, release what they held. The
+     * tasks go on to the parent as failed whatever it returns. */
+    void (*error)(sk_step *self, sk_task *tasks, size_t count, const sk_error *err);
+    /* Whether this step handles the task; false passes it on to the next
+     * step untouched (it is counted as skipped). NULL: every task. */
+    bool (*condition)(sk_step *self, const sk_task *task);
+} sk_step_class;
+
+/* Per-hook limits, seconds; zero or lower: none. A hook that runs past its
+ * limit is killed with its process; the process is restarted, and the
+ * batch it held is tried again while its tasks have lives. */
+typedef struct sk_step_timeouts {
+    double start, handle, stop;
+} sk_step_timeouts;
+
+/* For every field, zero (or lower) means the default. */
+typedef struct sk_step_config {
+    int processes;         /* processes in the step; default 1 */
+    size_t batch_size;     /* tasks per handle call, at most; default 1 */
+    double batch_timeout;  /* seconds a partial batch waits for more tasks; default 0:
+                            * handle what is queued at once */
+    int lives;             /* attempts of a task in this step; default 1 */
+    int restarts;          /* how often a process of the step may be restarted after a crash,
+                            * a timeout or a failed start before the flow fails; default 16 */
+    bool crash_stops_flow; /* a crash or a timeout ends the whole flow with an error instead
+                            * of a restart */
+    sk_step_timeouts timeouts;
+    uint64_t reserved[4]; /* leave zero */
+} sk_step_config;
+
+/* The base struct every step embeds. */
+struct sk_step {
+    const sk_step_class *cls;
+    sk_step_config config; /* set after sk_step_init, frozen by sk_flow_start */
+    /* private */
+    struct sk_flow_step *impl;
+};
+
+typedef struct sk_flow_config {
+    size_t task_size;     /* bytes of one task record; required, at most 64 KiB */
+    size_t queue_size;    /* tasks in flight: submitted and not yet collected (the bound of
+                           * every queue and of the parent's memory); default: 4 x the
+                           * largest batch x the most processes in a step, at least 256 */
+    bool ordered;         /* sk_flow_collect gives tasks in the order they were submitted;
+                           * default: in the order they finish */
+    double start_timeout; /* seconds sk_flow_start waits for every step to be ready;
+                           * default 30 */
+    double stop_timeout;  /* seconds sk_flow_stop lets steps drain before it kills them;
+                           * default 5 */
+    uint64_t reserved[8]; /* leave zero */
+} sk_flow_config;
+
+/* A task that came out of the flow. */
+typedef struct sk_flow_result {
+    uint64_t id;    /* what sk_flow_submit returned */
+    int status;     /* SK_OK, or why it failed: SK_EPROCESS (a hook failed: error says which and
+                     * how), SK_ETIMEDOUT (its timeout passed first), SK_ECLOSED (the flow ended
+                     * before the task got through: an error status, a finish, a stop),
+                     * SK_ECORRUPT */
+    int step;       /* a failure: the index of the step it failed in, or -1 */
+    int process;    /* a failure: the process of that step (0 to processes - 1), or -1 */
+    sk_error error; /* a failure: what happened, in skproc's error kinds; .item is the id */
+} sk_flow_result;
+
+/* Hook-side calls. */
+
+/* Initializes a step: the automatic super().__init__(). SK_EINVAL without a
+ * class or a handle hook. */
+int sk_step_init(sk_step *step, const sk_step_class *cls);
+/* In a hook: records a message for the failure the hook is about to
+ * return; returns code (or -1 when code is 0). */
+int sk_step_fail(sk_step *self, int code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+/* In handle: task i of the batch fails (its lives in this step count);
+ * the others go on. */
+int sk_task_fail(sk_step *self, sk_task *task, int code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* In any hook: ends the whole flow after what this step has handled is
+ * forwarded (status "finish"): the flow takes no more input, the steps
+ * after this one drain and stop, the steps before it stop; tasks that had
+ * not got past this step come out as SK_ECLOSED. */
+int sk_step_finish(sk_step *self);
+/* In any hook: ends the whole flow with an error (status "error"): every
+ * step stops at once; the tasks in flight fail with SK_ECLOSED and this
+ * error; sk_flow_wait returns SK_EPROCESS. */
+int sk_step_error(sk_step *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* In a hook: which process of its step this is (0 to processes - 1), and
+ * the step's index in the flow. */
+int sk_step_process(const sk_step *self);
+int sk_step_index(const sk_step *self);
+
+/* Parent-side calls. */
+
+int sk_flow_create(sk_flow **flow, const sk_flow_config *cfg);
+/* Appends a step. The step must stay in place until sk_flow_release.
+ * SK_ESTATE once started. */
+int sk_flow_add(sk_flow *flow, sk_step *step);
+/* Forks every process of every step and returns when all are ready (their
+ * start hooks returned). SK_ETIMEDOUT or SK_EPROCESS otherwise, with
+ * sk_flow_error naming the step that was not ready and why; nothing is
+ * left running then. */
+int sk_flow_start(sk_flow *flow);
+
+/* Puts one task (task_size bytes, copied) into the flow; *id (may be NULL)
+ * gets its number. Waits up to timeout seconds for room (0: never waits,
+ * negative: forever): SK_EFULL when queue_size tasks are in flight.
+ * task_timeout (seconds, 0 or lower: none) fails the task with
+ * SK_ETIMEDOUT when it has not come out by then; a late result is dropped.
+ * SK_ECLOSED after sk_flow_close or the flow's end. */
+int sk_flow_submit(sk_flow *flow, const void *record, double timeout, double task_timeout,
+                   uint64_t *id);
+/* The next task out of the flow (in the order of config.ordered) into
+ * *out, its record into record (task_size bytes; may be NULL). Waits up to
+ * timeout seconds (0 polls, negative forever). SK_OK (look at
+ * out->status), SK_ETIMEDOUT, or SK_ECLOSED when the flow has ended and
+ * every task came out. */
+int sk_flow_collect(sk_flow *flow, double timeout, void *record, sk_flow_result *out);
+/* Submits one task and waits for it: its record is replaced by the
+ * result. Returns the task's status (out, may be NULL, gets the rest).
+ * Tasks submitted by others that come out meanwhile stay for
+ * sk_flow_collect. */
+int sk_flow_call(sk_flow *flow, void *record, double timeout, sk_flow_result *out);
+
+/* End of stream: no more input. Every step finishes what it holds. */
+int sk_flow_close(sk_flow *flow);
+/* Waits until the flow has ended: every process of every step ended, after
+ * end of stream, a finish or an error status, or sk_flow_stop. Tasks not
+ * collected stay for sk_flow_collect. SK_OK, SK_ETIMEDOUT, or SK_EPROCESS
+ * when it ended with an error (sk_flow_error). */
+int sk_flow_wait(sk_flow *flow, double timeout);
+/* Ends the flow now: no more input, the steps get stop_timeout seconds to
+ * finish what they hold and run their stop hooks, then are killed. Tasks
+ * that had not come out fail with SK_ECLOSED. */
+int sk_flow_stop(sk_flow *flow);
+/* Stops if needed, reaps every process, frees everything. */
+void sk_flow_release(sk_flow *flow);
+
+/* Readable when sk_flow_collect has something to give (a task, or the
+ * end). For poll/epoll; do not read or close it. */
+int sk_flow_fd(const sk_flow *flow);
+/* What ended the flow or its start with an error, or NULL. */
+const sk_flow_result *sk_flow_error(const sk_flow *flow);
+
+#endif

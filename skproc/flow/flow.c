@@ -1,0 +1,927 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * A flow, the parent's side: the arena, the steps' processes, the table of
+ * tasks in flight, submit and collect, and how the flow ends.
+ *
+ * The table. Every task submitted takes one of queue_size slots until the
+ * user collects it: that is the flow's only bound, and since every ring is
+ * sized for queue_size tasks, a producer never waits on a full ring (only a
+ * hostile reader can make it) and no cycle of waits can form. A record
+ * coming out names its slot and id; it is believed only when that slot
+ * holds that very id, queued: a late, repeated or forged record is dropped.
+ *
+ * How it ends (flow state, the parent's own copy in f->ended/f->has_error):
+ *
+ *   event                          parent does
+ *   sk_flow_close                  closes the rings into step 0
+ *   a slot says finish             closes the rings into step 0 (no more input)
+ *   a slot says error              records it, the processes leave at once,
+ *                                  ends the flow: queued tasks fail SK_ECLOSED
+ *   a process ended for good       as an error, from its sk_error
+ *   every ring into us closed      ends the flow: queued tasks fail SK_ECLOSED
+ *   sk_flow_stop                   state STOPPING, drain for stop_timeout, kill
+ */
+#include "flow/flow_internal.h"
+
+#include "core/error.h"
+#include "os/clock.h"
+#include "os/fd.h"
+#include "os/shm.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#define FLOW_SLICE_NS (10 * 1000 * 1000) /* the longest sleep between two looks at the steps */
+#define FLOW_DEFAULT_START_TIMEOUT 30.0
+#define FLOW_DEFAULT_STOP_TIMEOUT 5.0
+#define FLOW_DEFAULT_RESTARTS 16
+#define FLOW_PROC_CAPACITY 4096 /* a step process's own channel: unused, kept small */
+
+/* --------------------------------------------------------------- fifo */
+
+static int fifo_init(struct flow_fifo *q, size_t cap)
+{
+    q->refs = calloc(cap, sizeof *q->refs);
+    q->cap = cap;
+    q->head = q->len = 0;
+    return q->refs != NULL ? SK_OK : SK_ENOMEM;
+}
+
+static void fifo_push(struct flow_fifo *q, uint32_t slot, uint64_t id)
+{
+    q->refs[(q->head + q->len) % q->cap] = (struct flow_ref){.id = id, .slot = slot};
+    q->len++;
+}
+
+static struct flow_ref *fifo_front(struct flow_fifo *q)
+{
+    return q->len > 0 ? &q->refs[q->head] : NULL;
+}
+
+static void fifo_pop(struct flow_fifo *q)
+{
+    q->head = (q->head + 1) % q->cap;
+    q->len--;
+}
+
+/* ----------------------------------------------------------- create/add */
+
+int sk_flow_create(sk_flow **out, const sk_flow_config *cfg)
+{
+    if (out == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_create: flow is NULL");
+    *out = NULL;
+    if (cfg == NULL || cfg->task_size == 0 || cfg->task_size > FLOW_MAX_TASK)
+        return sk_refuse(SK_EINVAL, "sk_flow_create: config.task_size must be 1 to %zu bytes",
+                         FLOW_MAX_TASK);
+    if (cfg->queue_size > FLOW_MAX_QUEUE)
+        return sk_refuse(SK_EINVAL, "sk_flow_create: config.queue_size is over %zu",
+                         FLOW_MAX_QUEUE);
+    struct sk_flow *f = calloc(1, sizeof *f);
+    if (f == NULL)
+        return SK_ENOMEM;
+    f->config = *cfg;
+    if (f->config.start_timeout <= 0)
+        f->config.start_timeout = FLOW_DEFAULT_START_TIMEOUT;
+    if (f->config.stop_timeout <= 0)
+        f->config.stop_timeout = FLOW_DEFAULT_STOP_TIMEOUT;
+    f->task_size = cfg->task_size;
+    f->entry_size = flow_align_up(sizeof(struct flow_entry) + cfg->task_size, 8);
+    f->memfd = -1;
+    f->doorbell = -1;
+    pthread_mutex_init(&f->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&f->changed, &ca);
+    pthread_condattr_destroy(&ca);
+    *out = f;
+    return SK_OK;
+}
+
+int sk_flow_add(sk_flow *f, sk_step *step)
+{
+    if (f == NULL || step == NULL || step->cls == NULL || step->cls->handle == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_add: a flow and a step with sk_step_init'ed "
+                                    "class (with a handle hook) are needed");
+    if (f->started)
+        return sk_refuse(SK_ESTATE, "sk_flow_add: the flow has started");
+    if (f->n_steps == FLOW_MAX_STEPS)
+        return sk_refuse(SK_EINVAL, "sk_flow_add: a flow has at most %d steps", FLOW_MAX_STEPS);
+    for (int i = 0; i < f->n_steps; i++)
+        if (f->steps[i].user == step)
+            return sk_refuse(SK_EINVAL, "sk_flow_add: that step is already in the flow");
+    const sk_step_config *c = &step->config;
+    if (c->processes > FLOW_MAX_PROCESSES || c->batch_size > FLOW_MAX_BATCH)
+        return sk_refuse(SK_EINVAL,
+                         "sk_flow_add: a step has at most %d processes and batches of at most "
+                         "%d tasks",
+                         FLOW_MAX_PROCESSES, FLOW_MAX_BATCH);
+    struct sk_flow_step *st = &f->steps[f->n_steps];
+    memset(st, 0, sizeof *st);
+    st->user = step;
+    st->index = f->n_steps++;
+    step->impl = st;
+    return SK_OK;
+}
+
+/* ---------------------------------------------------------------- start */
+
+/* The settings of every step, frozen with their defaults. */
+static void freeze_steps(struct sk_flow *f)
+{
+    size_t most_batch = 1;
+    int most_procs = 1;
+    for (int i = 0; i < f->n_steps; i++) {
+        struct sk_flow_step *st = &f->steps[i];
+        const sk_step_config *c = &st->user->config;
+        st->processes = c->processes > 0 ? c->processes : 1;
+        st->batch = c->batch_size > 0 ? c->batch_size : 1;
+        st->batch_timeout_ns = c->batch_timeout > 0 ? sk_seconds_to_ns(c->batch_timeout) : 0;
+        st->lives = c->lives > 0 ? c->lives : 1;
+        if (st->batch > most_batch)
+            most_batch = st->batch;
+        if (st->processes > most_procs)
+            most_procs = st->processes;
+        f->n_procs += st->processes;
+    }
+    f->queue = f->config.queue_size;
+    if (f->queue == 0) {
+        f->queue = 4 * most_batch * (size_t)most_procs;
+        if (f->queue < 256)
+            f->queue = 256;
+        if (f->queue > FLOW_MAX_QUEUE)
+            f->queue = FLOW_MAX_QUEUE;
+    }
+}
+
+static int procs_create(struct sk_flow *f)
+{
+    f->procs = calloc((size_t)f->n_procs, sizeof *f->procs);
+    if (f->procs == NULL)
+        return SK_ENOMEM;
+    for (int g = 0; g < f->n_procs; g++)
+        f->procs[g].doorbell = -1;
+    int g = 0;
+    for (int s = 0; s < f->n_steps; s++) {
+        struct sk_flow_step *st = &f->steps[s];
+        const sk_step_config *c = &st->user->config;
+        st->procs = &f->procs[g];
+        for (int p = 0; p < st->processes; p++, g++) {
+            struct flow_proc *fp = &f->procs[g];
+            fp->flow = f;
+            fp->step = s;
+            fp->index = p;
+            fp->global = g;
+            int rc = sk_init(&fp->base, &flow_proc_class);
+            if (rc != SK_OK)
+                return rc;
+            sk_config *pc = &fp->base.config;
+            pc->runs = 1;
+            int restarts = c->restarts > 0 ? c->restarts : FLOW_DEFAULT_RESTARTS;
+            pc->lives = c->crash_stops_flow ? 1 : restarts + 1;
+            pc->timeouts.prerun = c->timeouts.start;
+            pc->timeouts.run = c->timeouts.handle;
+            pc->timeouts.onfinish = c->timeouts.stop;
+            pc->supervise = true;
+            pc->capacity = FLOW_PROC_CAPACITY;
+            pc->max_message = FLOW_PROC_CAPACITY / 2;
+        }
+    }
+    return SK_OK;
+}
+
+static const char *step_name(const struct sk_flow *f, int s)
+{
+    const char *n = s >= 0 && s < f->n_steps ? f->steps[s].user->cls->name : NULL;
+    return n != NULL ? n : "step";
+}
+
+/* The flow's error, from a process: where it happened is the parent's own
+ * knowledge (the slot), what happened is the process's word, sanitized. */
+static void set_error(struct sk_flow *f, int g, const sk_error *err, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void set_error(struct sk_flow *f, int g, const sk_error *err, const char *fmt, ...)
+{
+    if (f->has_error)
+        return;
+    f->has_error = true;
+    sk_flow_result *r = &f->error;
+    memset(r, 0, sizeof *r);
+    r->status = SK_EPROCESS;
+    r->step = g >= 0 ? f->procs[g].step : -1;
+    r->process = g >= 0 ? f->procs[g].index : -1;
+    if (err != NULL) {
+        r->error = *err;
+        sk_error_sanitize(&r->error);
+    } else {
+        r->error.kind = SK_PROCESS_ERROR;
+        r->error.reason = SK_EPROCESS;
+    }
+    r->error.item = -1;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error.message, sizeof r->error.message, fmt, ap);
+    va_end(ap);
+}
+
+/* No more input: the rings into step 0 close. */
+static void close_input(struct sk_flow *f)
+{
+    f->closed = true;
+    int consumers = flow_edge_consumers(f, 0);
+    for (int c = 0; c < consumers; c++) {
+        struct flow_ring *r = flow_ring_of(f, 0, 0, c, consumers);
+        sk_ring_close(&r->writer.out, r->writer.out_doorbell);
+    }
+    pthread_cond_broadcast(&f->changed);
+}
+
+/* What a process's slot says about the flow (under the lock). */
+static void read_statuses(struct sk_flow *f)
+{
+    for (int g = 0; g < f->n_procs; g++) {
+        struct flow_slot *slot = flow_slot_of(f, g);
+        uint32_t status = atomic_load_explicit(&slot->status, memory_order_acquire);
+        if (status == FLOW_STATUS_NONE)
+            continue;
+        struct flow_proc *fp = &f->procs[g];
+        if (status == FLOW_STATUS_ERROR && !f->has_error) {
+            sk_error e = {.kind = SK_RUN_ERROR, .reason = SK_EPROCESS, .item = -1};
+            memcpy(e.cause, slot->message, sizeof slot->message);
+            e.cause[sizeof slot->message - 1] = '\0';
+            set_error(f, g, &e, "Error status from step '%s' (process %d)", step_name(f, fp->step),
+                      fp->index);
+        } else if (status == FLOW_STATUS_FINISH && !f->closed) {
+            close_input(f); /* the finishing step forwards what it has; no more input */
+        }
+    }
+}
+
+/* ------------------------------------------------------------ the table */
+
+static void finish_task(struct sk_flow *f, uint32_t slot, int status)
+{
+    struct flow_task *t = &f->tasks[slot];
+    t->state = FLOW_TASK_DONE;
+    t->result.id = t->id;
+    t->result.status = status;
+    if (status == SK_OK) {
+        t->result.step = t->result.process = -1;
+    }
+    if (t->deadline_ns != INT64_MAX)
+        f->deadlines--;
+    f->in_flight--;
+    if (!f->config.ordered)
+        fifo_push(&f->order, slot, t->id);
+}
+
+/* Whether (slot, id) names a task still queued. */
+static bool queued(const struct sk_flow *f, uint64_t id, uint32_t slot)
+{
+    return slot < f->queue && f->tasks[slot].state == FLOW_TASK_QUEUED && f->tasks[slot].id == id;
+}
+
+static void take_failure(struct sk_flow *f, const unsigned char *p)
+{
+    struct flow_entry e;
+    struct flow_failure why;
+    memcpy(&e, p, sizeof e);
+    memcpy(&why, p + sizeof e, sizeof why);
+    if (!queued(f, e.id, e.slot)) {
+        f->late++;
+        return;
+    }
+    struct flow_task *t = &f->tasks[e.slot];
+    sk_flow_result *r = &t->result;
+    memset(r, 0, sizeof *r);
+    r->step = why.step >= 0 && why.step < f->n_steps ? why.step : -1;
+    r->process = r->step >= 0 && why.process >= 0 && why.process < f->steps[r->step].processes
+                     ? why.process
+                     : -1;
+    r->error.kind = (sk_error_kind)why.kind;
+    r->error.section = (sk_section)why.section;
+    r->error.code = why.code;
+    r->error.reason = why.reason;
+    r->error.signal = why.signal;
+    r->error.exit_status = why.exit_status;
+    r->error.timeout = why.timeout;
+    r->error.lives_spent = why.lives_spent;
+    memcpy(r->error.message, why.message, sizeof why.message);
+    memcpy(r->error.cause, why.cause, sizeof why.cause);
+    sk_error_sanitize(&r->error);
+    r->error.item = (long)(e.id & 0x7fffffffffffffffULL);
+    finish_task(f, e.slot, SK_EPROCESS);
+}
+
+/* One frame from the last step: every entry checked against the table. */
+static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len)
+{
+    struct flow_frame fr;
+    if (len < sizeof fr) {
+        f->corrupt++;
+        return;
+    }
+    memcpy(&fr, p, sizeof fr);
+    p += sizeof fr;
+    len -= sizeof fr;
+    if (fr.kind == FLOW_FRAME_FAILED) {
+        if (fr.count != 1 || len != sizeof(struct flow_entry) + sizeof(struct flow_failure)) {
+            f->corrupt++;
+            return;
+        }
+        take_failure(f, p);
+        return;
+    }
+    if (fr.kind != FLOW_FRAME_TASKS || fr.count == 0 || len / f->entry_size < fr.count ||
+        len != (size_t)fr.count * f->entry_size) {
+        f->corrupt++;
+        return;
+    }
+    for (uint32_t i = 0; i < fr.count; i++, p += f->entry_size) {
+        struct flow_entry e;
+        memcpy(&e, p, sizeof e);
+        if (!queued(f, e.id, e.slot)) {
+            f->late++;
+            continue;
+        }
+        memcpy(f->records + (size_t)e.slot * f->task_size, p + sizeof e, f->task_size);
+        finish_task(f, e.slot, SK_OK);
+    }
+}
+
+/* Takes everything the last step has published (under the lock). True
+ * when something came. */
+static bool pull_outputs(struct sk_flow *f)
+{
+    bool got = false;
+    int producers = flow_edge_producers(f, f->n_steps);
+    for (int p = 0; p < producers; p++) {
+        struct flow_ring *r = flow_ring_of(f, f->n_steps, p, 0, 1);
+        for (int guard = 0; guard < 1 << 16; guard++) {
+            const void *payload;
+            size_t len;
+            int rc = sk_ring_try_peek(&r->reader, &payload, &len);
+            if (rc == SK_ECORRUPT) {
+                f->corrupt++;
+                continue;
+            }
+            if (rc != SK_OK)
+                break;
+            take_frame(f, payload, len);
+            sk_ring_consume(&r->reader);
+            got = true;
+        }
+    }
+    if (got)
+        pthread_cond_broadcast(&f->changed);
+    return got;
+}
+
+/* Every ring into the parent is closed and empty. */
+static bool outputs_ended(struct sk_flow *f)
+{
+    int producers = flow_edge_producers(f, f->n_steps);
+    for (int p = 0; p < producers; p++) {
+        struct flow_ring *r = flow_ring_of(f, f->n_steps, p, 0, 1);
+        const void *payload;
+        size_t len;
+        if (sk_ring_try_peek(&r->reader, &payload, &len) != SK_ECLOSED)
+            return false;
+    }
+    return true;
+}
+
+/* The flow is over: what is still queued fails. */
+static void end_flow(struct sk_flow *f)
+{
+    if (f->ended)
+        return;
+    f->ended = true;
+    f->closed = true;
+    for (uint32_t s = 0; s < f->queue; s++) {
+        if (f->tasks[s].state != FLOW_TASK_QUEUED)
+            continue;
+        sk_flow_result *r = &f->tasks[s].result;
+        if (f->has_error) {
+            *r = f->error;
+        } else {
+            memset(r, 0, sizeof *r);
+            r->step = r->process = -1;
+            r->error.kind = SK_PROCESS_ERROR;
+            r->error.reason = SK_ECLOSED;
+            snprintf(r->error.message, sizeof r->error.message,
+                     "the flow ended before task %llu came out",
+                     (unsigned long long)f->tasks[s].id);
+        }
+        r->error.item = (long)(f->tasks[s].id & 0x7fffffffffffffffULL);
+        finish_task(f, s, SK_ECLOSED);
+    }
+    pthread_cond_broadcast(&f->changed);
+    sk_doorbell_ring(f->doorbell);
+}
+
+/* Processes that ended for good before closing their outputs fail the flow. */
+static void check_processes(struct sk_flow *f)
+{
+    for (int g = 0; g < f->n_procs; g++) {
+        struct flow_proc *fp = &f->procs[g];
+        if (atomic_load(&flow_slot_of(f, g)->outputs_closed) || sk_alive(&fp->base))
+            continue;
+        if (f->has_error || f->ended)
+            return;
+        sk_wait(&fp->base, 1.0); /* ended: reaps it, and its error is known */
+        const sk_error *err = sk_error_of(&fp->base);
+        set_error(f, g, err, "Step '%s' (process %d) ended: %s", step_name(f, fp->step), fp->index,
+                  err != NULL ? err->message : "killed");
+    }
+}
+
+/* Tasks whose own timeout passed fail with SK_ETIMEDOUT. */
+static void expire_tasks(struct sk_flow *f, int64_t now)
+{
+    if (f->deadlines == 0 || now < f->next_deadline_scan)
+        return;
+    f->next_deadline_scan = now + 1000 * 1000;
+    for (uint32_t s = 0; s < f->queue && f->deadlines > 0; s++) {
+        struct flow_task *t = &f->tasks[s];
+        if (t->state != FLOW_TASK_QUEUED || t->deadline_ns > now)
+            continue;
+        sk_flow_result *r = &t->result;
+        memset(r, 0, sizeof *r);
+        r->step = r->process = -1;
+        r->error.kind = SK_TIMEOUT_ERROR;
+        r->error.reason = SK_ETIMEDOUT;
+        r->error.timeout = (double)(t->deadline_ns - t->submitted_ns) / 1e9;
+        r->error.item = (long)(t->id & 0x7fffffffffffffffULL);
+        snprintf(r->error.message, sizeof r->error.message,
+                 "task %llu did not come out within %.3gs", (unsigned long long)t->id,
+                 r->error.timeout);
+        finish_task(f, s, SK_ETIMEDOUT);
+    }
+}
+
+/* Everything the parent looks at between two waits (under the lock). */
+static void advance(struct sk_flow *f, bool deep)
+{
+    pull_outputs(f);
+    if (f->ended)
+        return;
+    int64_t now = sk_now_ns();
+    expire_tasks(f, now);
+    if (deep) {
+        read_statuses(f);
+        if (!f->has_error)
+            check_processes(f);
+    }
+    if (f->has_error) {
+        atomic_store(&f->ctl->state, FLOW_FAILED);
+        flow_wake_all(f);
+        end_flow(f);
+    } else if (outputs_ended(f)) {
+        pull_outputs(f);
+        end_flow(f);
+    }
+}
+
+/* Sleeps until the last step publishes, a status moves, or deadline (at
+ * most one slice). The lock is dropped meanwhile. */
+static void wait_for_news(struct sk_flow *f, int64_t deadline)
+{
+    int producers = flow_edge_producers(f, f->n_steps);
+    for (int p = 0; p < producers; p++)
+        atomic_store(&flow_ring_of(f, f->n_steps, p, 0, 1)->reader.in.ctl->armed, 1);
+    sk_doorbell_drain(f->doorbell);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (pull_outputs(f))
+        return;
+    int64_t now = sk_now_ns();
+    int64_t wait = deadline - now < FLOW_SLICE_NS ? deadline - now : FLOW_SLICE_NS;
+    if (wait <= 0)
+        return;
+    pthread_mutex_unlock(&f->lock);
+    struct pollfd pfd = {.fd = f->doorbell, .events = POLLIN};
+    poll(&pfd, 1, (int)((wait + 999999) / 1000000));
+    pthread_mutex_lock(&f->lock);
+}
+
+static void start_failed(struct sk_flow *f)
+{
+    atomic_store(&f->ctl->state, FLOW_FAILED);
+    flow_wake_all(f);
+    for (int g = 0; g < f->n_procs; g++)
+        sk_kill(&f->procs[g].base);
+    f->ended = true;
+}
+
+/* Waits until every process says ready. */
+static int await_ready(struct sk_flow *f)
+{
+    int64_t deadline = sk_deadline_ns(f->config.start_timeout);
+    for (;;) {
+        int not_ready = -1;
+        for (int g = 0; g < f->n_procs && not_ready < 0; g++)
+            if (!atomic_load(&flow_slot_of(f, g)->ready))
+                not_ready = g;
+        if (not_ready < 0)
+            return SK_OK;
+        read_statuses(f);
+        check_processes(f);
+        if (f->has_error)
+            return SK_EPROCESS;
+        if (sk_now_ns() >= deadline) {
+            struct flow_proc *fp = &f->procs[not_ready];
+            sk_error e = {.kind = SK_TIMEOUT_ERROR,
+                          .section = SK_PRERUN,
+                          .reason = SK_ETIMEDOUT,
+                          .timeout = f->config.start_timeout};
+            set_error(f, not_ready, &e,
+                      "Step '%s' (process %d) was not ready after %.3gs (in its start hook, "
+                      "%d restarts)",
+                      step_name(f, fp->step), fp->index, f->config.start_timeout,
+                      sk_restarts(&fp->base));
+            f->error.status = SK_ETIMEDOUT;
+            return SK_ETIMEDOUT;
+        }
+        wait_for_news(f, deadline);
+    }
+}
+
+int sk_flow_start(sk_flow *f)
+{
+    if (f == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_start: flow is NULL");
+    if (f->started)
+        return sk_refuse(SK_ESTATE, "sk_flow_start: the flow has started");
+    if (f->n_steps == 0)
+        return sk_refuse(SK_EINVAL, "sk_flow_start: the flow has no step");
+    pthread_mutex_lock(&f->lock);
+    f->started = true;
+    freeze_steps(f);
+    int rc = procs_create(f);
+    if (rc == SK_OK)
+        rc = flow_arena_create(f);
+    if (rc == SK_OK)
+        rc = flow_doorbells_create(f);
+    if (rc == SK_OK) {
+        f->tasks = calloc(f->queue, sizeof *f->tasks);
+        f->records = malloc(f->queue * f->task_size);
+        f->free_slots = malloc(f->queue * sizeof *f->free_slots);
+        if (f->tasks == NULL || f->records == NULL || f->free_slots == NULL ||
+            fifo_init(&f->order, f->queue) != SK_OK)
+            rc = SK_ENOMEM;
+    }
+    if (rc == SK_OK) {
+        for (size_t s = 0; s < f->queue; s++)
+            f->free_slots[s] = (uint32_t)(f->queue - 1 - s); /* slot 0 first */
+        f->n_free = f->queue;
+        for (int g = 0; g < f->n_procs && rc == SK_OK; g++)
+            rc = sk_start(&f->procs[g].base);
+        if (rc != SK_OK) {
+            set_error(f, -1, NULL, "a step process could not start: %s", sk_strerror(rc));
+            start_failed(f);
+        }
+    } else {
+        f->ended = true;
+    }
+    if (rc == SK_OK) {
+        rc = await_ready(f);
+        if (rc != SK_OK)
+            start_failed(f);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+/* --------------------------------------------------------- submit/collect */
+
+/* Writes one task into the ring of the step-0 process with the most room. */
+static int send_task(struct sk_flow *f, uint32_t slot, uint64_t id, const void *record)
+{
+    int consumers = flow_edge_consumers(f, 0);
+    size_t len = sizeof(struct flow_frame) + f->entry_size;
+    for (int j = 0; j < consumers; j++) {
+        int c = (int)((f->next_ring + (size_t)j) % (size_t)consumers);
+        struct flow_ring *r = flow_ring_of(f, 0, 0, c, consumers);
+        void *dst;
+        if (sk_ring_reserve(&r->writer, len, &dst) != SK_OK)
+            continue; /* full only when its reader forged its tail */
+        unsigned char *at = dst;
+        struct flow_frame fr = {.kind = FLOW_FRAME_TASKS, .count = 1};
+        struct flow_entry e = {.id = id, .slot = slot};
+        memcpy(at, &fr, sizeof fr);
+        memcpy(at + sizeof fr, &e, sizeof e);
+        memcpy(at + sizeof fr + sizeof e, record, f->task_size);
+        size_t pad = f->entry_size - sizeof e - f->task_size;
+        if (pad > 0)
+            memset(at + sizeof fr + sizeof e + f->task_size, 0, pad);
+        sk_ring_commit(&r->writer);
+        f->next_ring = (size_t)c + 1;
+        return SK_OK;
+    }
+    return SK_ECORRUPT;
+}
+
+/* sk_flow_submit under the lock; *slot_out gets the task's slot. */
+static int submit_locked(struct sk_flow *f, const void *record, double timeout, double task_timeout,
+                         uint64_t *id, uint32_t *slot_out)
+{
+    int rc = SK_OK;
+    if (!f->started) {
+        rc = sk_refuse(SK_ESTATE, "sk_flow_submit: the flow has not started");
+        goto out;
+    }
+    int64_t deadline = sk_deadline_ns(timeout);
+    for (;;) {
+        if (f->closed || f->ended) {
+            rc = SK_ECLOSED;
+            goto out;
+        }
+        if (f->n_free > 0)
+            break;
+        advance(f, true);
+        if (f->n_free > 0 || f->closed)
+            continue;
+        int64_t now = sk_now_ns();
+        if (now >= deadline) {
+            rc = SK_EFULL;
+            goto out;
+        }
+        /* Room comes when someone collects. */
+        int64_t until = deadline - now < FLOW_SLICE_NS ? deadline : now + FLOW_SLICE_NS;
+        struct timespec ts = sk_ns_to_timespec(until);
+        f->waiting_room++;
+        pthread_cond_timedwait(&f->changed, &f->lock, &ts);
+        f->waiting_room--;
+    }
+    uint32_t slot = f->free_slots[--f->n_free];
+    uint64_t n = f->next_id++;
+    struct flow_task *t = &f->tasks[slot];
+    t->id = n;
+    t->state = FLOW_TASK_QUEUED;
+    t->submitted_ns = sk_now_ns();
+    t->deadline_ns =
+        task_timeout > 0 ? t->submitted_ns + sk_seconds_to_ns(task_timeout) : INT64_MAX;
+    if (t->deadline_ns != INT64_MAX)
+        f->deadlines++;
+    f->in_flight++;
+    if (f->config.ordered)
+        fifo_push(&f->order, slot, n);
+    if (send_task(f, slot, n, record) != SK_OK) {
+        sk_flow_result *r = &t->result;
+        memset(r, 0, sizeof *r);
+        r->step = 0;
+        r->process = -1;
+        r->error.reason = SK_ECORRUPT;
+        snprintf(r->error.message, sizeof r->error.message,
+                 "no room in step '%s': its processes corrupted their queues", step_name(f, 0));
+        finish_task(f, slot, SK_ECORRUPT);
+    } else {
+        memcpy(f->records + (size_t)slot * f->task_size, record, f->task_size);
+    }
+    atomic_fetch_add_explicit(&f->ctl->submitted, 1, memory_order_relaxed);
+    if (id != NULL)
+        *id = n;
+    *slot_out = slot;
+out:
+    return rc;
+}
+
+int sk_flow_submit(sk_flow *f, const void *record, double timeout, double task_timeout,
+                   uint64_t *id)
+{
+    if (f == NULL || record == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_submit: flow and record are required");
+    pthread_mutex_lock(&f->lock);
+    uint32_t slot;
+    int rc = submit_locked(f, record, timeout, task_timeout, id, &slot);
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+/* The next task ready to be collected, or NULL. Entries of tasks already
+ * taken (by sk_flow_call) are skipped. */
+static struct flow_ref *next_ready(struct sk_flow *f)
+{
+    for (;;) {
+        struct flow_ref *ref = fifo_front(&f->order);
+        if (ref == NULL)
+            return NULL;
+        struct flow_task *t = &f->tasks[ref->slot];
+        if (t->id != ref->id || t->state == FLOW_TASK_FREE || t->state == FLOW_TASK_TAKEN) {
+            fifo_pop(&f->order);
+            continue;
+        }
+        return t->state == FLOW_TASK_DONE ? ref : NULL;
+    }
+}
+
+/* Hands a done task to the caller and frees its slot. */
+static int give(struct sk_flow *f, uint32_t slot, void *record, sk_flow_result *out)
+{
+    struct flow_task *t = &f->tasks[slot];
+    if (record != NULL)
+        memcpy(record, f->records + (size_t)slot * f->task_size, f->task_size);
+    if (out != NULL)
+        *out = t->result;
+    int status = t->result.status;
+    t->state = FLOW_TASK_FREE;
+    f->free_slots[f->n_free++] = slot;
+    pthread_cond_broadcast(&f->changed);
+    return status;
+}
+
+int sk_flow_collect(sk_flow *f, double timeout, void *record, sk_flow_result *out)
+{
+    if (f == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_collect: flow is NULL");
+    pthread_mutex_lock(&f->lock);
+    int rc;
+    if (!f->started) {
+        rc = sk_refuse(SK_ESTATE, "sk_flow_collect: the flow has not started");
+        goto out;
+    }
+    int64_t deadline = sk_deadline_ns(timeout);
+    bool deep = false;
+    for (;;) {
+        advance(f, deep);
+        struct flow_ref *ref = next_ready(f);
+        if (ref != NULL) {
+            uint32_t slot = ref->slot;
+            fifo_pop(&f->order);
+            give(f, slot, record, out);
+            rc = SK_OK;
+            goto out;
+        }
+        if (f->ended && f->in_flight == 0 && f->order.len == 0) {
+            rc = SK_ECLOSED;
+            goto out;
+        }
+        if (!deep) {
+            deep = true; /* statuses and processes: only when nothing is ready */
+            continue;
+        }
+        if (sk_now_ns() >= deadline) {
+            rc = SK_ETIMEDOUT;
+            goto out;
+        }
+        wait_for_news(f, deadline);
+    }
+out:
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int sk_flow_call(sk_flow *f, void *record, double timeout, sk_flow_result *out)
+{
+    if (f == NULL || record == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_call: flow and record are required");
+    pthread_mutex_lock(&f->lock);
+    uint64_t id;
+    uint32_t slot;
+    int rc = submit_locked(f, record, timeout, timeout, &id, &slot);
+    if (rc == SK_OK) {
+        /* The task's own timeout (or the flow's end) ends the wait. */
+        while (f->tasks[slot].state == FLOW_TASK_QUEUED) {
+            advance(f, true);
+            if (f->tasks[slot].state == FLOW_TASK_QUEUED)
+                wait_for_news(f, INT64_MAX);
+        }
+        f->tasks[slot].state = FLOW_TASK_TAKEN; /* its fifo entry is skipped */
+        rc = give(f, slot, record, out);
+    }
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+/* ------------------------------------------------------------- the end */
+
+int sk_flow_close(sk_flow *f)
+{
+    if (f == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_close: flow is NULL");
+    if (!f->started)
+        return sk_refuse(SK_ESTATE, "sk_flow_close: the flow has not started");
+    pthread_mutex_lock(&f->lock);
+    if (!f->closed)
+        close_input(f);
+    pthread_mutex_unlock(&f->lock);
+    return SK_OK;
+}
+
+/* Reaps every process, up to deadline; then kills the rest. */
+static void reap_all(struct sk_flow *f, int64_t deadline)
+{
+    for (int g = 0; g < f->n_procs; g++) {
+        struct flow_proc *fp = &f->procs[g];
+        int64_t now = sk_now_ns();
+        double left = deadline > now ? (double)(deadline - now) / 1e9 : 0;
+        if (sk_wait(&fp->base, left) == SK_ETIMEDOUT) {
+            sk_kill(&fp->base);
+            sk_wait(&fp->base, -1);
+        }
+    }
+}
+
+int sk_flow_wait(sk_flow *f, double timeout)
+{
+    if (f == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_wait: flow is NULL");
+    pthread_mutex_lock(&f->lock);
+    int rc = SK_OK;
+    if (!f->started)
+        goto out;
+    int64_t deadline = sk_deadline_ns(timeout);
+    while (!f->ended) {
+        advance(f, true);
+        if (f->ended)
+            break;
+        if (sk_now_ns() >= deadline) {
+            rc = SK_ETIMEDOUT;
+            goto out;
+        }
+        wait_for_news(f, deadline);
+    }
+    /* Ended: every process leaves on its own (end of stream, or the state
+     * says so); one that does not within stop_timeout is killed. */
+    int64_t stop = sk_deadline_ns(f->config.stop_timeout);
+    pthread_mutex_unlock(&f->lock);
+    reap_all(f, deadline < stop ? deadline : stop);
+    pthread_mutex_lock(&f->lock);
+    rc = f->has_error ? SK_EPROCESS : SK_OK;
+out:
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int sk_flow_stop(sk_flow *f)
+{
+    if (f == NULL)
+        return sk_refuse(SK_EINVAL, "sk_flow_stop: flow is NULL");
+    pthread_mutex_lock(&f->lock);
+    if (!f->started) {
+        pthread_mutex_unlock(&f->lock);
+        return SK_OK;
+    }
+    if (!f->closed)
+        close_input(f);
+    uint32_t s = atomic_load(&f->ctl->state);
+    if (s != FLOW_FAILED)
+        atomic_store(&f->ctl->state, FLOW_STOPPING);
+    flow_wake_all(f);
+    int64_t deadline = sk_deadline_ns(f->config.stop_timeout);
+    while (!f->ended && sk_now_ns() < deadline) {
+        advance(f, true);
+        if (!f->ended)
+            wait_for_news(f, deadline);
+    }
+    end_flow(f);
+    pthread_mutex_unlock(&f->lock);
+    reap_all(f, deadline);
+    return SK_OK;
+}
+
+void sk_flow_release(sk_flow *f)
+{
+    if (f == NULL)
+        return;
+    if (f->started && f->procs != NULL) {
+        if (!f->ended)
+            sk_flow_stop(f);
+        reap_all(f, sk_now_ns());
+        for (int g = 0; g < f->n_procs; g++)
+            sk_release(&f->procs[g].base);
+    }
+    for (int g = 0; f->procs != NULL && g < f->n_procs; g++)
+        sk_fd_close(&f->procs[g].doorbell);
+    if (f->base != NULL)
+        munmap(f->base, f->size);
+    sk_fd_close(&f->memfd);
+    sk_fd_close(&f->doorbell);
+    free(f->procs);
+    free(f->slot_offset);
+    free(f->edge_ring);
+    free(f->rings);
+    free(f->tasks);
+    free(f->records);
+    free(f->free_slots);
+    free(f->order.refs);
+    pthread_cond_destroy(&f->changed);
+    pthread_mutex_destroy(&f->lock);
+    free(f);
+}
+
+int sk_flow_fd(const sk_flow *f)
+{
+    return f != NULL && f->started ? f->doorbell : -1;
+}
+
+const sk_flow_result *sk_flow_error(const sk_flow *f)
+{
+    return f != NULL && f->has_error ? &f->error : NULL;
+}
