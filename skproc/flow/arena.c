@@ -77,8 +77,10 @@ int flow_arena_create(struct sk_flow *f)
     size_t total = data_at;
     for (int e = 0; e <= f->n_steps; e++) {
         size_t mm = edge_max_message(f, e);
-        /* Every task in flight, each in a frame of its own at worst. */
-        size_t cap = f->queue * (f->entry_size + 16) + mm;
+        /* Every task in flight, each in a frame of its own at worst, and
+         * the bytes a wrap skips until the reader passes it (at most the
+         * data area past the capacity: two frames and a page's rounding). */
+        size_t cap = f->queue * (f->entry_size + 16) + 3 * (mm + 64) + 4096;
         int n = flow_edge_producers(f, e) * flow_edge_consumers(f, e);
         for (int k = 0; k < n; k++) {
             size_t r = f->edge_ring[e] + (size_t)k;
