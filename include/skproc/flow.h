@@ -59,6 +59,8 @@
 #error "include <skproc.h>, which includes this file"
 #endif
 
+#include <stdio.h>
+
 typedef struct sk_flow sk_flow;
 typedef struct sk_step sk_step;
 
@@ -231,5 +233,66 @@ void sk_flow_release(sk_flow *flow);
 int sk_flow_fd(const sk_flow *flow);
 /* What ended the flow or its start with an error, or NULL. */
 const sk_flow_result *sk_flow_error(const sk_flow *flow);
+
+
+/* --------------------------------------------------------------- metrics */
+
+/* Batch sizes are counted in power-of-two bins: bin k counts handle calls
+ * of 2^k to 2^(k+1) - 1 tasks (bin 0: one task). */
+#define SK_FLOW_BATCH_BINS 13
+
+/* One step, summed over its processes (restarted ones included). */
+typedef struct sk_flow_step_metrics {
+    const char *name; /* the class's name, or "step" */
+    int index;        /* the step's place in the flow */
+    int processes;
+    uint64_t tasks_in;      /* taken from its input queue */
+    uint64_t tasks_out;     /* handled (or skipped) and passed on */
+    uint64_t tasks_failed;  /* failed for good in this step */
+    uint64_t tasks_skipped; /* passed on untouched: the condition said no */
+    uint64_t batches;       /* handle calls */
+    uint64_t batch_sizes[SK_FLOW_BATCH_BINS];
+    uint64_t queue_depth; /* tasks waiting in its input queue now */
+    uint64_t restarts;    /* of its processes, after crashes and timeouts */
+    const sk_timer *handle;     /* seconds per handle call */
+    const sk_timer *queue_wait; /* seconds a frame of tasks waited in its input queue */
+} sk_flow_step_metrics;
+
+/* A snapshot of a flow's metrics, read by sk_flow_metrics_read. */
+typedef struct sk_flow_metrics {
+    int steps;
+    sk_flow_step_metrics *step; /* steps entries */
+    uint64_t submitted;         /* tasks put into the flow */
+    uint64_t completed;         /* came out with SK_OK */
+    uint64_t failed;            /* came out failed (any status but SK_OK) */
+    uint64_t in_flight;         /* submitted and not yet out */
+    double elapsed;             /* seconds since sk_flow_start */
+    double throughput;          /* tasks out (ok or failed) per second since the start */
+    const sk_timer *latency;    /* seconds from submit to coming out of the last step */
+    /* private */
+    void *impl;
+} sk_flow_metrics;
+
+/* A snapshot of the metrics now, at any time after sk_flow_start (from any
+ * thread). What the steps' processes report is read from memory they can
+ * write: counts are believed as numbers, never used to index anything.
+ * Free with sk_flow_metrics_free. */
+int sk_flow_metrics_read(sk_flow *flow, sk_flow_metrics *out);
+void sk_flow_metrics_free(sk_flow_metrics *m);
+
+/* Writes m in the Prometheus text exposition format (version 0.0.4):
+ * counters <prefix>_step_tasks_total{step="...",outcome="in|out|failed|skipped"},
+ * summaries with quantiles for handle time, queue wait and latency, gauges
+ * for depth and tasks in flight. prefix NULL: "skproc_flow". SK_ESYS when
+ * out fails. */
+int sk_flow_metrics_prometheus(const sk_flow_metrics *m, const char *prefix, FILE *out);
+/* Sends m to a StatsD server over UDP (host an IPv4 or IPv6 address or a
+ * name, port e.g. 8125): counters as deltas since the previous send
+ * through the same sender, gauges and timings ("ms") as they are, as
+ * many lines per datagram as fit 1432 bytes. */
+typedef struct sk_statsd sk_statsd;
+int sk_statsd_open(sk_statsd **out, const char *host, int port, const char *prefix);
+int sk_statsd_send(sk_statsd *s, const sk_flow_metrics *m);
+void sk_statsd_close(sk_statsd *s);
 
 #endif
