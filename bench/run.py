@@ -57,7 +57,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 #              max_ratio   met when value / baseline <  max_ratio
 #              min_ratio   met when value / baseline >= min_ratio
 #              max_value   met when value < max_value (in the row's unit)
+#              min_value   met when value >= min_value (in the row's unit: a
+#                          floor for higher-is-better rows, e.g. tasks/s)
 #              target      the target as shown in the report
+#            A row may carry several of max_ratio..min_value; its target is
+#            met when all of them hold.
 #
 BENCHES = [
     {
@@ -205,6 +209,52 @@ BENCHES = [
             'msg.rt.python.p99': {'baseline': 'msg.rt.skproc.p99'},
         },
     },
+    # Flows (include/skproc/flow.h): a pipeline of 3 steps, one process each,
+    # each adding 1 to a 64-byte task. raw_flow.c holds the floors, a chain
+    # of 3 forked processes joined by pipes (parent -> s1 -> s2 -> s3 ->
+    # parent): batched (reads of up to 64 records, one write per batch), one
+    # record per read/write, and one record's round trip; bench_flow.c is
+    # skproc's flow (batches of 64, of 1, sk_flow_call, and a 1 ms handler in
+    # 1 and 2 processes); py_flow.py is multiprocessing (3 Processes joined by
+    # Queues, a dict per task). The throughput target has two parts, a ratio
+    # and an absolute floor, on one row (min_ratio and min_value). Tasks per
+    # second are higher-is-better, so Python's row carries "skproc 100x
+    # Python" as a ratio below 0.01, as py_pool's does. The parallel
+    # efficiency (2 processes over 1, in %) is a row of its own: its target
+    # is a min_value; skproc2 / skproc1 is shown for information.
+    {
+        'name': 'raw_flow',
+        'c': 'raw_flow',
+        'timeout': (300, 60),
+    },
+    {
+        'name': 'bench_flow',
+        'c': 'bench_flow',
+        'timeout': (600, 120),
+        'rows': {
+            'flow.tput.skproc': {'baseline': 'flow.tput.raw', 'min_ratio': 0.5,
+                                 'min_value': 1e6,
+                                 'target': '>= 0.5x raw batched pipes, and >= 1M tasks/s'},
+            'flow.tput.skproc_unbatched': {'baseline': 'flow.tput.raw_unbatched',
+                                           'target': 'none: information'},
+            'flow.lat.skproc': {'baseline': 'flow.lat.raw', 'max_ratio': 1.5,
+                                'target': '< 1.5x raw 3-stage pipe chain'},
+            'flow.scale.skproc2': {'baseline': 'flow.scale.skproc1',
+                                   'target': 'none: information (2x is ideal; the target is '
+                                             'on the efficiency row)'},
+            'flow.scale.efficiency': {'min_value': 85.0, 'target': 'efficiency >= 85%'},
+        },
+    },
+    {
+        'name': 'py_flow',
+        'py': 'py_flow.py',
+        'timeout': (600, 120),
+        'rows': {
+            'flow.tput.python': {'baseline': 'flow.tput.skproc', 'max_ratio': 0.01,
+                                 'target': '< 0.01x skproc (skproc 100x Python)'},
+            'flow.lat.python': {'baseline': 'flow.lat.skproc'},
+        },
+    },
     # Supervision (docs/supervision.md): timeout precision and the cost of a
     # restart after a crash. raw_timeout.c holds the floors of timeout
     # lateness: timerfd + SIGKILL + waitid by the parent itself (raw) and by a
@@ -309,6 +359,27 @@ AREA_NOTES = {
         'bounds, so the throughput targets sit on the *time per message* and *time per byte* '
         'rows: >= 1 million messages/s is < 1,000 ns per message, >= 2 GB/s is < 0.5 ns per '
         'byte.'),
+    'flows': (
+        'A flow of 3 steps, one process each, every step adding 1 to each 64-byte task (a '
+        '`uint64_t` and padding); `sk_flow_start` (every process ready) is not timed. '
+        '**Throughput**: '
+        '2M tasks (quick 200,000) in batches of 64 (`batch_size = 64`, `queue_size = 8192`), '
+        'a thread `sk_flow_submit`s while the main thread `sk_flow_collect`s, timed from the '
+        'first submit to the end of the stream; again with batches of 1 (200,000 tasks, '
+        'quick 20,000). The floor (`raw_flow.c`): 3 forked processes in a chain of pipes, '
+        'parent -> s1 -> s2 -> s3 -> parent, with default-sized pipes; batched, the parent\'s '
+        'writer thread writes 64 records (4 KiB) per `write`, each stage `read`s what is '
+        'there (up to 4 KiB), adds 1 and writes the whole records on with one `write`, the '
+        'parent\'s main thread reads them back; unbatched, one record per `read` and per '
+        '`write` everywhere. **Latency**: one task through the 3 steps at a time '
+        '(`sk_flow_call`, batches of 1), median of 20,000 (quick 2,000); the floor writes one '
+        'record into the chain and reads it back. Every task is checked when it comes out '
+        '(value + 3, none lost). **Scaling**: one step whose handler spins 1 ms per task, '
+        'with 1 and then 2 processes, 2,000 tasks (quick 400); the efficiency is the 2-process '
+        'rate / (2 x the 1-process rate). Python (`py_flow.py`): 3 `multiprocessing.Process` '
+        'stages joined by `multiprocessing.Queue`s, a one-key dict per task, `None` as the '
+        'end; 200,000 tasks (quick 30,000) all `put` then all `get`, and one task at a time '
+        'for the latency (2,000, quick 300).'),
     'supervision': (
         '**Timeout precision**: a process with `timeouts.run = 0.02` whose run hook writes '
         '`clock_gettime(CLOCK_MONOTONIC)` into a page mapped `MAP_SHARED` before `sk_start`, '
@@ -659,15 +730,22 @@ def evaluate(rows):
             checks.append(row.ratio is not None and row.ratio >= spec['min_ratio'])
         if 'max_value' in spec:
             checks.append(row.median is not None and row.median < spec['max_value'])
+        if 'min_value' in spec:
+            checks.append(row.median is not None and row.median >= spec['min_value'])
         row.met = all(checks) if checks else None
 
 
 # ------------------------------------------------------------------- report
 
+def fmt_ratio(r):
+    """Two decimals; two significant digits below 0.1 (0.0043x, not 0.00x)."""
+    return ('%.2g' % r if 0 < abs(r) < 0.1 else '%.2f' % r) + 'x'
+
+
 def ratio_text(row, rows):
     if row.ratio is None:
         return '-'
-    return '%.2fx %s' % (row.ratio, rows[row.baseline].short)
+    return '%s %s' % (fmt_ratio(row.ratio), rows[row.baseline].short)
 
 
 def target_text(row):
@@ -681,6 +759,8 @@ def target_text(row):
         parts.append('>= %gx baseline' % spec['min_ratio'])
     if 'max_value' in spec:
         parts.append('< %g %s' % (spec['max_value'], row.unit))
+    if 'min_value' in spec:
+        parts.append('>= %g %s' % (spec['min_value'], row.unit))
     return ', '.join(parts) or '-'
 
 
@@ -937,7 +1017,7 @@ def text_summary(rows, order):
         r = rows[k]
         out.append('%-58s %10s %-3s  %-34s %s'
                    % (r.name[:58], fmt_num(r.median), r.unit,
-                      ('%.2fx %s' % (r.ratio, r.baseline)) if r.ratio is not None else '',
+                      ('%s %s' % (fmt_ratio(r.ratio), r.baseline)) if r.ratio is not None else '',
                       '' if r.met is None else ('target met' if r.met else 'SHORT OF TARGET')))
     return '\n'.join(out)
 

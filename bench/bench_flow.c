@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Flows, skproc's side (bench/raw_flow.c is the floor, bench/py_flow.py
+ * the Python baseline):
+ *
+ *   flow.tput.skproc            3 steps, one process each, each adds 1 to a
+ *                               64-byte task; batches of 64; one thread
+ *                               submits while the main thread collects
+ *   flow.tput.skproc_unbatched  the same with batches of 1
+ *   flow.lat.skproc             one task through the 3 steps at a time
+ *                               (sk_flow_call), median
+ *   flow.scale.skproc1/2        a ~1 ms CPU-bound handler, 1 and 2
+ *                               processes in the step: tasks/s, and the
+ *                               parallel efficiency of 2 over 1
+ *
+ * Every task is checked when it comes out (value + 3, none lost); a wrong
+ * or missing one fails the program.
+ */
+#include "common.h"
+
+#include <skproc.h>
+
+#include <pthread.h>
+
+#define AREA "flows"
+
+typedef struct {
+    uint64_t value;
+    uint64_t pad[7];
+} task64;
+
+typedef struct {
+    sk_step base;
+    long spin_ns; /* CPU-bound work per task, or 0 */
+} adder;
+
+static int adder_handle(sk_step *self, sk_task *tasks, size_t n)
+{
+    adder *a = SK_CONTAINER_OF(self, adder, base);
+    for (size_t i = 0; i < n; i++) {
+        task64 *t = tasks[i].record;
+        if (a->spin_ns > 0) {
+            int64_t until = bench_now_ns() + a->spin_ns;
+            while (bench_now_ns() < until)
+                ;
+        }
+        t->value += 1;
+    }
+    return 0;
+}
+
+static const sk_step_class adder_class = {.name = "adder", .handle = adder_handle};
+
+static void check(int rc, const char *what)
+{
+    if (rc != SK_OK) {
+        fprintf(stderr, "bench_flow: %s: %s\n", what, sk_strerror(rc));
+        exit(1);
+    }
+}
+
+struct feeder {
+    sk_flow *flow;
+    long n;
+};
+
+static void *feed(void *arg)
+{
+    struct feeder *fd = arg;
+    for (long i = 0; i < fd->n; i++) {
+        task64 t = {.value = (uint64_t)i};
+        check(sk_flow_submit(fd->flow, &t, -1, 0, NULL), "submit");
+    }
+    check(sk_flow_close(fd->flow), "close");
+    return NULL;
+}
+
+/* A flow of `steps` adders with `procs` processes in each, batches of
+ * `batch`, queue q. */
+static sk_flow *make_flow(adder *steps, int n_steps, int procs, size_t batch, size_t q, long spin)
+{
+    sk_flow *flow;
+    sk_flow_config cfg = {.task_size = sizeof(task64), .queue_size = q};
+    check(sk_flow_create(&flow, &cfg), "create");
+    for (int i = 0; i < n_steps; i++) {
+        check(sk_step_init(&steps[i].base, &adder_class), "step");
+        steps[i].spin_ns = spin;
+        steps[i].base.config.processes = procs;
+        steps[i].base.config.batch_size = batch;
+        check(sk_flow_add(flow, &steps[i].base), "add");
+    }
+    check(sk_flow_start(flow), "start");
+    return flow;
+}
+
+/* Tasks per second through the flow: n tasks, fed by a thread. */
+static double throughput(int n_steps, int procs, size_t batch, size_t q, long n, long spin)
+{
+    adder steps[3];
+    sk_flow *flow = make_flow(steps, n_steps, procs, batch, q, spin);
+    struct feeder fd = {flow, n};
+    pthread_t th;
+    int64_t t0 = bench_now_ns();
+    pthread_create(&th, NULL, feed, &fd);
+    unsigned char *seen = calloc((size_t)n, 1);
+    long got = 0;
+    for (;;) {
+        task64 t;
+        sk_flow_result r;
+        int rc = sk_flow_collect(flow, -1, &t, &r);
+        if (rc == SK_ECLOSED)
+            break;
+        check(rc, "collect");
+        check(r.status, "task");
+        if (r.id >= (uint64_t)n || seen[r.id] || t.value != r.id + (uint64_t)n_steps) {
+            fprintf(stderr, "bench_flow: task %llu wrong or twice\n", (unsigned long long)r.id);
+            exit(1);
+        }
+        seen[r.id] = 1;
+        got++;
+    }
+    double secs = (double)(bench_now_ns() - t0) / 1e9;
+    pthread_join(th, NULL);
+    if (got != n) {
+        fprintf(stderr, "bench_flow: %ld of %ld tasks came out\n", got, n);
+        exit(1);
+    }
+    check(sk_flow_wait(flow, -1), "wait");
+    sk_flow_release(flow);
+    free(seen);
+    return (double)n / secs;
+}
+
+/* Median microseconds of one task through the 3 steps. */
+static double latency(long n, struct bench_stats *st)
+{
+    adder steps[3];
+    sk_flow *flow = make_flow(steps, 3, 1, 1, 0, 0);
+    double *v = malloc((size_t)n * sizeof *v);
+    for (long i = -100; i < n; i++) { /* 100 to warm up */
+        task64 t = {.value = 7};
+        int64_t t0 = bench_now_ns();
+        check(sk_flow_call(flow, &t, -1, NULL), "call");
+        int64_t t1 = bench_now_ns();
+        if (t.value != 10) {
+            fprintf(stderr, "bench_flow: a call came back wrong\n");
+            exit(1);
+        }
+        if (i >= 0)
+            v[i] = (double)(t1 - t0) / 1e3;
+    }
+    *st = bench_summarize(v, n);
+    free(v);
+    sk_flow_release(flow);
+    return st->median;
+}
+
+int main(int argc, char **argv)
+{
+    struct bench_opts o = bench_parse(argc, argv, NULL);
+    bench_print_info("bench_flow");
+    long n = bench_ops(&o, 2000000, 200000);
+    char extra[160];
+
+    double tput = throughput(3, 1, 64, 8192, n, 0);
+    snprintf(extra, sizeof extra, "\"short\":\"skproc flow\",\"tasks\":%ld", n);
+    bench_emit(AREA, "flow.tput.skproc", "3-step flow, 64-byte tasks, batches of 64", "tasks/s",
+               tput, NULL, extra);
+
+    long n1 = bench_ops(&o, 200000, 20000);
+    double tput1 = throughput(3, 1, 1, 1024, n1, 0);
+    snprintf(extra, sizeof extra, "\"short\":\"skproc unbatched\",\"tasks\":%ld", n1);
+    bench_emit(AREA, "flow.tput.skproc_unbatched", "3-step flow, 64-byte tasks, batches of 1",
+               "tasks/s", tput1, NULL, extra);
+
+    struct bench_stats st;
+    long nl = bench_ops(&o, 20000, 2000);
+    double lat = latency(nl, &st);
+    bench_emit(AREA, "flow.lat.skproc", "one 64-byte task through 3 steps (sk_flow_call)", "us",
+               lat, &st, "\"short\":\"skproc flow call\"");
+
+    long ns = bench_ops(&o, 2000, 400);
+    double s1 = throughput(1, 1, 1, 256, ns, 1000000);
+    double s2 = throughput(1, 2, 1, 256, ns, 1000000);
+    snprintf(extra, sizeof extra, "\"short\":\"1 process\",\"tasks\":%ld", ns);
+    bench_emit(AREA, "flow.scale.skproc1", "1 ms CPU-bound handler, 1 process", "tasks/s", s1, NULL,
+               extra);
+    snprintf(extra, sizeof extra, "\"tasks\":%ld", ns);
+    bench_emit(AREA, "flow.scale.skproc2", "1 ms CPU-bound handler, 2 processes", "tasks/s", s2,
+               NULL, extra);
+    bench_emit(AREA, "flow.scale.efficiency", "parallel efficiency of 2 processes over 1", "%",
+               100.0 * s2 / (2.0 * s1), NULL, extra);
+    return 0;
+}
