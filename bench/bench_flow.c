@@ -5,8 +5,11 @@
  *
  *   flow.tput.skproc            3 steps, one process each, each adds 1 to a
  *                               64-byte task; batches of 64; one thread
- *                               submits while the main thread collects
- *   flow.tput.skproc_unbatched  the same with batches of 1
+ *                               submits 64 at a time (sk_flow_submit_many)
+ *                               while the main thread collects up to 64 at
+ *                               a time (as the raw floor writes and reads)
+ *   flow.tput.skproc_unbatched  the same with batches of 1, one task per
+ *                               submit and per collect call
  *   flow.lat.skproc             one task through the 3 steps at a time
  *                               (sk_flow_call), median
  *   flow.scale.skproc1/2        a ~1 ms CPU-bound handler, 1 and 2
@@ -59,17 +62,27 @@ static void check(int rc, const char *what)
     }
 }
 
+#define CHUNK 64 /* tasks per submit_many / collect_many: the raw floor's batch */
+
 struct feeder {
     sk_flow *flow;
     long n;
+    size_t chunk; /* 1: sk_flow_submit per task; else sk_flow_submit_many */
 };
 
 static void *feed(void *arg)
 {
     struct feeder *fd = arg;
-    for (long i = 0; i < fd->n; i++) {
-        task64 t = {.value = (uint64_t)i};
-        check(sk_flow_submit(fd->flow, &t, -1, 0, NULL), "submit");
+    task64 t[CHUNK];
+    for (long i = 0; i < fd->n;) {
+        size_t k = fd->n - i < (long)fd->chunk ? (size_t)(fd->n - i) : fd->chunk;
+        for (size_t j = 0; j < k; j++)
+            t[j] = (task64){.value = (uint64_t)(i + (long)j)};
+        if (fd->chunk == 1)
+            check(sk_flow_submit(fd->flow, t, -1, 0, NULL), "submit");
+        else
+            check(sk_flow_submit_many(fd->flow, t, k, -1, 0, NULL, NULL), "submit_many");
+        i += (long)k;
     }
     check(sk_flow_close(fd->flow), "close");
     return NULL;
@@ -93,31 +106,38 @@ static sk_flow *make_flow(adder *steps, int n_steps, int procs, size_t batch, si
     return flow;
 }
 
-/* Tasks per second through the flow: n tasks, fed by a thread. */
-static double throughput(int n_steps, int procs, size_t batch, size_t q, long n, long spin)
+/* Tasks per second through the flow: n tasks, fed by a thread, collected
+ * chunk at a time (1: one call per task). */
+static double throughput(int n_steps, int procs, size_t batch, size_t q, long n, long spin,
+                         size_t chunk)
 {
     adder steps[3];
     sk_flow *flow = make_flow(steps, n_steps, procs, batch, q, spin);
-    struct feeder fd = {flow, n};
+    struct feeder fd = {flow, n, chunk};
     pthread_t th;
     int64_t t0 = bench_now_ns();
     pthread_create(&th, NULL, feed, &fd);
     unsigned char *seen = calloc((size_t)n, 1);
+    static sk_flow_result r[CHUNK];
+    task64 t[CHUNK];
     long got = 0;
     for (;;) {
-        task64 t;
-        sk_flow_result r;
-        int rc = sk_flow_collect(flow, -1, &t, &r);
+        size_t k = 1;
+        int rc = chunk == 1 ? sk_flow_collect(flow, -1, t, r)
+                            : sk_flow_collect_many(flow, -1, t, r, chunk, &k);
         if (rc == SK_ECLOSED)
             break;
         check(rc, "collect");
-        check(r.status, "task");
-        if (r.id >= (uint64_t)n || seen[r.id] || t.value != r.id + (uint64_t)n_steps) {
-            fprintf(stderr, "bench_flow: task %llu wrong or twice\n", (unsigned long long)r.id);
-            exit(1);
+        for (size_t j = 0; j < k; j++) {
+            check(r[j].status, "task");
+            uint64_t id = r[j].id;
+            if (id >= (uint64_t)n || seen[id] || t[j].value != id + (uint64_t)n_steps) {
+                fprintf(stderr, "bench_flow: task %llu wrong or twice\n", (unsigned long long)id);
+                exit(1);
+            }
+            seen[id] = 1;
+            got++;
         }
-        seen[r.id] = 1;
-        got++;
     }
     double secs = (double)(bench_now_ns() - t0) / 1e9;
     pthread_join(th, NULL);
@@ -162,13 +182,13 @@ int main(int argc, char **argv)
     long n = bench_ops(&o, 2000000, 200000);
     char extra[160];
 
-    double tput = throughput(3, 1, 64, 8192, n, 0);
+    double tput = throughput(3, 1, 64, 0, n, 0, CHUNK);
     snprintf(extra, sizeof extra, "\"short\":\"skproc flow\",\"tasks\":%ld", n);
     bench_emit(AREA, "flow.tput.skproc", "3-step flow, 64-byte tasks, batches of 64", "tasks/s",
                tput, NULL, extra);
 
     long n1 = bench_ops(&o, 200000, 20000);
-    double tput1 = throughput(3, 1, 1, 1024, n1, 0);
+    double tput1 = throughput(3, 1, 1, 0, n1, 0, 1);
     snprintf(extra, sizeof extra, "\"short\":\"skproc unbatched\",\"tasks\":%ld", n1);
     bench_emit(AREA, "flow.tput.skproc_unbatched", "3-step flow, 64-byte tasks, batches of 1",
                "tasks/s", tput1, NULL, extra);
@@ -180,12 +200,11 @@ int main(int argc, char **argv)
                lat, &st, "\"short\":\"skproc flow call\"");
 
     long ns = bench_ops(&o, 2000, 400);
-    double s1 = throughput(1, 1, 1, 256, ns, 1000000);
-    double s2 = throughput(1, 2, 1, 256, ns, 1000000);
+    double s1 = throughput(1, 1, 1, 0, ns, 1000000, 1);
+    double s2 = throughput(1, 2, 1, 0, ns, 1000000, 1);
     snprintf(extra, sizeof extra, "\"short\":\"1 process\",\"tasks\":%ld", ns);
     bench_emit(AREA, "flow.scale.skproc1", "1 ms CPU-bound handler, 1 process", "tasks/s", s1, NULL,
                extra);
-    snprintf(extra, sizeof extra, "\"tasks\":%ld", ns);
     bench_emit(AREA, "flow.scale.skproc2", "1 ms CPU-bound handler, 2 processes", "tasks/s", s2,
                NULL, extra);
     bench_emit(AREA, "flow.scale.efficiency", "parallel efficiency of 2 processes over 1", "%",

@@ -152,7 +152,9 @@ typedef struct sk_flow_result {
                      * SK_ECORRUPT */
     int step;       /* a failure: the index of the step it failed in, or -1 */
     int process;    /* a failure: the process of that step (0 to processes - 1), or -1 */
-    sk_error error; /* a failure: what happened, in skproc's error kinds; .item is the id */
+    sk_error error; /* a failure: what happened, in skproc's error kinds; .item is the id.
+                     * Written only for a failure: on SK_OK it is left as it was (it is
+                     * 1.3 KiB, and tasks come out by the million) */
 } sk_flow_result;
 
 /* Hook-side calls. */
@@ -202,12 +204,25 @@ int sk_flow_start(sk_flow *flow);
  * SK_ECLOSED after sk_flow_close or the flow's end. */
 int sk_flow_submit(sk_flow *flow, const void *record, double timeout, double task_timeout,
                    uint64_t *id);
+/* Puts count tasks (records: count x task_size bytes, copied) into the
+ * flow, in frames of up to the first step's batch size: one lock and one
+ * wake-up per frame instead of per task. Waits for room as sk_flow_submit
+ * does, for the whole call; *submitted (may be NULL) gets how many went in
+ * (all on SK_OK; the first *submitted otherwise), ids (may be NULL, count
+ * entries) their numbers. */
+int sk_flow_submit_many(sk_flow *flow, const void *records, size_t count, double timeout,
+                        double task_timeout, uint64_t *ids, size_t *submitted);
 /* The next task out of the flow (in the order of config.ordered) into
  * *out, its record into record (task_size bytes; may be NULL). Waits up to
  * timeout seconds (0 polls, negative forever). SK_OK (look at
  * out->status), SK_ETIMEDOUT, or SK_ECLOSED when the flow has ended and
  * every task came out. */
 int sk_flow_collect(sk_flow *flow, double timeout, void *record, sk_flow_result *out);
+/* Up to max tasks at once: waits up to timeout for the first, then takes
+ * what is ready. records (may be NULL) gets max x task_size bytes at most,
+ * results max entries; *count how many. Returns as sk_flow_collect. */
+int sk_flow_collect_many(sk_flow *flow, double timeout, void *records, sk_flow_result *results,
+                         size_t max, size_t *count);
 /* Submits one task and waits for it: its record is replaced by the
  * result. Returns the task's status (out, may be NULL, gets the rest).
  * Tasks submitted by others that come out meanwhile stay for
@@ -234,7 +249,6 @@ int sk_flow_fd(const sk_flow *flow);
 /* What ended the flow or its start with an error, or NULL. */
 const sk_flow_result *sk_flow_error(const sk_flow *flow);
 
-
 /* --------------------------------------------------------------- metrics */
 
 /* Batch sizes are counted in power-of-two bins: bin k counts handle calls
@@ -252,8 +266,8 @@ typedef struct sk_flow_step_metrics {
     uint64_t tasks_skipped; /* passed on untouched: the condition said no */
     uint64_t batches;       /* handle calls */
     uint64_t batch_sizes[SK_FLOW_BATCH_BINS];
-    uint64_t queue_depth; /* tasks waiting in its input queue now */
-    uint64_t restarts;    /* of its processes, after crashes and timeouts */
+    uint64_t queue_depth;       /* tasks waiting in its input queue now */
+    uint64_t restarts;          /* of its processes, after crashes and timeouts */
     const sk_timer *handle;     /* seconds per handle call */
     const sk_timer *queue_wait; /* seconds a frame of tasks waited in its input queue */
 } sk_flow_step_metrics;

@@ -264,11 +264,13 @@ void sk_section_idle(sk_process *self)
         engine_leave_section(e);
 }
 
-void sk_section_resume(sk_process *self)
+int64_t sk_section_resume(sk_process *self)
 {
     struct engine *e = current_engine;
+    int64_t now = sk_now_ns();
     if (e != NULL && self != NULL && self->rt == e->rt && !(e->seq & 1) && e->rt->hook_section >= 0)
-        engine_enter_section(e, (sk_section)e->rt->hook_section, sk_now_ns());
+        engine_enter_section(e, (sk_section)e->rt->hook_section, now);
+    return now;
 }
 
 _Noreturn void sk_worker_recycle(sk_process *self)

@@ -21,7 +21,7 @@ _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode);
  * leaves its section while idle (no deadline), or comes back. */
 void sk_section_restart(sk_process *self);
 void sk_section_idle(sk_process *self);
-void sk_section_resume(sk_process *self);
+int64_t sk_section_resume(sk_process *self); /* returns the time it resumed at (sk_now_ns) */
 /* Ends the worker now so that its supervisor starts a fresh one (from the
  * state at start) without counting a fault. */
 _Noreturn void sk_worker_recycle(sk_process *self);

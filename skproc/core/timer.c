@@ -46,6 +46,44 @@ void sk_timer_fold_exact(struct sk_timer *t)
         t->hist[sk_timer_bucket((uint64_t)t->exact[i])]++;
 }
 
+void sk_timer_merge(struct sk_timer *dst, const struct sk_timer *src)
+{
+    uint64_t m = src->count, k = dst->count, n = k + m;
+    if (m == 0 || n < k)
+        return; /* nothing, or a count that would wrap */
+    if (k == 0) {
+        dst->min_ns = src->min_ns;
+        dst->max_ns = src->max_ns;
+    } else {
+        dst->min_ns = src->min_ns < dst->min_ns ? src->min_ns : dst->min_ns;
+        dst->max_ns = src->max_ns > dst->max_ns ? src->max_ns : dst->max_ns;
+    }
+    uint64_t total = (uint64_t)dst->total_ns + (uint64_t)src->total_ns;
+    dst->total_ns = total > (uint64_t)INT64_MAX ? INT64_MAX : (int64_t)total;
+    dst->last_ns = src->last_ns;
+    /* Chan et al.'s pairwise update of the mean and M2. */
+    double delta = src->mean_ns - dst->mean_ns;
+    double fk = (double)k, fm = (double)m, fn = (double)n;
+    dst->mean_ns += delta * fm / fn;
+    dst->m2_ns2 += src->m2_ns2 + delta * delta * fk * fm / fn;
+    if (n <= SK_TIMER_EXACT) {
+        memcpy(dst->exact + k, src->exact, (size_t)m * sizeof *src->exact);
+    } else {
+        if (k <= SK_TIMER_EXACT) {
+            memset(dst->hist, 0, sizeof dst->hist);
+            for (uint64_t i = 0; i < k; i++)
+                dst->hist[sk_timer_bucket((uint64_t)dst->exact[i])]++;
+        }
+        if (m <= SK_TIMER_EXACT)
+            for (uint64_t i = 0; i < m; i++)
+                dst->hist[sk_timer_bucket((uint64_t)src->exact[i])]++;
+        else
+            for (size_t b = 0; b < SK_TIMER_BUCKETS; b++)
+                dst->hist[b] += src->hist[b];
+    }
+    dst->count = n;
+}
+
 /* ------------------------------------------------------------ getters */
 
 long sk_timer_count(const sk_timer *t)

@@ -88,6 +88,12 @@ static inline unsigned sk_timer_bucket(uint64_t ns)
  * of line so the inlined recording path stays small. */
 void sk_timer_fold_exact(struct sk_timer *t);
 
+/* Adds every duration src holds to dst, as if they had been recorded there
+ * (a step's processes' timers summed into one). Exact while the two
+ * together fit the exact store; a src that was scribbled on gives wrong
+ * numbers, never an access out of bounds. */
+void sk_timer_merge(struct sk_timer *dst, const struct sk_timer *src);
+
 /* Records one duration in nanoseconds. Negative durations (a clock that went
  * backwards) count as 0. Inline because it runs once or twice per loop
  * iteration and must cost a few nanoseconds; it never allocates. */

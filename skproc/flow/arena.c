@@ -80,7 +80,7 @@ int flow_arena_create(struct sk_flow *f)
         /* Every task in flight, each in a frame of its own at worst, and
          * the bytes a wrap skips until the reader passes it (at most the
          * data area past the capacity: two frames and a page's rounding). */
-        size_t cap = f->queue * (f->entry_size + 16) + 3 * (mm + 64) + 4096;
+        size_t cap = f->queue * (f->entry_size + FLOW_RING_OVERHEAD) + 3 * (mm + 64) + 4096;
         int n = flow_edge_producers(f, e) * flow_edge_consumers(f, e);
         for (int k = 0; k < n; k++) {
             size_t r = f->edge_ring[e] + (size_t)k;

@@ -265,20 +265,40 @@ static void read_statuses(struct sk_flow *f)
 
 /* ------------------------------------------------------------ the table */
 
-static void finish_task(struct sk_flow *f, uint32_t slot, int status)
+/* The task in slot is done. now > 0: it came out of the last step then
+ * (its latency counts). */
+static void finish_task(struct sk_flow *f, uint32_t slot, int status, int64_t now)
 {
     struct flow_task *t = &f->tasks[slot];
     t->state = FLOW_TASK_DONE;
-    t->result.id = t->id;
-    t->result.status = status;
-    if (status == SK_OK) {
-        t->result.step = t->result.process = -1;
-    }
+    t->status = status;
     if (t->deadline_ns != INT64_MAX)
         f->deadlines--;
     f->in_flight--;
+    if (status == SK_OK)
+        f->completed++;
+    else
+        f->failed++;
+    if (now > 0)
+        sk_timer_add(f->latency, now - t->submitted_ns);
     if (!f->config.ordered)
         fifo_push(&f->order, slot, t->id);
+}
+
+/* The task in slot is done with a failure; r says why (copied: a failure
+ * is rare, so only failures carry the weight of an sk_flow_result). */
+static void fail_task(struct sk_flow *f, uint32_t slot, int status, const sk_flow_result *r,
+                      int64_t now)
+{
+    struct flow_task *t = &f->tasks[slot];
+    t->failure = malloc(sizeof *t->failure);
+    if (t->failure != NULL) {
+        *t->failure = *r;
+        t->failure->id = t->id;
+        t->failure->status = status;
+        t->failure->error.item = (long)(t->id & 0x7fffffffffffffffULL);
+    }
+    finish_task(f, slot, status, now);
 }
 
 /* Whether (slot, id) names a task still queued. */
@@ -287,7 +307,7 @@ static bool queued(const struct sk_flow *f, uint64_t id, uint32_t slot)
     return slot < f->queue && f->tasks[slot].state == FLOW_TASK_QUEUED && f->tasks[slot].id == id;
 }
 
-static void take_failure(struct sk_flow *f, const unsigned char *p)
+static void take_failure(struct sk_flow *f, const unsigned char *p, int64_t now)
 {
     struct flow_entry e;
     struct flow_failure why;
@@ -297,8 +317,7 @@ static void take_failure(struct sk_flow *f, const unsigned char *p)
         f->late++;
         return;
     }
-    struct flow_task *t = &f->tasks[e.slot];
-    sk_flow_result *r = &t->result;
+    sk_flow_result result, *r = &result;
     memset(r, 0, sizeof *r);
     r->step = why.step >= 0 && why.step < f->n_steps ? why.step : -1;
     r->process = r->step >= 0 && why.process >= 0 && why.process < f->steps[r->step].processes
@@ -315,12 +334,11 @@ static void take_failure(struct sk_flow *f, const unsigned char *p)
     memcpy(r->error.message, why.message, sizeof why.message);
     memcpy(r->error.cause, why.cause, sizeof why.cause);
     sk_error_sanitize(&r->error);
-    r->error.item = (long)(e.id & 0x7fffffffffffffffULL);
-    finish_task(f, e.slot, SK_EPROCESS);
+    fail_task(f, e.slot, SK_EPROCESS, r, now);
 }
 
 /* One frame from the last step: every entry checked against the table. */
-static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len)
+static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len, int64_t now)
 {
     struct flow_frame fr;
     if (len < sizeof fr) {
@@ -335,7 +353,7 @@ static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len)
             f->corrupt++;
             return;
         }
-        take_failure(f, p);
+        take_failure(f, p, now);
         return;
     }
     if (fr.kind != FLOW_FRAME_TASKS || fr.count == 0 || len / f->entry_size < fr.count ||
@@ -351,7 +369,7 @@ static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len)
             continue;
         }
         memcpy(f->records + (size_t)e.slot * f->task_size, p + sizeof e, f->task_size);
-        finish_task(f, e.slot, SK_OK);
+        finish_task(f, e.slot, SK_OK, now);
     }
 }
 
@@ -360,6 +378,7 @@ static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len)
 static bool pull_outputs(struct sk_flow *f)
 {
     bool got = false;
+    int64_t now = 0;
     int producers = flow_edge_producers(f, f->n_steps);
     for (int p = 0; p < producers; p++) {
         struct flow_ring *r = flow_ring_of(f, f->n_steps, p, 0, 1);
@@ -373,13 +392,15 @@ static bool pull_outputs(struct sk_flow *f)
             }
             if (rc != SK_OK)
                 break;
-            take_frame(f, payload, len);
+            if (now == 0)
+                now = sk_now_ns(); /* one clock read per pull: the latencies' end */
+            take_frame(f, payload, len, now);
             sk_ring_consume(&r->reader);
             got = true;
         }
     }
-    if (got)
-        pthread_cond_broadcast(&f->changed);
+    if (got && f->news_waiters > 0)
+        sk_doorbell_ring(f->doorbell); /* another thread waits for what this one took */
     return got;
 }
 
@@ -404,10 +425,10 @@ static void end_flow(struct sk_flow *f)
         return;
     f->ended = true;
     f->closed = true;
+    sk_flow_result result, *r = &result;
     for (uint32_t s = 0; s < f->queue; s++) {
         if (f->tasks[s].state != FLOW_TASK_QUEUED)
             continue;
-        sk_flow_result *r = &f->tasks[s].result;
         if (f->has_error) {
             *r = f->error;
         } else {
@@ -419,8 +440,7 @@ static void end_flow(struct sk_flow *f)
                      "the flow ended before task %llu came out",
                      (unsigned long long)f->tasks[s].id);
         }
-        r->error.item = (long)(f->tasks[s].id & 0x7fffffffffffffffULL);
-        finish_task(f, s, SK_ECLOSED);
+        fail_task(f, s, SK_ECLOSED, r, 0);
     }
     pthread_cond_broadcast(&f->changed);
     sk_doorbell_ring(f->doorbell);
@@ -448,11 +468,11 @@ static void expire_tasks(struct sk_flow *f, int64_t now)
     if (f->deadlines == 0 || now < f->next_deadline_scan)
         return;
     f->next_deadline_scan = now + 1000 * 1000;
+    sk_flow_result result, *r = &result;
     for (uint32_t s = 0; s < f->queue && f->deadlines > 0; s++) {
         struct flow_task *t = &f->tasks[s];
         if (t->state != FLOW_TASK_QUEUED || t->deadline_ns > now)
             continue;
-        sk_flow_result *r = &t->result;
         memset(r, 0, sizeof *r);
         r->step = r->process = -1;
         r->error.kind = SK_TIMEOUT_ERROR;
@@ -462,28 +482,33 @@ static void expire_tasks(struct sk_flow *f, int64_t now)
         snprintf(r->error.message, sizeof r->error.message,
                  "task %llu did not come out within %.3gs", (unsigned long long)t->id,
                  r->error.timeout);
-        finish_task(f, s, SK_ETIMEDOUT);
+        fail_task(f, s, SK_ETIMEDOUT, r, 0);
     }
 }
 
 /* Everything the parent looks at between two waits (under the lock). */
 static void advance(struct sk_flow *f, bool deep)
 {
-    pull_outputs(f);
+    bool got = pull_outputs(f);
     if (f->ended)
         return;
-    int64_t now = sk_now_ns();
-    expire_tasks(f, now);
+    int64_t now = f->deadlines > 0 || deep ? sk_now_ns() : 0;
+    if (f->deadlines > 0)
+        expire_tasks(f, now);
     if (deep) {
         read_statuses(f);
-        if (!f->has_error)
+        /* Whether a process ended for good costs a system call each:
+         * looked at once per slice. */
+        if (!f->has_error && now >= f->next_process_check) {
+            f->next_process_check = now + FLOW_SLICE_NS;
             check_processes(f);
+        }
     }
     if (f->has_error) {
         atomic_store(&f->ctl->state, FLOW_FAILED);
         flow_wake_all(f);
         end_flow(f);
-    } else if (outputs_ended(f)) {
+    } else if (!got && outputs_ended(f)) {
         pull_outputs(f);
         end_flow(f);
     }
@@ -496,7 +521,6 @@ static void wait_for_news(struct sk_flow *f, int64_t deadline)
     int producers = flow_edge_producers(f, f->n_steps);
     for (int p = 0; p < producers; p++)
         atomic_store(&flow_ring_of(f, f->n_steps, p, 0, 1)->reader.in.ctl->armed, 1);
-    sk_doorbell_drain(f->doorbell);
     atomic_thread_fence(memory_order_seq_cst);
     if (pull_outputs(f))
         return;
@@ -504,10 +528,13 @@ static void wait_for_news(struct sk_flow *f, int64_t deadline)
     int64_t wait = deadline - now < FLOW_SLICE_NS ? deadline - now : FLOW_SLICE_NS;
     if (wait <= 0)
         return;
+    f->news_waiters++;
     pthread_mutex_unlock(&f->lock);
     struct pollfd pfd = {.fd = f->doorbell, .events = POLLIN};
-    poll(&pfd, 1, (int)((wait + 999999) / 1000000));
+    if (poll(&pfd, 1, (int)((wait + 999999) / 1000000)) > 0)
+        sk_doorbell_drain(f->doorbell);
     pthread_mutex_lock(&f->lock);
+    f->news_waiters--;
 }
 
 static void start_failed(struct sk_flow *f)
@@ -570,9 +597,10 @@ int sk_flow_start(sk_flow *f)
         rc = flow_doorbells_create(f);
     if (rc == SK_OK) {
         f->tasks = calloc(f->queue, sizeof *f->tasks);
+        f->latency = calloc(1, sizeof *f->latency);
         f->records = malloc(f->queue * f->task_size);
         f->free_slots = malloc(f->queue * sizeof *f->free_slots);
-        if (f->tasks == NULL || f->records == NULL || f->free_slots == NULL ||
+        if (f->tasks == NULL || f->records == NULL || f->free_slots == NULL || f->latency == NULL ||
             fifo_init(&f->order, f->queue) != SK_OK)
             rc = SK_ENOMEM;
     }
@@ -593,6 +621,7 @@ int sk_flow_start(sk_flow *f)
         rc = await_ready(f);
         if (rc != SK_OK)
             start_failed(f);
+        f->started_ns = sk_now_ns();
     }
     pthread_mutex_unlock(&f->lock);
     return rc;
@@ -600,58 +629,56 @@ int sk_flow_start(sk_flow *f)
 
 /* --------------------------------------------------------- submit/collect */
 
-/* Writes one task into the ring of the step-0 process with the most room. */
-static int send_task(struct sk_flow *f, uint32_t slot, uint64_t id, const void *record)
+/* Writes count tasks (taken from the table's slots) as one frame into the
+ * ring of the next step-0 process. SK_ECORRUPT when no ring has room: only
+ * a reader that forged its tail can do that. */
+static int send_tasks(struct sk_flow *f, const uint32_t *slots, const unsigned char *records,
+                      size_t count, int64_t now)
 {
     int consumers = flow_edge_consumers(f, 0);
-    size_t len = sizeof(struct flow_frame) + f->entry_size;
+    size_t len = sizeof(struct flow_frame) + count * f->entry_size;
+    size_t pad = f->entry_size - sizeof(struct flow_entry) - f->task_size;
     for (int j = 0; j < consumers; j++) {
         int c = (int)((f->next_ring + (size_t)j) % (size_t)consumers);
         struct flow_ring *r = flow_ring_of(f, 0, 0, c, consumers);
         void *dst;
         if (sk_ring_reserve(&r->writer, len, &dst) != SK_OK)
-            continue; /* full only when its reader forged its tail */
+            continue;
         unsigned char *at = dst;
-        struct flow_frame fr = {.kind = FLOW_FRAME_TASKS, .count = 1};
-        struct flow_entry e = {.id = id, .slot = slot};
+        struct flow_frame fr = {.kind = FLOW_FRAME_TASKS, .count = (uint32_t)count, .sent_ns = now};
         memcpy(at, &fr, sizeof fr);
-        memcpy(at + sizeof fr, &e, sizeof e);
-        memcpy(at + sizeof fr + sizeof e, record, f->task_size);
-        size_t pad = f->entry_size - sizeof e - f->task_size;
-        if (pad > 0)
-            memset(at + sizeof fr + sizeof e + f->task_size, 0, pad);
+        at += sizeof fr;
+        for (size_t i = 0; i < count; i++) {
+            struct flow_entry e = {.id = f->tasks[slots[i]].id, .slot = slots[i]};
+            memcpy(at, &e, sizeof e);
+            memcpy(at + sizeof e, records + i * f->task_size, f->task_size);
+            if (pad > 0)
+                memset(at + sizeof e + f->task_size, 0, pad);
+            at += f->entry_size;
+        }
         sk_ring_commit(&r->writer);
         f->next_ring = (size_t)c + 1;
+        f->sent += count;
         return SK_OK;
     }
     return SK_ECORRUPT;
 }
 
-/* sk_flow_submit under the lock; *slot_out gets the task's slot. */
-static int submit_locked(struct sk_flow *f, const void *record, double timeout, double task_timeout,
-                         uint64_t *id, uint32_t *slot_out)
+/* Waits (under the lock) until a slot is free, the flow is closed, or
+ * deadline. */
+static int wait_for_room(struct sk_flow *f, int64_t deadline)
 {
-    int rc = SK_OK;
-    if (!f->started) {
-        rc = sk_refuse(SK_ESTATE, "sk_flow_submit: the flow has not started");
-        goto out;
-    }
-    int64_t deadline = sk_deadline_ns(timeout);
     for (;;) {
-        if (f->closed || f->ended) {
-            rc = SK_ECLOSED;
-            goto out;
-        }
+        if (f->closed || f->ended)
+            return SK_ECLOSED;
         if (f->n_free > 0)
-            break;
+            return SK_OK;
         advance(f, true);
         if (f->n_free > 0 || f->closed)
             continue;
         int64_t now = sk_now_ns();
-        if (now >= deadline) {
-            rc = SK_EFULL;
-            goto out;
-        }
+        if (now >= deadline)
+            return SK_EFULL;
         /* Room comes when someone collects. */
         int64_t until = deadline - now < FLOW_SLICE_NS ? deadline : now + FLOW_SLICE_NS;
         struct timespec ts = sk_ns_to_timespec(until);
@@ -659,37 +686,68 @@ static int submit_locked(struct sk_flow *f, const void *record, double timeout, 
         pthread_cond_timedwait(&f->changed, &f->lock, &ts);
         f->waiting_room--;
     }
-    uint32_t slot = f->free_slots[--f->n_free];
-    uint64_t n = f->next_id++;
-    struct flow_task *t = &f->tasks[slot];
-    t->id = n;
-    t->state = FLOW_TASK_QUEUED;
-    t->submitted_ns = sk_now_ns();
-    t->deadline_ns =
-        task_timeout > 0 ? t->submitted_ns + sk_seconds_to_ns(task_timeout) : INT64_MAX;
-    if (t->deadline_ns != INT64_MAX)
-        f->deadlines++;
-    f->in_flight++;
-    if (f->config.ordered)
-        fifo_push(&f->order, slot, n);
-    if (send_task(f, slot, n, record) != SK_OK) {
-        sk_flow_result *r = &t->result;
-        memset(r, 0, sizeof *r);
-        r->step = 0;
-        r->process = -1;
-        r->error.reason = SK_ECORRUPT;
-        snprintf(r->error.message, sizeof r->error.message,
-                 "no room in step '%s': its processes corrupted their queues", step_name(f, 0));
-        finish_task(f, slot, SK_ECORRUPT);
-    } else {
-        memcpy(f->records + (size_t)slot * f->task_size, record, f->task_size);
+}
+
+/* Submits count tasks (under the lock): as many as there is room for at a
+ * time, in frames of at most step 0's batch. *done gets how many went in;
+ * ids (may be NULL) their numbers; *first_slot (may be NULL) the slot of
+ * the first. */
+static int submit_locked(struct sk_flow *f, const unsigned char *records, size_t count,
+                         double timeout, double task_timeout, uint64_t *ids, size_t *done,
+                         uint32_t *first_slot)
+{
+    *done = 0;
+    if (!f->started)
+        return sk_refuse(SK_ESTATE, "sk_flow_submit: the flow has not started");
+    int64_t deadline = sk_deadline_ns(timeout);
+    int64_t ttl = task_timeout > 0 ? sk_seconds_to_ns(task_timeout) : 0;
+    uint32_t slots[FLOW_MAX_BATCH];
+    while (*done < count) {
+        int rc = wait_for_room(f, deadline);
+        if (rc != SK_OK)
+            return rc;
+        size_t k = count - *done;
+        if (k > f->n_free)
+            k = f->n_free;
+        if (k > f->steps[0].batch)
+            k = f->steps[0].batch;
+        int64_t now = sk_now_ns();
+        for (size_t i = 0; i < k; i++) {
+            uint32_t slot = f->free_slots[--f->n_free];
+            struct flow_task *t = &f->tasks[slot];
+            t->id = f->next_id++;
+            t->state = FLOW_TASK_QUEUED;
+            t->submitted_ns = now;
+            t->deadline_ns = ttl > 0 ? now + ttl : INT64_MAX;
+            t->failure = NULL;
+            if (ttl > 0)
+                f->deadlines++;
+            f->in_flight++;
+            if (f->config.ordered)
+                fifo_push(&f->order, slot, t->id);
+            memcpy(f->records + (size_t)slot * f->task_size, records + (*done + i) * f->task_size,
+                   f->task_size);
+            if (ids != NULL)
+                ids[*done + i] = t->id;
+            if (first_slot != NULL && *done + i == 0)
+                *first_slot = slot;
+            slots[i] = slot;
+        }
+        f->submitted += k;
+        if (send_tasks(f, slots, records + *done * f->task_size, k, now) != SK_OK) {
+            sk_flow_result r;
+            memset(&r, 0, sizeof r);
+            r.step = 0;
+            r.process = -1;
+            r.error.reason = SK_ECORRUPT;
+            snprintf(r.error.message, sizeof r.error.message,
+                     "no room in step '%s': its processes corrupted their queues", step_name(f, 0));
+            for (size_t i = 0; i < k; i++)
+                fail_task(f, slots[i], SK_ECORRUPT, &r, 0);
+        }
+        *done += k;
     }
-    atomic_fetch_add_explicit(&f->ctl->submitted, 1, memory_order_relaxed);
-    if (id != NULL)
-        *id = n;
-    *slot_out = slot;
-out:
-    return rc;
+    return SK_OK;
 }
 
 int sk_flow_submit(sk_flow *f, const void *record, double timeout, double task_timeout,
@@ -698,9 +756,25 @@ int sk_flow_submit(sk_flow *f, const void *record, double timeout, double task_t
     if (f == NULL || record == NULL)
         return sk_refuse(SK_EINVAL, "sk_flow_submit: flow and record are required");
     pthread_mutex_lock(&f->lock);
-    uint32_t slot;
-    int rc = submit_locked(f, record, timeout, task_timeout, id, &slot);
+    size_t done;
+    int rc = submit_locked(f, record, 1, timeout, task_timeout, id, &done, NULL);
     pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int sk_flow_submit_many(sk_flow *f, const void *records, size_t count, double timeout,
+                        double task_timeout, uint64_t *ids, size_t *submitted)
+{
+    if (submitted != NULL)
+        *submitted = 0;
+    if (f == NULL || (records == NULL && count > 0))
+        return sk_refuse(SK_EINVAL, "sk_flow_submit_many: flow and records are required");
+    pthread_mutex_lock(&f->lock);
+    size_t done;
+    int rc = submit_locked(f, records, count, timeout, task_timeout, ids, &done, NULL);
+    pthread_mutex_unlock(&f->lock);
+    if (submitted != NULL)
+        *submitted = done;
     return rc;
 }
 
@@ -721,19 +795,83 @@ static struct flow_ref *next_ready(struct sk_flow *f)
     }
 }
 
-/* Hands a done task to the caller and frees its slot. */
+/* Hands a done task to the caller and frees its slot. A success writes
+ * only id, status, step and process: error stays as the caller had it. */
 static int give(struct sk_flow *f, uint32_t slot, void *record, sk_flow_result *out)
 {
     struct flow_task *t = &f->tasks[slot];
     if (record != NULL)
         memcpy(record, f->records + (size_t)slot * f->task_size, f->task_size);
-    if (out != NULL)
-        *out = t->result;
-    int status = t->result.status;
+    int status = t->status;
+    if (out != NULL) {
+        if (t->failure != NULL) {
+            *out = *t->failure;
+        } else {
+            out->id = t->id;
+            out->status = status;
+            out->step = out->process = -1;
+            if (status != SK_OK) { /* its details were lost to a failed allocation */
+                memset(&out->error, 0, sizeof out->error);
+                out->error.reason = status;
+                out->error.item = (long)(t->id & 0x7fffffffffffffffULL);
+                snprintf(out->error.message, sizeof out->error.message,
+                         "task %llu failed (%s); no memory was left for the details",
+                         (unsigned long long)t->id, sk_strerror(status));
+            }
+        }
+    }
+    free(t->failure);
+    t->failure = NULL;
     t->state = FLOW_TASK_FREE;
     f->free_slots[f->n_free++] = slot;
-    pthread_cond_broadcast(&f->changed);
+    if (f->waiting_room > 0)
+        pthread_cond_broadcast(&f->changed);
     return status;
+}
+
+/* Gives up to max ready tasks (under the lock), waiting up to timeout for
+ * the first. */
+static int collect_locked(struct sk_flow *f, double timeout, unsigned char *records,
+                          sk_flow_result *results, size_t max, size_t *got)
+{
+    *got = 0;
+    if (!f->started)
+        return sk_refuse(SK_ESTATE, "sk_flow_collect: the flow has not started");
+    int64_t deadline = sk_deadline_ns(timeout);
+    bool deep = false;
+    for (;;) {
+        struct flow_ref *ref = next_ready(f);
+        if (ref == NULL) {
+            advance(f, deep);
+            ref = next_ready(f);
+        }
+        while (ref != NULL && *got < max) {
+            uint32_t slot = ref->slot;
+            fifo_pop(&f->order);
+            give(f, slot, records != NULL ? records + *got * f->task_size : NULL,
+                 results != NULL ? &results[*got] : NULL);
+            (*got)++;
+            ref = next_ready(f);
+        }
+        if (*got > 0)
+            return SK_OK;
+        if (f->ended && f->in_flight == 0 && f->order.len == 0)
+            return SK_ECLOSED;
+        if (!deep) {
+            deep = true; /* statuses and processes: only when nothing is ready */
+            continue;
+        }
+        if (sk_now_ns() >= deadline) {
+            /* Nothing to give: the fd must not stay readable, or an event
+             * loop would spin on it. Drained, then looked at once more. */
+            sk_doorbell_drain(f->doorbell);
+            atomic_thread_fence(memory_order_seq_cst);
+            if (pull_outputs(f) && next_ready(f) != NULL)
+                continue;
+            return SK_ETIMEDOUT;
+        }
+        wait_for_news(f, deadline);
+    }
 }
 
 int sk_flow_collect(sk_flow *f, double timeout, void *record, sk_flow_result *out)
@@ -741,38 +879,22 @@ int sk_flow_collect(sk_flow *f, double timeout, void *record, sk_flow_result *ou
     if (f == NULL)
         return sk_refuse(SK_EINVAL, "sk_flow_collect: flow is NULL");
     pthread_mutex_lock(&f->lock);
-    int rc;
-    if (!f->started) {
-        rc = sk_refuse(SK_ESTATE, "sk_flow_collect: the flow has not started");
-        goto out;
-    }
-    int64_t deadline = sk_deadline_ns(timeout);
-    bool deep = false;
-    for (;;) {
-        advance(f, deep);
-        struct flow_ref *ref = next_ready(f);
-        if (ref != NULL) {
-            uint32_t slot = ref->slot;
-            fifo_pop(&f->order);
-            give(f, slot, record, out);
-            rc = SK_OK;
-            goto out;
-        }
-        if (f->ended && f->in_flight == 0 && f->order.len == 0) {
-            rc = SK_ECLOSED;
-            goto out;
-        }
-        if (!deep) {
-            deep = true; /* statuses and processes: only when nothing is ready */
-            continue;
-        }
-        if (sk_now_ns() >= deadline) {
-            rc = SK_ETIMEDOUT;
-            goto out;
-        }
-        wait_for_news(f, deadline);
-    }
-out:
+    size_t got;
+    int rc = collect_locked(f, timeout, record, out, 1, &got);
+    pthread_mutex_unlock(&f->lock);
+    return rc;
+}
+
+int sk_flow_collect_many(sk_flow *f, double timeout, void *records, sk_flow_result *results,
+                         size_t max, size_t *count)
+{
+    if (count != NULL)
+        *count = 0;
+    if (f == NULL || results == NULL || count == NULL || max == 0)
+        return sk_refuse(SK_EINVAL,
+                         "sk_flow_collect_many: flow, results, count and max > 0 are required");
+    pthread_mutex_lock(&f->lock);
+    int rc = collect_locked(f, timeout, records, results, max, count);
     pthread_mutex_unlock(&f->lock);
     return rc;
 }
@@ -782,9 +904,9 @@ int sk_flow_call(sk_flow *f, void *record, double timeout, sk_flow_result *out)
     if (f == NULL || record == NULL)
         return sk_refuse(SK_EINVAL, "sk_flow_call: flow and record are required");
     pthread_mutex_lock(&f->lock);
-    uint64_t id;
-    uint32_t slot;
-    int rc = submit_locked(f, record, timeout, timeout, &id, &slot);
+    size_t done;
+    uint32_t slot = 0;
+    int rc = submit_locked(f, record, 1, timeout, timeout, NULL, &done, &slot);
     if (rc == SK_OK) {
         /* The task's own timeout (or the flow's end) ends the wait. */
         while (f->tasks[slot].state == FLOW_TASK_QUEUED) {
@@ -907,10 +1029,13 @@ void sk_flow_release(sk_flow *f)
     free(f->slot_offset);
     free(f->edge_ring);
     free(f->rings);
+    for (size_t s = 0; f->tasks != NULL && s < f->queue; s++)
+        free(f->tasks[s].failure);
     free(f->tasks);
     free(f->records);
     free(f->free_slots);
     free(f->order.refs);
+    free(f->latency);
     pthread_cond_destroy(&f->changed);
     pthread_mutex_destroy(&f->lock);
     free(f);

@@ -39,6 +39,7 @@
 #define SKPROC_FLOW_INTERNAL_H
 
 #include "skproc.h"
+#include "core/timer.h"
 #include "ipc/ring.h"
 
 #include <pthread.h>
@@ -51,6 +52,9 @@
 #define FLOW_MAX_QUEUE ((size_t)1 << 20)
 #define FLOW_MESSAGE 256
 #define FLOW_CAUSE 512
+/* The bytes a frame of one task costs in a ring beyond its entry: the
+ * ring's own frame header (8) and struct flow_frame. */
+#define FLOW_RING_OVERHEAD (8 + sizeof(struct flow_frame))
 
 /* flow_ctl.state */
 enum flow_state { FLOW_RUNNING, FLOW_STOPPING, FLOW_FINISHING, FLOW_FAILED };
@@ -63,6 +67,7 @@ enum flow_frame_kind { FLOW_FRAME_TASKS = 0x54534b31, FLOW_FRAME_FAILED = 0x4641
 struct flow_frame {
     uint32_t kind;
     uint32_t count;
+    int64_t sent_ns; /* when its producer committed it: the queue wait's start */
 };
 
 struct flow_entry {
@@ -86,7 +91,6 @@ struct flow_failure {
 struct flow_ctl {
     _Atomic uint32_t state;      /* enum flow_state: a hint among the processes */
     _Atomic int32_t finish_step; /* FINISHING: the step that said finish */
-    _Atomic uint64_t submitted;  /* (P) tasks submitted, for show */
 };
 
 /* One process's status and hand: written by that process only. */
@@ -98,6 +102,9 @@ struct flow_slot {
     char message[FLOW_MESSAGE];
     /* counters, for metrics */
     _Atomic uint64_t tasks_in, tasks_out, tasks_failed, tasks_skipped, batches;
+    _Atomic uint64_t batch_bins[SK_FLOW_BATCH_BINS];
+    struct sk_timer handle_timer; /* seconds per handle call */
+    struct sk_timer queue_timer;  /* seconds a frame waited before its batch was handled */
     /* the hand */
     _Atomic uint32_t hand_count; /* tasks in hand */
     _Atomic uint32_t hand_tries; /* handle attempts made on them */
@@ -143,10 +150,11 @@ enum flow_task_state { FLOW_TASK_FREE, FLOW_TASK_QUEUED, FLOW_TASK_DONE, FLOW_TA
 
 struct flow_task {
     uint64_t id;
-    int state;
+    int32_t state;
+    int32_t status;      /* when DONE */
     int64_t deadline_ns; /* INT64_MAX: none */
     int64_t submitted_ns;
-    sk_flow_result result; /* when DONE */
+    sk_flow_result *failure; /* when DONE with a failure: why (NULL when out of memory) */
 };
 
 /* A task named by its table slot and its id (the id tells a slot's
@@ -199,6 +207,13 @@ struct sk_flow {
     bool has_error;
     sk_flow_result error;
     uint64_t corrupt, late; /* records dropped */
+    int64_t next_process_check;
+    int news_waiters; /* threads in wait_for_news */
+
+    /* metrics, the parent's own */
+    int64_t started_ns;
+    uint64_t submitted, sent, completed, failed;
+    struct sk_timer *latency; /* submit to out, per task */
 };
 
 static inline size_t flow_align_up(size_t n, size_t a)

@@ -56,7 +56,8 @@ struct step_worker {
     unsigned char *verdict; /* per hand entry: 0 ok, 1 skipped, 2 failed */
     char (*causes)[FLOW_MESSAGE];
     int *codes;
-    int attempts_left;
+    int64_t *frame_sent; /* when each frame in hand was sent: the queue waits */
+    size_t n_frames;
 };
 
 static struct step_worker *current_worker;
@@ -156,7 +157,7 @@ static void commit_output(struct step_worker *w, int k)
 
 /* Forwards the hand entries whose verdict is ok or skipped, in frames of at
  * most out_batch entries. */
-static int forward_tasks(struct step_worker *w, uint32_t n)
+static int forward_tasks(struct step_worker *w, uint32_t n, int64_t now)
 {
     size_t es = w->f->entry_size;
     uint32_t i = 0;
@@ -172,7 +173,7 @@ static int forward_tasks(struct step_worker *w, uint32_t n)
         int rc = reserve_output(w, sizeof(struct flow_frame) + count * es, &dst, &k);
         if (rc != SK_OK)
             return rc;
-        struct flow_frame fr = {.kind = FLOW_FRAME_TASKS, .count = count};
+        struct flow_frame fr = {.kind = FLOW_FRAME_TASKS, .count = count, .sent_ns = now};
         memcpy(dst, &fr, sizeof fr);
         unsigned char *at = (unsigned char *)dst + sizeof fr;
         uint32_t put = 0;
@@ -200,7 +201,7 @@ static int forward_failure(struct step_worker *w, const unsigned char *entry,
     int rc = reserve_output(w, len, &dst, &k);
     if (rc != SK_OK)
         return rc;
-    struct flow_frame fr = {.kind = FLOW_FRAME_FAILED, .count = 1};
+    struct flow_frame fr = {.kind = FLOW_FRAME_FAILED, .count = 1, .sent_ns = sk_now_ns()};
     unsigned char *at = dst;
     memcpy(at, &fr, sizeof fr);
     memcpy(at + sizeof fr, entry, sizeof(struct flow_entry));
@@ -309,6 +310,26 @@ static int forward_failures(struct step_worker *w, uint32_t n, const sk_error *f
 
 /* --------------------------------------------------------------- handling */
 
+/* The bin of a batch of m tasks: floor(log2(m)), the last bin for larger. */
+static unsigned batch_bin(size_t m)
+{
+    unsigned b = 0;
+    while (m > 1 && b < SK_FLOW_BATCH_BINS - 1) {
+        m >>= 1;
+        b++;
+    }
+    return b;
+}
+
+/* Each frame of the hand waited from its sending until its first handle
+ * call; a retried batch does not count twice. */
+static void record_queue_waits(struct step_worker *w, int64_t start)
+{
+    for (size_t i = 0; i < w->n_frames; i++)
+        sk_timer_add(&w->slot->queue_timer, start - w->frame_sent[i]);
+    w->n_frames = 0;
+}
+
 /* Handles the tasks in hand: the condition splits them, handle runs on the
  * rest (again for those that failed while they have lives), then every
  * task is forwarded, ok, skipped or failed, and the hand is emptied. */
@@ -325,6 +346,7 @@ static void handle_hand(struct step_worker *w, bool recovered)
     memcpy(w->work, flow_hand(slot), (size_t)n * es);
     sk_step *user = w->st->user;
     const sk_error *fault = recovered ? sk_worker_last_fault(&w->fp->base) : NULL;
+    int64_t now = 0;
     int lives = w->st->lives;
     if (recovered && tries >= (uint32_t)lives) {
         /* The batch took its last life with it: every task fails. */
@@ -356,10 +378,15 @@ static void handle_hand(struct step_worker *w, bool recovered)
         tries++;
         atomic_store(&slot->hand_tries, tries);
         w->fp->cause_set = false;
-        sk_section_resume(&w->fp->base);
+        int64_t t0 = sk_section_resume(&w->fp->base);
+        if (w->n_frames > 0)
+            record_queue_waits(w, t0);
         int rc = user->cls->handle(user, w->tasks, m);
         sk_section_idle(&w->fp->base);
+        now = sk_now_ns();
+        sk_timer_add(&slot->handle_timer, now - t0);
         atomic_fetch_add_explicit(&slot->batches, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&slot->batch_bins[batch_bin(m)], 1, memory_order_relaxed);
         bool again = false;
         for (size_t j = 0; j < m; j++) {
             int i = w->task_of[j];
@@ -391,8 +418,9 @@ static void handle_hand(struct step_worker *w, bool recovered)
         goto done; /* the parent fails what is in flight */
     if (forward_failures(w, n, NULL, (int)tries) != SK_OK)
         goto done;
-    forward_tasks(w, n);
+    forward_tasks(w, n, now != 0 ? now : sk_now_ns());
 done:
+    w->n_frames = 0;
     atomic_store(&slot->hand_count, 0);
     atomic_store(&slot->hand_tries, 0);
 }
@@ -431,6 +459,8 @@ static bool take_frame(struct step_worker *w, int k, const void *payload, size_t
         return false;
     memcpy(flow_hand(slot) + (size_t)have * es, (const char *)payload + sizeof fr,
            (size_t)fr.count * es);
+    if (w->n_frames < w->st->batch)
+        w->frame_sent[w->n_frames++] = fr.sent_ns;
     /* The hand holds them before the ring lets go of them. */
     atomic_store_explicit(&slot->hand_count, have + fr.count, memory_order_release);
     sk_ring_consume(ep);
@@ -495,6 +525,8 @@ static enum gather_result gather(struct step_worker *w)
         bool keep;
         if (must_leave(w, &keep))
             return keep && have > 0 ? GATHER_END : GATHER_LEAVE;
+        if (have > 0 && !progress && w->st->batch_timeout_ns == 0)
+            return GATHER_BATCH; /* what is queued, at once */
         if (have > 0) {
             if (deadline == INT64_MAX)
                 deadline = sk_now_ns() + w->st->batch_timeout_ns;
@@ -504,10 +536,10 @@ static enum gather_result gather(struct step_worker *w)
         if (progress)
             continue;
         if (!armed) {
-            /* Armed, drained, looked again: a frame published from here on
-             * rings the doorbell. */
+            /* Armed, looked again: a frame published from here on rings
+             * the doorbell. (A ring left from before only costs one more
+             * look: it is drained when poll says so.) */
             arm_inputs(w, 1);
-            sk_doorbell_drain(w->fp->doorbell);
             atomic_thread_fence(memory_order_seq_cst);
             armed = true;
             continue;
@@ -548,8 +580,9 @@ static int worker_setup(struct step_worker *w, struct flow_proc *fp)
     w->verdict = calloc(b, 1);
     w->causes = calloc(b, sizeof *w->causes);
     w->codes = calloc(b, sizeof *w->codes);
+    w->frame_sent = calloc(b, sizeof *w->frame_sent);
     if (!w->in || !w->out || !w->in_closed || !w->work || !w->tasks || !w->task_of || !w->verdict ||
-        !w->causes || !w->codes)
+        !w->causes || !w->codes || !w->frame_sent)
         return -1;
     for (int p = 0; p < w->n_in; p++)
         w->in[p] = flow_ring_of(f, edge_in, p, fp->index, flow_edge_consumers(f, edge_in));
