@@ -132,8 +132,9 @@ struct sk_step {
 typedef struct sk_flow_config {
     size_t task_size;     /* bytes of one task record; required, at most 64 KiB */
     size_t queue_size;    /* tasks in flight: submitted and not yet collected (the bound of
-                           * every queue and of the parent's memory); default: 4 x the
-                           * largest batch x the most processes in a step, at least 256 */
+                           * every queue and of the parent's memory); default: 32 x the
+                           * largest batch, or 4 x that x the most processes in a step
+                           * when more, at least 256 */
     bool ordered;         /* sk_flow_collect gives tasks in the order they were submitted;
                            * default: in the order they finish */
     double start_timeout; /* seconds sk_flow_start waits for every step to be ready;

