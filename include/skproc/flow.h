@@ -141,8 +141,28 @@ typedef struct sk_flow_config {
                            * default 30 */
     double stop_timeout;  /* seconds sk_flow_stop lets steps drain before it kills them;
                            * default 5 */
-    uint64_t reserved[8]; /* leave zero */
+    size_t payload_area;  /* bytes of shared memory for payloads (sk_flow_payload_alloc);
+                           * 0: none. Pages are committed as they are first written */
+    const char *format;   /* tpl format of one task record, "S(isB)", ...; NULL: plain
+                           * bytes. With strings or buffers (s, B) in it, records travel as
+                           * tpl images: every hook sees the record decoded (strings
+                           * malloc'ed, freed by the flow after the hook), and records
+                           * coming out are decoded into the caller's struct (its strings
+                           * and buffers malloc'ed: free them). Without, plain bytes */
+    size_t image_size;    /* the largest tpl image of one record, bytes; default 1024, at
+                           * most 64 KiB. A record whose image is larger is refused
+                           * (submit: SK_EINVAL) or fails its task (in a step) */
+    uint64_t reserved[5]; /* leave zero */
 } sk_flow_config;
+
+/* A payload: bytes in the flow's shared payload area, named by where they
+ * are. Put one in a task's record; every step reaches the same bytes with
+ * sk_step_payload, in place: a payload is never copied from step to step
+ * (Aqueduct's share_value, without the copy). */
+typedef struct sk_payload {
+    uint64_t offset; /* in the payload area */
+    uint64_t size;   /* bytes */
+} sk_payload;
 
 /* A task that came out of the flow. */
 typedef struct sk_flow_result {
@@ -178,8 +198,14 @@ int sk_task_fail(sk_step *self, sk_task *task, int code, const char *fmt, ...)
 int sk_step_finish(sk_step *self);
 /* In any hook: ends the whole flow with an error (status "error"): every
  * step stops at once; the tasks in flight fail with SK_ECLOSED and this
- * error; sk_flow_wait returns SK_EPROCESS. */
+ * error; sk_flow_wait returns SK_EPROCESS. Returns SK_EPROCESS (SK_ESTATE
+ * outside a hook), so that a hook can end with return sk_step_error(...). */
 int sk_step_error(sk_step *self, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* In a hook: the bytes of payload p (p->size of them, writable), or NULL
+ * when p does not lie inside the payload area. A step may change them and
+ * lower p->size; it cannot allocate: the parent gives each task the
+ * payloads it needs, its output's too. */
+void *sk_step_payload(sk_step *self, const sk_payload *p);
 /* In a hook: which process of its step this is (0 to processes - 1), and
  * the step's index in the flow. */
 int sk_step_process(const sk_step *self);
@@ -243,6 +269,19 @@ int sk_flow_wait(sk_flow *flow, double timeout);
 int sk_flow_stop(sk_flow *flow);
 /* Stops if needed, reaps every process, frees everything. */
 void sk_flow_release(sk_flow *flow);
+
+/* Payloads, parent side. Any time after sk_flow_create (so input can be
+ * written straight into shared memory before it is submitted), from any
+ * thread. alloc: size bytes (64-byte aligned) into *p, their address into
+ * *data (may be NULL); SK_EFULL when the area has no such room,
+ * SK_ESTATE without a payload area. */
+int sk_flow_payload_alloc(sk_flow *flow, size_t size, sk_payload *p, void **data);
+/* The bytes of p, or NULL unless p lies inside a payload allocated and not
+ * freed: a handle a step forged or changed is refused here. */
+void *sk_flow_payload(sk_flow *flow, const sk_payload *p);
+/* Gives p's space back (p as sk_flow_payload_alloc gave it, or with a
+ * smaller size). SK_EINVAL when no payload starts at p->offset. */
+int sk_flow_payload_free(sk_flow *flow, const sk_payload *p);
 
 /* Readable when sk_flow_collect has something to give (a task, or the
  * end). For poll/epoll; do not read or close it. */

@@ -23,6 +23,7 @@
  */
 #include "flow/flow_internal.h"
 
+#include "codec/message.h"
 #include "core/error.h"
 #include "os/clock.h"
 #include "os/fd.h"
@@ -40,6 +41,7 @@
 #define FLOW_DEFAULT_START_TIMEOUT 30.0
 #define FLOW_DEFAULT_STOP_TIMEOUT 5.0
 #define FLOW_DEFAULT_RESTARTS 16
+#define FLOW_DEFAULT_IMAGE 1024
 #define FLOW_PROC_CAPACITY 4096 /* a step process's own channel: unused, kept small */
 
 /* --------------------------------------------------------------- fifo */
@@ -91,15 +93,45 @@ int sk_flow_create(sk_flow **out, const sk_flow_config *cfg)
     if (f->config.stop_timeout <= 0)
         f->config.stop_timeout = FLOW_DEFAULT_STOP_TIMEOUT;
     f->task_size = cfg->task_size;
-    f->entry_size = flow_align_up(sizeof(struct flow_entry) + cfg->task_size, 8);
+    f->wire_size = cfg->task_size;
+    if (cfg->format != NULL) {
+        if (strlen(cfg->format) >= sizeof f->format ||
+            sk_msg_check_one(cfg->format, cfg->task_size) != SK_OK) {
+            free(f);
+            return sk_refuse(SK_EINVAL,
+                             "sk_flow_create: config.format \"%s\" is not a tpl format of one "
+                             "record of task_size (%zu) bytes",
+                             cfg->format, cfg->task_size);
+        }
+        snprintf(f->format, sizeof f->format, "%s", cfg->format);
+        f->tpl = strpbrk(cfg->format, "sB") != NULL;
+    }
+    if (f->tpl) {
+        size_t image = cfg->image_size > 0 ? cfg->image_size : FLOW_DEFAULT_IMAGE;
+        if (image > FLOW_MAX_TASK) {
+            free(f);
+            return sk_refuse(SK_EINVAL, "sk_flow_create: config.image_size is over %zu",
+                             FLOW_MAX_TASK);
+        }
+        f->wire_size = flow_align_up(sizeof(uint32_t) + image, 8);
+    }
+    f->entry_size = flow_align_up(sizeof(struct flow_entry) + f->wire_size, 8);
     f->memfd = -1;
     f->doorbell = -1;
+    f->payload_fd = -1;
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&f->changed, &ca);
     pthread_condattr_destroy(&ca);
+    if (cfg->payload_area > 0) {
+        int rc = flow_payload_area_create(f, cfg->payload_area);
+        if (rc != SK_OK) {
+            sk_flow_release(f);
+            return rc;
+        }
+    }
     *out = f;
     return SK_OK;
 }
@@ -125,6 +157,7 @@ int sk_flow_add(sk_flow *f, sk_step *step)
     struct sk_flow_step *st = &f->steps[f->n_steps];
     memset(st, 0, sizeof *st);
     st->user = step;
+    st->flow = f;
     st->index = f->n_steps++;
     step->impl = st;
     return SK_OK;
@@ -373,7 +406,11 @@ static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len, in
             f->late++;
             continue;
         }
-        memcpy(f->records + (size_t)e.slot * f->task_size, p + sizeof e, f->task_size);
+        if (flow_record_check(f, p + sizeof e) != SK_OK) {
+            f->corrupt++;
+            continue; /* a forged image: the task fails by its timeout or the flow's end */
+        }
+        memcpy(f->records + (size_t)e.slot * f->wire_size, p + sizeof e, f->wire_size);
         finish_task(f, e.slot, SK_OK, now);
     }
 }
@@ -603,7 +640,7 @@ int sk_flow_start(sk_flow *f)
     if (rc == SK_OK) {
         f->tasks = calloc(f->queue, sizeof *f->tasks);
         f->latency = calloc(1, sizeof *f->latency);
-        f->records = malloc(f->queue * f->task_size);
+        f->records = malloc(f->queue * f->wire_size);
         f->free_slots = malloc(f->queue * sizeof *f->free_slots);
         if (f->tasks == NULL || f->records == NULL || f->free_slots == NULL || f->latency == NULL ||
             fifo_init(&f->order, f->queue) != SK_OK)
@@ -637,12 +674,11 @@ int sk_flow_start(sk_flow *f)
 /* Writes count tasks (taken from the table's slots) as one frame into the
  * ring of the next step-0 process. SK_ECORRUPT when no ring has room: only
  * a reader that forged its tail can do that. */
-static int send_tasks(struct sk_flow *f, const uint32_t *slots, const unsigned char *records,
-                      size_t count, int64_t now)
+static int send_tasks(struct sk_flow *f, const uint32_t *slots, size_t count, int64_t now)
 {
     int consumers = flow_edge_consumers(f, 0);
     size_t len = sizeof(struct flow_frame) + count * f->entry_size;
-    size_t pad = f->entry_size - sizeof(struct flow_entry) - f->task_size;
+    size_t pad = f->entry_size - sizeof(struct flow_entry) - f->wire_size;
     for (int j = 0; j < consumers; j++) {
         int c = (int)((f->next_ring + (size_t)j) % (size_t)consumers);
         struct flow_ring *r = flow_ring_of(f, 0, 0, c, consumers);
@@ -656,9 +692,9 @@ static int send_tasks(struct sk_flow *f, const uint32_t *slots, const unsigned c
         for (size_t i = 0; i < count; i++) {
             struct flow_entry e = {.id = f->tasks[slots[i]].id, .slot = slots[i]};
             memcpy(at, &e, sizeof e);
-            memcpy(at + sizeof e, records + i * f->task_size, f->task_size);
+            memcpy(at + sizeof e, f->records + (size_t)slots[i] * f->wire_size, f->wire_size);
             if (pad > 0)
-                memset(at + sizeof e + f->task_size, 0, pad);
+                memset(at + sizeof e + f->wire_size, 0, pad);
             at += f->entry_size;
         }
         sk_ring_commit(&r->writer);
@@ -718,7 +754,21 @@ static int submit_locked(struct sk_flow *f, const unsigned char *records, size_t
             k = f->steps[0].batch;
         int64_t now = sk_now_ns();
         for (size_t i = 0; i < k; i++) {
-            uint32_t slot = f->free_slots[--f->n_free];
+            uint32_t slot = f->free_slots[f->n_free - 1];
+            const unsigned char *record = records + (*done + i) * f->task_size;
+            int rc = flow_record_encode(f, record, f->records + (size_t)slot * f->wire_size);
+            if (rc != SK_OK) {
+                k = i; /* the tasks before it go; this one is refused */
+                if (k > 0)
+                    break;
+                if (rc == SK_EFULL)
+                    return sk_refuse(SK_EINVAL,
+                                     "sk_flow_submit: the record's tpl image is over "
+                                     "image_size (%zu bytes)",
+                                     f->wire_size - sizeof(uint32_t));
+                return rc;
+            }
+            f->n_free--;
             struct flow_task *t = &f->tasks[slot];
             t->id = f->next_id++;
             t->state = FLOW_TASK_QUEUED;
@@ -730,8 +780,6 @@ static int submit_locked(struct sk_flow *f, const unsigned char *records, size_t
             f->in_flight++;
             if (f->config.ordered)
                 fifo_push(&f->order, slot, t->id);
-            memcpy(f->records + (size_t)slot * f->task_size, records + (*done + i) * f->task_size,
-                   f->task_size);
             if (ids != NULL)
                 ids[*done + i] = t->id;
             if (first_slot != NULL && *done + i == 0)
@@ -739,7 +787,7 @@ static int submit_locked(struct sk_flow *f, const unsigned char *records, size_t
             slots[i] = slot;
         }
         f->submitted += k;
-        if (send_tasks(f, slots, records + *done * f->task_size, k, now) != SK_OK) {
+        if (send_tasks(f, slots, k, now) != SK_OK) {
             sk_flow_result r;
             memset(&r, 0, sizeof r);
             r.step = 0;
@@ -805,9 +853,14 @@ static struct flow_ref *next_ready(struct sk_flow *f)
 static int give(struct sk_flow *f, uint32_t slot, void *record, sk_flow_result *out)
 {
     struct flow_task *t = &f->tasks[slot];
-    if (record != NULL)
-        memcpy(record, f->records + (size_t)slot * f->task_size, f->task_size);
     int status = t->status;
+    if (record != NULL) {
+        int rc = flow_record_decode(f, f->records + (size_t)slot * f->wire_size, record);
+        if (rc != SK_OK && status == SK_OK) {
+            status = t->status = rc; /* out of memory for its strings */
+            memset(record, 0, f->task_size);
+        }
+    }
     if (out != NULL) {
         if (t->failure != NULL) {
             *out = *t->failure;
@@ -1041,6 +1094,7 @@ void sk_flow_release(sk_flow *f)
     free(f->free_slots);
     free(f->order.refs);
     free(f->latency);
+    flow_payload_area_release(f);
     pthread_cond_destroy(&f->changed);
     pthread_mutex_destroy(&f->lock);
     free(f);

@@ -136,6 +136,7 @@ struct flow_proc {
 /* The parent's description of a step. */
 struct sk_flow_step {
     sk_step *user;
+    struct sk_flow *flow;
     int index;
     int processes;
     size_t batch; /* clamped batch size */
@@ -164,6 +165,16 @@ struct flow_ref {
     uint32_t slot;
 };
 
+/* A range of the payload area (payload.c). */
+struct flow_extent {
+    uint64_t offset, size;
+};
+
+struct flow_extents {
+    struct flow_extent *v; /* sorted by offset */
+    size_t len, cap;
+};
+
 struct flow_fifo {
     struct flow_ref *refs;
     size_t cap, head, len;
@@ -171,8 +182,12 @@ struct flow_fifo {
 
 struct sk_flow {
     sk_flow_config config;
-    size_t task_size, entry_size; /* record bytes; entry + record, padded */
-    size_t queue;                 /* tasks in flight at most */
+    size_t task_size;  /* bytes of the user's record */
+    size_t wire_size;  /* bytes of a record on the wire (record.c) */
+    size_t entry_size; /* entry + wire record, padded */
+    bool tpl;          /* records travel as tpl images */
+    char format[256];
+    size_t queue; /* tasks in flight at most */
     int n_steps;
     struct sk_flow_step steps[FLOW_MAX_STEPS];
     int n_procs;
@@ -210,6 +225,12 @@ struct sk_flow {
     int64_t next_process_check;
     int news_waiters; /* threads in wait_for_news */
 
+    /* payloads (payload.c): the area, and the parent's own bookkeeping */
+    int payload_fd;
+    void *payload_base;
+    size_t payload_size, payload_used;
+    struct flow_extents payload_free, payload_live;
+
     /* metrics, the parent's own */
     int64_t started_ns;
     uint64_t submitted, sent, completed, failed;
@@ -246,6 +267,18 @@ int flow_edge_consumers(const struct sk_flow *f, int edge);
  * ring; then makes the doorbells (after the processes' structs exist). */
 int flow_arena_create(struct sk_flow *f);
 int flow_doorbells_create(struct sk_flow *f);
+
+/* The payload area (payload.c), made by sk_flow_create. */
+int flow_payload_area_create(struct sk_flow *f, size_t size);
+void flow_payload_area_release(struct sk_flow *f);
+
+/* Records on the wire (record.c): plain bytes or a tpl image in a cell of
+ * wire_size bytes. decode allocates a tpl record's strings (release frees
+ * them); check validates an image without decoding it. */
+int flow_record_encode(const struct sk_flow *f, const void *record, unsigned char *wire);
+int flow_record_decode(const struct sk_flow *f, const unsigned char *wire, void *record);
+void flow_record_release(const struct sk_flow *f, void *record);
+int flow_record_check(const struct sk_flow *f, const unsigned char *wire);
 
 /* The class every step process runs (step.c). */
 extern const sk_class flow_proc_class;

@@ -56,11 +56,27 @@ struct step_worker {
     unsigned char *verdict; /* per hand entry: 0 ok, 1 skipped, 2 failed */
     char (*causes)[FLOW_MESSAGE];
     int *codes;
-    int64_t *frame_sent; /* when each frame in hand was sent: the queue waits */
+    int64_t *frame_sent;    /* when each frame in hand was sent: the queue waits */
+    unsigned char *records; /* tpl records: batch x task_size, decoded */
+    bool *decoded;          /* tpl records: which of them hold allocations */
     size_t n_frames;
 };
 
 static struct step_worker *current_worker;
+
+/* The record hand entry i is seen as by the hooks: in place (plain), or
+ * decoded (tpl). */
+static void *task_record(struct step_worker *w, uint32_t i)
+{
+    if (w->f->tpl)
+        return w->records + (size_t)i * w->f->task_size;
+    return w->work + (size_t)i * w->f->entry_size + sizeof(struct flow_entry);
+}
+
+static unsigned char *entry_wire(struct step_worker *w, uint32_t i)
+{
+    return w->work + (size_t)i * w->f->entry_size + sizeof(struct flow_entry);
+}
 
 static struct flow_proc *proc_of(sk_process *self)
 {
@@ -256,13 +272,18 @@ static void call_error_hook(struct step_worker *w, uint32_t n, const sk_error *e
         if (w->verdict[i] != 2)
             continue;
         const struct flow_entry *e = (const void *)(w->work + (size_t)i * es);
+        if (w->f->tpl && flow_record_decode(w->f, entry_wire(w, i), task_record(w, i)) != SK_OK)
+            memset(task_record(w, i), 0, w->f->task_size); /* what could not be decoded */
         w->tasks[m] = (sk_task){.id = e->id,
-                                .record = w->work + (size_t)i * es + sizeof *e,
+                                .record = task_record(w, i),
                                 .attempt = (int)atomic_load(&w->slot->hand_tries)};
         m++;
     }
     if (m > 0)
         user->cls->error(user, w->tasks, m, err);
+    for (uint32_t i = 0; w->f->tpl && i < n; i++)
+        if (w->verdict[i] == 2)
+            flow_record_release(w->f, task_record(w, i));
 }
 
 static void failure_to_error(const struct flow_failure *why, sk_error *err)
@@ -330,6 +351,51 @@ static void record_queue_waits(struct step_worker *w, int64_t start)
     w->n_frames = 0;
 }
 
+/* tpl records: decodes entry i of the work area; a record that does not
+ * decode (its image is corrupt) fails its task. */
+static void decode_record(struct step_worker *w, uint32_t i)
+{
+    if (!w->f->tpl)
+        return;
+    if (w->decoded[i]) {
+        flow_record_release(w->f, task_record(w, i));
+        w->decoded[i] = false;
+    }
+    int rc = flow_record_decode(w->f, entry_wire(w, i), task_record(w, i));
+    if (rc == SK_OK) {
+        w->decoded[i] = true;
+        return;
+    }
+    w->verdict[i] = 2;
+    w->codes[i] = rc;
+    snprintf(w->causes[i], FLOW_MESSAGE, "the task's record could not be decoded: %s",
+             sk_strerror(rc));
+}
+
+/* tpl records: encodes the handled records back into their entries and
+ * frees what decoding allocated; one that no longer fits fails. */
+static void encode_records(struct step_worker *w, uint32_t n)
+{
+    if (!w->f->tpl)
+        return;
+    for (uint32_t i = 0; i < n; i++) {
+        if (!w->decoded[i])
+            continue;
+        if (w->verdict[i] == 0) {
+            int rc = flow_record_encode(w->f, task_record(w, i), entry_wire(w, i));
+            if (rc != SK_OK) {
+                w->verdict[i] = 2;
+                w->codes[i] = rc;
+                snprintf(w->causes[i], FLOW_MESSAGE,
+                         "the handled record's tpl image does not fit image_size (%zu bytes)",
+                         w->f->wire_size - sizeof(uint32_t));
+            }
+        }
+        flow_record_release(w->f, task_record(w, i));
+        w->decoded[i] = false;
+    }
+}
+
 /* Handles the tasks in hand: the condition splits them, handle runs on the
  * rest (again for those that failed while they have lives), then every
  * task is forwarded, ok, skipped or failed, and the hand is emptied. */
@@ -357,8 +423,11 @@ static void handle_hand(struct step_worker *w, bool recovered)
         goto done;
     }
     for (uint32_t i = 0; i < n; i++) {
+        decode_record(w, i);
+        if (w->verdict[i] != 0)
+            continue;
         const struct flow_entry *e = (const void *)(w->work + (size_t)i * es);
-        sk_task t = {.id = e->id, .record = (unsigned char *)e + sizeof *e, .attempt = 1};
+        sk_task t = {.id = e->id, .record = task_record(w, i), .attempt = 1};
         if (user->cls->condition != NULL && !user->cls->condition(user, &t))
             w->verdict[i] = 1;
     }
@@ -368,8 +437,8 @@ static void handle_hand(struct step_worker *w, bool recovered)
             if (w->verdict[i] != 0 || w->codes[i] == INT32_MIN)
                 continue;
             const struct flow_entry *e = (const void *)(w->work + (size_t)i * es);
-            w->tasks[m] = (sk_task){
-                .id = e->id, .record = (unsigned char *)e + sizeof *e, .attempt = (int)tries + 1};
+            w->tasks[m] =
+                (sk_task){.id = e->id, .record = task_record(w, i), .attempt = (int)tries + 1};
             w->task_of[m] = (int)i;
             m++;
         }
@@ -403,14 +472,16 @@ static void handle_hand(struct step_worker *w, bool recovered)
                 /* Tried again from the record as it came in. */
                 memcpy(w->work + (size_t)i * es, flow_hand(slot) + (size_t)i * es, es);
                 w->codes[i] = 0;
-                again = true;
+                decode_record(w, (uint32_t)i);
+                again = w->verdict[i] == 0 || again;
             } else {
                 w->verdict[i] = 2;
             }
         }
-        if (!again)
-            break;
+        if (!again || flow_state_now(w->f) == FLOW_FAILED)
+            break; /* done, or the flow failed: no try is worth it */
     }
+    encode_records(w, n);
     for (uint32_t i = 0; i < n; i++)
         if (w->verdict[i] == 1)
             atomic_fetch_add_explicit(&slot->tasks_skipped, 1, memory_order_relaxed);
@@ -581,8 +652,10 @@ static int worker_setup(struct step_worker *w, struct flow_proc *fp)
     w->causes = calloc(b, sizeof *w->causes);
     w->codes = calloc(b, sizeof *w->codes);
     w->frame_sent = calloc(b, sizeof *w->frame_sent);
+    w->records = calloc(b, f->tpl ? f->task_size : 1);
+    w->decoded = calloc(b, sizeof *w->decoded);
     if (!w->in || !w->out || !w->in_closed || !w->work || !w->tasks || !w->task_of || !w->verdict ||
-        !w->causes || !w->codes || !w->frame_sent)
+        !w->causes || !w->codes || !w->frame_sent || !w->records || !w->decoded)
         return -1;
     for (int p = 0; p < w->n_in; p++)
         w->in[p] = flow_ring_of(f, edge_in, p, fp->index, flow_edge_consumers(f, edge_in));
@@ -767,7 +840,7 @@ int sk_step_error(sk_step *self, const char *fmt, ...)
     va_start(ap, fmt);
     int rc = announce(self, FLOW_STATUS_ERROR, fmt, &ap);
     va_end(ap);
-    return rc;
+    return rc == SK_OK ? SK_EPROCESS : rc;
 }
 
 int sk_step_process(const sk_step *self)
