@@ -334,16 +334,101 @@ typedef struct sk_flow_metrics {
 int sk_flow_metrics_read(sk_flow *flow, sk_flow_metrics *out);
 void sk_flow_metrics_free(sk_flow_metrics *m);
 
-/* Writes m in the Prometheus text exposition format (version 0.0.4):
- * counters <prefix>_step_tasks_total{step="...",outcome="in|out|failed|skipped"},
- * summaries with quantiles for handle time, queue wait and latency, gauges
- * for depth and tasks in flight. prefix NULL: "skproc_flow". SK_ESYS when
- * out fails. */
+/* Writes m to out in the Prometheus text exposition format 0.0.4, ready
+ * to serve on a /metrics page (Content-Type: text/plain; version=0.0.4).
+ * Every metric name is one family (HELP and TYPE lines, then its samples);
+ * the output passes `promtool check metrics` with no lint.
+ *
+ *   <prefix>_tasks_submitted_total, _tasks_completed_total,
+ *     _tasks_failed_total                          counters
+ *   <prefix>_tasks_in_flight                       gauge
+ *   <prefix>_elapsed_seconds                       gauge
+ *   <prefix>_throughput_tasks_per_second           gauge (the average since the start)
+ *   <prefix>_latency_seconds                       summary
+ *   per step, labelled step="<name>",index="<index>":
+ *   <prefix>_step_processes                        gauge
+ *   <prefix>_step_tasks_total{outcome="in|out|failed|skipped"}  counter
+ *   <prefix>_step_batches_total                    counter
+ *   <prefix>_step_batch_size                       histogram
+ *   <prefix>_step_queue_depth                      gauge
+ *   <prefix>_step_restarts_total                   counter
+ *   <prefix>_step_handle_seconds                   summary
+ *   <prefix>_step_queue_wait_seconds               summary
+ *
+ * Label values have backslash, double quote and newline escaped; a byte of
+ * a step's name that is not well-formed UTF-8 is written as U+FFFD. Both
+ * labels are there because two steps may have one name.
+ *
+ * Summaries: quantile="0.5", "0.9", "0.99" (sk_timer_percentile), _sum in
+ * seconds and _count, over the whole run (a timer is not windowed). A timer
+ * with no samples has NaN quantiles, _sum 0 and _count 0; a NULL timer is
+ * written the same way, so the set of series never changes.
+ *
+ * The batch-size histogram is the bins as they are: le="1", "3", "7", ...,
+ * "8191" (2^(k+1) - 1 for bin k, cumulative, exact), "+Inf", and _count
+ * (the bins' total, equal to +Inf). It has no _sum: the flow does not
+ * record the sum of batch sizes, and tasks_in - tasks_skipped is not it
+ * (batches retried after a failure hand tasks again; tasks taken and not
+ * yet handled count in it), nor does it only grow, which a _sum must. _sum
+ * is optional to Prometheus; for a mean batch size,
+ * rate(step_tasks_total{outcome="in"}) / rate(step_batches_total) is close.
+ *
+ * Numbers: counts as integers, other values as the shortest decimal that
+ * reads back exactly, "." as the decimal point whatever the locale, NaN
+ * and +Inf as the format spells them.
+ *
+ * prefix NULL: "skproc_flow"; otherwise a metric name,
+ * [a-zA-Z_:][a-zA-Z0-9_:]*, else SK_EINVAL (a colon is valid, but kept for
+ * recording rules: promtool lints it). The output is flushed: SK_ESYS
+ * when a write or the flush fails (out may then hold part of the text). */
 int sk_flow_metrics_prometheus(const sk_flow_metrics *m, const char *prefix, FILE *out);
-/* Sends m to a StatsD server over UDP (host an IPv4 or IPv6 address or a
- * name, port e.g. 8125): counters as deltas since the previous send
- * through the same sender, gauges and timings ("ms") as they are, as
- * many lines per datagram as fit 1432 bytes. */
+
+/* Sends m to a StatsD server over UDP, in the plain StatsD line format
+ * ("name:value|type"), as Aqueduct's StatsD exporter does.
+ *
+ * sk_statsd_open: host is an IPv4 or IPv6 address or a name (getaddrinfo,
+ * any family; the first address that a UDP socket connects to is used),
+ * port 1 to 65535 (StatsD's usual one is 8125). prefix NULL: "skproc.flow";
+ * otherwise 1 to 200 characters of [A-Za-z0-9_.-] with no empty part
+ * between dots, else SK_EINVAL. A host that does not resolve is SK_EINVAL
+ * (no such name) or SK_ESYS (the resolver failed, e.g. no DNS server);
+ * a socket that cannot connect is SK_ESYS.
+ *
+ * sk_statsd_send, the lines, with <step> the step's name with every byte
+ * but [A-Za-z0-9_-] made '_' (at most 128 of them, "step" when empty),
+ * and "_<index>" added when an earlier step has the same <step>:
+ *
+ *   <prefix>.submitted, .completed, .failed                     |c
+ *   <prefix>.in_flight, .elapsed_seconds, .throughput           |g
+ *   <prefix>.latency                                            |ms
+ *   <prefix>.<step>.tasks_in, .tasks_out, .tasks_failed, .tasks_skipped,
+ *     .batches, .restarts                                       |c
+ *   <prefix>.<step>.batch_size.<lo>_<hi> (bin k: 2^k, 2^(k+1)-1) |c
+ *   <prefix>.<step>.processes, .queue_depth                     |g
+ *   <prefix>.<step>.handle_time, .queue_wait                    |ms
+ *
+ * Counters are deltas: the increase since what this sender sent before
+ * (the first send: the whole count); an increase of 0 sends no line; a
+ * count lower than before (another flow) counts as a new start. A delta
+ * counts as sent once send() took its datagram: the deltas of a datagram
+ * that could not be sent go out with the next call, so none is lost or
+ * doubled by a failed send(). Gauges are sent every time; a double gauge
+ * that is negative or not finite is left out (StatsD would read a sign as
+ * a change). A timer sends one timing: the mean, in milliseconds, of the
+ * durations it recorded since the last timing sent (StatsD's own
+ * percentiles are then over those means; the run's quantiles are in the
+ * Prometheus output), nothing when it recorded none or is NULL.
+ *
+ * Lines are packed into datagrams of at most 1432 bytes, never cut. UDP
+ * waits for no one: a server that is not there is not an error (the
+ * ECONNREFUSED its absence brings to the next send() is passed over once)
+ * and what it would have received is lost, as anything UDP loses after
+ * send(). SK_ESYS only when no datagram of this call could be sent at all
+ * (the reason in sk_last_error_message); its counts then go with the next
+ * call. SK_ENOMEM when the sender cannot grow for more steps.
+ *
+ * The sender keeps the sent counts by step position: use one per flow. One
+ * thread at a time per sender. sk_statsd_close(NULL) does nothing. */
 typedef struct sk_statsd sk_statsd;
 int sk_statsd_open(sk_statsd **out, const char *host, int port, const char *prefix);
 int sk_statsd_send(sk_statsd *s, const sk_flow_metrics *m);
