@@ -489,11 +489,24 @@ static void end_flow(struct sk_flow *f)
 }
 
 /* Processes that ended for good before closing their outputs fail the flow. */
+/* Whether every ring out of fp is closed: what the parent itself sees of
+ * a process that reached its end of stream (not a word the process wrote
+ * in its slot, which a dying process could forge). */
+static bool proc_outputs_closed(struct sk_flow *f, const struct flow_proc *fp)
+{
+    int edge = fp->step + 1;
+    int consumers = flow_edge_consumers(f, edge);
+    for (int c = 0; c < consumers; c++)
+        if (!sk_ring_closed(&flow_ring_of(f, edge, fp->index, c, consumers)->reader.in))
+            return false;
+    return true;
+}
+
 static void check_processes(struct sk_flow *f)
 {
     for (int g = 0; g < f->n_procs; g++) {
         struct flow_proc *fp = &f->procs[g];
-        if (atomic_load(&flow_slot_of(f, g)->outputs_closed) || sk_alive(&fp->base))
+        if (proc_outputs_closed(f, fp) || sk_alive(&fp->base))
             continue;
         if (f->has_error || f->ended)
             return;
@@ -854,10 +867,12 @@ static int give(struct sk_flow *f, uint32_t slot, void *record, sk_flow_result *
 {
     struct flow_task *t = &f->tasks[slot];
     int status = t->status;
+    bool undecoded = false;
     if (record != NULL) {
         int rc = flow_record_decode(f, f->records + (size_t)slot * f->wire_size, record);
         if (rc != SK_OK && status == SK_OK) {
-            status = t->status = rc; /* out of memory for its strings */
+            undecoded = true;
+            status = t->status = rc; /* SK_ENOMEM for its strings, or SK_EFORMAT */
             memset(record, 0, f->task_size);
         }
     }
@@ -868,12 +883,13 @@ static int give(struct sk_flow *f, uint32_t slot, void *record, sk_flow_result *
             out->id = t->id;
             out->status = status;
             out->step = out->process = -1;
-            if (status != SK_OK) { /* its details were lost to a failed allocation */
+            if (status != SK_OK) { /* undecodable, or its failure's details lost to malloc */
                 memset(&out->error, 0, sizeof out->error);
                 out->error.reason = status;
                 out->error.item = (long)(t->id & 0x7fffffffffffffffULL);
                 snprintf(out->error.message, sizeof out->error.message,
-                         "task %llu failed (%s); no memory was left for the details",
+                         undecoded ? "task %llu: its record could not be decoded (%s)"
+                                   : "task %llu failed (%s); no memory was left for the details",
                          (unsigned long long)t->id, sk_strerror(status));
             }
         }

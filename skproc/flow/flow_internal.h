@@ -24,7 +24,8 @@
  * step and process it names are the parent's own; what a slot says about
  * counts and messages is clamped and sanitized. `state` in the control
  * block is a hint the processes share among themselves (the flow is
- * stopping, finishing or failed) and the parent never reads it.
+ * stopping, finishing or failed); the parent reads it only in sk_flow_stop,
+ * so as not to turn FAILED back into STOPPING, and reports nothing from it.
  *
  * Hand. A process copies the tasks it takes out of its rings into the hand
  * in its slot before it consumes the frames; it empties the hand only once
@@ -97,7 +98,6 @@ struct flow_ctl {
 struct flow_slot {
     _Alignas(64) _Atomic uint32_t ready; /* its start hook returned */
     _Atomic uint32_t status;             /* enum flow_status */
-    _Atomic uint32_t outputs_closed;     /* it closed its output rings (end of stream) */
     int32_t code;
     char message[FLOW_MESSAGE];
     /* counters, for metrics */

@@ -526,7 +526,9 @@ static bool take_frame(struct step_worker *w, int k, const void *payload, size_t
         sk_ring_consume(ep);
         return true;
     }
-    if (have + fr.count > w->st->batch)
+    /* have may be any word a peer wrote: compared alone, so that the sum
+     * cannot wrap below the batch. */
+    if (have > w->st->batch || have + fr.count > w->st->batch)
         return false;
     memcpy(flow_hand(slot) + (size_t)have * es, (const char *)payload + sizeof fr,
            (size_t)fr.count * es);
@@ -729,7 +731,6 @@ static int proc_onfinish(sk_process *self)
         struct flow_ring *r = flow_ring_of(f, edge, fp->index, c, consumers);
         sk_ring_close(&r->writer.out, r->writer.out_doorbell);
     }
-    atomic_store(&flow_slot_of(f, fp->global)->outputs_closed, 1);
     sk_doorbell_ring(f->doorbell);
     return rc;
 }
