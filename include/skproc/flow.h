@@ -130,29 +130,34 @@ struct sk_step {
 };
 
 typedef struct sk_flow_config {
-    size_t task_size;     /* bytes of one task record; required, at most 64 KiB */
-    size_t queue_size;    /* tasks in flight: submitted and not yet collected (the bound of
-                           * every queue and of the parent's memory); default: 32 x the
-                           * largest batch, or 4 x that x the most processes in a step
-                           * when more, at least 256 */
-    bool ordered;         /* sk_flow_collect gives tasks in the order they were submitted;
-                           * default: in the order they finish */
-    double start_timeout; /* seconds sk_flow_start waits for every step to be ready;
-                           * default 30 */
-    double stop_timeout;  /* seconds sk_flow_stop lets steps drain before it kills them;
-                           * default 5 */
-    size_t payload_area;  /* bytes of shared memory for payloads (sk_flow_payload_alloc);
-                           * 0: none. Pages are committed as they are first written */
-    const char *format;   /* tpl format of one task record, "S(isB)", ...; NULL: plain
-                           * bytes. With strings or buffers (s, B) in it, records travel as
-                           * tpl images: every hook sees the record decoded (strings
-                           * malloc'ed, freed by the flow after the hook), and records
-                           * coming out are decoded into the caller's struct (its strings
-                           * and buffers malloc'ed: free them). Without, plain bytes */
-    size_t image_size;    /* the largest tpl image of one record, bytes; default 1024, at
-                           * most 64 KiB. A record whose image is larger is refused
-                           * (submit: SK_EINVAL) or fails its task (in a step) */
-    uint64_t reserved[5]; /* leave zero */
+    size_t task_size;           /* bytes of one task record; required, at most 64 KiB */
+    size_t queue_size;          /* tasks in flight: submitted and not yet collected (the bound of
+                                 * every queue and of the parent's memory); default: 32 x the
+                                 * largest batch, or 4 x that x the most processes in a step
+                                 * when more, at least 256 */
+    bool ordered;               /* sk_flow_collect gives tasks in the order they were submitted;
+                                 * default: in the order they finish */
+    double start_timeout;       /* seconds sk_flow_start waits for every step to be ready;
+                                 * default 30 */
+    double stop_timeout;        /* seconds sk_flow_stop lets steps drain before it kills them;
+                                 * default 5 */
+    size_t payload_area;        /* bytes of shared memory for payloads (sk_flow_payload_alloc);
+                                 * 0: none. Pages are committed as they are first written */
+    const char *format;         /* tpl format of one task record, "S(isB)", ...; NULL: plain
+                                 * bytes. With strings or buffers (s, B) in it, records travel as
+                                 * tpl images: every hook sees the record decoded (strings
+                                 * malloc'ed, freed by the flow after the hook), and records
+                                 * coming out are decoded into the caller's struct (its strings
+                                 * and buffers malloc'ed: free them). Without, plain bytes */
+    size_t image_size;          /* the largest tpl image of one record, bytes; default 1024, at
+                                 * most 64 KiB. A record whose image is larger is refused
+                                 * (submit: SK_EINVAL) or fails its task (in a step) */
+    const char *session_prefix; /* the run's session directory is <$TMPDIR or /tmp>/<prefix>-
+                                 * XXXXXX, mode 0700; default "skflow". No '/', at most 200
+                                 * characters */
+    bool no_session_dir;        /* true: the run gets no session directory (saves a mkdtemp
+                                 * and a fork at start) */
+    uint64_t reserved[3];       /* leave zero */
 } sk_flow_config;
 
 /* A payload: bytes in the flow's shared payload area, named by where they
@@ -210,6 +215,9 @@ void *sk_step_payload(sk_step *self, const sk_payload *p);
  * the step's index in the flow. */
 int sk_step_process(const sk_step *self);
 int sk_step_index(const sk_step *self);
+/* In a hook: the run's session directory (see sk_flow_session_dir), the
+ * same path in every process of every step; NULL with no_session_dir. */
+const char *sk_step_session_dir(const sk_step *self);
 
 /* Parent-side calls. */
 
@@ -288,6 +296,15 @@ int sk_flow_payload_free(sk_flow *flow, const sk_payload *p);
 int sk_flow_fd(const sk_flow *flow);
 /* What ended the flow or its start with an error, or NULL. */
 const sk_flow_result *sk_flow_error(const sk_flow *flow);
+/* The run's session directory: made by sk_flow_start (mode 0700, under
+ * $TMPDIR or /tmp, named by config.session_prefix) before any step
+ * process, private to the run and shared by all its processes. It is
+ * removed when the run ends, whichever way: by sk_flow_wait or
+ * sk_flow_stop once every process is reaped, by sk_flow_release, and when
+ * the parent dies (even by SIGKILL) by a janitor process once the parent and
+ * every step are gone. NULL before start, after removal, and with
+ * config.no_session_dir. */
+const char *sk_flow_session_dir(const sk_flow *flow);
 
 /* --------------------------------------------------------------- metrics */
 

@@ -40,6 +40,7 @@
 #define FLOW_SLICE_NS (10 * 1000 * 1000) /* the longest sleep between two looks at the steps */
 #define FLOW_DEFAULT_START_TIMEOUT 30.0
 #define FLOW_DEFAULT_STOP_TIMEOUT 5.0
+#define FLOW_SESSION_PREFIX "skflow"
 #define FLOW_DEFAULT_RESTARTS 16
 #define FLOW_DEFAULT_IMAGE 1024
 #define FLOW_PROC_CAPACITY 4096 /* a step process's own channel: unused, kept small */
@@ -84,10 +85,21 @@ int sk_flow_create(sk_flow **out, const sk_flow_config *cfg)
     if (cfg->queue_size > FLOW_MAX_QUEUE)
         return sk_refuse(SK_EINVAL, "sk_flow_create: config.queue_size is over %zu",
                          FLOW_MAX_QUEUE);
+    const char *prefix = cfg->session_prefix != NULL ? cfg->session_prefix : FLOW_SESSION_PREFIX;
+    if (prefix[0] == '\0' || strchr(prefix, '/') != NULL ||
+        strlen(prefix) > SK_SESSION_DIR_PREFIX_MAX)
+        return sk_refuse(SK_EINVAL,
+                         "sk_flow_create: config.session_prefix must be 1 to %d characters "
+                         "without '/'",
+                         SK_SESSION_DIR_PREFIX_MAX);
     struct sk_flow *f = calloc(1, sizeof *f);
     if (f == NULL)
         return SK_ENOMEM;
     f->config = *cfg;
+    snprintf(f->session_prefix, sizeof f->session_prefix, "%s", prefix);
+    f->config.session_prefix = f->session_prefix;
+    f->session.janitor = -1;
+    f->session.janitor_pidfd = f->session.keepalive_fd = -1;
     if (f->config.start_timeout <= 0)
         f->config.start_timeout = FLOW_DEFAULT_START_TIMEOUT;
     if (f->config.stop_timeout <= 0)
@@ -601,6 +613,31 @@ static void start_failed(struct sk_flow *f)
     f->ended = true;
 }
 
+/* The run's session directory, made before any step process is forked so
+ * that each of them holds its janitor's keepalive: the directory is removed
+ * by sk_flow_wait, sk_flow_stop or sk_flow_release once the processes are
+ * reaped, or by the janitor once the parent and every step are gone. */
+static int session_create(struct sk_flow *f)
+{
+    if (f->config.no_session_dir)
+        return SK_OK;
+    if (sk_session_dir_create(&f->session, f->session_prefix) == 0)
+        return SK_OK;
+    int e = errno;
+    const char *tmp = getenv("TMPDIR");
+    set_error(f, -1, NULL, "the session directory could not be made in %s: %s",
+              tmp != NULL && tmp[0] != '\0' ? tmp : "/tmp", strerror(e));
+    f->error.status = SK_ESYS;
+    errno = e;
+    return SK_ESYS;
+}
+
+/* Removes the session directory: every process of the run is reaped. */
+static void session_remove(struct sk_flow *f)
+{
+    sk_session_dir_remove(&f->session);
+}
+
 /* Waits until every process says ready. */
 static int await_ready(struct sk_flow *f)
 {
@@ -645,7 +682,9 @@ int sk_flow_start(sk_flow *f)
     pthread_mutex_lock(&f->lock);
     f->started = true;
     freeze_steps(f);
-    int rc = procs_create(f);
+    int rc = session_create(f);
+    if (rc == SK_OK)
+        rc = procs_create(f);
     if (rc == SK_OK)
         rc = flow_arena_create(f);
     if (rc == SK_OK)
@@ -1049,6 +1088,7 @@ int sk_flow_wait(sk_flow *f, double timeout)
     pthread_mutex_unlock(&f->lock);
     reap_all(f, deadline < stop ? deadline : stop);
     pthread_mutex_lock(&f->lock);
+    session_remove(f);
     rc = f->has_error ? SK_EPROCESS : SK_OK;
 out:
     pthread_mutex_unlock(&f->lock);
@@ -1079,6 +1119,9 @@ int sk_flow_stop(sk_flow *f)
     end_flow(f);
     pthread_mutex_unlock(&f->lock);
     reap_all(f, deadline);
+    pthread_mutex_lock(&f->lock);
+    session_remove(f);
+    pthread_mutex_unlock(&f->lock);
     return SK_OK;
 }
 
@@ -1093,6 +1136,7 @@ void sk_flow_release(sk_flow *f)
         for (int g = 0; g < f->n_procs; g++)
             sk_release(&f->procs[g].base);
     }
+    session_remove(f);
     for (int g = 0; f->procs != NULL && g < f->n_procs; g++)
         sk_fd_close(&f->procs[g].doorbell);
     if (f->base != NULL)
@@ -1119,6 +1163,11 @@ void sk_flow_release(sk_flow *f)
 int sk_flow_fd(const sk_flow *f)
 {
     return f != NULL && f->started ? f->doorbell : -1;
+}
+
+const char *sk_flow_session_dir(const sk_flow *f)
+{
+    return f != NULL && f->session.path[0] != '\0' ? f->session.path : NULL;
 }
 
 const sk_flow_result *sk_flow_error(const sk_flow *f)

@@ -42,6 +42,7 @@
 #include "skproc.h"
 #include "core/timer.h"
 #include "ipc/ring.h"
+#include "os/session_dir.h"
 
 #include <pthread.h>
 #include <stdatomic.h>
@@ -230,6 +231,10 @@ struct sk_flow {
     void *payload_base;
     size_t payload_size, payload_used;
     struct flow_extents payload_free, payload_live;
+
+    /* the run's session directory (all empty: none) */
+    struct sk_session_dir session;
+    char session_prefix[SK_SESSION_DIR_PREFIX_MAX + 1];
 
     /* metrics, the parent's own */
     int64_t started_ns;

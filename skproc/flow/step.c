@@ -854,3 +854,11 @@ int sk_step_index(const sk_step *self)
 {
     return self != NULL && self->impl != NULL ? self->impl->index : -1;
 }
+
+const char *sk_step_session_dir(const sk_step *self)
+{
+    if (self == NULL || self->impl == NULL || self->impl->flow == NULL)
+        return NULL;
+    const char *path = self->impl->flow->session.path;
+    return path[0] != '\0' ? path : NULL;
+}
