@@ -613,6 +613,20 @@ static void start_failed(struct sk_flow *f)
     f->ended = true;
 }
 
+/* Reaps every process, up to deadline; then kills the rest. */
+static void reap_all(struct sk_flow *f, int64_t deadline)
+{
+    for (int g = 0; f->procs != NULL && g < f->n_procs; g++) {
+        struct flow_proc *fp = &f->procs[g];
+        int64_t now = sk_now_ns();
+        double left = deadline > now ? (double)(deadline - now) / 1e9 : 0;
+        if (sk_wait(&fp->base, left) == SK_ETIMEDOUT) {
+            sk_kill(&fp->base);
+            sk_wait(&fp->base, -1);
+        }
+    }
+}
+
 /* The run's session directory, made before any step process is forked so
  * that each of them holds its janitor's keepalive: the directory is removed
  * by sk_flow_wait, sk_flow_stop or sk_flow_release once the processes are
@@ -718,6 +732,12 @@ int sk_flow_start(sk_flow *f)
         f->started_ns = sk_now_ns();
     }
     pthread_mutex_unlock(&f->lock);
+    if (rc != SK_OK) { /* nothing is left running: the processes (killed), the janitor */
+        reap_all(f, sk_now_ns());
+        pthread_mutex_lock(&f->lock);
+        session_remove(f);
+        pthread_mutex_unlock(&f->lock);
+    }
     return rc;
 }
 
@@ -1047,20 +1067,6 @@ int sk_flow_close(sk_flow *f)
         close_input(f);
     pthread_mutex_unlock(&f->lock);
     return SK_OK;
-}
-
-/* Reaps every process, up to deadline; then kills the rest. */
-static void reap_all(struct sk_flow *f, int64_t deadline)
-{
-    for (int g = 0; g < f->n_procs; g++) {
-        struct flow_proc *fp = &f->procs[g];
-        int64_t now = sk_now_ns();
-        double left = deadline > now ? (double)(deadline - now) / 1e9 : 0;
-        if (sk_wait(&fp->base, left) == SK_ETIMEDOUT) {
-            sk_kill(&fp->base);
-            sk_wait(&fp->base, -1);
-        }
-    }
 }
 
 int sk_flow_wait(sk_flow *f, double timeout)
