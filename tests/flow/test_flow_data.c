@@ -284,8 +284,8 @@ static const sk_step_class imager_class = {.name = "imager", .handle = imager_ha
 /* A 1 MiB payload the parent writes straight into shared memory goes
  * through three steps that each check and change every byte in place;
  * the parent finds all three changes. No step got a copy: each found the
- * bytes at the parent's offset, and the rings carried only the records
- * (their bytes are counted: nowhere near a payload's size). */
+ * bytes at the parent's offset, and the rings carried only the records,
+ * whose handle (offset, size) is all they hold of a payload. */
 static void test_payload_zero_copy(void **state)
 {
     (void)state;
@@ -328,14 +328,15 @@ static void test_payload_zero_copy(void **state)
                 fail_msg("byte %zu of task %llu is %u", k, (unsigned long long)r.id, b[k]);
         assert_int_equal(sk_flow_payload_free(flow, &out.data), SK_OK);
     }
-    /* What crossed each edge: the records alone. */
+    assert_int_equal(sk_flow_close(flow), SK_OK);
+    assert_int_equal(sk_flow_wait(flow, 10.0), SK_OK);
+    /* Every step handled each task once (its counters are final once its
+     * processes ended: a step counts a task out after it forwarded it). */
     sk_flow_metrics m;
     assert_int_equal(sk_flow_metrics_read(flow, &m), SK_OK);
     for (int i = 0; i < 3; i++)
         assert_int_equal(m.step[i].tasks_out, TASKS);
     sk_flow_metrics_free(&m);
-    assert_int_equal(sk_flow_close(flow), SK_OK);
-    assert_int_equal(sk_flow_wait(flow, 10.0), SK_OK);
     /* The area is whole again: one allocation of all of it fits. */
     sk_payload all;
     assert_int_equal(sk_flow_payload_alloc(flow, 8 * PAYLOAD_BYTES, &all, NULL), SK_OK);
@@ -561,12 +562,12 @@ static void test_metrics_totals(void **state)
     sk_flow_release(flow);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_million_tasks),     cmocka_unit_test(test_four_threads_submit),
-        cmocka_unit_test(test_payload_zero_copy), cmocka_unit_test(test_payload_allocator),
-        cmocka_unit_test(test_tpl_records),       cmocka_unit_test(test_metrics_totals),
+        SKT_TEST(test_million_tasks),     SKT_TEST(test_four_threads_submit),
+        SKT_TEST(test_payload_zero_copy), SKT_TEST(test_payload_allocator),
+        SKT_TEST(test_tpl_records),       SKT_TEST(test_metrics_totals),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    return skt_run(argc, argv, tests);
 }
