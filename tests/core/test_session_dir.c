@@ -55,32 +55,6 @@ static char *saved_tmpdir; /* $TMPDIR before the test, or NULL */
 static pid_t children[8];  /* to kill and reap if an assertion ends a test early */
 static int nchildren;
 
-static int chmod_dirs(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_D || flag == FTW_DNR)
-        chmod(path, S_IRWXU);
-    return 0;
-}
-
-static int remove_any(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
-static void rm_rf(const char *path)
-{
-    nftw(path, chmod_dirs, 16, FTW_PHYS);
-    nftw(path, remove_any, 16, FTW_PHYS | FTW_DEPTH);
-}
-
 static void cleanup(void *arg)
 {
     (void)arg;
@@ -96,7 +70,7 @@ static void cleanup(void *arg)
     } else {
         unsetenv("TMPDIR");
     }
-    rm_rf(base);
+    skt_rm_rf(base);
 }
 
 /* Makes the test's base directory and points $TMPDIR at it. */
@@ -167,26 +141,12 @@ static bool exists(const char *path)
 }
 
 /* Entries in a directory, "." and ".." left out. */
-static int entries(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
-}
-
 /* The open descriptors of another process of ours. */
 static int fds_of(pid_t pid)
 {
     char path[64];
     snprintf(path, sizeof path, "/proc/%d/fd", (int)pid);
-    return entries(path);
+    return skt_dir_entries(path);
 }
 
 /* True when the process is gone: its pidfd readable (any process, reaped
@@ -537,7 +497,7 @@ static void test_create_remove(void **state)
     assert_true(WAIT_FOR(getsid(d.janitor) == d.janitor, 5.0));
     assert_true(WAIT_FOR(signal_mask(d.janitor, "SigBlk") == 0, 5.0));
     assert_int_equal(signal_mask(d.janitor, "SigCgt"), 0);
-    assert_int_equal(entries(base), 1);
+    assert_int_equal(skt_dir_entries(base), 1);
 
     pid_t janitor = d.janitor;
     char path[sizeof d.path];
@@ -552,7 +512,7 @@ static void test_create_remove(void **state)
     assert_int_equal(d.janitor, -1);
     assert_int_equal(d.janitor_pidfd, -1);
     assert_int_equal(d.keepalive_fd, -1);
-    assert_int_equal(entries(base), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
 }
 
 /* 2. remove takes a populated tree; what links point at stays. */
@@ -573,7 +533,7 @@ static void test_remove_populated(void **state)
     sk_session_dir_remove(&d);
     assert_false(exists(path));
     assert_outside_intact(&o);
-    assert_int_equal(entries(base), 2); /* outside-file, outside-dir */
+    assert_int_equal(skt_dir_entries(base), 2); /* outside-file, outside-dir */
     errno = 0;
     assert_int_equal(waitpid(janitor, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
@@ -613,7 +573,7 @@ static void test_remove_populated_as_user(void **state)
     make_outside(&o);
     assert_int_equal(as_user(remove_populated_body, &o), 0);
     assert_outside_intact(&o);
-    assert_int_equal(entries(base), 2);
+    assert_int_equal(skt_dir_entries(base), 2);
 }
 
 /* 3. The creator is SIGKILLed: the janitor removes the (populated)
@@ -873,7 +833,7 @@ static void test_threads(void **state)
             assert_int_equal(errno, ECHILD);
         }
     }
-    assert_int_equal(entries(base), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     assert_int_equal(skt_fd_count(), fds);
 }
 
@@ -886,7 +846,7 @@ static int unwritable_body(void *arg)
         return 1;
     if (errno != EACCES)
         return 2;
-    if (d.path[0] != '\0' || d.keepalive_fd != -1 || entries(arg) != 0)
+    if (d.path[0] != '\0' || d.keepalive_fd != -1 || skt_dir_entries(arg) != 0)
         return 3;
     return 0;
 }
@@ -914,11 +874,11 @@ static void test_bad_input(void **state)
     memset(longest, 'p', sizeof longest);
     longest[SK_SESSION_DIR_PREFIX_MAX + 1] = '\0';
     assert_rc(sk_session_dir_create(&d, longest), SK_EINVAL);
-    assert_int_equal(entries(base), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     longest[SK_SESSION_DIR_PREFIX_MAX] = '\0'; /* the longest that is taken */
     assert_rc(sk_session_dir_create(&d, longest), 0);
     sk_session_dir_remove(&d);
-    assert_int_equal(entries(base), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
 
     /* $TMPDIR missing, a file, relative, not writable: refused. */
     snprintf(path, sizeof path, "%s/missing", base);
@@ -942,10 +902,10 @@ static void test_bad_input(void **state)
     assert_int_equal(chown(ro, geteuid() == 0 ? NOBODY : geteuid(), (gid_t)-1), 0);
     setenv("TMPDIR", ro, 1);
     assert_int_equal(as_user(unwritable_body, ro), 0);
-    assert_int_equal(entries(ro), 0);
+    assert_int_equal(skt_dir_entries(ro), 0);
     rmdir(ro);
     unlink(path);
-    assert_int_equal(entries(base), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
 
     /* A trailing slash makes no doubled one. */
     snprintf(path, sizeof path, "%s//", base);
@@ -972,7 +932,7 @@ static void test_bad_input(void **state)
     assert_int_equal(errno, 1234);
     sk_session_dir_remove(&d);
     assert_false(exists(path));
-    assert_int_equal(entries(base), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     assert_int_equal(skt_fd_count(), fds);
     assert_no_children();
 }

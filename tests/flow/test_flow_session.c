@@ -16,10 +16,8 @@
 #include <cmocka.h>
 #include "support.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -115,17 +113,6 @@ static const sk_step_class writer_class = {
 static char base[256]; /* this test's $TMPDIR */
 static char *saved_tmpdir;
 
-static int remove_any(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)ftw;
-    if (flag == FTW_DP)
-        rmdir(path);
-    else
-        unlink(path);
-    return 0;
-}
-
 static void restore_tmpdir(void *arg)
 {
     (void)arg;
@@ -136,7 +123,7 @@ static void restore_tmpdir(void *arg)
     } else {
         unsetenv("TMPDIR");
     }
-    nftw(base, remove_any, 16, FTW_PHYS | FTW_DEPTH);
+    skt_rm_rf(base);
 }
 
 /* Makes the test's base directory and points $TMPDIR at it. */
@@ -154,20 +141,6 @@ static bool exists(const char *path)
 {
     struct stat st;
     return lstat(path, &st) == 0;
-}
-
-/* Entries in the base directory, but for . and .. */
-static int base_entries(void)
-{
-    DIR *d = opendir(base);
-    assert_non_null(d);
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
 }
 
 /* Whether pid has ended: no such process, or a zombie nobody reaped yet. */
@@ -288,7 +261,7 @@ static void test_end_of_stream_removes(void **state)
     assert_rc(sk_flow_wait(rn->flow, 10.0), SK_OK);
     assert_false(exists(path));
     assert_null(sk_flow_session_dir(rn->flow));
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -304,7 +277,7 @@ static void test_error_status_removes(void **state)
     assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
     assert_string_equal(sk_flow_error(rn->flow)->error.cause, "task 5 is poison");
     assert_false(exists(path));
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -321,7 +294,7 @@ static void test_crash_removes(void **state)
     assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
     assert_int_equal(atomic_load(&rn->seen->crashes), 1);
     assert_false(exists(path));
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -369,7 +342,7 @@ static void test_stop_and_release_remove(void **state)
     assert_int_equal(submit_n(rn, 40), 40);
     end_run(rn);
     assert_false(exists(path));
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
 }
 
 /* A start hook that fails: sk_flow_start fails, and nothing is left, the
@@ -385,7 +358,7 @@ static void test_failed_start_removes(void **state)
     assert_int_equal(strncmp(rn->seen->path[2], base, strlen(base)), 0);
     assert_false(exists(rn->seen->path[2]));
     assert_null(sk_flow_session_dir(rn->flow));
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -451,7 +424,7 @@ static void test_parent_sigkill_removes(void **state)
     for (int slot = 0; slot < 4; slot++)
         skt_wait_until(pid_ended(steps[slot]), GONE_WITHIN);
     skt_wait_until(!exists(path), GONE_WITHIN);
-    skt_wait_until(base_entries() == 0, GONE_WITHIN);
+    skt_wait_until(skt_dir_entries(base) == 0, GONE_WITHIN);
 }
 
 /* Options: a prefix of one's own; no directory at all; prefixes refused;
@@ -474,7 +447,7 @@ static void test_options_and_refusals(void **state)
     for (int slot = 0; slot < 4; slot++)
         assert_string_equal(rn->seen->path[slot], "(null)");
     end_run(rn);
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
 
     const char *bad[] = {"", "a/b", "/abs"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
@@ -504,7 +477,7 @@ static void test_options_and_refusals(void **state)
     for (int slot = 0; slot < 4; slot++) /* no step process ran */
         assert_int_equal(atomic_load(&rn->seen->pid[slot]), 0);
     end_run(rn);
-    assert_int_equal(base_entries(), 0);
+    assert_int_equal(skt_dir_entries(base), 0);
 }
 
 int main(int argc, char **argv)

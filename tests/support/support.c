@@ -20,6 +20,8 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <ftw.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 
 #if defined(__has_include)
@@ -605,17 +607,51 @@ void skt_cmp_failed(const char *ea, const char *op, const char *eb, struct skt_v
 
 /* -------------------------------------------------------- leak probes */
 
-int skt_fd_count(void)
+int skt_dir_entries(const char *path)
 {
-    DIR *d = opendir("/proc/self/fd");
+    DIR *d = opendir(path);
     if (d == NULL)
-        fail_msg("support: opendir /proc/self/fd: %s", strerror(errno));
+        return -1;
     int n = 0;
     struct dirent *ent;
     while ((ent = readdir(d)) != NULL)
-        if (ent->d_name[0] != '.')
+        if (strcmp(ent->d_name, ".") != 0 && strcmp(ent->d_name, "..") != 0)
             n++;
     closedir(d);
+    return n;
+}
+
+static int make_searchable(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_D || flag == FTW_DNR)
+        chmod(path, S_IRWXU);
+    return 0;
+}
+
+static int remove_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    if (flag == FTW_DP)
+        rmdir(path);
+    else
+        unlink(path);
+    return 0;
+}
+
+void skt_rm_rf(const char *path)
+{
+    nftw(path, make_searchable, 16, FTW_PHYS);
+    nftw(path, remove_entry, 16, FTW_PHYS | FTW_DEPTH);
+}
+
+int skt_fd_count(void)
+{
+    int n = skt_dir_entries("/proc/self/fd");
+    if (n < 0)
+        fail_msg("support: opendir /proc/self/fd: %s", strerror(errno));
     return n - 1; /* the directory's own fd */
 }
 

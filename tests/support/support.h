@@ -335,6 +335,12 @@ static inline void skt_spin_forever(void)
 
 /* The number of open file descriptors of this process. */
 int skt_fd_count(void);
+/* The entries of directory path but . and .., or -1 when it cannot be
+ * opened. */
+int skt_dir_entries(const char *path);
+/* Removes path and everything below it, making directories searchable and
+ * writable first; does not follow links. Errors are ignored. */
+void skt_rm_rf(const char *path);
 
 /* True when this process has no child at all, not even a zombie. */
 static inline bool skt_no_children(void)
