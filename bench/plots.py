@@ -120,6 +120,29 @@ def plot_pool_workers(results, out):
     return name
 
 
+def plot_flow_throughput(results, out):
+    """Tasks per second through a 3-step flow: skproc, the raw pipe floor
+    and Python's multiprocessing, batched and one task at a time."""
+    bars = [('skproc\\nbatches of 64', 'flow.tput.skproc'),
+            ('raw pipes\\nbatches of 64', 'flow.tput.raw'),
+            ('skproc\\nbatches of 1', 'flow.tput.skproc_unbatched'),
+            ('raw pipes\\nbatches of 1', 'flow.tput.raw_unbatched'),
+            ('Python\\nmultiprocessing', 'flow.tput.python')]
+    medians = {m['key']: m['median'] for m in measurements(results, 'flow.tput.')}
+    rows = [(i, medians[key], label) for i, (label, key) in enumerate(bars) if key in medians]
+    if not rows:
+        return None
+    name = 'flow_throughput.png'
+    script = ('set title "3-step flow of 64-byte tasks (each step adds 1): tasks per second"\n'
+              'set logscale y\nset ylabel "tasks per second (log scale)"\nset yrange [1000:*]\n'
+              'set boxwidth 0.6\nset style fill solid 0.6\nset key off\nset bmargin 4\n'
+              'set xtics (%s)\n' % ', '.join('"%s" %d' % (label, i) for i, _, label in rows) +
+              'plot "tput" using 1:2 with boxes, "tput" using 1:2:(sprintf("%.3gM", $2/1e6)) '
+              'with labels offset 0,1\n')
+    gnuplot(script, {'tput': [(i, v) for i, v, _ in rows]}, os.path.join(out, name))
+    return name
+
+
 def percentile_rows(m):
     """(percentile, value) pairs from a measurement's details: 'cdf' (the
     0th..100th percentiles) or 'samples' (every trial), whichever it has."""
@@ -167,7 +190,7 @@ def main():
         results = json.load(f)
     os.makedirs(args.out, exist_ok=True)
     drawn = []
-    for draw in (plot_start_vs_memory, plot_pool_batch, plot_pool_workers):
+    for draw in (plot_start_vs_memory, plot_pool_batch, plot_pool_workers, plot_flow_throughput):
         name = draw(results, args.out)
         if name:
             drawn.append(name)

@@ -1060,6 +1060,7 @@ PLOT_CAPTIONS = {
     'pool_vs_workers.png': 'Pool throughput against the number of workers',
     'latency_rtt.png': 'Round trip of an 8-byte message: the distribution',
     'timeout_lateness.png': 'How late a timeout reaches the parent: the distribution',
+    'flow_throughput.png': 'A 3-step flow against the raw pipe floor and Python multiprocessing',
 }
 
 
