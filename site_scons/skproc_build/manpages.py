@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""Section 3 man pages for the public calls, made from include/skproc.h and
-include/skproc/pool.h: each page shows the prototypes and types it covers, and as
+"""Section 3 man pages for the public calls, made from include/skproc.h,
+include/skproc/pool.h and include/skproc/flow.h: each page shows the prototypes and types it covers, and as
 its text the comment written right above each of them in the header (the header
 reads like documentation, so the pages say what it says). man/*.3 are committed;
 `scons man` writes them again, and `scons test` fails when they differ from what
@@ -15,7 +15,7 @@ import os
 import re
 import sys
 
-HEADERS = ['include/skproc.h', 'include/skproc/pool.h']
+HEADERS = ['include/skproc.h', 'include/skproc/pool.h', 'include/skproc/flow.h']
 MAN_DIR = 'man'
 
 # (page, one-line summary, functions, types, overview). The first function of a page
@@ -74,6 +74,27 @@ PAGES = [
     ('sk_pool_alloc', 'zero-copy arrays shared with the workers of a pool',
      ['sk_pool_alloc', 'sk_pool_free'], [], None),
     ('sk_pool_release', 'free a pool', ['sk_pool_release'], [], None),
+    ('sk_flow_create', 'create, start, end and release a flow of process groups',
+     ['sk_flow_create', 'sk_flow_add', 'sk_flow_start', 'sk_flow_close', 'sk_flow_wait',
+      'sk_flow_stop', 'sk_flow_release', 'sk_flow_error', 'sk_flow_session_dir'],
+     ['sk_flow', 'sk_flow_config', 'sk_flow_result'], 'include/skproc/flow.h'),
+    ('sk_step_init', 'define a step of a flow, and the calls its hooks make',
+     ['sk_step_init', 'sk_step_fail', 'sk_task_fail', 'sk_step_finish', 'sk_step_error',
+      'sk_step_process', 'sk_step_index', 'sk_step_session_dir'],
+     ['sk_step', 'sk_task', 'sk_step_class', 'sk_step_timeouts', 'sk_step_config',
+      'sk_step#struct'], None),
+    ('sk_flow_submit', 'put tasks into a flow and take them out',
+     ['sk_flow_submit', 'sk_flow_submit_many', 'sk_flow_collect', 'sk_flow_collect_many',
+      'sk_flow_call', 'sk_flow_fd'], [], None),
+    ('sk_flow_payload_alloc', 'payloads that every step of a flow reaches in place',
+     ['sk_flow_payload_alloc', 'sk_flow_payload', 'sk_flow_payload_free', 'sk_step_payload'],
+     ['sk_payload'], None),
+    ('sk_flow_metrics_read', "a snapshot of a flow's metrics",
+     ['sk_flow_metrics_read', 'sk_flow_metrics_free'],
+     ['sk_flow_step_metrics', 'sk_flow_metrics'], None),
+    ('sk_flow_metrics_prometheus', "export a flow's metrics to Prometheus or StatsD",
+     ['sk_flow_metrics_prometheus', 'sk_statsd_open', 'sk_statsd_send', 'sk_statsd_close'],
+     ['sk_statsd'], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),
 ]
@@ -242,7 +263,10 @@ def collect(top):
     for h in HEADERS:
         with open(os.path.join(top, h)) as f:
             items = parse(f.read())
-        first = next((it for it in items if it.kind == 'comment'), None)
+        # The header's opening comment, after its SPDX line.
+        first = next((it for it in items if it.kind == 'comment' and
+                      not re.fullmatch(r'/\*\s*SPDX-License-Identifier:[^*]*\*/', it.text)),
+                     None)
         overviews[h] = comment_lines(first.text) if first else []
         for it in items:
             if it.name:
@@ -287,7 +311,8 @@ def render(page, summary, funcs, types, overview, decls, overviews, version):
             out += [code(l) for l in it.text.split('\n')]
         out.append('.fi')
         if 'sk_process' in types or 'sk_class' in types or 'sk_config' in types or \
-                'sk_pool_job' in types or 'sk_pool_config' in types:
+                'sk_pool_job' in types or 'sk_pool_config' in types or \
+                'sk_step_config' in types or 'sk_flow_config' in types:
             out += ['.PP', 'The reserved members keep room for later versions without an ABI',
                     'break: leave them zero (designated initializers, a static table or',
                     '.BR memset (3)).']
