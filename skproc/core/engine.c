@@ -102,7 +102,8 @@ static int engine_call(struct engine *e, sk_section s)
     int rc = hook(e->p);
     rt->hook_section = -1;
     int64_t t1 = sk_now_ns();
-    engine_leave_section(e);
+    if (e->seq & 1) /* a hook that went idle (sk_section_idle) has left already */
+        engine_leave_section(e);
     e->now = t1;
     if (rc == 0) {
         sk_timer_add(&e->sh->timers[s], t1 - t0);

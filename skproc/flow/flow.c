@@ -621,6 +621,7 @@ static void reap_all(struct sk_flow *f, int64_t deadline)
         int64_t now = sk_now_ns();
         double left = deadline > now ? (double)(deadline - now) / 1e9 : 0;
         if (sk_wait(&fp->base, left) == SK_ETIMEDOUT) {
+            fp->killed_at_end = true;
             sk_kill(&fp->base);
             sk_wait(&fp->base, -1);
         }
@@ -1069,6 +1070,20 @@ int sk_flow_close(sk_flow *f)
     return SK_OK;
 }
 
+/* After a normal end (every process left on its own): a process that
+ * ended with an error anyway, in its stop hook, makes it the flow's error.
+ * One the flow killed for not leaving in time is not counted. */
+static void note_late_errors(struct sk_flow *f)
+{
+    for (int g = 0; g < f->n_procs && !f->has_error && !f->stopping; g++) {
+        struct flow_proc *fp = &f->procs[g];
+        const sk_error *err = sk_error_of(&fp->base);
+        if (err != NULL && !fp->killed_at_end)
+            set_error(f, g, err, "Step '%s' (process %d) ended: %s", step_name(f, fp->step),
+                      fp->index, err->message);
+    }
+}
+
 int sk_flow_wait(sk_flow *f, double timeout)
 {
     if (f == NULL)
@@ -1094,6 +1109,7 @@ int sk_flow_wait(sk_flow *f, double timeout)
     pthread_mutex_unlock(&f->lock);
     reap_all(f, deadline < stop ? deadline : stop);
     pthread_mutex_lock(&f->lock);
+    note_late_errors(f);
     session_remove(f);
     rc = f->has_error ? SK_EPROCESS : SK_OK;
 out:
@@ -1112,6 +1128,7 @@ int sk_flow_stop(sk_flow *f)
     }
     if (!f->closed)
         close_input(f);
+    f->stopping = true;
     uint32_t s = atomic_load(&f->ctl->state);
     if (s != FLOW_FAILED)
         atomic_store(&f->ctl->state, FLOW_STOPPING);

@@ -129,6 +129,7 @@ struct flow_proc {
     int doorbell;    /* eventfd: its input rings turned non-empty, or the flow's state moved */
     /* worker side */
     bool started;
+    bool killed_at_end; /* parent side: killed for not leaving within stop_timeout */
     int cause_code;
     bool cause_set;
     char cause[FLOW_CAUSE];

@@ -39,6 +39,8 @@ enum misbehave {
     ERROR_ON,      /* sk_step_error on task `on` */
     FINISH_ON,     /* sk_step_finish after handling task `on` */
     SLOW,          /* sleep `sleep` seconds per task */
+    STOP_SLOW,     /* the stop hook sleeps `sleep` seconds */
+    STOP_FAILS,    /* the stop hook fails */
 };
 
 typedef struct {
@@ -66,6 +68,10 @@ static int adder_stop(sk_step *self)
 {
     adder *a = ADDER(self);
     atomic_fetch_add(&a->seen->stops[a->slot], 1);
+    if (a->how == STOP_SLOW)
+        skt_sleep(a->sleep);
+    if (a->how == STOP_FAILS)
+        return sk_step_fail(self, 9, "flush of process %d failed", sk_step_process(self));
     return 0;
 }
 
@@ -114,6 +120,8 @@ static int adder_handle(sk_step *self, sk_task *tasks, size_t n)
             break;
         case BEHAVE:
         case FINISH_ON:
+        case STOP_SLOW:
+        case STOP_FAILS:
             break;
         }
         t->value += a->add;
@@ -490,6 +498,63 @@ static void test_error_status(void **state)
     assert_true(skt_no_children());
 }
 
+/* A stop hook that runs past timeouts.stop is ended by its supervisor:
+ * the flow ends with an error naming the step and the timeout, well before
+ * the hook would have returned. */
+static void test_stop_hook_timeout(void **state)
+{
+    (void)state;
+    struct fixture fx = make_flow(2, 1, 1, NULL);
+    fx.steps[1]->how = STOP_SLOW;
+    fx.steps[1]->sleep = 30.0;
+    fx.steps[1]->base.config.timeouts.stop = 0.2;
+    fx.steps[1]->base.config.crash_stops_flow = true;
+    add_all(&fx, 2);
+    assert_rc(sk_flow_start(fx.flow), SK_OK);
+    submit_n(fx.flow, 4, 0);
+    long failed;
+    assert_rc(sk_flow_close(fx.flow), SK_OK);
+    double t0 = skt_now();
+    assert_rc(sk_flow_wait(fx.flow, 20.0), SK_EPROCESS);
+    assert_dbl_lt(skt_now() - t0, 10.0);
+    const sk_flow_result *e = sk_flow_error(fx.flow);
+    assert_non_null(e);
+    assert_int_equal(e->step, 1);
+    assert_int_equal(e->error.kind, SK_TIMEOUT_ERROR);
+    assert_int_equal(e->error.section, SK_ONFINISH);
+    assert_int_equal(collect_all(fx.flow, 4, 11, &failed), 4); /* handled before the end */
+    assert_int_equal(atomic_load(&fx.seen->stops[1]), 1);
+    assert_true(skt_no_children());
+}
+
+/* A stop hook that fails is not lost: the flow ends with an error naming
+ * the step, the process and the hook's message, after every task came
+ * out. */
+static void test_stop_hook_fails(void **state)
+{
+    (void)state;
+    struct fixture fx = make_flow(2, 2, 1, NULL);
+    fx.steps[0]->how = STOP_FAILS;
+    add_all(&fx, 2);
+    assert_rc(sk_flow_start(fx.flow), SK_OK);
+    submit_n(fx.flow, 10, 0);
+    assert_rc(sk_flow_close(fx.flow), SK_OK);
+    assert_rc(sk_flow_wait(fx.flow, 20.0), SK_EPROCESS);
+    const sk_flow_result *e = sk_flow_error(fx.flow);
+    assert_non_null(e);
+    assert_int_equal(e->step, 0);
+    assert_int_equal(e->error.section, SK_ONFINISH);
+    assert_int_equal(e->error.code, 9);
+    char want[64];
+    snprintf(want, sizeof want, "flush of process %d failed", e->process);
+    assert_string_equal(e->error.cause, want);
+    long failed;
+    assert_int_equal(collect_all(fx.flow, 10, 11, &failed), 10);
+    assert_int_equal(failed, 0);
+    assert_int_equal(atomic_load(&fx.seen->stops[0]), 2);
+    assert_true(skt_no_children());
+}
+
 /* finish from the first step: what it handled goes through, the flow takes
  * no more input and ends cleanly. */
 static void test_finish_status(void **state)
@@ -661,6 +726,8 @@ int main(int argc, char **argv)
         SKT_TEST(test_crash_fails_batch),
         SKT_TEST(test_hang_times_out),
         SKT_TEST(test_error_status),
+        SKT_TEST(test_stop_hook_timeout),
+        SKT_TEST(test_stop_hook_fails),
         SKT_TEST(test_finish_status),
         SKT_TEST(test_backpressure),
         SKT_TEST(test_task_timeout),
