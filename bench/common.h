@@ -249,6 +249,66 @@ static inline void bench_emit(const char *area, const char *key, const char *nam
     fflush(stdout);
 }
 
+/* ---------------------------------------------------- flow payloads
+ * (bench_flow.c's payload steps and raw_flow.c's payload stages do the
+ * same work with these same functions) */
+
+#define BENCH_PAYLOAD_BYTES ((size_t)1 << 20) /* one payload: 1 MiB */
+#define BENCH_PAYLOAD_WORDS (BENCH_PAYLOAD_BYTES / 8)
+#define BENCH_PAGE_WORDS 512 /* 8-byte words in 4 KiB */
+#define BENCH_PAYLOAD_PAGES (BENCH_PAYLOAD_WORDS / BENCH_PAGE_WORDS)
+
+/* One step's work on one payload, in place: reads every 8-byte word and
+ * returns their sum (as found, before this call's writes), and adds 1 to
+ * the first word of every 4 KiB page, so every byte is read and every page
+ * is written. The sum of the words therefore grows by BENCH_PAYLOAD_PAGES
+ * with each call (mod 2^64), which lets the parent check every step's sum.
+ * noinline: one copy of the code in each program, compiled the same way,
+ * whatever the caller around it (unused: most programs have no caller). */
+__attribute__((noinline, unused)) static uint64_t bench_touch_payload(uint64_t *words)
+{
+    uint64_t sum = 0;
+    for (size_t page = 0; page < BENCH_PAYLOAD_WORDS; page += BENCH_PAGE_WORDS) {
+        for (size_t k = 0; k < BENCH_PAGE_WORDS; k++)
+            sum += words[page + k];
+        words[page] += 1;
+    }
+    return sum;
+}
+
+/* The first contents of payload `slot`'s word k. */
+static inline uint64_t bench_payload_word(size_t slot, size_t k)
+{
+    return (uint64_t)(slot * BENCH_PAYLOAD_WORDS + k + 1) * UINT64_C(0x9e3779b97f4a7c15);
+}
+
+/* Fills payload `slot` (not timed); returns the sum of its words. */
+static inline uint64_t bench_payload_fill(uint64_t *words, size_t slot)
+{
+    uint64_t sum = 0;
+    for (size_t k = 0; k < BENCH_PAYLOAD_WORDS; k++)
+        sum += words[k] = bench_payload_word(slot, k);
+    return sum;
+}
+
+/* After a run (not timed): true when payload `slot`, touched `touches`
+ * times in all, holds exactly what that leaves in place: the first word of
+ * each page grew by `touches`, every other word is as filled, and the sum
+ * is `sum`. A step that worked on a copy would leave these bytes as they
+ * were. */
+static inline bool bench_payload_check(const uint64_t *words, size_t slot, uint64_t touches,
+                                       uint64_t sum)
+{
+    uint64_t s = 0;
+    for (size_t k = 0; k < BENCH_PAYLOAD_WORDS; k++) {
+        uint64_t want = bench_payload_word(slot, k) + (k % BENCH_PAGE_WORDS == 0 ? touches : 0);
+        if (words[k] != want)
+            return false;
+        s += words[k];
+    }
+    return s == sum;
+}
+
 /* ------------------------------------------------------ CPU placement
  * (the ping-pong benchmarks: bench_messaging.c, raw_pingpong.c) */
 

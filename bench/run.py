@@ -221,7 +221,13 @@ BENCHES = [
     # second are higher-is-better, so Python's row carries "skproc 100x
     # Python" as a ratio below 0.01, as py_pool's does. The parallel
     # efficiency (2 processes over 1, in %) is a row of its own: its target
-    # is a min_value; skproc2 / skproc1 is shown for information.
+    # is a min_value; skproc2 / skproc1 is shown for information. The payload
+    # rows (flow.payload.*) move 1 MiB payloads that each step touches in
+    # place (bench_touch_payload in common.h: every 8-byte word read, one word
+    # per 4 KiB page written); the floor is 3 raw stages doing the same touches
+    # on the same shared buffers, passing only offsets. Both rows of a side
+    # come from one timed run: payload GB/s and payloads/s. No target: they
+    # show what a payload costs over the floor, for information.
     {
         'name': 'raw_flow',
         'c': 'raw_flow',
@@ -243,6 +249,10 @@ BENCHES = [
                                    'target': 'none: information (2x is ideal; the target is '
                                              'on the efficiency row)'},
             'flow.scale.efficiency': {'min_value': 85.0, 'target': 'efficiency >= 85%'},
+            'flow.payload.skproc': {'baseline': 'flow.payload.raw',
+                                    'target': 'none: information (0 copies per step, as the floor)'},
+            'flow.payload.skproc_tasks': {'baseline': 'flow.payload.raw_tasks',
+                                          'target': 'none: information'},
         },
     },
     {
@@ -379,7 +389,25 @@ AREA_NOTES = {
         'rate / (2 x the 1-process rate). Python (`py_flow.py`): 3 `multiprocessing.Process` '
         'stages joined by `multiprocessing.Queue`s, a one-key dict per task, `None` as the '
         'end; 200,000 tasks (quick 30,000) all `put` then all `get`, and one task at a time '
-        'for the latency (2,000, quick 300).'),
+        'for the latency (2,000, quick 300). **Payloads**: 1 MiB payloads through the same 3 '
+        'steps (batches of 1), each step touching the payload in place: it reads every 8-byte '
+        'word (their sum goes into the task\'s record, and the parent checks it) and adds 1 to '
+        'the first word of every 4 KiB page, so every byte is read and every page written '
+        '(`bench_touch_payload` in `bench/common.h`, the same code on both sides). 16 payloads '
+        'in `config.payload_area`, allocated with `sk_flow_payload_alloc` and filled before '
+        '`sk_flow_start`, go round: the parent `sk_flow_collect_many`s what is out, checks the '
+        '3 sums and `sk_flow_submit_many`s those records again, until 10,000 payloads (quick '
+        '2,000) went through, after one untimed round. Only the 48-byte record crosses the '
+        'rings: **copies per step = 0**; at the end (untimed) the parent\'s view of every '
+        'payload must hold exactly what the 3 x passes touches leave there. GB/s counts each '
+        'payload once (10^9 bytes), not once per step; the second row is payloads/s from the '
+        'same run. The floor (`raw_flow.c`): the same 16 payloads in one `MAP_SHARED` mapping '
+        'made before forking 3 stages in a chain of pipes that carry only 8-byte offsets; a '
+        'stage reads up to 64 offsets, touches each payload and writes its offset on at once, '
+        'storing its sum in a table in the mapping; the parent writes every offset that comes '
+        'back (sums checked) into the chain again, in one `write`. (A shared-memory queue of '
+        'offsets with futex wake-ups was tried instead of the pipes and was no faster: a touch '
+        'of 1 MiB takes tens of microseconds, a hand-off a few.)'),
     'supervision': (
         '**Timeout precision**: a process with `timeouts.run = 0.02` whose run hook writes '
         '`clock_gettime(CLOCK_MONOTONIC)` into a page mapped `MAP_SHARED` before `sk_start`, '
