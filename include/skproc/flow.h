@@ -143,7 +143,8 @@ typedef struct sk_flow_config {
                                  * default 5 */
     size_t payload_area;        /* bytes of shared memory for payloads (sk_flow_payload_alloc);
                                  * 0: none. Pages are committed as they are first written */
-    const char *format;         /* tpl format of one task record, "S(isB)", ...; NULL: plain
+    const char *format;         /* tpl format of one task record: "S(is)", "S(ij$(ff))", or "B"
+                                 * alone for a buffer (tpl allows no B inside S); NULL: plain
                                  * bytes. With strings or buffers (s, B) in it, records travel as
                                  * tpl images: every hook sees the record decoded (strings
                                  * malloc'ed, freed by the flow after the hook), and records
@@ -175,7 +176,9 @@ typedef struct sk_flow_result {
     int status;     /* SK_OK, or why it failed: SK_EPROCESS (a hook failed: error says which and
                      * how), SK_ETIMEDOUT (its timeout passed first), SK_ECLOSED (the flow ended
                      * before the task got through: an error status, a finish, a stop),
-                     * SK_ECORRUPT */
+                     * SK_ECORRUPT (its record came out of the last step broken),
+                     * SK_EFORMAT or SK_ENOMEM (a tpl record that could not be decoded into
+                     * the caller's struct; the record is zeroed) */
     int step;       /* a failure: the index of the step it failed in, or -1 */
     int process;    /* a failure: the process of that step (0 to processes - 1), or -1 */
     sk_error error; /* a failure: what happened, in skproc's error kinds; .item is the id.
@@ -227,8 +230,10 @@ int sk_flow_create(sk_flow **flow, const sk_flow_config *cfg);
 int sk_flow_add(sk_flow *flow, sk_step *step);
 /* Forks every process of every step and returns when all are ready (their
  * start hooks returned). SK_ETIMEDOUT or SK_EPROCESS otherwise, with
- * sk_flow_error naming the step that was not ready and why; nothing is
- * left running then. */
+ * sk_flow_error naming the step that was not ready and why; SK_ESYS when
+ * the session directory or a process could not be made, SK_ENOMEM; nothing
+ * is left running then. SK_EINVAL (nothing started) for a step whose
+ * config was changed past the limits after sk_flow_add. */
 int sk_flow_start(sk_flow *flow);
 
 /* Puts one task (task_size bytes, copied) into the flow; *id (may be NULL)
@@ -291,8 +296,12 @@ void *sk_flow_payload(sk_flow *flow, const sk_payload *p);
  * smaller size). SK_EINVAL when no payload starts at p->offset. */
 int sk_flow_payload_free(sk_flow *flow, const sk_payload *p);
 
-/* Readable when sk_flow_collect has something to give (a task, or the
- * end). For poll/epoll; do not read or close it. */
+/* Readable when sk_flow_collect has something to give: a task, a task
+ * whose timeout passed, the end (also when a step process ended for good);
+ * not readable any more once sk_flow_collect said SK_ETIMEDOUT. For
+ * poll/epoll (it is an epoll fd); do not read or close it. Where pidfds
+ * cannot be had (valgrind), a process's end is noticed by the next
+ * collect or wait with a timeout instead. */
 int sk_flow_fd(const sk_flow *flow);
 /* What ended the flow or its start with an error, or NULL. */
 const sk_flow_result *sk_flow_error(const sk_flow *flow);

@@ -13,6 +13,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/handle.h"
+#include "core/process.h"
 #include "core/events.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
@@ -598,6 +599,13 @@ pid_t sk_pid(const sk_process *p)
     if (worker <= 0 || (worker != p->rt->child_pid && getpgid(worker) != p->rt->child_pid))
         return -1;
     return worker;
+}
+
+int sk_process_pidfd(const sk_process *p)
+{
+    if (!sk_handle_sealed(p) || p->rt == NULL)
+        return -1;
+    return p->rt->child_pidfd;
 }
 
 const sk_error *sk_error_of(const sk_process *p)

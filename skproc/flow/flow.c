@@ -129,7 +129,7 @@ int sk_flow_create(sk_flow **out, const sk_flow_config *cfg)
     }
     f->entry_size = flow_align_up(sizeof(struct flow_entry) + f->wire_size, 8);
     f->memfd = -1;
-    f->doorbell = -1;
+    f->doorbell = f->poll_fd = f->timer_fd = -1;
     f->payload_fd = -1;
     pthread_mutex_init(&f->lock, NULL);
     pthread_condattr_t ca;
@@ -148,6 +148,13 @@ int sk_flow_create(sk_flow **out, const sk_flow_config *cfg)
     return SK_OK;
 }
 
+/* The limits of a step's config: checked by sk_flow_add, and again by
+ * sk_flow_start (the config may change until then). */
+static bool step_config_ok(const sk_step_config *c)
+{
+    return c->processes <= FLOW_MAX_PROCESSES && c->batch_size <= FLOW_MAX_BATCH;
+}
+
 int sk_flow_add(sk_flow *f, sk_step *step)
 {
     if (f == NULL || step == NULL || step->cls == NULL || step->cls->handle == NULL)
@@ -160,8 +167,7 @@ int sk_flow_add(sk_flow *f, sk_step *step)
     for (int i = 0; i < f->n_steps; i++)
         if (f->steps[i].user == step)
             return sk_refuse(SK_EINVAL, "sk_flow_add: that step is already in the flow");
-    const sk_step_config *c = &step->config;
-    if (c->processes > FLOW_MAX_PROCESSES || c->batch_size > FLOW_MAX_BATCH)
+    if (!step_config_ok(&step->config))
         return sk_refuse(SK_EINVAL,
                          "sk_flow_add: a step has at most %d processes and batches of at most "
                          "%d tasks",
@@ -216,7 +222,7 @@ static int procs_create(struct sk_flow *f)
     if (f->procs == NULL)
         return SK_ENOMEM;
     for (int g = 0; g < f->n_procs; g++)
-        f->procs[g].doorbell = -1;
+        f->procs[g].doorbell = f->procs[g].wake_pidfd = -1;
     int g = 0;
     for (int s = 0; s < f->n_steps; s++) {
         struct sk_flow_step *st = &f->steps[s];
@@ -351,6 +357,41 @@ static void fail_task(struct sk_flow *f, uint32_t slot, int status, const sk_flo
     finish_task(f, slot, status, now);
 }
 
+/* The task in slot did not come out by its deadline: it fails with
+ * SK_ETIMEDOUT (a result that comes later is dropped). */
+static void time_out_task(struct sk_flow *f, uint32_t slot)
+{
+    const struct flow_task *t = &f->tasks[slot];
+    sk_flow_result result, *r = &result;
+    memset(r, 0, sizeof *r);
+    r->step = r->process = -1;
+    r->error.kind = SK_TIMEOUT_ERROR;
+    r->error.reason = SK_ETIMEDOUT;
+    r->error.timeout = (double)(t->deadline_ns - t->submitted_ns) / 1e9;
+    r->error.item = (long)(t->id & 0x7fffffffffffffffULL);
+    snprintf(r->error.message, sizeof r->error.message, "task %llu did not come out within %.3gs",
+             (unsigned long long)t->id, r->error.timeout);
+    fail_task(f, slot, SK_ETIMEDOUT, r, 0);
+}
+
+/* The task in slot came out of the last step with a record that is not an
+ * image of the flow's format (a forged or broken one): it fails with
+ * SK_ECORRUPT. */
+static void corrupt_task(struct sk_flow *f, uint32_t slot)
+{
+    sk_flow_result result, *r = &result;
+    memset(r, 0, sizeof *r);
+    r->step = f->n_steps - 1;
+    r->process = -1;
+    r->error.kind = SK_PROCESS_ERROR;
+    r->error.reason = SK_ECORRUPT;
+    snprintf(r->error.message, sizeof r->error.message,
+             "task %llu came out of step '%.64s' with a record that is not a valid image of "
+             "\"%.64s\"",
+             (unsigned long long)f->tasks[slot].id, step_name(f, f->n_steps - 1), f->format);
+    fail_task(f, slot, SK_ECORRUPT, r, 0);
+}
+
 /* Whether (slot, id) names a task still queued. */
 static bool queued(const struct sk_flow *f, uint64_t id, uint32_t slot)
 {
@@ -418,9 +459,15 @@ static void take_frame(struct sk_flow *f, const unsigned char *p, size_t len, in
             f->late++;
             continue;
         }
+        if (f->tasks[e.slot].deadline_ns <= now) { /* came, but after its deadline */
+            f->late++;
+            time_out_task(f, e.slot);
+            continue;
+        }
         if (flow_record_check(f, p + sizeof e) != SK_OK) {
             f->corrupt++;
-            continue; /* a forged image: the task fails by its timeout or the flow's end */
+            corrupt_task(f, e.slot);
+            continue;
         }
         memcpy(f->records + (size_t)e.slot * f->wire_size, p + sizeof e, f->wire_size);
         finish_task(f, e.slot, SK_OK, now);
@@ -529,27 +576,26 @@ static void check_processes(struct sk_flow *f)
     }
 }
 
-/* Tasks whose own timeout passed fail with SK_ETIMEDOUT. */
+/* Tasks whose own timeout passed fail with SK_ETIMEDOUT; the flow's timer
+ * is armed for the earliest deadline left. */
 static void expire_tasks(struct sk_flow *f, int64_t now)
 {
     if (f->deadlines == 0 || now < f->next_deadline_scan)
         return;
     f->next_deadline_scan = now + 1000 * 1000;
-    sk_flow_result result, *r = &result;
+    int64_t next = INT64_MAX;
     for (uint32_t s = 0; s < f->queue && f->deadlines > 0; s++) {
         struct flow_task *t = &f->tasks[s];
-        if (t->state != FLOW_TASK_QUEUED || t->deadline_ns > now)
+        if (t->state != FLOW_TASK_QUEUED || t->deadline_ns == INT64_MAX)
             continue;
-        memset(r, 0, sizeof *r);
-        r->step = r->process = -1;
-        r->error.kind = SK_TIMEOUT_ERROR;
-        r->error.reason = SK_ETIMEDOUT;
-        r->error.timeout = (double)(t->deadline_ns - t->submitted_ns) / 1e9;
-        r->error.item = (long)(t->id & 0x7fffffffffffffffULL);
-        snprintf(r->error.message, sizeof r->error.message,
-                 "task %llu did not come out within %.3gs", (unsigned long long)t->id,
-                 r->error.timeout);
-        fail_task(f, s, SK_ETIMEDOUT, r, 0);
+        if (t->deadline_ns <= now)
+            time_out_task(f, s);
+        else if (t->deadline_ns < next)
+            next = t->deadline_ns;
+    }
+    if (next != INT64_MAX && next != f->timer_at) {
+        f->timer_at = INT64_MAX;
+        flow_wakeup_arm(f, next);
     }
 }
 
@@ -581,14 +627,35 @@ static void advance(struct sk_flow *f, bool deep)
     }
 }
 
-/* Sleeps until the last step publishes, a status moves, or deadline (at
- * most one slice). The lock is dropped meanwhile. */
-static void wait_for_news(struct sk_flow *f, int64_t deadline)
+/* The rings into the parent ring its doorbell (the flow's fd) whenever
+ * they turn non-empty: from the start, so that a caller who only polls
+ * sk_flow_fd and collects with timeout 0 is woken too. */
+static void arm_outputs(struct sk_flow *f)
 {
     int producers = flow_edge_producers(f, f->n_steps);
     for (int p = 0; p < producers; p++)
         atomic_store(&flow_ring_of(f, f->n_steps, p, 0, 1)->reader.in.ctl->armed, 1);
     atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* Takes what woke the flow's fd; what is due is looked at by the next
+ * advance. True when something is due besides new outputs. */
+static bool take_wakeups(struct sk_flow *f)
+{
+    unsigned due = flow_wakeup_take(f);
+    if (due & FLOW_DUE_DEADLINES)
+        f->next_deadline_scan = 0;
+    if (due & FLOW_DUE_PROCESSES)
+        f->next_process_check = 0;
+    return due != 0;
+}
+
+/* Sleeps until the last step publishes, a status moves, a task deadline
+ * passes, a process ends, or deadline (at most one slice). The lock is
+ * dropped meanwhile. */
+static void wait_for_news(struct sk_flow *f, int64_t deadline)
+{
+    arm_outputs(f);
     if (pull_outputs(f))
         return;
     int64_t now = sk_now_ns();
@@ -597,11 +664,12 @@ static void wait_for_news(struct sk_flow *f, int64_t deadline)
         return;
     f->news_waiters++;
     pthread_mutex_unlock(&f->lock);
-    struct pollfd pfd = {.fd = f->doorbell, .events = POLLIN};
-    if (poll(&pfd, 1, (int)((wait + 999999) / 1000000)) > 0)
-        sk_doorbell_drain(f->doorbell);
+    struct pollfd pfd = {.fd = f->poll_fd, .events = POLLIN};
+    bool woken = poll(&pfd, 1, (int)((wait + 999999) / 1000000)) > 0;
     pthread_mutex_lock(&f->lock);
     f->news_waiters--;
+    if (woken)
+        take_wakeups(f);
 }
 
 static void start_failed(struct sk_flow *f)
@@ -694,6 +762,12 @@ int sk_flow_start(sk_flow *f)
         return sk_refuse(SK_ESTATE, "sk_flow_start: the flow has started");
     if (f->n_steps == 0)
         return sk_refuse(SK_EINVAL, "sk_flow_start: the flow has no step");
+    for (int i = 0; i < f->n_steps; i++)
+        if (!step_config_ok(&f->steps[i].user->config))
+            return sk_refuse(SK_EINVAL,
+                             "sk_flow_start: step %d ('%s') has more than %d processes or "
+                             "batches of more than %d tasks",
+                             i, step_name(f, i), FLOW_MAX_PROCESSES, FLOW_MAX_BATCH);
     pthread_mutex_lock(&f->lock);
     f->started = true;
     freeze_steps(f);
@@ -704,6 +778,8 @@ int sk_flow_start(sk_flow *f)
         rc = flow_arena_create(f);
     if (rc == SK_OK)
         rc = flow_doorbells_create(f);
+    if (rc == SK_OK)
+        rc = flow_wakeup_create(f);
     if (rc == SK_OK) {
         f->tasks = calloc(f->queue, sizeof *f->tasks);
         f->latency = calloc(1, sizeof *f->latency);
@@ -719,6 +795,8 @@ int sk_flow_start(sk_flow *f)
         f->n_free = f->queue;
         for (int g = 0; g < f->n_procs && rc == SK_OK; g++)
             rc = sk_start(&f->procs[g].base);
+        if (rc == SK_OK)
+            rc = flow_wakeup_watch_processes(f);
         if (rc != SK_OK) {
             set_error(f, -1, NULL, "a step process could not start: %s", sk_strerror(rc));
             start_failed(f);
@@ -727,6 +805,7 @@ int sk_flow_start(sk_flow *f)
         f->ended = true;
     }
     if (rc == SK_OK) {
+        arm_outputs(f);
         rc = await_ready(f);
         if (rc != SK_OK)
             start_failed(f);
@@ -848,8 +927,10 @@ static int submit_locked(struct sk_flow *f, const unsigned char *records, size_t
             t->submitted_ns = now;
             t->deadline_ns = ttl > 0 ? now + ttl : INT64_MAX;
             t->failure = NULL;
-            if (ttl > 0)
+            if (ttl > 0) {
                 f->deadlines++;
+                flow_wakeup_arm(f, t->deadline_ns);
+            }
             f->in_flight++;
             if (f->config.ordered)
                 fifo_push(&f->order, slot, t->id);
@@ -972,7 +1053,7 @@ static int collect_locked(struct sk_flow *f, double timeout, unsigned char *reco
     if (!f->started)
         return sk_refuse(SK_ESTATE, "sk_flow_collect: the flow has not started");
     int64_t deadline = sk_deadline_ns(timeout);
-    bool deep = false;
+    bool deep = false, rechecked = false;
     for (;;) {
         struct flow_ref *ref = next_ready(f);
         if (ref == NULL) {
@@ -997,10 +1078,14 @@ static int collect_locked(struct sk_flow *f, double timeout, unsigned char *reco
         }
         if (sk_now_ns() >= deadline) {
             /* Nothing to give: the fd must not stay readable, or an event
-             * loop would spin on it. Drained, then looked at once more. */
-            sk_doorbell_drain(f->doorbell);
+             * loop would spin on it. Drained, then looked at once more
+             * (and what the drain says is due, once). */
+            bool due = take_wakeups(f) && !rechecked;
+            rechecked = true;
             atomic_thread_fence(memory_order_seq_cst);
             if (pull_outputs(f) && next_ready(f) != NULL)
+                continue;
+            if (due)
                 continue;
             return SK_ETIMEDOUT;
         }
@@ -1164,6 +1249,7 @@ void sk_flow_release(sk_flow *f)
         sk_fd_close(&f->procs[g].doorbell);
     if (f->base != NULL)
         munmap(f->base, f->size);
+    flow_wakeup_release(f);
     sk_fd_close(&f->memfd);
     sk_fd_close(&f->doorbell);
     free(f->procs);
@@ -1185,7 +1271,7 @@ void sk_flow_release(sk_flow *f)
 
 int sk_flow_fd(const sk_flow *f)
 {
-    return f != NULL && f->started ? f->doorbell : -1;
+    return f != NULL && f->started ? f->poll_fd : -1;
 }
 
 const char *sk_flow_session_dir(const sk_flow *f)

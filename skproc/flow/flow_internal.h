@@ -130,6 +130,7 @@ struct flow_proc {
     /* worker side */
     bool started;
     bool killed_at_end; /* parent side: killed for not leaving within stop_timeout */
+    int wake_pidfd;     /* parent side: a dup of its pidfd in the flow's epoll set, or -1 */
     int cause_code;
     bool cause_set;
     char cause[FLOW_CAUSE];
@@ -204,7 +205,10 @@ struct sk_flow {
     size_t *edge_ring;   /* first ring of each edge (n_steps + 1 entries) */
     struct flow_ring *rings;
     int n_rings;
-    int doorbell; /* the parent's: output rings, statuses (sk_flow_fd) */
+    int doorbell;     /* the parent's: output rings, statuses */
+    int poll_fd;      /* sk_flow_fd: epoll of the doorbell, timer_fd, each process's pidfd */
+    int timer_fd;     /* armed for the earliest task deadline */
+    int64_t timer_at; /* what it is armed for; INT64_MAX: not armed */
 
     /* parent side */
     pthread_mutex_t lock;
@@ -273,6 +277,17 @@ int flow_edge_consumers(const struct sk_flow *f, int edge);
  * ring; then makes the doorbells (after the processes' structs exist). */
 int flow_arena_create(struct sk_flow *f);
 int flow_doorbells_create(struct sk_flow *f);
+
+/* wakeup.c: the flow's fd. create after the doorbells, watch_processes
+ * after every process started; arm for a task deadline; take what woke the
+ * fd (returns FLOW_DUE_* bits: what the caller must look at now). */
+#define FLOW_DUE_DEADLINES 1u
+#define FLOW_DUE_PROCESSES 2u
+int flow_wakeup_create(struct sk_flow *f);
+int flow_wakeup_watch_processes(struct sk_flow *f);
+void flow_wakeup_arm(struct sk_flow *f, int64_t deadline);
+unsigned flow_wakeup_take(struct sk_flow *f);
+void flow_wakeup_release(struct sk_flow *f);
 
 /* The payload area (payload.c), made by sk_flow_create. */
 int flow_payload_area_create(struct sk_flow *f, size_t size);

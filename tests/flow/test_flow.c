@@ -10,10 +10,12 @@
 #include <cmocka.h>
 #include "support.h"
 
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
+#include <unistd.h>
 
 /* What the steps' processes did, seen from the parent (shared memory:
  * a step process is a fork, restarted from the state at start). */
@@ -21,6 +23,7 @@ struct seen {
     _Atomic long starts[4], stops[4], handled[4], batches[4];
     _Atomic long biggest_batch[4];
     _Atomic long crashes, hangs;
+    _Atomic int pid[4]; /* of the step's last process to start */
     _Atomic long batch_sizes[4][64];
 };
 
@@ -61,6 +64,7 @@ static int adder_start(sk_step *self)
 {
     adder *a = ADDER(self);
     atomic_fetch_add(&a->seen->starts[a->slot], 1);
+    atomic_store(&a->seen->pid[a->slot], (int)getpid());
     return 0;
 }
 
@@ -555,6 +559,70 @@ static void test_stop_hook_fails(void **state)
     assert_true(skt_no_children());
 }
 
+/* Whether fd polls readable within `seconds`. */
+static bool readable_within(int fd, double seconds)
+{
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, (int)(seconds * 1000)) == 1;
+}
+
+/* sk_flow_fd wakes an event loop for everything collect can give, with no
+ * tick of the loop's own: results, a task's timeout passing, a step
+ * process ending for good; and it does not stay readable once collect has
+ * said SK_ETIMEDOUT (an event loop would spin). */
+static void test_fd_wakes(void **state)
+{
+    (void)state;
+    struct fixture fx = make_flow(2, 1, 1, NULL);
+    fx.steps[1]->how = SLOW;
+    fx.steps[1]->sleep = 0.5;
+    fx.steps[1]->base.config.crash_stops_flow = true;
+    add_all(&fx, 2);
+    assert_rc(sk_flow_start(fx.flow), SK_OK);
+    int fd = sk_flow_fd(fx.flow);
+    assert_int_ge(fd, 0);
+    assert_false(readable_within(fd, 0)); /* nothing yet */
+    /* A result. */
+    task64 t = {.value = 1};
+    assert_rc(sk_flow_submit(fx.flow, &t, 1.0, 0, NULL), SK_OK);
+    double t0 = skt_now();
+    assert_true(readable_within(fd, 10.0));
+    sk_flow_result r;
+    assert_rc(sk_flow_collect(fx.flow, 0, &t, &r), SK_OK);
+    assert_rc(r.status, SK_OK);
+    assert_int_equal(t.value, 12);
+    assert_rc(sk_flow_collect(fx.flow, 0, &t, &r), SK_ETIMEDOUT);
+    assert_false(readable_within(fd, 0));
+    /* A task timeout, long before its result would come. */
+    t.value = 2;
+    assert_rc(sk_flow_submit(fx.flow, &t, 1.0, 0.05, NULL), SK_OK);
+    t0 = skt_now();
+    assert_true(readable_within(fd, 10.0));
+    assert_dbl_lt(skt_now() - t0, 0.45); /* the timer, not the result */
+    assert_rc(sk_flow_collect(fx.flow, 0, &t, &r), SK_OK);
+    assert_rc(r.status, SK_ETIMEDOUT);
+    assert_rc(sk_flow_collect(fx.flow, 0, &t, &r), SK_ETIMEDOUT);
+    /* Its late result comes and is dropped: the fd may wake once for it,
+     * and is quiet after collect said SK_ETIMEDOUT. */
+    skt_wait_until(atomic_load(&fx.seen->handled[1]) == 2, 10.0);
+    if (readable_within(fd, 1.0))
+        assert_rc(sk_flow_collect(fx.flow, 0, &t, &r), SK_ETIMEDOUT);
+    assert_false(readable_within(fd, 0));
+    /* A step process that ends for good (killed from outside, and its step
+     * does not restart it): the fd wakes, and collect reports the end. */
+    assert_int_equal(kill(atomic_load(&fx.seen->pid[1]), SIGKILL), 0);
+    assert_true(readable_within(fd, 10.0));
+    for (int i = 0; i < 100; i++) {
+        int rc = sk_flow_collect(fx.flow, 0, &t, &r);
+        if (rc == SK_ECLOSED)
+            break;
+        assert_rc(rc, SK_ETIMEDOUT);
+        assert_true(readable_within(fd, 10.0));
+    }
+    assert_rc(sk_flow_wait(fx.flow, 10.0), SK_EPROCESS);
+    assert_int_equal(sk_flow_error(fx.flow)->step, 1);
+}
+
 /* finish from the first step: what it handled goes through, the flow takes
  * no more input and ends cleanly. */
 static void test_finish_status(void **state)
@@ -710,30 +778,36 @@ static void test_refusals(void **state)
     assert_rc(sk_flow_submit(f, &v, 0, 0, NULL), SK_ESTATE);
     assert_rc(sk_flow_collect(f, 0, NULL, NULL), SK_ESTATE);
     assert_int_equal(sk_flow_fd(f), -1);
+    /* Limits, at sk_flow_add and again at start (the config may change
+     * in between). */
+    adder a = {0};
+    assert_rc(sk_step_init(&a.base, &adder_class), SK_OK);
+    a.base.config.batch_size = 1u << 20;
+    assert_rc(sk_flow_add(f, &a.base), SK_EINVAL);
+    a.base.config.batch_size = 4;
+    assert_rc(sk_flow_add(f, &a.base), SK_OK);
+    a.base.config.batch_size = 1u << 20;
+    assert_rc(sk_flow_start(f), SK_EINVAL);
+    assert_non_null(strstr(sk_last_error_message(), "step 0 ('adder')"));
+    a.base.config.processes = 100000;
+    a.base.config.batch_size = 4;
+    assert_rc(sk_flow_start(f), SK_EINVAL);
+    assert_true(skt_no_children());
 }
 
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        SKT_TEST(test_three_steps),
-        SKT_TEST(test_end_of_stream_every_process),
-        SKT_TEST(test_ordered),
-        SKT_TEST(test_batch_timeout),
-        SKT_TEST(test_condition_skips),
-        SKT_TEST(test_task_fails),
-        SKT_TEST(test_batch_retried),
-        SKT_TEST(test_crash_retried),
-        SKT_TEST(test_crash_fails_batch),
-        SKT_TEST(test_hang_times_out),
-        SKT_TEST(test_error_status),
-        SKT_TEST(test_stop_hook_timeout),
-        SKT_TEST(test_stop_hook_fails),
-        SKT_TEST(test_finish_status),
-        SKT_TEST(test_backpressure),
-        SKT_TEST(test_task_timeout),
-        SKT_TEST(test_stop),
-        SKT_TEST(test_start_fails),
-        SKT_TEST(test_start_timeout),
+        SKT_TEST(test_three_steps),       SKT_TEST(test_end_of_stream_every_process),
+        SKT_TEST(test_ordered),           SKT_TEST(test_batch_timeout),
+        SKT_TEST(test_condition_skips),   SKT_TEST(test_task_fails),
+        SKT_TEST(test_batch_retried),     SKT_TEST(test_crash_retried),
+        SKT_TEST(test_crash_fails_batch), SKT_TEST(test_hang_times_out),
+        SKT_TEST(test_error_status),      SKT_TEST(test_stop_hook_timeout),
+        SKT_TEST(test_stop_hook_fails),   SKT_TEST(test_fd_wakes),
+        SKT_TEST(test_finish_status),     SKT_TEST(test_backpressure),
+        SKT_TEST(test_task_timeout),      SKT_TEST(test_stop),
+        SKT_TEST(test_start_fails),       SKT_TEST(test_start_timeout),
         SKT_TEST(test_refusals),
     };
     return skt_run(argc, argv, tests);

@@ -1576,9 +1576,9 @@ static const sk_step_class tpl_class = {.name = "tpl", .start = h_start, .handle
 /* A tpl flow ("S(is)") whose step spoils the images of every fourth task in
  * its output entries after publishing them (the test keeps the parent from
  * reading until the next batch has started). The spoiled tasks never come
- * out as SK_OK: unreadable images are dropped and fail on their task
- * timeout; images that validate but are not of the flow's format fail to
- * decode. The others come out right. */
+ * out as SK_OK: unreadable images fail their task with SK_ECORRUPT as
+ * they come out; images that validate but are not of the flow's format
+ * fail to decode (SK_EFORMAT). The others come out right. */
 static void test_tpl_corrupt_images(void **state)
 {
     (void)state;
@@ -1624,8 +1624,10 @@ static void test_tpl_corrupt_images(void **state)
             assert_int_equal(t.n, (int32_t)r.id + ADD1);
             assert_non_null(t.s);
             assert_string_equal(t.s, want);
-        } else if ((r.id / 4) % 5 <= 2) { /* dropped as corrupt, then timed out */
-            assert_rc(r.status, SK_ETIMEDOUT);
+        } else if ((r.id / 4) % 5 <= 2) { /* refused as corrupt as it came out */
+            assert_rc(r.status, SK_ECORRUPT);
+            assert_int_equal(r.step, 0);
+            assert_non_null(strstr(r.error.message, "not a valid image"));
         } else { /* valid images, not of this format */
             if (getenv("HOSTILE_TRACE") != NULL)
                 print_message("tpl task %llu: %s: %s\n", (unsigned long long)r.id,
