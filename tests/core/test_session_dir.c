@@ -50,9 +50,8 @@ _Static_assert(SK_SESSION_DIR_ESYS == SK_ESYS, "the os layer's copy of SK_ESYS")
 
 /* ------------------------------------------------------------- fixtures */
 
-static char base[256];     /* this test's $TMPDIR */
-static char *saved_tmpdir; /* $TMPDIR before the test, or NULL */
-static pid_t children[8];  /* to kill and reap if an assertion ends a test early */
+static char base[256];    /* this test's $TMPDIR */
+static pid_t children[8]; /* to kill and reap if an assertion ends a test early */
 static int nchildren;
 
 static void cleanup(void *arg)
@@ -63,25 +62,13 @@ static void cleanup(void *arg)
         waitpid(children[i], NULL, 0);
     }
     nchildren = 0;
-    if (saved_tmpdir != NULL) {
-        setenv("TMPDIR", saved_tmpdir, 1);
-        free(saved_tmpdir);
-        saved_tmpdir = NULL;
-    } else {
-        unsetenv("TMPDIR");
-    }
-    skt_rm_rf(base);
 }
 
 /* Makes the test's base directory and points $TMPDIR at it. */
 static void use_base(void)
 {
-    const char *old = getenv("TMPDIR");
-    saved_tmpdir = old != NULL ? strdup(old) : NULL;
-    snprintf(base, sizeof base, "/tmp/skt-session-base-XXXXXX");
-    assert_non_null(mkdtemp(base));
-    skt_defer(cleanup, NULL);
-    assert_int_equal(setenv("TMPDIR", base, 1), 0);
+    snprintf(base, sizeof base, "%s", skt_use_tmpdir("skt-session-base"));
+    skt_defer(cleanup, NULL); /* runs first: the children, then the directory */
     if (geteuid() == 0)
         assert_int_equal(chown(base, NOBODY, NOBODY), 0); /* for children that drop to it */
 }

@@ -40,25 +40,6 @@ struct run {
     size_t out_len, err_len;
 };
 
-/* <variant>/tests/test_flow_examples -> <variant>/examples/<name>; false
- * when there is no such program. */
-static bool example_path(const char *name, char *buf, size_t cap)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return false;
-    self[n] = '\0';
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(self, '/');
-        if (slash == NULL)
-            return false;
-        *slash = '\0';
-    }
-    int len = snprintf(buf, cap, "%s/examples/%s", self, name);
-    return len > 0 && (size_t)len < cap && access(buf, X_OK) == 0;
-}
-
 /* A new empty directory under $TMPDIR (or /tmp) into buf. */
 static void make_temp_dir(char *buf, size_t cap, const char *tag)
 {
@@ -70,47 +51,10 @@ static void make_temp_dir(char *buf, size_t cap, const char *tag)
     assert_non_null(mkdtemp(buf));
 }
 
-/* Removes dir and everything under it (the trees this test makes are
- * small and hold no symlinked directories). */
-static void remove_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-                continue;
-            char path[PATH_MAX];
-            snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-            struct stat st;
-            if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
-                remove_tree(path);
-            else
-                unlink(path);
-        }
-        closedir(d);
-    }
-    rmdir(dir);
-}
-
 static void remove_tree_cb(void *dir)
 {
-    remove_tree(dir);
+    skt_rm_rf(dir);
     free(dir);
-}
-
-/* The number of entries in dir besides . and .., or -1. */
-static int entries(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        n += strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0;
-    closedir(d);
-    return n;
 }
 
 /* Appends what fd has to buf (cap bytes at most; more is an error);
@@ -146,7 +90,7 @@ static void print_run(const char *name, const struct run *r)
 static struct run *run_example(const char *name, const char *const *args, const char *input)
 {
     char path[PATH_MAX];
-    if (!example_path(name, path, sizeof path))
+    if (!skt_example_path(name, path, sizeof path))
         fail_msg("examples/%s is not built next to this test (scons builds it first)", name);
     skt_bound(RUN_BOUND + 30.0); /* the watchdog waits for this run's own bound */
     struct run *r = xcalloc(1, sizeof *r);
@@ -230,9 +174,10 @@ static struct run *run_example(const char *name, const char *const *args, const 
     close(err[0]);
     /* Nothing it started is left, and its session directory is gone. */
     skt_wait_until(kill(-pid, 0) != 0 && errno == ESRCH, 5.0);
-    if (entries(tmpdir) != 0) {
+    if (skt_dir_entries(tmpdir) != 0) {
         print_run(name, r);
-        fail_msg("examples/%s left %d entries in its $TMPDIR %s", name, entries(tmpdir), tmpdir);
+        fail_msg("examples/%s left %d entries in its $TMPDIR %s", name, skt_dir_entries(tmpdir),
+                 tmpdir);
     }
     return r;
 }

@@ -111,30 +111,11 @@ static const sk_step_class writer_class = {
 /* ------------------------------------------------------------- fixtures */
 
 static char base[256]; /* this test's $TMPDIR */
-static char *saved_tmpdir;
 
-static void restore_tmpdir(void *arg)
-{
-    (void)arg;
-    if (saved_tmpdir != NULL) {
-        setenv("TMPDIR", saved_tmpdir, 1);
-        free(saved_tmpdir);
-        saved_tmpdir = NULL;
-    } else {
-        unsetenv("TMPDIR");
-    }
-    skt_rm_rf(base);
-}
-
-/* Makes the test's base directory and points $TMPDIR at it. */
+/* Points $TMPDIR at a new directory of the test's own. */
 static void use_base(void)
 {
-    const char *old = getenv("TMPDIR");
-    saved_tmpdir = old != NULL ? strdup(old) : NULL;
-    snprintf(base, sizeof base, "/tmp/skt-flow-session-XXXXXX");
-    assert_non_null(mkdtemp(base));
-    skt_defer(restore_tmpdir, NULL);
-    assert_int_equal(setenv("TMPDIR", base, 1), 0);
+    snprintf(base, sizeof base, "%s", skt_use_tmpdir("skt-flow-session"));
 }
 
 static bool exists(const char *path)

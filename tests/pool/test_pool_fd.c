@@ -250,28 +250,10 @@ static void test_scribbled_notify_word(void **state)
     assert_int_equal(result, 25);
 }
 
-/* <variant>/tests/test_pool_fd -> <variant>/examples/<name> */
-static bool example_path(const char *name, char *buf, size_t cap)
-{
-    char self[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n <= 0)
-        return false;
-    self[n] = '\0';
-    for (int up = 0; up < 2; up++) {
-        char *slash = strrchr(self, '/');
-        if (slash == NULL)
-            return false;
-        *slash = '\0';
-    }
-    int len = snprintf(buf, cap, "%s/examples/%s", self, name);
-    return len > 0 && (size_t)len < cap && access(buf, X_OK) == 0;
-}
-
 static void run_example(const char *name)
 {
     char path[PATH_MAX + 64], cmd[PATH_MAX + 128];
-    assert_true(example_path(name, path, sizeof path));
+    assert_true(skt_example_path(name, path, sizeof path));
     snprintf(cmd, sizeof cmd, "timeout 60 '%s' < /dev/null > /dev/null", path);
     int status = system(cmd);
     assert_true(WIFEXITED(status));

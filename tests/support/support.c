@@ -20,6 +20,7 @@
 
 #include <ctype.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <ftw.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -645,6 +646,57 @@ void skt_rm_rf(const char *path)
 {
     nftw(path, make_searchable, 16, FTW_PHYS);
     nftw(path, remove_entry, 16, FTW_PHYS | FTW_DEPTH);
+}
+
+/* $TMPDIR while a test points it at a directory of its own. */
+static struct {
+    char path[256];
+    char *saved; /* $TMPDIR before, or NULL */
+    bool had;
+} tmpdir;
+
+static void tmpdir_restore(void *arg)
+{
+    (void)arg;
+    if (tmpdir.had)
+        setenv("TMPDIR", tmpdir.saved, 1);
+    else
+        unsetenv("TMPDIR");
+    free(tmpdir.saved);
+    tmpdir.saved = NULL;
+    skt_rm_rf(tmpdir.path);
+    tmpdir.path[0] = '\0';
+}
+
+const char *skt_use_tmpdir(const char *prefix)
+{
+    const char *old = getenv("TMPDIR");
+    tmpdir.had = old != NULL;
+    tmpdir.saved = old != NULL ? strdup(old) : NULL;
+    snprintf(tmpdir.path, sizeof tmpdir.path, "/tmp/%s-XXXXXX", prefix);
+    if (mkdtemp(tmpdir.path) == NULL)
+        fail_msg("support: mkdtemp %s: %s", tmpdir.path, strerror(errno));
+    skt_defer(tmpdir_restore, NULL);
+    if (setenv("TMPDIR", tmpdir.path, 1) != 0)
+        fail_msg("support: setenv TMPDIR: %s", strerror(errno));
+    return tmpdir.path;
+}
+
+bool skt_example_path(const char *name, char *buf, size_t cap)
+{
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0)
+        return false;
+    self[n] = '\0';
+    for (int up = 0; up < 2; up++) {
+        char *slash = strrchr(self, '/');
+        if (slash == NULL)
+            return false;
+        *slash = '\0';
+    }
+    int len = snprintf(buf, cap, "%s/examples/%s", self, name);
+    return len > 0 && (size_t)len < cap && access(buf, X_OK) == 0;
 }
 
 int skt_fd_count(void)

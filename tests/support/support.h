@@ -341,6 +341,13 @@ int skt_dir_entries(const char *path);
 /* Removes path and everything below it, making directories searchable and
  * writable first; does not follow links. Errors are ignored. */
 void skt_rm_rf(const char *path);
+/* Makes /tmp/<prefix>-XXXXXX and points $TMPDIR at it until the test ends;
+ * then $TMPDIR is as it was and the directory is removed (skt_defer: runs
+ * after what the test defers later). Returns its path. */
+const char *skt_use_tmpdir(const char *prefix);
+/* <variant>/tests/<this test> -> <variant>/examples/<name> into buf; false
+ * when there is no such executable program. */
+bool skt_example_path(const char *name, char *buf, size_t cap);
 
 /* True when this process has no child at all, not even a zombie. */
 static inline bool skt_no_children(void)
