@@ -809,6 +809,8 @@ int sk_flow_start(sk_flow *f)
         rc = await_ready(f);
         if (rc != SK_OK)
             start_failed(f);
+        else
+            take_wakeups(f); /* the processes' ready rings: nothing to collect */
         f->started_ns = sk_now_ns();
     }
     pthread_mutex_unlock(&f->lock);

@@ -682,8 +682,11 @@ static int proc_prerun(sk_process *self)
             return sk_fail(self, rc, "%s", fp->cause_set ? fp->cause : "the start hook failed");
     }
     fp->started = true;
-    atomic_store(&flow_slot_of(f, fp->global)->ready, 1);
+    /* The ring comes first: once the parent sees every process ready, every
+     * such ring has happened, and sk_flow_start can take them all (the fd
+     * is then quiet until there is something to collect). */
     sk_doorbell_ring(f->doorbell);
+    atomic_store(&flow_slot_of(f, fp->global)->ready, 1);
     return 0;
 }
 
