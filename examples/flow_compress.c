@@ -5,7 +5,7 @@
  *
  *   read      2 processes         reads the file, records its size and crc32
  *   compress  2 processes,        reads it again, compress2()es it into
- *             batches of up to 8  <tmpdir>/<task id>.z, records that name and
+ *             batches of up to 8  <session dir>/<task id>.z, records that name and
  *             (5 ms batch timeout) the compressed size
  *   checksum  1 process           reads the .z file, computes its crc32 and
  *                                 adler32, uncompresses it and checks the
@@ -14,8 +14,10 @@
  * A task is a fixed-size record of plain bytes (at most 64 KiB, no
  * pointers): a file's contents cannot travel in it. So each step works from
  * what the record names: the path (the second read of a file comes from the
- * page cache), then the compressed file in a temporary directory (mkdtemp,
- * removed at the end).
+ * page cache), then the compressed file in the run's session directory
+ * (sk_step_session_dir: private to the run, the same in every process,
+ * removed by the flow however the run ends, so this program never cleans
+ * up after itself).
  *
  * The parent walks the tree (nftw; the first MAX regular files under 1 MiB),
  * submits one task per file and collects results in the order they finish.
@@ -34,9 +36,8 @@
  * Build: gcc -std=c11 flow_compress.c $(pkg-config --cflags --libs skproc zlib)
  */
 #ifndef _GNU_SOURCE
-#define _GNU_SOURCE /* nftw, mkdtemp */
+#define _GNU_SOURCE /* nftw */
 #endif
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -124,12 +125,10 @@ static int write_file(const char *path, const unsigned char *buf, size_t len)
 
 /* ------------------------------------------------------------ the steps */
 
-/* Every step has the same fields: where the compressed files go (set
- * before the flow starts, so every process has it) and two buffers that
- * each process allocates in its start hook and frees in its stop hook. */
+/* Every step has the same fields: two buffers that each process allocates
+ * in its start hook and frees in its stop hook. */
 typedef struct {
     sk_step base;
-    const char *tmpdir;
     unsigned char *raw, *packed; /* a file's bytes, compressed bytes */
     size_t raw_cap, packed_cap;
 } file_step;
@@ -159,7 +158,7 @@ static int buffers_stop(sk_step *self)
 
 static void packed_path(const file_step *s, const file_task *t, char *buf, size_t cap)
 {
-    snprintf(buf, cap, "%s/%s", s->tmpdir, t->packed);
+    snprintf(buf, cap, "%s/%s", sk_step_session_dir(&s->base), t->packed);
 }
 
 static int read_handle(sk_step *self, sk_task *tasks, size_t count)
@@ -326,21 +325,6 @@ static int visit(const char *path, const struct stat *sb, int type, struct FTW *
     return ++run.submitted >= run.max_files; /* non-zero stops the walk */
 }
 
-/* Removes the temporary directory and what is left in it. */
-static void remove_dir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d != NULL) {
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL)
-            if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-                unlinkat(dirfd(d), e->d_name, 0);
-        closedir(d);
-    }
-    if (rmdir(dir) != 0)
-        perror(dir);
-}
-
 int main(int argc, char **argv)
 {
     const char *dir = argc > 1                            ? argv[1]
@@ -351,23 +335,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "usage: %s [DIR [MAX_FILES]]\n", argv[0]);
         return 2;
     }
-    char tmpdir[] = "/tmp/flow_compress.XXXXXX";
-    if (mkdtemp(tmpdir) == NULL) {
-        perror("mkdtemp");
-        return 1;
-    }
-
     sk_flow_config cfg = {.task_size = sizeof(file_task)};
     int rc = sk_flow_create(&run.flow, &cfg);
     if (rc != SK_OK) {
         fprintf(stderr, "sk_flow_create: %s\n", sk_strerror(rc));
-        remove_dir(tmpdir);
         return 1;
     }
     static const sk_step_class *classes[3] = {&read_class, &compress_class, &checksum_class};
     static file_step steps[3]; /* in place until sk_flow_release */
     for (int i = 0; i < 3; i++) {
-        steps[i].tmpdir = tmpdir;
         sk_step_init(&steps[i].base, classes[i]);
         run.steps[i] = &steps[i];
     }
@@ -385,7 +361,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "could not start the flow: %s%s%s\n", sk_strerror(rc), e ? ": " : "",
                 e ? e->error.message : "");
         sk_flow_release(run.flow);
-        remove_dir(tmpdir);
         return 1;
     }
 
@@ -404,8 +379,7 @@ int main(int argc, char **argv)
                 sk_strerror(run.walk_rc), sk_strerror(rc), sk_strerror(wait_rc), e ? ": " : "",
                 e ? e->error.message : "");
     }
-    sk_flow_release(run.flow);
-    remove_dir(tmpdir);
+    sk_flow_release(run.flow); /* the session directory goes with it */
 
     printf("files     %ld compressed and checked, %ld failed\n", run.ok, run.failed);
     printf("bytes in  %" PRIu64 "\n", run.bytes_in);
