@@ -16,6 +16,7 @@
 #include "support.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <sys/stat.h>
 
 typedef struct {
@@ -542,6 +543,48 @@ static void test_settings(void **state)
     }
 }
 
+/* Spawns from several threads at once, each with pipes: every program
+ * sees its own input, gives its own output, and ends (no pipe kept open
+ * by a program another thread started at the same moment). */
+static void *spawn_thread(void *arg)
+{
+    long id = (long)arg;
+    const char *cat[] = {"cat", NULL};
+    for (int i = 0; i < 40; i++) {
+        sk_spawn_config c = {.argv = cat};
+        c.stdio[0].mode = c.stdio[1].mode = SK_STDIO_PIPE;
+        sk_process p;
+        if (sk_spawn_init(&p, &c) != SK_OK || sk_start(&p) != SK_OK)
+            return (void *)1;
+        char in[32], *out = NULL;
+        int n = snprintf(in, sizeof in, "thread %ld op %d\n", id, i);
+        int rc = sk_spawn_communicate(&p, in, (size_t)n, &out, NULL, NULL, NULL, 20);
+        bool ok = rc == SK_OK && out != NULL && strcmp(out, in) == 0 && sk_wait(&p, 20) == SK_OK &&
+                  sk_error_of(&p) == NULL;
+        free(out);
+        sk_release(&p);
+        if (!ok)
+            return (void *)2;
+    }
+    return NULL;
+}
+
+static void test_threads(void **state)
+{
+    (void)state;
+    int fds = skt_fd_count();
+    pthread_t t[4];
+    for (long i = 0; i < 4; i++)
+        assert_int_equal(pthread_create(&t[i], NULL, spawn_thread, (void *)i), 0);
+    for (int i = 0; i < 4; i++) {
+        void *r;
+        assert_int_equal(pthread_join(t[i], &r), 0);
+        assert_null(r);
+    }
+    assert_int_equal(skt_fd_count(), fds);
+    assert_true(skt_no_children());
+}
+
 /* 1,000 spawns: no fd, no zombie, no heap left behind. */
 static void test_cycles_leak_nothing(void **state)
 {
@@ -567,19 +610,13 @@ static void test_cycles_leak_nothing(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        SKT_TEST(test_exit_codes),
-        SKT_TEST(test_signals),
-        SKT_TEST(test_exec_failures),
-        SKT_TEST(test_env_and_cwd),
-        SKT_TEST(test_stdio_modes),
-        SKT_TEST(test_megabytes_both_streams),
-        SKT_TEST(test_lines_write_poll),
-        SKT_TEST(test_no_fd_leak_into_program),
-        SKT_TEST(test_daemon_tree),
-        SKT_TEST(test_lives_timeout_stop),
-        SKT_TEST(test_refusals),
-        SKT_TEST(test_settings),
-        SKT_TEST(test_cycles_leak_nothing),
+        SKT_TEST(test_exit_codes),       SKT_TEST(test_signals),
+        SKT_TEST(test_exec_failures),    SKT_TEST(test_env_and_cwd),
+        SKT_TEST(test_stdio_modes),      SKT_TEST(test_megabytes_both_streams),
+        SKT_TEST(test_lines_write_poll), SKT_TEST(test_no_fd_leak_into_program),
+        SKT_TEST(test_daemon_tree),      SKT_TEST(test_lives_timeout_stop),
+        SKT_TEST(test_refusals),         SKT_TEST(test_settings),
+        SKT_TEST(test_threads),          SKT_TEST(test_cycles_leak_nothing),
     };
     return skt_run(argc, argv, tests);
 }
