@@ -301,6 +301,13 @@ int sk_start(sk_process *p)
     if (rc != SK_OK)
         return rc;
     rt->config = config_normalize(p->config);
+    if (rt->spawn != NULL) {
+        /* A program never uses the channel: the smallest rings, so that
+         * the mapping made and unmapped per spawn is a few pages, not the
+         * default 130 MiB of address space. */
+        rt->config.capacity = 4096;
+        rt->config.max_message = 4096;
+    }
     rt->msg_doorbell = sk_doorbell_create();
     rt->worker_doorbell = sk_doorbell_create();
     if (rt->msg_doorbell < 0 || rt->worker_doorbell < 0)
@@ -359,7 +366,10 @@ int sk_start(sk_process *p)
         return start_failed(rt, fork_errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
     }
     rt->child_pid = pid;
-    setpgid(pid, pid); /* also here, so that it holds before fork returns on either side */
+    /* Also here, so that it holds before fork returns on either side; a
+     * program started by clone(CLONE_VFORK) has set it before we return. */
+    if (!fast_spawn)
+        setpgid(pid, pid);
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;

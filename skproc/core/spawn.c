@@ -373,8 +373,15 @@ void sk_spawn_in_supervisor(struct sk_runtime *rt)
 
 /* Everything the child does, async-signal-safe only, on the plan. Returns
  * the errno of the step that failed (in *step); on success it does not
- * return. user_mask is the signal mask the program starts with. */
-static int child_exec(struct sk_spawn *sp, const sigset_t *user_mask, bool own_group, int *step)
+ * return. user_mask is the signal mask the program starts with. Not
+ * instrumented by AddressSanitizer: in the fast path it runs on the clone
+ * stack, which ASan does not know, and would leave its redzones poisoned
+ * in the shadow of memory the parent reuses. */
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize_address))
+#endif
+static int
+child_exec(struct sk_spawn *sp, const sigset_t *user_mask, bool own_group, int *step)
 {
     const sk_spawn_config *c = &sp->cfg;
     *step = STEP_SESSION;
@@ -473,6 +480,12 @@ clone_child(void *arg)
 
 #define CLONE_STACK_SIZE (64 * 1024)
 
+/* The clone child's stack: one mapping for the whole process, made on the
+ * first fast start and kept. sk_spawn_fast runs under the registry lock,
+ * so one clone child at a time uses it; an mmap and a munmap per spawn
+ * cost about 40 us on a virtual machine, a tenth of the whole spawn. */
+static void *clone_stack;
+
 pid_t sk_spawn_fast(struct sk_runtime *rt)
 {
     struct sk_spawn *sp = rt->spawn;
@@ -483,17 +496,19 @@ pid_t sk_spawn_fast(struct sk_runtime *rt)
     sigset_t all, old;
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
-    void *stack = mmap(NULL, CLONE_STACK_SIZE, PROT_READ | PROT_WRITE,
-                       MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+    if (clone_stack == NULL) {
+        void *stack = mmap(NULL, CLONE_STACK_SIZE, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK, -1, 0);
+        clone_stack = stack == MAP_FAILED ? NULL : stack;
+    }
     pid_t pid = -1;
     int saved = ENOMEM;
-    if (stack != MAP_FAILED) {
+    if (clone_stack != NULL) {
         struct clone_args_ args = {.sp = sp, .user_mask = &rt->user_sigmask};
         sp->start_ns = sk_now_ns();
-        pid = clone(clone_child, (char *)stack + CLONE_STACK_SIZE, CLONE_VM | CLONE_VFORK | SIGCHLD,
-                    &args);
+        pid = clone(clone_child, (char *)clone_stack + CLONE_STACK_SIZE,
+                    CLONE_VM | CLONE_VFORK | SIGCHLD, &args);
         saved = errno;
-        munmap(stack, CLONE_STACK_SIZE);
     }
     pthread_sigmask(SIG_SETMASK, &old, NULL);
     errno = saved;
