@@ -134,8 +134,10 @@ int sk_spawn_close_stdin(sk_process *p);
  * appending what each gives to a malloc'ed buffer (*out, *err; NULL to
  * throw a stream away; free() them), NUL-terminated, lengths in *out_len
  * and *err_len (may be NULL). Whatever the program writes to either, it
- * never blocks on the other. With input != NULL, writes input first (while
- * reading) and then closes stdin. Does not wait for the exit: call sk_wait.
+ * never blocks on the other. Writes input (may be NULL) to stdin while it
+ * reads, then closes stdin (at once without input, as Python's communicate
+ * does), so that a program reading to end of file finishes. Does not wait
+ * for the exit: call sk_wait.
  * SK_OK, SK_ETIMEDOUT (what came so far is returned), SK_ENOMEM. */
 int sk_spawn_communicate(sk_process *p, const void *input, size_t input_len, char **out,
                          size_t *out_len, char **err, size_t *err_len, double timeout);

@@ -415,7 +415,7 @@ child_exec(struct sk_spawn *sp, const sigset_t *user_mask, bool own_group, int *
         umask(c->umask);
     *step = STEP_RLIMIT;
     for (int i = 0; i < c->nrlimits; i++)
-        if (setrlimit((__rlimit_resource_t)c->rlimits[i].resource, &c->rlimits[i].limit) != 0)
+        if (setrlimit(c->rlimits[i].resource, &c->rlimits[i].limit) != 0)
             return errno;
     *step = STEP_GID;
     if (c->set_gid && (setgroups(0, NULL) != 0 || setgid(c->gid) != 0))
@@ -579,6 +579,24 @@ static bool ended_well(bool exited, int code, bool stopped)
     return exited ? code == 0 : stopped && code == SIGTERM;
 }
 
+void sk_spawn_crash_text(const struct sk_runtime *rt, sk_error *e)
+{
+    const char *file = rt->spawn->file;
+    if (e->kind != SK_CRASH_ERROR)
+        return;
+    if (e->signal) {
+        snprintf(e->message, sizeof e->message, "Program %.200s was ended by signal %d (%s)", file,
+                 e->signal, strsignal(e->signal));
+        snprintf(e->cause, sizeof e->cause, "the program %s was ended by signal %d (%s)", file,
+                 e->signal, strsignal(e->signal));
+    } else {
+        snprintf(e->message, sizeof e->message, "Program %.200s exited with status %d", file,
+                 e->exit_status);
+        snprintf(e->cause, sizeof e->cause, "the program %s exited with status %d", file,
+                 e->exit_status);
+    }
+}
+
 void sk_spawn_outcome(struct sk_runtime *rt, int status, bool reaped)
 {
     struct sk_spawn *sp = rt->spawn;
@@ -603,12 +621,7 @@ void sk_spawn_outcome(struct sk_runtime *rt, int status, bool reaped)
     } else {
         sk_error_set_crash(&rt->error, SK_RUN, true, run, 0, WEXITSTATUS(status));
     }
-    if (!sp->have_status || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        if (rt->error.kind == SK_CRASH_ERROR)
-            snprintf(rt->error.cause, sizeof rt->error.cause, "the program %s %s %d", sp->file,
-                     rt->error.signal ? "was ended by signal" : "exited with status",
-                     rt->error.signal ? rt->error.signal : rt->error.exit_status);
-    }
+    sk_spawn_crash_text(rt, &rt->error);
     rt->error.lives_spent = 1;
     rt->has_error = true;
     sh->outcome = SK_OUTCOME_FAILED;

@@ -93,6 +93,10 @@ void sk_spawn_outcome(struct sk_runtime *rt, int status, bool reaped);
  * false when it is a fault (s->fault filled by the caller). */
 bool sk_spawn_supervised_exit(struct sk_runtime *rt, const siginfo_t *info, bool *retryable);
 
+/* A crash error's message and cause say "Program NAME exited with status
+ * n" / "was ended by signal n" rather than name a hook. */
+void sk_spawn_crash_text(const struct sk_runtime *rt, sk_error *e);
+
 /* sk_stop for a program: SIGTERM to pid, once. */
 void sk_spawn_stop(struct sk_runtime *rt, pid_t pid);
 

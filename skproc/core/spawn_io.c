@@ -360,7 +360,10 @@ int sk_spawn_communicate(sk_process *p, const void *input, size_t input_len, cha
     size_t written = 0;
     int64_t deadline = sk_deadline_ns(timeout);
     rc = SK_OK;
-    if (input != NULL && input_len == 0) {
+    /* As Python's communicate: stdin is closed once the input is written,
+     * and at once when there is none, so that a program reading it to its
+     * end (cat, sort) finishes. */
+    if (input == NULL || input_len == 0) {
         sk_fd_close(&sp->parent_fd[0]);
         open_[0] = false;
     }

@@ -353,6 +353,8 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     bool exited = info.si_code == CLD_EXITED;
     sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
                        exited ? 0 : info.si_status, exited ? info.si_status : 0);
+    if (s->rt->spawn != NULL)
+        sk_spawn_crash_text(s->rt, &s->fault);
     s->retryable = sk_section_is_loop(section) && s->mode == SK_ENGINE_LOOP && spawn_retry;
     s->fault.item = supervisor_fault_item(s);
     return SUP_FAULT;

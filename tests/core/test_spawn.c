@@ -89,6 +89,7 @@ static void test_exit_codes(void **state)
         assert_int_equal(e->kind, SK_CRASH_ERROR);
         assert_int_equal(e->exit_status, 3);
         assert_int_equal(e->signal, 0);
+        assert_string_equal(e->message, "Program sh exited with status 3");
         assert_int_equal(sk_spawn_status(&p->base), 3);
         assert_rc(sk_result(&p->base, NULL), SK_EPROCESS);
     }
@@ -105,6 +106,7 @@ static void test_signals(void **state)
         assert_non_null(e);
         assert_int_equal(e->kind, SK_CRASH_ERROR);
         assert_int_equal(e->signal, SIGSEGV);
+        assert_non_null(strstr(e->message, "Program sh was ended by signal 11"));
         assert_int_equal(sk_spawn_status(&p->base), -SIGSEGV);
     }
 }
@@ -280,6 +282,18 @@ static void test_megabytes_both_streams(void **state)
 static void test_lines_write_poll(void **state)
 {
     (void)state;
+    /* communicate with no input closes stdin: cat ends. */
+    const char *cat[] = {"cat", NULL};
+    sk_spawn_config cc = {.argv = cat};
+    cc.stdio[0].mode = cc.stdio[1].mode = SK_STDIO_PIPE;
+    prog *q = spawn(&cc, NULL);
+    char *o = NULL;
+    assert_rc(sk_spawn_communicate(&q->base, NULL, 0, &o, NULL, NULL, NULL, 10), SK_OK);
+    assert_string_equal(o, "");
+    free(o);
+    assert_rc(sk_wait(&q->base, 10), SK_OK);
+    assert_null(sk_error_of(&q->base));
+
     sk_spawn_config c = sh_cfg("while read l; do echo \"got $l\"; done; printf 'no newline'");
     c.stdio[0].mode = SK_STDIO_PIPE;
     c.stdio[1].mode = SK_STDIO_PIPE;
