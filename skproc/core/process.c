@@ -645,6 +645,12 @@ pid_t sk_pid(const sk_process *p)
     /* Written by the supervisor, or by the worker itself: believed only
      * when it names a process of this process's group. */
     pid_t worker = atomic_load(&p->rt->sh->worker_pid);
+    /* A supervised program may be in a session of its own (new_session);
+     * its worker_pid was written by skproc's code alone (the supervisor,
+     * the worker before exec; the program has no mapping), so it is
+     * believed as it is. */
+    if (p->rt->spawn != NULL)
+        return worker > 0 ? worker : -1;
     if (worker <= 0 || (worker != p->rt->child_pid && getpgid(worker) != p->rt->child_pid))
         return -1;
     return worker;

@@ -546,6 +546,17 @@ static void test_settings(void **state)
     assert_int_equal(nofile, 77);
     assert_int_equal(sid, pid);
     free(out);
+    /* sk_pid names a supervised program in a session of its own too. */
+    c = sh_cfg("exec sleep 30");
+    c.new_session = true;
+    prog *p = spawn(&c, supervise);
+    pid_t seen = -1;
+    for (double end = skt_now() + 10 * skt_slowdown(); skt_now() < end && seen <= 0;
+         skt_sleep(0.002))
+        seen = sk_pid(&p->base);
+    assert_true(seen > 0);
+    skt_wait_until(getsid(seen) == seen, 10);
+    assert_rc(sk_kill(&p->base), SK_OK);
     if (geteuid() == 0) {
         c = sh_cfg("id -u; id -g");
         c.set_uid = c.set_gid = true;
