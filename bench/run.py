@@ -265,6 +265,29 @@ BENCHES = [
             'flow.lat.python': {'baseline': 'flow.lat.skproc'},
         },
     },
+    # Spawned programs (include/skproc/spawn.h, docs/spawn.md): /bin/true from
+    # the request to its reap. bench_spawn.c interleaves the floor
+    # (posix_spawn + waitpid) with skproc's fast path, op by op; py_spawn.py
+    # is subprocess.run(['/bin/true']).
+    {
+        'name': 'bench_spawn',
+        'c': 'bench_spawn',
+        'timeout': (600, 60),
+        'rows': {
+            'spawn.skproc': {'baseline': 'spawn.raw', 'max_ratio': 1.2,
+                             'target': '< 1.2x posix_spawn + waitpid'},
+            'spawn.skproc_pipe': {'baseline': 'spawn.raw', 'target': 'none: information'},
+        },
+    },
+    {
+        'name': 'py_spawn',
+        'py': 'py_spawn.py',
+        'timeout': (600, 60),
+        'rows': {
+            'spawn.python': {'baseline': 'spawn.skproc', 'min_ratio': 5.0,
+                             'target': '>= 5x skproc (skproc 5x faster)'},
+        },
+    },
     # Supervision (docs/supervision.md): timeout precision and the cost of a
     # restart after a crash. raw_timeout.c holds the floors of timeout
     # lateness: timerfd + SIGKILL + waitid by the parent itself (raw) and by a
@@ -369,6 +392,14 @@ AREA_NOTES = {
         'bounds, so the throughput targets sit on the *time per message* and *time per byte* '
         'rows: >= 1 million messages/s is < 1,000 ns per message, >= 2 GB/s is < 0.5 ns per '
         'byte.'),
+    'spawned programs': (
+        'From asking for `/bin/true` to having reaped it, 3,000 times (quick 300), the three '
+        'C rows interleaved op by op in one program (`bench_spawn.c`) and each the median op. '
+        'The floor: `posix_spawn` + `waitpid` (glibc\'s `posix_spawn` is '
+        '`clone(CLONE_VM | CLONE_VFORK)`). skproc: `sk_spawn_init` + `sk_start` + `sk_wait` + '
+        '`sk_release`, stdio inherited, no supervisor (the fast path); and the same with '
+        'stdout a pipe read to its end with `sk_spawn_communicate` (information). Python '
+        '(`py_spawn.py`): `subprocess.run([\'/bin/true\'])`.'),
     'flows': (
         'A flow of 3 steps, one process each, every step adding 1 to each 64-byte task (a '
         '`uint64_t` and padding); `sk_flow_start` (every process ready) is not timed. '

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Section 3 man pages for the public calls, made from include/skproc.h,
-include/skproc/pool.h and include/skproc/flow.h: each page shows the prototypes and types it covers, and as
+include/skproc/pool.h, include/skproc/flow.h and include/skproc/spawn.h: each page shows the prototypes and types it covers, and as
 its text the comment written right above each of them in the header (the header
 reads like documentation, so the pages say what it says). man/*.3 are committed;
 `scons man` writes them again, and `scons test` fails when they differ from what
@@ -15,7 +15,8 @@ import os
 import re
 import sys
 
-HEADERS = ['include/skproc.h', 'include/skproc/pool.h', 'include/skproc/flow.h']
+HEADERS = ['include/skproc.h', 'include/skproc/pool.h', 'include/skproc/flow.h',
+           'include/skproc/spawn.h']
 MAN_DIR = 'man'
 
 # (page, one-line summary, functions, types, overview). The first function of a page
@@ -95,6 +96,13 @@ PAGES = [
     ('sk_flow_metrics_prometheus', "export a flow's metrics to Prometheus or StatsD",
      ['sk_flow_metrics_prometheus', 'sk_statsd_open', 'sk_statsd_send', 'sk_statsd_close'],
      ['sk_statsd'], None),
+    ('sk_spawn_init', 'a process that runs an external program',
+     ['sk_spawn_init', 'sk_spawn_status'],
+     ['sk_stdio_mode', 'sk_stdio', 'sk_env_mode', 'sk_spawn_rlimit', 'sk_spawn_config'],
+     'include/skproc/spawn.h'),
+    ('sk_spawn_read', "read and write a spawned program's pipes",
+     ['sk_spawn_read', 'sk_spawn_read_line', 'sk_spawn_write', 'sk_spawn_close_stdin',
+      'sk_spawn_communicate', 'sk_spawn_fd'], [], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),
 ]

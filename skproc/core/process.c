@@ -15,6 +15,7 @@
 #include "core/handle.h"
 #include "core/process.h"
 #include "core/events.h"
+#include "core/spawn.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -242,6 +243,7 @@ static void registry_drop_others(struct sk_runtime *mine)
                       &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd,  &rt->event_doorbell};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
             sk_fd_close(fds[k]);
+        sk_spawn_forget(rt); /* a pipe held here would keep its program from EOF */
         rt->role = SK_ROLE_INHERITED;
     }
     registry[0] = mine;
@@ -299,6 +301,13 @@ int sk_start(sk_process *p)
     if (rc != SK_OK)
         return rc;
     rt->config = config_normalize(p->config);
+    if (rt->spawn != NULL) {
+        /* A program never uses the channel: the smallest rings, so that
+         * the mapping made and unmapped per spawn is a few pages, not the
+         * default 130 MiB of address space. */
+        rt->config.capacity = 4096;
+        rt->config.max_message = 4096;
+    }
     rt->msg_doorbell = sk_doorbell_create();
     rt->worker_doorbell = sk_doorbell_create();
     if (rt->msg_doorbell < 0 || rt->worker_doorbell < 0)
@@ -317,24 +326,50 @@ int sk_start(sk_process *p)
     rt->parent_pid = getpid();
 
     /* Whatever the parent has buffered would otherwise be written again by
-     * the worker when it flushes its own output. */
-    fflush(NULL);
+     * the worker when it flushes its own output. A program exec'd at once
+     * flushes nothing of ours. */
+    bool fast_spawn = rt->spawn != NULL && !rt->supervised;
+    if (!fast_spawn)
+        fflush(NULL);
     pthread_mutex_lock(&registry_lock);
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0); /* the process's own group: its whole tree, for kill(-pid) */
-        registry_drop_others(rt);
-        if (rt->supervised)
-            sk_supervisor_main(p);
-        sk_worker_main(p, rt->parent_pid, SK_ENGINE_LOOP);
+    /* A program's pipes and files are made under the lock: a fork of
+     * another handle in another thread then either comes before them or
+     * sees them in the registry and closes them (registry_drop_others). */
+    if (rt->spawn != NULL) {
+        atomic_store(&rt->sh->spawn_status, -1000);
+        rc = sk_spawn_prepare(rt);
+        if (rc != SK_OK) {
+            pthread_mutex_unlock(&registry_lock);
+            return start_failed(rt, rc);
+        }
+    }
+    pid_t pid;
+    if (fast_spawn) {
+        pid = sk_spawn_fast(rt);
+    } else {
+        pid = fork();
+        if (pid == 0) {
+            setpgid(0, 0); /* the process's own group: its whole tree, for kill(-pid) */
+            registry_drop_others(rt);
+            if (rt->supervised) {
+                sk_spawn_in_supervisor(rt);
+                sk_supervisor_main(p);
+            }
+            sk_worker_main(p, rt->parent_pid, SK_ENGINE_LOOP);
+        }
     }
     int fork_errno = errno;
+    sk_spawn_after_fork(rt);
     pthread_mutex_unlock(&registry_lock);
     if (pid < 0) {
+        sk_spawn_forget(rt);
         return start_failed(rt, fork_errno == ENOMEM ? SK_ENOMEM : SK_ESYS);
     }
     rt->child_pid = pid;
-    setpgid(pid, pid); /* also here, so that it holds before fork returns on either side */
+    /* Also here, so that it holds before fork returns on either side; a
+     * program started by clone(CLONE_VFORK) has set it before we return. */
+    if (!fast_spawn)
+        setpgid(pid, pid);
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;
@@ -396,6 +431,8 @@ static void process_outcome(struct sk_runtime *rt, int status, bool reaped)
         sk_error_sanitize(&rt->error); /* the worker could write it */
         rt->error.lives_spent = lives_clamp(rt, rt->error.lives_spent);
         rt->has_error = true;
+    } else if (rt->spawn != NULL && !rt->supervised) {
+        sk_spawn_outcome(rt, status, reaped);
     } else if (sh->outcome == SK_OUTCOME_NONE && !rt->supervised) {
         worker_fault(rt, status, reaped);
     } else if (sh->outcome == SK_OUTCOME_NONE) {
@@ -505,6 +542,15 @@ int sk_stop(sk_process *p)
     if (p->rt->sh == NULL)
         return sk_refuse(SK_ESTATE, "sk_stop: not started");
     atomic_store(&p->rt->sh->stop, 1);
+    if (p->rt->spawn != NULL && p->rt->role == SK_ROLE_PARENT) {
+        /* A program is asked with SIGTERM: by us when it is our own child
+         * (unreaped, so its pid is still its), else by its supervisor. */
+        if (!p->rt->supervised && !p->rt->finished)
+            sk_spawn_stop(p->rt, p->rt->child_pid);
+        else if (p->rt->supervised && p->rt->doorbell >= 0)
+            sk_doorbell_ring(p->rt->doorbell);
+        return SK_OK;
+    }
     sk_channel_wake_worker(p->rt); /* a worker blocked in sk_listen returns */
     return SK_OK;
 }
@@ -560,6 +606,7 @@ void sk_release(sk_process *p)
     if (rt->started && !rt->finished)
         sk_kill(p);
     shared_destroy(rt);
+    sk_spawn_free(rt);
     registry_remove(rt);
     free(rt);
     p->rt = NULL;
@@ -593,9 +640,17 @@ pid_t sk_pid(const sk_process *p)
         return getpid();
     if (p->rt->finished)
         return -1;
+    if (p->rt->spawn != NULL && !p->rt->supervised)
+        return p->rt->child_pid; /* the program itself, our own unreaped child */
     /* Written by the supervisor, or by the worker itself: believed only
      * when it names a process of this process's group. */
     pid_t worker = atomic_load(&p->rt->sh->worker_pid);
+    /* A supervised program may be in a session of its own (new_session);
+     * its worker_pid was written by skproc's code alone (the supervisor,
+     * the worker before exec; the program has no mapping), so it is
+     * believed as it is. */
+    if (p->rt->spawn != NULL)
+        return worker > 0 ? worker : -1;
     if (worker <= 0 || (worker != p->rt->child_pid && getpgid(worker) != p->rt->child_pid))
         return -1;
     return worker;

@@ -115,6 +115,11 @@ struct sk_shared {
      * events_written in sk_start until the first worker says START. */
     _Atomic uint32_t events_written;
     struct sk_logged_event events[SK_EVENT_LOG];
+
+    /* (S) a spawned program's last wait status as sk_spawn_status says it
+     * (exit code, or -signal); -1000 when none ran. The program itself
+     * cannot write here: exec dropped the mapping. */
+    _Atomic int spawn_status;
 };
 
 struct sk_runtime {
@@ -161,6 +166,10 @@ struct sk_runtime {
      * asks it which item a dead worker had in hand, for the fault's .item. */
     long (*fault_item)(void *ctx);
     void *fault_item_ctx;
+
+    /* A spawned program (sk_spawn_init): what it runs and its pipes; NULL
+     * for a process of hooks. */
+    struct sk_spawn *spawn;
 
     /* worker side */
     int hook_section; /* the section whose hook is running, or -1 */

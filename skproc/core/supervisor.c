@@ -28,6 +28,7 @@
 #include "core/class.h"
 #include "core/error.h"
 #include "core/events.h"
+#include "core/spawn.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
 #include "os/clock.h"
@@ -276,6 +277,10 @@ static enum sup_state supervisor_watch(struct supervisor *s)
                 supervisor_record_end(s);
             return SUP_DONE;
         }
+        /* sk_stop of a spawned program: SIGTERM, sent by us, who know its
+         * pid for sure (the parent rang the doorbell). */
+        if (s->rt->spawn != NULL && atomic_load(&sh->stop))
+            sk_spawn_stop(s->rt, s->worker);
         uint64_t seq = atomic_load_explicit(&sh->seq, memory_order_acquire);
         int section = atomic_load_explicit(&sh->section, memory_order_relaxed);
         int64_t start = atomic_load_explicit(&sh->section_start_ns, memory_order_relaxed);
@@ -340,12 +345,17 @@ static enum sup_state supervisor_watch(struct supervisor *s)
     supervisor_reap(s, &info);
     if (atomic_load(&sh->engine_done))
         return SUP_DONE;
-    if (atomic_exchange(&sh->recycle, 0))
+    bool spawn_retry = true;
+    if (s->rt->spawn != NULL && sk_spawn_supervised_exit(s->rt, &info, &spawn_retry))
+        return SUP_DONE; /* the program exited 0, or ended after sk_stop */
+    if (s->rt->spawn == NULL && atomic_exchange(&sh->recycle, 0))
         return SUP_SPAWN; /* it asked for a fresh worker */
     bool exited = info.si_code == CLD_EXITED;
     sk_error_set_crash(&s->fault, section, in_section, atomic_load(&sh->current_run),
                        exited ? 0 : info.si_status, exited ? info.si_status : 0);
-    s->retryable = sk_section_is_loop(section) && s->mode == SK_ENGINE_LOOP;
+    if (s->rt->spawn != NULL)
+        sk_spawn_crash_text(s->rt, &s->fault);
+    s->retryable = sk_section_is_loop(section) && s->mode == SK_ENGINE_LOOP && spawn_retry;
     s->fault.item = supervisor_fault_item(s);
     return SUP_FAULT;
 }

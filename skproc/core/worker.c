@@ -6,6 +6,7 @@
  */
 #include "core/channel.h"
 #include "core/events.h"
+#include "core/spawn.h"
 #include "core/worker.h"
 #include "os/proc.h"
 
@@ -27,6 +28,8 @@ _Noreturn void sk_worker_main(sk_process *p, pid_t forked_by, enum sk_engine_mod
     if (rt->supervised) /* the parent makes START itself for a worker it forks */
         sk_event_log(rt, atomic_load(&rt->sh->spawns) > 1 ? SK_EVENT_RESTART : SK_EVENT_START,
                      SK_NO_SECTION, atomic_load(&rt->sh->current_run), getpid(), NULL);
+    if (rt->spawn != NULL) /* a program instead of hooks: it never returns */
+        sk_spawn_worker_exec(rt);
     sigaction(SIGCHLD, &rt->user_sigchld, NULL);
     sigprocmask(SIG_SETMASK, &rt->user_sigmask, NULL);
     sk_engine_main(p, mode);
