@@ -11,6 +11,7 @@
 #define SKPROC_OS_SPIN_H
 
 #include "os/clock.h"
+#include "os/cpu.h"
 #include "os/futex.h"
 
 #include <stdbool.h>
@@ -34,10 +35,11 @@ static inline bool sk_spin_until(int64_t until_ns, bool (*ready)(const void *ctx
 /* The spin a waiter may do, in seconds, from a configured one: none with
  * no_spin, or with one CPU online unless a spin was asked for (there a
  * spin only keeps the peer it waits for off the CPU); default_s when spin
- * is 0 or less (or NaN); at most max_s. */
+ * is 0 or less (or NaN); at most max_s. The CPU count is read once per
+ * process (sk_cpus_online), not on every call. */
 static inline double sk_spin_seconds(double spin, bool no_spin, double default_s, double max_s)
 {
-    if (no_spin || !(spin > 0 || sysconf(_SC_NPROCESSORS_ONLN) > 1))
+    if (no_spin || !(spin > 0 || sk_cpus_online() > 1))
         return 0;
     if (!(spin > 0))
         return default_s;
