@@ -115,6 +115,17 @@ typedef struct sk_timeouts {
 typedef struct sk_event sk_event;
 typedef void (*sk_event_fn)(const sk_event *ev, void *ctx);
 
+/* When a process counts as ready (sk_wait_ready, SK_EVENT_READY): what a
+ * parent that starts processes in order, or routes work to them, waits for.
+ * Readiness is kept for the run of the handle, from sk_start to the end: a
+ * worker restarted after a fault (lives) does not make it unready again. */
+typedef enum sk_ready_mode {
+    SK_READY_ON_START = 0, /* ready as soon as sk_start returned SK_OK (the default) */
+    SK_READY_ON_NOTIFY     /* ready when a hook calls sk_ready(self), e.g. at the end of
+                            * prerun once a model or a socket is loaded; a spawned program
+                            * with a ready_fd when it writes a newline to it */
+} sk_ready_mode;
+
 /* Configuration, set after sk_init and frozen by sk_start. For every field,
  * zero or lower means the default. */
 typedef struct sk_config {
@@ -140,9 +151,13 @@ typedef struct sk_config {
                       * deadline (a timeout, join_in) and spins to it, so that it ends
                       * the hook on time rather than a CPU's wake-up later */
     bool no_spin;    /* never spin: every wait sleeps at once (and deadlines too) */
+    /* When the process is ready: SK_READY_ON_START (the default) or
+     * SK_READY_ON_NOTIFY; any other value is SK_EINVAL from sk_start. */
+    sk_ready_mode ready;
+    int reserved0; /* zero */
     /* Room for later settings without an ABI break: sk_init zeroes the whole
      * config; leave these zero. */
-    uint64_t reserved[4];
+    uint64_t reserved[3];
 } sk_config;
 
 #define SK_DEFAULT_CAPACITY ((size_t)1 << 20)
@@ -214,6 +229,31 @@ long sk_current_run(const sk_process *p);
 
 /* The child's process id, or -1 when none runs. It changes after a restart. */
 pid_t sk_pid(const sk_process *p);
+
+/* ------------------------------------------------------------ readiness */
+
+/* Waits until the process is ready (config.ready), sleeping: it wakes when
+ * readiness comes or the process ends, never polls. timeout < 0 waits
+ * forever, 0 polls.
+ *   SK_OK        ready: at once with SK_READY_ON_START after a successful
+ *                sk_start; also when it became ready and has finished since
+ *   SK_ETIMEDOUT not ready within timeout
+ *   SK_EPROCESS  it failed before it was ever ready: sk_error_of says how
+ *                (the process is reaped and final, as after sk_wait)
+ *   SK_EKILLED   it was killed (sk_kill) before it was ever ready
+ *   SK_ECLOSED   it finished well without ever declaring readiness
+ *   SK_ESTATE    not started
+ * Events (config.on_event) are delivered while it waits, as in sk_wait.
+ * Messages are not touched: what the process tells meanwhile stays for
+ * sk_listen, and sk_fd stays readable for it. */
+int sk_wait_ready(sk_process *p, double timeout);
+
+/* In a hook (pass self): declares the process ready for
+ * SK_READY_ON_NOTIFY (with SK_READY_ON_START it is ready already). SK_OK,
+ * also when it was ready before (idempotent, also in a worker restarted
+ * after a fault). In the parent: SK_ESTATE (sk_last_error_message says
+ * why); the parent waits with sk_wait_ready. */
+int sk_ready(sk_process *self);
 
 /* --------------------------------------------------------- recoveries */
 
@@ -306,10 +346,15 @@ void sk_message_free(sk_message *msg);
 
 /* A file descriptor that polls readable while a message is waiting: for
  * poll/epoll/libuv loops. In the parent it is also readable once the
- * process has ended; in a hook (pass self) once the parent has asked the
- * process to stop (sk_listen then says SK_ECLOSED), so a hook can wait for
- * its inbox together with its own sockets and files. Owned by the process;
- * do not close it. Negative SK_E* code on failure. */
+ * process has ended, and once when a process of hooks with
+ * SK_READY_ON_NOTIFY becomes ready after sk_fd was first called (then
+ * sk_wait_ready(p, 0) says SK_OK, and sk_listen(p, 0, ...) says
+ * SK_ETIMEDOUT and quiets it); not for a spawned program's ready_fd (poll
+ * sk_wait_ready(p, 0) on a timer). In a hook (pass self) it is readable
+ * once the parent has asked the process to stop (sk_listen then says
+ * SK_ECLOSED), so a hook can wait for its inbox together with its own
+ * sockets and files. Owned by the process; do not close it. Negative SK_E*
+ * code on failure. */
 int sk_fd(sk_process *p);
 
 /* --------------------------------------------------------------- errors */
@@ -379,7 +424,9 @@ const char *sk_section_name(sk_section s);
 /* What happened to a process (or to a pool's worker), for logs and metrics.
  * Where a process has a supervisor, START and RESTART are written by the
  * worker when it begins, TIMEOUT and CRASH by the supervisor, FAILURE by the
- * worker when a hook fails (retried or not); the parent delivers them. */
+ * worker when a hook fails (retried or not); READY by the worker when a hook
+ * calls sk_ready (by the parent when a program writes its ready line); the
+ * parent delivers them. */
 typedef enum sk_event_kind {
     SK_EVENT_START,   /* the first worker runs; pid is the worker's */
     SK_EVENT_RESTART, /* a fresh worker replaces one that died (a hard fault with lives left,
@@ -388,7 +435,9 @@ typedef enum sk_event_kind {
     SK_EVENT_CRASH,   /* the worker died; error says how */
     SK_EVENT_FAILURE, /* a hook failed (returned non-zero), retried or not; error says how */
     SK_EVENT_KILL,    /* sk_kill (or sk_release of a running process) ends it */
-    SK_EVENT_FINISH   /* the process is finished for good; error is sk_error_of, or NULL */
+    SK_EVENT_FINISH,  /* the process is finished for good; error is sk_error_of, or NULL */
+    SK_EVENT_READY    /* a process with SK_READY_ON_NOTIFY became ready, once per run of the
+                       * handle (after START; not again after a restart); pid: the worker's */
 } sk_event_kind;
 
 /* One event. Everything in it is valid during the callback only. */
@@ -404,16 +453,18 @@ struct sk_event {
 
 /* How the callback (sk_event_fn, config.on_event and sk_pool_config.on_event)
  * is called: in the parent only, in the thread that calls into the handle.
- * sk_start delivers START; sk_wait, sk_alive, sk_result, sk_kill and
- * sk_release deliver, in order, what happened since the last call (sk_wait
- * also as it happens while it waits; FINISH exactly once, last). Never from a
- * signal handler or another thread. It may log, count, or write to a pipe;
- * it must not call into the same handle (or pool). Events the supervisor or
- * worker record wait in a log of 32 in the status page: when more happen
- * between two calls into the handle, the oldest are lost.
+ * sk_start delivers START; sk_wait, sk_wait_ready, sk_alive, sk_result,
+ * sk_kill and sk_release deliver, in order, what happened since the last
+ * call (sk_wait and sk_wait_ready also as it happens while they wait; FINISH
+ * exactly once, last). Never from a signal handler or another thread. It may
+ * log, count, or write to a pipe; it must not call into the same handle (or
+ * pool). Events the supervisor or worker record wait in a log of 32 in the
+ * status page: when more happen between two calls into the handle, the
+ * oldest are lost (but not READY: the parent makes it itself when the log
+ * lost it).
  *
  * The name of an event kind: "start", "restart", "timeout", "crash",
- * "failure", "kill", "finish"; "unknown" for any other value. */
+ * "failure", "kill", "finish", "ready"; "unknown" for any other value. */
 const char *sk_event_name(sk_event_kind kind);
 
 /* --------------------------------------------------------------- timers */

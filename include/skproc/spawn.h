@@ -20,7 +20,8 @@
  * group (its whole tree, daemons included, with a supervisor: see
  * docs/spawn.md), sk_release frees everything. p->config.lives restarts it
  * after a non-zero exit or a signal, p->config.timeouts.run bounds each run
- * of it, and sk_timer_of(p, SK_RUN) times it.
+ * of it, and sk_timer_of(p, SK_RUN) times it. With ready_fd, sk_wait_ready
+ * waits for the line the program writes there when it is ready.
  *
  * Errors (sk_error_of after sk_wait):
  *   exit status 0                    no error
@@ -95,13 +96,24 @@ typedef struct sk_spawn_config {
                         * without O_CLOEXEC (as Python's close_fds=True); default: those stay,
                         * as with posix_spawn and uv_spawn. skproc's own fds never reach the
                         * program either way: they are all close-on-exec */
-    void *reserved[4]; /* zero */
+    int ready_fd;      /* readiness as s6's notification-fd: 0 is none; 3 or more gives the
+                        * program the write end of a pipe at exactly that fd number (also with
+                        * close_fds), and the program is ready (sk_wait_ready, SK_EVENT_READY)
+                        * when it writes a line ending in '\n' to it. Setting it implies
+                        * p->config.ready = SK_READY_ON_NOTIFY. The parent holds the read end
+                        * (close-on-exec, non-blocking, never in the program or a supervisor)
+                        * and reads it in bounded chunks while it waits on the program: bytes
+                        * without a newline, any amount, are thrown away, and so is what
+                        * follows the line. SK_EINVAL from sk_spawn_init for 1, 2, a negative
+                        * fd, or one at or over the RLIMIT_NOFILE soft limit */
+    void *reserved[3]; /* zero */
 } sk_spawn_config;
 
 /* sk_init for a spawned program: p runs cfg's program. The config is
  * copied (argv, env, paths); p->config may be set afterwards as for any
  * process (lives, timeouts.run, supervise). SK_EINVAL for a NULL or empty
- * argv, more than SK_SPAWN_MAX_RLIMITS rlimits, a bad stdio mode. */
+ * argv, more than SK_SPAWN_MAX_RLIMITS rlimits, a bad stdio mode, a bad
+ * ready_fd. */
 int sk_spawn_init(sk_process *p, const sk_spawn_config *cfg);
 
 /* The parent's end of the program's stream (0: stdin, for writing; 1:

@@ -10,10 +10,10 @@
  * all of it once, when the process has finished.
  *
  * Events: the worker (START or RESTART when it begins, FAILURE when a hook
- * fails) and the supervisor (TIMEOUT, CRASH, after it reaped the worker)
- * append to a log of SK_EVENT_LOG entries; the parent delivers the entries
- * it has not delivered yet whenever the user calls into the handle, and
- * makes KILL and FINISH (and START, CRASH of an unsupervised worker) itself.
+ * fails, READY when a hook calls sk_ready) and the supervisor (TIMEOUT, CRASH, after it reaped the
+ * worker) append to a log of SK_EVENT_LOG entries; the parent delivers the entries it has not
+ * delivered yet whenever the user calls into the handle, and makes KILL and FINISH (and START,
+ * CRASH of an unsupervised worker) itself.
  *
  * Trust: the worker can write every byte of the spent errors, the counters
  * and the log. The parent clamps every count to what the process could have
@@ -51,6 +51,8 @@ const char *sk_event_name(sk_event_kind kind)
         return "kill";
     case SK_EVENT_FINISH:
         return "finish";
+    case SK_EVENT_READY:
+        return "ready";
     }
     return "unknown";
 }
@@ -136,6 +138,14 @@ static void deliver_entry(struct sk_runtime *rt, struct sk_logged_event *e)
     case SK_EVENT_TIMEOUT:
     case SK_EVENT_CRASH:
     case SK_EVENT_FAILURE:
+        break;
+    case SK_EVENT_READY:
+        /* Once per run, and only where a hook can say it: a forged or
+         * repeated entry is dropped. */
+        if (rt->ready_delivered || rt->spawn != NULL || rt->config.ready != SK_READY_ON_NOTIFY)
+            return;
+        rt->ready_delivered = true;
+        rt->ready = true; /* logged before the flag: the worker said so */
         break;
     default:
         return; /* not a kind the log holds: corrupt, dropped */

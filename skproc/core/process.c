@@ -15,6 +15,7 @@
 #include "core/handle.h"
 #include "core/process.h"
 #include "core/events.h"
+#include "core/ready.h"
 #include "core/spawn.h"
 #include "core/supervisor.h"
 #include "core/worker.h"
@@ -37,6 +38,15 @@
 static bool registry_holds(const struct sk_runtime *rt);
 static int registry_add(struct sk_runtime *rt);
 static void registry_remove(struct sk_runtime *rt);
+
+/* A runtime as sk_init leaves it: the parent's, no fd, nothing started. */
+static void runtime_fresh(struct sk_runtime *rt)
+{
+    rt->role = SK_ROLE_PARENT;
+    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->worker_doorbell =
+        rt->epoll_fd = rt->epoll_pidfd = rt->event_doorbell = rt->ready_doorbell = -1;
+    rt->hook_section = -1;
+}
 
 /* A handle that is already initialized (its runtime is registered) is
  * refused: re-initializing it would orphan its child and leak its memory.
@@ -61,10 +71,7 @@ int sk_init(sk_process *p, const sk_class *cls)
         free(rt);
         return SK_ENOMEM;
     }
-    rt->role = SK_ROLE_PARENT;
-    rt->memfd = rt->doorbell = rt->child_pidfd = rt->msg_doorbell = rt->worker_doorbell =
-        rt->epoll_fd = rt->epoll_pidfd = rt->event_doorbell = -1;
-    rt->hook_section = -1;
+    runtime_fresh(rt);
     p->cls = cls;
     memset(&p->config, 0, sizeof p->config);
     p->config.lives = 1;
@@ -216,6 +223,7 @@ static void shared_destroy(struct sk_runtime *rt)
     sk_fd_close(&rt->msg_doorbell);
     sk_fd_close(&rt->worker_doorbell);
     sk_fd_close(&rt->event_doorbell);
+    sk_fd_close(&rt->ready_doorbell);
     sk_fd_close(&rt->epoll_fd);
     sk_fd_close(&rt->epoll_pidfd);
     sk_fd_close(&rt->child_pidfd);
@@ -239,8 +247,9 @@ static void registry_drop_others(struct sk_runtime *mine)
             munmap(rt->sh, rt->map_size);
         rt->sh = NULL;
         sk_channel_forget(rt);
-        int *fds[] = {&rt->memfd,       &rt->doorbell, &rt->msg_doorbell, &rt->worker_doorbell,
-                      &rt->child_pidfd, &rt->epoll_fd, &rt->epoll_pidfd,  &rt->event_doorbell};
+        int *fds[] = {&rt->memfd,           &rt->doorbell,       &rt->msg_doorbell,
+                      &rt->worker_doorbell, &rt->child_pidfd,    &rt->epoll_fd,
+                      &rt->epoll_pidfd,     &rt->event_doorbell, &rt->ready_doorbell};
         for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
             sk_fd_close(fds[k]);
         sk_spawn_forget(rt); /* a pipe held here would keep its program from EOF */
@@ -301,6 +310,9 @@ int sk_start(sk_process *p)
     if (rc != SK_OK)
         return rc;
     rt->config = config_normalize(p->config);
+    rc = sk_ready_settle(rt);
+    if (rc != SK_OK)
+        return rc;
     if (rt->spawn != NULL) {
         /* A program never uses the channel: the smallest rings, so that
          * the mapping made and unmapped per spawn is a few pages, not the
@@ -320,6 +332,8 @@ int sk_start(sk_process *p)
     if (rt->supervised && (rt->doorbell = sk_doorbell_create()) < 0)
         return start_failed(rt, SK_ESYS);
     if (rt->config.on_event != NULL && (rt->event_doorbell = sk_doorbell_create()) < 0)
+        return start_failed(rt, SK_ESYS);
+    if (sk_ready_prepare(rt) != SK_OK)
         return start_failed(rt, SK_ESYS);
     sigprocmask(SIG_SETMASK, NULL, &rt->user_sigmask);
     sigaction(SIGCHLD, NULL, &rt->user_sigchld);
@@ -373,6 +387,7 @@ int sk_start(sk_process *p)
     /* Without pidfds (valgrind, some seccomp profiles) waits poll instead. */
     rt->child_pidfd = sk_pidfd_open(pid);
     rt->started = true;
+    sk_ready_started(rt);
     if (!rt->supervised)
         rt->event_pid = pid;
     if (rt->config.on_event != NULL && rt->supervised)
@@ -416,7 +431,7 @@ static void worker_fault(struct sk_runtime *rt, int status, bool reaped)
     rt->error.lives_spent = attempts_spent(rt);
     sk_error_sanitize(&rt->error); /* the section came from the status page */
     rt->has_error = true;
-    sk_events_deliver(rt); /* what the worker logged came first */
+    sk_ready_check(rt); /* what the worker logged came first */
     sk_event_emit(rt, SK_EVENT_CRASH, rt->event_pid, rt->error.section, rt->error.run, &rt->error);
 }
 
@@ -468,6 +483,7 @@ static void process_finalize(struct sk_runtime *rt, int status, bool reaped)
     rt->finished = true;
     sk_fd_close(&rt->child_pidfd);
     sk_channel_close_to_parent(rt);
+    sk_ready_check(rt); /* a ready line or flag left behind comes before the end */
     process_outcome(rt, status, reaped);
     sk_recovery_copy(rt);
     sk_events_finish(rt);
@@ -516,22 +532,63 @@ int sk_wait(sk_process *p, double timeout)
         return SK_OK;
     int64_t deadline = sk_deadline_ns(timeout);
     /* With on_event, what the worker and the supervisor log rings the event
-     * doorbell: delivered as it happens, not only at the end. */
+     * doorbell: delivered as it happens, not only at the end. Readiness
+     * too, and a program's ready pipe is emptied meanwhile, so that a
+     * program writing there never blocks while we wait for it. */
     for (;;) {
         if (rt->event_doorbell >= 0)
             sk_doorbell_drain(rt->event_doorbell);
-        sk_events_deliver(rt);
+        sk_ready_check(rt);
         bool woken = false;
-        if (sk_pid_wait_exit_or(rt->child_pid, rt->child_pidfd, rt->event_doorbell, deadline,
-                                &woken))
+        if (sk_pid_wait_exit_or(rt->child_pid, rt->child_pidfd, rt->event_doorbell,
+                                sk_ready_wake_fd(rt), deadline, &woken))
             break;
         if (!woken) {
-            sk_events_deliver(rt);
+            sk_ready_check(rt);
             return SK_ETIMEDOUT;
         }
     }
     child_reap(rt);
     return SK_OK;
+}
+
+/* Why a process that finished was never ready. */
+static int never_ready(const struct sk_runtime *rt)
+{
+    if (rt->killed)
+        return SK_EKILLED;
+    return rt->has_error ? SK_EPROCESS : SK_ECLOSED;
+}
+
+/* As sk_wait, but it returns as soon as the process is ready too: each
+ * round looks (which delivers the events), reaps a child that exited (the
+ * look after the reap still finds a readiness it left behind), then sleeps
+ * on the ready fd, the event doorbell and the child's pidfd. */
+int sk_wait_ready(sk_process *p, double timeout)
+{
+    int rc = sk_handle_check_parent(p, "sk_wait_ready");
+    if (rc != SK_OK)
+        return rc;
+    struct sk_runtime *rt = p->rt;
+    if (!rt->started)
+        return sk_refuse(SK_ESTATE, "sk_wait_ready: the process is not started");
+    int64_t deadline = sk_deadline_ns(timeout);
+    for (;;) {
+        if (rt->event_doorbell >= 0)
+            sk_doorbell_drain(rt->event_doorbell);
+        if (sk_ready_check(rt))
+            return SK_OK;
+        if (rt->finished)
+            return never_ready(rt);
+        bool woken = false;
+        if (sk_pid_wait_exit_or(rt->child_pid, rt->child_pidfd, rt->event_doorbell,
+                                sk_ready_wake_fd(rt), deadline, &woken)) {
+            child_reap(rt);
+            continue;
+        }
+        if (!woken)
+            return sk_ready_check(rt) ? SK_OK : SK_ETIMEDOUT;
+    }
 }
 
 int sk_stop(sk_process *p)
@@ -575,7 +632,7 @@ int sk_kill(sk_process *p)
         return SK_OK;
     }
     if (rt->config.on_event != NULL) {
-        sk_events_deliver(rt);
+        sk_ready_check(rt);
         pid_t worker = sk_pid(p);
         sk_event_emit(rt, SK_EVENT_KILL, worker > 0 ? worker : rt->event_pid, SK_NO_SECTION,
                       atomic_load(&rt->sh->current_run), NULL);
@@ -613,6 +670,37 @@ void sk_release(sk_process *p)
     sk_handle_unseal(p);
 }
 
+/* Everything of the run goes; what the handle was made with stays: the
+ * class, p->config as the user set it (never touched here), a program's
+ * plan and a pool's fault_item. The fds are let go of under the registry
+ * lock (shared_destroy, then the rest), as everywhere: a fork in another
+ * thread sees each of them open and named, or gone. */
+int sk_process_rearm(sk_process *p)
+{
+    int rc = sk_handle_check_parent(p, "sk_process_rearm");
+    if (rc != SK_OK)
+        return rc;
+    struct sk_runtime *rt = p->rt;
+    if (rt->started && !rt->finished)
+        return sk_refuse(SK_ESTATE, "sk_process_rearm: the process still runs; sk_wait until it "
+                                    "ended, or sk_kill it, first");
+    shared_destroy(rt);
+    struct sk_spawn *spawn = rt->spawn;
+    long (*fault_item)(void *ctx) = rt->fault_item;
+    void *fault_item_ctx = rt->fault_item_ctx;
+    pthread_mutex_lock(&registry_lock);
+    if (spawn != NULL)
+        sk_spawn_rearm(rt);
+    memset(rt, 0, sizeof *rt);
+    runtime_fresh(rt);
+    sk_channel_forget(rt);
+    rt->spawn = spawn;
+    rt->fault_item = fault_item;
+    rt->fault_item_ctx = fault_item_ctx;
+    pthread_mutex_unlock(&registry_lock);
+    return SK_OK;
+}
+
 bool sk_alive(const sk_process *p)
 {
     if (!sk_handle_sealed(p))
@@ -621,7 +709,7 @@ bool sk_alive(const sk_process *p)
     if (rt->role != SK_ROLE_PARENT)
         return rt->role == SK_ROLE_WORKER;
     if (rt->started && !rt->finished)
-        sk_events_deliver(rt);
+        sk_ready_check(rt);
     return rt->started && !rt->finished && !child_exited(rt);
 }
 

@@ -15,4 +15,17 @@
  * be had (valgrind, some seccomp profiles). */
 int sk_process_pidfd(const sk_process *p);
 
+/* Makes a handle whose process has finished (sk_wait said it ended, or
+ * sk_kill, or a failed sk_start) startable again with sk_start, as a group
+ * restarts a child: everything of the previous run is freed (the status
+ * page and rings, every fd and pipe, sk_fd's fd, the error, the result,
+ * the timers, the recoveries, readiness), and what the handle was made
+ * with is kept: its class, p->config as the user set it, and a spawned
+ * program's plan (argv, env, paths and stdio copies). A handle never
+ * started is SK_OK as it is. SK_ESTATE while the process still runs
+ * (also when it exited and nobody waited for it yet: sk_wait first);
+ * SK_EINVAL for a handle that is not sk_init'ed. One thread at a time, as
+ * every call on a handle. */
+int sk_process_rearm(sk_process *p);
+
 #endif

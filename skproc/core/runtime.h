@@ -57,7 +57,7 @@ enum sk_outcome { SK_OUTCOME_NONE, SK_OUTCOME_OK, SK_OUTCOME_FAILED };
 
 struct sk_logged_event {
     _Atomic uint32_t stamp;
-    int kind; /* sk_event_kind: START, RESTART, TIMEOUT, CRASH or FAILURE */
+    int kind; /* sk_event_kind: START, RESTART, TIMEOUT, CRASH, FAILURE or READY */
     int section;
     long run;
     pid_t pid;
@@ -92,6 +92,12 @@ struct sk_shared {
     _Atomic int spent_count;
     _Atomic int restarts;
     _Atomic int spawns; /* (S) workers forked so far: the worker says START or RESTART */
+    /* (W) non-zero once a hook called sk_ready (SK_READY_ON_NOTIFY): the
+     * worker logs READY, then sets it, then rings the ready doorbell. Never
+     * cleared by skproc, so a restarted worker finds it set. The parent
+     * believes any non-zero value and remembers it (rt->ready): a worker
+     * that clears or scribbles it changes nothing the parent decided. */
+    _Atomic uint32_t ready;
 
     struct sk_ring_ctl rings[2]; /* the channel's control: to the parent, to the worker */
 
@@ -140,6 +146,7 @@ struct sk_runtime {
     int memfd;           /* backs sh and the rings, holds the result image past them */
     int doorbell;        /* eventfd: the worker or the parent wakes the supervisor */
     int event_doorbell;  /* eventfd: an event was logged (only with config.on_event) */
+    int ready_doorbell;  /* eventfd: a hook called sk_ready (SK_READY_ON_NOTIFY, hooks only) */
     pid_t parent_pid;
     pid_t child_pid;               /* the parent's child: the supervisor, or the worker itself */
     int child_pidfd;               /* its pidfd; -1 where pidfds cannot be had */
@@ -161,6 +168,10 @@ struct sk_runtime {
     struct sk_logged_event *event_copy; /* SK_EVENT_LOG entries, taken before delivery */
     pid_t event_pid;                    /* the last worker an event named, for KILL and FINISH */
     bool finish_delivered;
+
+    /* parent side: readiness (config.ready), kept from sk_start to the end */
+    bool ready;           /* seen: with SK_READY_ON_START from sk_start on */
+    bool ready_delivered; /* READY went to config.on_event (or the log's entry was taken) */
 
     /* Set by a pool before sk_start (sk_process_fault_item): the supervisor
      * asks it which item a dead worker had in hand, for the fault's .item. */

@@ -44,7 +44,8 @@ enum spawn_step {
     STEP_RLIMIT,
     STEP_GID,
     STEP_UID,
-    STEP_PARENT
+    STEP_PARENT,
+    STEP_READY
 };
 
 static const char *const step_names[] = {[STEP_EXEC] = "execve",
@@ -56,7 +57,8 @@ static const char *const step_names[] = {[STEP_EXEC] = "execve",
                                          [STEP_GID] = "setgid",
                                          [STEP_UID] = "setuid",
                                          [STEP_PARENT] =
-                                             "the parent died before the program started"};
+                                             "the parent died before the program started",
+                                         [STEP_READY] = "setting up ready_fd"};
 
 /* ------------------------------------------------------------ the config */
 
@@ -96,6 +98,27 @@ static void free_vector(char **v)
     free(v);
 }
 
+/* 0 is none; the program's stdio (1, 2) and what no fd can be (negative,
+ * at or over the fd limit, where its dup2 would fail) are refused. */
+static int ready_fd_check(int fd)
+{
+    if (fd == 0)
+        return SK_OK;
+    if (fd < 0 || fd <= 2)
+        return sk_refuse(SK_EINVAL,
+                         "sk_spawn_init: ready_fd is %d; it must be 0 (none) or 3 or more, "
+                         "above the program's stdin, stdout and stderr",
+                         fd);
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)fd >= rl.rlim_cur)
+        return sk_refuse(SK_EINVAL,
+                         "sk_spawn_init: ready_fd is %d, at or over the fd limit "
+                         "(RLIMIT_NOFILE %llu)",
+                         fd, (unsigned long long)rl.rlim_cur);
+    return SK_OK;
+}
+
 static int config_check(const sk_spawn_config *cfg)
 {
     if (cfg->argv == NULL || cfg->argv[0] == NULL)
@@ -117,7 +140,7 @@ static int config_check(const sk_spawn_config *cfg)
             return sk_refuse(SK_EINVAL, "sk_spawn_init: stdio[%d] is SK_STDIO_FILE with no path",
                              i);
     }
-    return SK_OK;
+    return ready_fd_check(cfg->ready_fd);
 }
 
 int sk_spawn_check(const sk_spawn_config *cfg)
@@ -133,6 +156,7 @@ int sk_spawn_plan_new(struct sk_runtime *rt, const sk_spawn_config *cfg)
     rt->spawn = sp;
     for (int i = 0; i < 3; i++)
         sp->child_fd[i] = sp->parent_fd[i] = -1;
+    sp->ready_child = sp->ready_parent = -1;
     sp->cfg = *cfg;
     bool failed = false;
     sp->argv = dup_vector(cfg->argv, &failed);
@@ -177,6 +201,8 @@ void sk_spawn_forget(struct sk_runtime *rt)
         return;
     close_fds(sp->child_fd);
     close_fds(sp->parent_fd);
+    sk_fd_close(&sp->ready_child);
+    sk_fd_close(&sp->ready_parent);
 }
 
 void sk_spawn_free(struct sk_runtime *rt)
@@ -196,6 +222,26 @@ void sk_spawn_free(struct sk_runtime *rt)
     }
     free(sp);
     rt->spawn = NULL;
+}
+
+void sk_spawn_rearm(struct sk_runtime *rt)
+{
+    struct sk_spawn *sp = rt->spawn;
+    if (sp == NULL)
+        return;
+    sk_spawn_forget(rt);
+    free_plan(sp);
+    for (int i = 0; i < 3; i++) {
+        free(sp->line[i].data);
+        memset(&sp->line[i], 0, sizeof sp->line[i]);
+    }
+    sp->parent = 0;
+    sp->start_ns = 0;
+    sp->exec_errno = 0;
+    sp->exec_step = STEP_EXEC;
+    sp->stopped = false;
+    sp->status = 0;
+    sp->have_status = false;
 }
 
 /* The length of NAME in "NAME=value" (the whole string without '='). */
@@ -337,6 +383,22 @@ static int open_stdio(struct sk_spawn *sp, int i)
     return SK_EINVAL;
 }
 
+/* The ready pipe: the program writes into ready_child (dup2'ed to
+ * cfg.ready_fd in the child), the parent alone reads ready_parent. */
+static int open_ready(struct sk_spawn *sp)
+{
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) != 0)
+        return sk_refuse(SK_ESYS, "sk_start: pipe2: %s", strerror(errno));
+    sp->ready_parent = fd_above_stdio(fds[0]);
+    sp->ready_child = fd_above_stdio(fds[1]);
+    if (sp->ready_child < 0 || sp->ready_parent < 0)
+        return sk_refuse(SK_ESYS, "sk_start: fcntl: %s", strerror(errno));
+    if (fcntl(sp->ready_parent, F_SETFL, O_NONBLOCK) != 0)
+        return sk_refuse(SK_ESYS, "sk_start: fcntl: %s", strerror(errno));
+    return SK_OK;
+}
+
 int sk_spawn_prepare(struct sk_runtime *rt)
 {
     struct sk_spawn *sp = rt->spawn;
@@ -350,6 +412,8 @@ int sk_spawn_prepare(struct sk_runtime *rt)
         rc = make_candidates(sp);
     for (int i = 0; i < 3 && rc == SK_OK; i++)
         rc = open_stdio(sp, i);
+    if (rc == SK_OK && sp->cfg.ready_fd > 0)
+        rc = open_ready(sp);
     if (rc != SK_OK) {
         sk_spawn_forget(rt);
         free_plan(sp);
@@ -359,17 +423,41 @@ int sk_spawn_prepare(struct sk_runtime *rt)
 
 void sk_spawn_after_fork(struct sk_runtime *rt)
 {
-    if (rt->spawn != NULL)
+    if (rt->spawn != NULL) {
         close_fds(rt->spawn->child_fd);
+        sk_fd_close(&rt->spawn->ready_child);
+    }
 }
 
+/* The supervisor keeps the child's ends, the ready pipe's write end among
+ * them, for the programs it starts after a restart; the read end is the
+ * parent's alone. */
 void sk_spawn_in_supervisor(struct sk_runtime *rt)
 {
-    if (rt->spawn != NULL)
+    if (rt->spawn != NULL) {
         close_fds(rt->spawn->parent_fd);
+        sk_fd_close(&rt->spawn->ready_parent);
+    }
 }
 
 /* ------------------------------------------------ between fork and exec */
+
+/* Closes every fd above 2 but keep (-1: none) with close_range; -1 where
+ * the kernel lacks it. */
+#if defined(__clang__) || defined(__GNUC__)
+__attribute__((no_sanitize_address))
+#endif
+static int
+close_above_stdio(int keep)
+{
+    unsigned from = 3;
+    if (keep >= 3) {
+        if (keep > 3 && syscall(SYS_close_range, 3u, (unsigned)keep - 1, 0u) != 0)
+            return -1;
+        from = (unsigned)keep + 1;
+    }
+    return syscall(SYS_close_range, from, ~0u, 0u) != 0 ? -1 : 0;
+}
 
 /* Everything the child does, async-signal-safe only, on the plan. Returns
  * the errno of the step that failed (in *step); on success it does not
@@ -397,16 +485,29 @@ child_exec(struct sk_spawn *sp, const sigset_t *user_mask, bool own_group, int *
             return errno;
     if (c->stdio[2].mode == SK_STDIO_STDOUT && dup2(1, 2) < 0)
         return errno;
+    /* The ready pipe at exactly cfg.ready_fd, without close-on-exec (dup2
+     * clears it; an fd that is already there keeps it, so it is cleared by
+     * hand). After stdio: the sources dup2 read are all done with. */
+    int keep = -1;
+    if (sp->ready_child >= 0) {
+        *step = STEP_READY;
+        keep = c->ready_fd;
+        if (sp->ready_child == keep ? fcntl(keep, F_SETFD, 0) != 0
+                                    : dup2(sp->ready_child, keep) < 0)
+            return errno;
+        *step = STEP_STDIO;
+    }
     /* close_range is one system call and async-signal-safe; where the
      * kernel lacks it (before 5.9) the fds are closed one by one. */
-    if (c->close_fds && syscall(SYS_close_range, 3u, ~0u, 0u) != 0) {
+    if (c->close_fds && close_above_stdio(keep) != 0) {
         struct rlimit rl;
         long max = getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
                            rl.rlim_cur < 65536
                        ? (long)rl.rlim_cur
                        : 65536;
         for (long fd = 3; fd < max; fd++)
-            close((int)fd);
+            if (fd != keep)
+                close((int)fd);
     }
     *step = STEP_CWD;
     if (sp->cwd != NULL && chdir(sp->cwd) != 0)
@@ -554,7 +655,7 @@ static void exec_error(struct sk_runtime *rt, sk_error *e, int err, int step, lo
 {
     struct sk_spawn *sp = rt->spawn;
     char cause[512];
-    if (step < STEP_EXEC || step > STEP_PARENT)
+    if (step < STEP_EXEC || step > STEP_READY)
         step = STEP_EXEC;
     snprintf(cause, sizeof cause, "could not run %s: %s failed: %s (errno %d)", sp->file,
              step_names[step], strerror(err), err);
@@ -640,6 +741,37 @@ bool sk_spawn_supervised_exit(struct sk_runtime *rt, const siginfo_t *info, bool
     sh->outcome = SK_OUTCOME_OK;
     atomic_store(&sh->engine_done, 1);
     return true;
+}
+
+/* At most READY_CHUNKS reads a call: a program that writes without end
+ * costs the parent one pipe's worth per look, never a loop. */
+#define READY_CHUNK 4096
+#define READY_CHUNKS 16
+
+bool sk_spawn_ready_read(struct sk_runtime *rt)
+{
+    struct sk_spawn *sp = rt->spawn;
+    if (sp == NULL || sp->ready_parent < 0)
+        return false;
+    char buf[READY_CHUNK];
+    bool line = false;
+    for (int i = 0; i < READY_CHUNKS; i++) {
+        ssize_t n = read(sp->ready_parent, buf, sizeof buf);
+        if (n > 0) {
+            line = line || memchr(buf, '\n', (size_t)n) != NULL;
+            if ((size_t)n < sizeof buf)
+                break; /* emptied it */
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        /* End of file (every write end closed) or a broken fd: nothing
+         * more can come, and an fd at EOF would poll readable for ever. */
+        if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+            sk_fd_close(&sp->ready_parent);
+        break;
+    }
+    return line;
 }
 
 void sk_spawn_stop(struct sk_runtime *rt, pid_t pid)

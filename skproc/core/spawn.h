@@ -37,6 +37,8 @@ struct sk_spawn {
     char **candidates; /* the full paths execve tries, in order (PATH search) */
     int child_fd[3];   /* what becomes the program's 0, 1, 2; -1: inherit (or 2>&1) */
     int parent_fd[3];  /* the parent's pipe ends (0: write, 1 and 2: read); -1: none */
+    int ready_child;   /* the write end of the ready pipe (cfg.ready_fd), dup2'ed to ready_fd */
+    int ready_parent;  /* its read end, the parent's alone: -1 without ready_fd and after EOF */
     pid_t parent;      /* who forks the program: PDEATHSIG and the getppid() check */
     int64_t start_ns;  /* when the program was started (its run timer) */
     /* Written by the child before it leaves without exec (CLONE_VM shares
@@ -59,8 +61,15 @@ int sk_spawn_plan_new(struct sk_runtime *rt, const sk_spawn_config *cfg);
 /* Frees everything the plan holds and closes its fds. */
 void sk_spawn_free(struct sk_runtime *rt);
 
+/* For sk_process_rearm, under the registry lock: closes the fds and frees
+ * what one run made (environment array, PATH candidates, line buffers),
+ * keeping the copies of the config, so that the next sk_start runs the
+ * program afresh. */
+void sk_spawn_rearm(struct sk_runtime *rt);
+
 /* In a forked child of another handle: closes this handle's fds (they must
- * not keep a pipe open in someone else's process). */
+ * not keep a pipe open in someone else's process). Also how the parent
+ * lets go of them before a new start (sk_spawn_prepare, sk_process_rearm). */
 void sk_spawn_forget(struct sk_runtime *rt);
 
 /* In the parent, before the fork: environment, PATH candidates, files and
@@ -96,6 +105,11 @@ bool sk_spawn_supervised_exit(struct sk_runtime *rt, const siginfo_t *info, bool
 /* A crash error's message and cause say "Program NAME exited with status
  * n" / "was ended by signal n" rather than name a hook. */
 void sk_spawn_crash_text(const struct sk_runtime *rt, sk_error *e);
+
+/* In the parent: reads what the program wrote to its ready pipe, in
+ * bounded chunks (at most 64 KiB a call, thrown away), without waiting.
+ * True when a '\n' was among it. At end of file the read end is closed. */
+bool sk_spawn_ready_read(struct sk_runtime *rt);
 
 /* sk_stop for a program: SIGTERM to pid, once. */
 void sk_spawn_stop(struct sk_runtime *rt, pid_t pid);

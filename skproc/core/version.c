@@ -36,6 +36,23 @@ SK_RESERVED_LAST(sk_class);
 SK_RESERVED_LAST(sk_config);
 SK_RESERVED_LAST(sk_pool_config);
 SK_RESERVED_LAST(sk_pool_job);
+SK_RESERVED_LAST(sk_spawn_config);
+
+/* ready (with reserved0) took the room of one of sk_config's uint64_t
+ * reserved slots, ready_fd one of sk_spawn_config's pointer-wide ones: the
+ * size is the one each struct had with reserved[4] right after its last
+ * older field (no_spin, close_fds), whatever the target's alignment, so no
+ * offset moved either. */
+#define SK_ROUND_UP(n, a) (((n) + (a)-1) / (a) * (a))
+#define SK_SIZE_WITH_FOUR_RESERVED(type, last, slot)                                               \
+    SK_ROUND_UP(SK_ROUND_UP(offsetof(type, last) + sizeof(((type *)0)->last), _Alignof(slot)) +    \
+                    4 * sizeof(slot),                                                              \
+                _Alignof(type))
+_Static_assert(sizeof(sk_config) == SK_SIZE_WITH_FOUR_RESERVED(sk_config, no_spin, uint64_t),
+               "ready must take its room from sk_config's reserved slots");
+_Static_assert(sizeof(sk_spawn_config) ==
+                   SK_SIZE_WITH_FOUR_RESERVED(sk_spawn_config, close_fds, void *),
+               "ready_fd must take its room from sk_spawn_config's reserved slots");
 
 #if UINTPTR_MAX == UINT64_MAX && SIZE_MAX == UINT64_MAX
 /* on_event and event_ctx took two of sk_config's uint64_t reserved slots
@@ -50,4 +67,5 @@ _Static_assert(sizeof(sk_class) == 136, "sk_class changed size: an ABI break");
 _Static_assert(sizeof(sk_config) == 160, "sk_config changed size: an ABI break");
 _Static_assert(sizeof(sk_pool_config) == 112, "sk_pool_config changed size: an ABI break");
 _Static_assert(sizeof(sk_pool_job) == 136, "sk_pool_job changed size: an ABI break");
+_Static_assert(sizeof(sk_spawn_config) == 368, "sk_spawn_config changed size: an ABI break");
 #endif

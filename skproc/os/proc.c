@@ -51,10 +51,11 @@ bool sk_pid_exited(pid_t pid)
 bool sk_pid_wait_exit(pid_t pid, int pidfd, int64_t deadline)
 {
     bool woken;
-    return sk_pid_wait_exit_or(pid, pidfd, -1, deadline, &woken);
+    return sk_pid_wait_exit_or(pid, pidfd, -1, -1, deadline, &woken);
 }
 
-bool sk_pid_wait_exit_or(pid_t pid, int pidfd, int wake_fd, int64_t deadline, bool *woken)
+bool sk_pid_wait_exit_or(pid_t pid, int pidfd, int wake_fd, int wake_fd2, int64_t deadline,
+                         bool *woken)
 {
     bool forever = deadline == INT64_MAX;
     int64_t nap = 50 * 1000;
@@ -63,25 +64,28 @@ bool sk_pid_wait_exit_or(pid_t pid, int pidfd, int wake_fd, int64_t deadline, bo
         int64_t left = forever ? 0 : deadline - sk_now_ns();
         if (!forever && left < 0)
             left = 0;
-        struct pollfd pfd[2] = {{.fd = wake_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+        /* A negative fd is ignored by ppoll. */
+        struct pollfd pfd[3] = {{.fd = wake_fd, .events = POLLIN},
+                                {.fd = wake_fd2, .events = POLLIN},
+                                {.fd = pidfd, .events = POLLIN}};
         if (pidfd >= 0) {
             struct timespec ts = sk_ns_to_timespec(left);
-            int n = ppoll(pfd, 2, forever ? NULL : &ts, NULL);
+            int n = ppoll(pfd, 3, forever ? NULL : &ts, NULL);
             if (n < 0 && errno == EINTR)
                 continue;
-            if (n > 0 && (pfd[1].revents & POLLIN))
+            if (n > 0 && (pfd[2].revents & POLLIN))
                 return true;
-            *woken = n > 0 && (pfd[0].revents & POLLIN);
+            *woken = n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLIN | POLLHUP));
             return sk_pid_exited(pid);
         }
         if (sk_pid_exited(pid))
             return true;
         if (!forever && left == 0)
             return false;
-        /* Without a pidfd: growing naps, cut short by the wake fd. */
+        /* Without a pidfd: growing naps, cut short by the wake fds. */
         struct timespec ts = sk_ns_to_timespec(!forever && nap > left ? left : nap);
-        int n = ppoll(pfd, 1, &ts, NULL); /* a negative fd is ignored: a plain sleep */
-        if (n > 0 && (pfd[0].revents & POLLIN)) {
+        int n = ppoll(pfd, 2, &ts, NULL); /* with none to wake it: a plain sleep */
+        if (n > 0 && ((pfd[0].revents | pfd[1].revents) & (POLLIN | POLLHUP))) {
             *woken = true;
             return sk_pid_exited(pid);
         }

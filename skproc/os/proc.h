@@ -33,9 +33,10 @@ bool sk_pid_exited(pid_t pid);
  * (pidfd >= 0), otherwise by looking at growing intervals (50 us to 5 ms).
  * True when it has exited. */
 bool sk_pid_wait_exit(pid_t pid, int pidfd, int64_t deadline);
-/* The same, returning early (false, *woken set) when wake_fd (if >= 0)
- * becomes readable. */
-bool sk_pid_wait_exit_or(pid_t pid, int pidfd, int wake_fd, int64_t deadline, bool *woken);
+/* The same, returning early (false, *woken set) when wake_fd or wake_fd2
+ * (each if >= 0) becomes readable. */
+bool sk_pid_wait_exit_or(pid_t pid, int pidfd, int wake_fd, int wake_fd2, int64_t deadline,
+                         bool *woken);
 
 /* The children of the calling thread (a single-threaded process: all of
  * its children), up to max, into pids; how many, or -1 when /proc cannot
