@@ -49,11 +49,15 @@ typedef enum sk_stdio_mode {
     SK_STDIO_FILE,        /* path, opened with flags and mode (before the fork: errors come
                            * from sk_start) */
     SK_STDIO_PIPE,        /* a pipe to the parent: sk_spawn_read / sk_spawn_write */
-    SK_STDIO_STDOUT       /* stderr only: the same as the program's stdout (2>&1) */
+    SK_STDIO_STDOUT,      /* stderr only: the same as the program's stdout (2>&1) */
+    SK_STDIO_FD           /* fd, an open descriptor of the caller's, dup'ed at each start: a
+                           * pipe between two programs, held by the caller so that it
+                           * outlives a restart of either (see docs/spawn.md) */
 } sk_stdio_mode;
 
 typedef struct sk_stdio {
     sk_stdio_mode mode;
+    int fd;           /* SK_STDIO_FD: the caller keeps it open while the program may start */
     const char *path; /* SK_STDIO_FILE */
     int flags;        /* SK_STDIO_FILE: open(2) flags; 0 means O_RDONLY for stdin and
                        * O_WRONLY | O_CREAT | O_TRUNC for stdout and stderr */

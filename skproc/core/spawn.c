@@ -133,12 +133,15 @@ static int config_check(const sk_spawn_config *cfg)
                          (int)cfg->env_mode);
     for (int i = 0; i < 3; i++) {
         sk_stdio_mode m = cfg->stdio[i].mode;
-        if ((unsigned)m > SK_STDIO_STDOUT || (m == SK_STDIO_STDOUT && i != 2))
+        if ((unsigned)m > SK_STDIO_FD || (m == SK_STDIO_STDOUT && i != 2))
             return sk_refuse(SK_EINVAL, "sk_spawn_init: stdio[%d].mode %d is not allowed there", i,
                              (int)m);
         if (m == SK_STDIO_FILE && cfg->stdio[i].path == NULL)
             return sk_refuse(SK_EINVAL, "sk_spawn_init: stdio[%d] is SK_STDIO_FILE with no path",
                              i);
+        if (m == SK_STDIO_FD && cfg->stdio[i].fd < 0)
+            return sk_refuse(SK_EINVAL, "sk_spawn_init: stdio[%d] is SK_STDIO_FD with fd %d", i,
+                             cfg->stdio[i].fd);
     }
     return ready_fd_check(cfg->ready_fd);
 }
@@ -366,6 +369,11 @@ static int open_stdio(struct sk_spawn *sp, int i)
                                                sp->paths[i], strerror(errno))
                                    : SK_OK;
     }
+    case SK_STDIO_FD:
+        sp->child_fd[i] = fcntl(s->fd, F_DUPFD_CLOEXEC, 3);
+        return sp->child_fd[i] < 0
+                   ? sk_refuse(SK_ESYS, "sk_start: stdio[%d] fd %d: %s", i, s->fd, strerror(errno))
+                   : SK_OK;
     case SK_STDIO_PIPE:
         if (pipe2(fds, O_CLOEXEC) != 0)
             return sk_refuse(SK_ESYS, "sk_start: pipe2: %s", strerror(errno));

@@ -234,6 +234,43 @@ static void test_stdio_modes(void **state)
     assert_rc(sk_wait(&p->base, 10), SK_OK);
 }
 
+/* SK_STDIO_FD: two programs joined by a pipe the test holds, the second
+ * restarted (lives) and reading on from the same pipe; a bad fd. */
+static void test_stdio_fd_pipeline(void **state)
+{
+    (void)state;
+    for (int sup = 0; sup < 2; sup++) {
+        int fds[2];
+        assert_int_equal(pipe2(fds, O_CLOEXEC), 0);
+        sk_spawn_config w = sh_cfg("echo one; echo two");
+        w.stdio[1] = (sk_stdio){.mode = SK_STDIO_FD, .fd = fds[1]};
+        prog *writer = spawn(&w, sup ? supervise : NULL);
+        assert_rc(sk_wait(&writer->base, 10), SK_OK);
+        assert_null(sk_error_of(&writer->base));
+        close(fds[1]); /* the last writer: the reader sees the end */
+        /* The reader's first life reads one line and fails; its second
+         * reads the rest from the same pipe. */
+        static const char *argv[] = {"sh", "-c", "read l; echo \"got $l\"; [ \"$l\" = two ]", NULL};
+        sk_spawn_config r = {.argv = argv};
+        r.stdio[0] = (sk_stdio){.mode = SK_STDIO_FD, .fd = fds[0]};
+        char *out = run_out(r, three_lives, NULL);
+        assert_string_equal(out, "got one\ngot two\n");
+        free(out);
+        close(fds[0]);
+    }
+    int closed = 1000; /* not open: sk_start's own fds take the lowest free numbers */
+    assert_int_equal(fcntl(closed, F_GETFD), -1);
+    sk_spawn_config bad = sh_cfg("true");
+    bad.stdio[0] = (sk_stdio){.mode = SK_STDIO_FD, .fd = closed};
+    prog *p = skt_new(prog);
+    assert_rc(sk_spawn_init(&p->base, &bad), SK_OK);
+    assert_rc(sk_start(&p->base), SK_ESYS);
+    assert_non_null(strstr(sk_last_error_message(), "fd"));
+    bad.stdio[0].fd = -1;
+    prog *q = skt_new(prog);
+    assert_rc(sk_spawn_init(&q->base, &bad), SK_EINVAL);
+}
+
 /* Megabytes on stdout and stderr at once, and on stdin: communicate never
  * blocks on one pipe while the program waits on another. */
 static void test_megabytes_both_streams(void **state)
@@ -635,13 +672,14 @@ static void test_cycles_leak_nothing(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        SKT_TEST(test_exit_codes),       SKT_TEST(test_signals),
-        SKT_TEST(test_exec_failures),    SKT_TEST(test_env_and_cwd),
-        SKT_TEST(test_stdio_modes),      SKT_TEST(test_megabytes_both_streams),
-        SKT_TEST(test_lines_write_poll), SKT_TEST(test_no_fd_leak_into_program),
-        SKT_TEST(test_daemon_tree),      SKT_TEST(test_lives_timeout_stop),
-        SKT_TEST(test_refusals),         SKT_TEST(test_settings),
-        SKT_TEST(test_threads),          SKT_TEST(test_cycles_leak_nothing),
+        SKT_TEST(test_exit_codes),        SKT_TEST(test_signals),
+        SKT_TEST(test_exec_failures),     SKT_TEST(test_env_and_cwd),
+        SKT_TEST(test_stdio_modes),       SKT_TEST(test_megabytes_both_streams),
+        SKT_TEST(test_lines_write_poll),  SKT_TEST(test_no_fd_leak_into_program),
+        SKT_TEST(test_daemon_tree),       SKT_TEST(test_lives_timeout_stop),
+        SKT_TEST(test_refusals),          SKT_TEST(test_settings),
+        SKT_TEST(test_threads),           SKT_TEST(test_cycles_leak_nothing),
+        SKT_TEST(test_stdio_fd_pipeline),
     };
     return skt_run(argc, argv, tests);
 }
