@@ -494,6 +494,7 @@ double sk_timer_percentile(const sk_timer *t, double pct); /* pct in [0, 100] */
 #include "skproc/flow.h"
 #include "skproc/typed.h"
 #include "skproc/spawn.h"
+#include "skproc/group.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop
