@@ -119,25 +119,11 @@ static void on_event(const sk_group_event *ev, void *ctx)
                ev->error ? ": " : "", ev->error ? ev->error->message : "");
 }
 
-/* The pid of child `name`, once it is running; -1 if it is not. */
-static pid_t running_pid(sk_group *g, const char *name)
-{
-    sk_group_state st;
-    pid_t pid = -1;
-    if (sk_group_state_read(g, &st) != SK_OK)
-        return -1;
-    for (size_t i = 0; i < st.nchildren; i++)
-        if (strcmp(st.children[i].name, name) == 0 && st.children[i].state == SK_CHILD_RUNNING)
-            pid = st.children[i].pid;
-    sk_group_state_free(&st);
-    return pid;
-}
-
 /* Waits up to 5 s for child `name` to run under a pid other than old. */
 static pid_t wait_replaced(sk_group *g, const char *name, pid_t old)
 {
     for (int i = 0; i < 5000; i++) {
-        pid_t pid = running_pid(g, name);
+        pid_t pid = sk_group_pid(g, name);
         if (pid > 0 && pid != old)
             return pid;
         nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
@@ -198,7 +184,7 @@ int main(void)
     const char *names[] = {"listener", "worker-1", "worker-2", "helper"};
     int ok = 1;
     for (int i = 0; i < 4; i++) {
-        pid_t old = running_pid(g, names[i]);
+        pid_t old = sk_group_pid(g, names[i]);
         if (old <= 0) { /* never kill(-1, ...): that is every process we may signal */
             ok = 0;
             continue;

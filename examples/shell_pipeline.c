@@ -59,19 +59,6 @@ static void sleep_for(double s)
     nanosleep(&ts, NULL);
 }
 
-static pid_t pid_of(sk_group *g, const char *name)
-{
-    sk_group_state st;
-    pid_t pid = -1;
-    if (sk_group_state_read(g, &st) != SK_OK)
-        return -1;
-    for (size_t i = 0; i < st.nchildren; i++)
-        if (strcmp(st.children[i].name, name) == 0 && st.children[i].state == SK_CHILD_RUNNING)
-            pid = st.children[i].pid;
-    sk_group_state_free(&st);
-    return pid;
-}
-
 int main(void)
 {
     char out[] = "/tmp/shell_pipeline-XXXXXX";
@@ -120,7 +107,7 @@ int main(void)
 
     sleep_for(0.3);
     long before = count_lines(out);
-    pid_t grep_pid = pid_of(g, "grep");
+    pid_t grep_pid = sk_group_pid(g, "grep");
     printf("%ld lines so far; killing grep (pid %d)\n", before, (int)grep_pid);
     if (grep_pid > 0) /* never kill(-1, ...) */
         kill(grep_pid, SIGKILL);

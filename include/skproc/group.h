@@ -234,6 +234,10 @@ int sk_group_fd(const sk_group *g);
 /* Why the group failed, or NULL while it has not. */
 const sk_group_error *sk_group_error_of(const sk_group *g);
 
+/* The worker pid of child `name` while it runs (what sk_group_state_read
+ * shows for it), or -1: no such child, or it is not running now. */
+pid_t sk_group_pid(sk_group *g, const char *name);
+
 /* A snapshot of the group and its children. SK_ENOMEM. */
 int sk_group_state_read(sk_group *g, sk_group_state *out);
 void sk_group_state_free(sk_group_state *s);

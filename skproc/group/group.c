@@ -285,6 +285,17 @@ int sk_group_state_read(sk_group *g, sk_group_state *out)
     return SK_OK;
 }
 
+pid_t sk_group_pid(sk_group *g, const char *name)
+{
+    if (g == NULL || name == NULL)
+        return -1;
+    pthread_mutex_lock(&g->lock);
+    const struct group_child *c = find_child(g, name, NULL);
+    pid_t pid = c != NULL && c->state == SK_CHILD_RUNNING ? c->pid : -1;
+    pthread_mutex_unlock(&g->lock);
+    return pid;
+}
+
 void sk_group_state_free(sk_group_state *s)
 {
     if (s == NULL)

@@ -228,7 +228,8 @@ static bool pid_alive(pid_t pid)
  * the test instead. */
 static void crash_child(sk_group *g, const char *name)
 {
-    pid_t pid = child_pid(g, name, NULL, NULL);
+    pid_t pid = sk_group_pid(g, name);
+    assert_int_equal(pid, child_pid(g, name, NULL, NULL));
     assert_true(pid > 1);
     assert_int_equal(kill(pid, SIGKILL), 0);
 }
@@ -631,6 +632,7 @@ static void test_add_and_remove_while_running(void **state)
     assert_int_equal(sk_wait(&b->base, 0), SK_OK);
     sk_release(&b->base);
     assert_int_equal(sk_group_remove(g, "b"), SK_EINVAL);
+    assert_int_equal(sk_group_pid(g, "b"), -1);
     /* A child that does not become ready in time is refused and not kept. */
     svc *never = new_svc(log, 3);
     never->ready_delay = 30;
