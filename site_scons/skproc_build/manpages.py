@@ -30,6 +30,8 @@ PAGES = [
     ('sk_start', 'start a process, and what is known of it while it runs',
      ['sk_start', 'sk_alive', 'sk_current_run', 'sk_pid'], [], None),
     ('sk_wait', 'wait until a process is finished for good', ['sk_wait'], [], None),
+    ('sk_wait_ready', 'wait until a process is ready, and declare it ready from a hook',
+     ['sk_wait_ready', 'sk_ready'], ['sk_ready_mode'], None),
     ('sk_stop', 'ask a process to end its loop', ['sk_stop'], [], None),
     ('sk_kill', 'end a process at once', ['sk_kill'], [], None),
     ('sk_release', 'free what a process handle holds', ['sk_release'], [], None),
