@@ -72,7 +72,8 @@ typedef enum sk_restart_type {
     SK_PERMANENT = 0, /* always */
     SK_TRANSIENT,     /* only after a failure (an error, a crash, a non-zero exit, a kill
                        * the group did not make); a normal end removes it */
-    SK_TEMPORARY      /* never: it is removed when it ends, however it ends */
+    SK_TEMPORARY      /* never: it is removed when it ends, however it ends (a child that
+                       * leaves the group so is released by it: sk_release) */
 } sk_restart_type;
 
 /* sk_group_child.shutdown: wait for the child as long as it takes. */
@@ -119,7 +120,7 @@ typedef struct sk_group_event {
     sk_group_event_kind kind;
     const char *group;     /* the group's name */
     const char *child;     /* the child's name, or NULL for the group's own events */
-    pid_t pid;             /* the child's process, or -1 */
+    pid_t pid;             /* the child's worker (sk_pid), or -1 */
     int restarts;          /* restarts of this child so far */
     const sk_error *error; /* ENDED, START_FAILED, GAVE_UP: why; else NULL */
 } sk_group_event;
@@ -171,8 +172,8 @@ typedef enum sk_group_child_state {
 typedef struct sk_group_child_info {
     char name[64];
     sk_group_child_state state;
-    pid_t pid;    /* the child's top process (its supervisor, or its worker), or -1;
-                   * -1 for a group child */
+    pid_t pid;    /* its worker (sk_pid), as of when it became ready; -1 while it is not
+                   * running, and for a group child */
     int restarts; /* restarts made by the group */
     bool has_error;
     sk_error last_error; /* its last failure, when has_error */

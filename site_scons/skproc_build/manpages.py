@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: MIT
 """Section 3 man pages for the public calls, made from include/skproc.h,
-include/skproc/pool.h, include/skproc/flow.h and include/skproc/spawn.h: each page shows the prototypes and types it covers, and as
+include/skproc/pool.h, include/skproc/flow.h, include/skproc/spawn.h and include/skproc/group.h: each page shows the prototypes and types it covers, and as
 its text the comment written right above each of them in the header (the header
 reads like documentation, so the pages say what it says). man/*.3 are committed;
 `scons man` writes them again, and `scons test` fails when they differ from what
@@ -16,7 +16,7 @@ import re
 import sys
 
 HEADERS = ['include/skproc.h', 'include/skproc/pool.h', 'include/skproc/flow.h',
-           'include/skproc/spawn.h']
+           'include/skproc/spawn.h', 'include/skproc/group.h']
 MAN_DIR = 'man'
 
 # (page, one-line summary, functions, types, overview). The first function of a page
@@ -105,6 +105,17 @@ PAGES = [
     ('sk_spawn_read', "read and write a spawned program's pipes",
      ['sk_spawn_read', 'sk_spawn_read_line', 'sk_spawn_write', 'sk_spawn_close_stdin',
       'sk_spawn_communicate', 'sk_spawn_fd'], [], None),
+    ('sk_group_create', 'a supervision tree: children restarted by a strategy',
+     ['sk_group_create', 'sk_group_add', 'sk_group_remove', 'sk_group_start', 'sk_group_stop',
+      'sk_group_wait', 'sk_group_release'],
+     ['sk_group_strategy', 'sk_restart_type', 'sk_group_child', 'sk_group_config'],
+     'include/skproc/group.h'),
+    ('sk_group_state_read', "read a group's state, failures and events",
+     ['sk_group_state_read', 'sk_group_state_free', 'sk_group_pid', 'sk_group_fd',
+      'sk_group_error_of', 'sk_group_event_name'],
+     ['sk_group_child_state', 'sk_group_child_info', 'sk_group_run_state', 'sk_group_state',
+      'sk_group_failure', 'sk_group_error', 'sk_group_event_kind', 'sk_group_event',
+      'sk_group_event_fn'], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),
 ]
