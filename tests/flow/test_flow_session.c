@@ -214,6 +214,19 @@ static long submit_n(struct run *rn, long n)
     return in;
 }
 
+/* Starts rn (start_and_check) and submits 20 tasks, one of which ends the
+ * run: the wait says SK_EPROCESS, and the directory is gone with nothing
+ * else left in the base. */
+static void run_to_fatal_end(struct run *rn)
+{
+    char path[512];
+    start_and_check(rn, "skflow", path, sizeof path);
+    assert_int_equal(submit_n(rn, 20), 20);
+    assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
+    assert_false(exists(path));
+    assert_int_equal(skt_dir_entries(base), 0);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 /* End of stream: every hook of every process sees the same private
@@ -252,13 +265,8 @@ static void test_error_status_removes(void **state)
     (void)state;
     use_base();
     struct run *rn = new_run(1, ERROR_ON, 5, false, NULL);
-    char path[512];
-    start_and_check(rn, "skflow", path, sizeof path);
-    assert_int_equal(submit_n(rn, 20), 20);
-    assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
+    run_to_fatal_end(rn);
     assert_string_equal(sk_flow_error(rn->flow)->error.cause, "task 5 is poison");
-    assert_false(exists(path));
-    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -269,13 +277,8 @@ static void test_crash_removes(void **state)
     (void)state;
     use_base();
     struct run *rn = new_run(0, CRASH_ON, 3, true, NULL);
-    char path[512];
-    start_and_check(rn, "skflow", path, sizeof path);
-    assert_int_equal(submit_n(rn, 20), 20);
-    assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
+    run_to_fatal_end(rn);
     assert_int_equal(atomic_load(&rn->seen->crashes), 1);
-    assert_false(exists(path));
-    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
