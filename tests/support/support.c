@@ -532,6 +532,24 @@ void skt_assert_no_error(const sk_process *p, const char *file, int line)
     }
 }
 
+void skt_print_error(const sk_error *e)
+{
+    if (e == NULL) {
+        print_message("  (no error)\n");
+        return;
+    }
+    char buf[2048];
+    sk_error_format(e, buf, sizeof buf);
+    print_message("%s", buf);
+}
+
+void skt_print_error_of(const sk_process *p)
+{
+    const sk_error *e = sk_error_of(p);
+    if (e != NULL)
+        skt_print_error(e);
+}
+
 static bool holds(double a, const char *op, double b)
 {
     if (strcmp(op, "<") == 0)

@@ -137,6 +137,12 @@ void skt_assert_rc(int rc, int want, const char *expr, const char *file, int lin
 void skt_assert_no_error(const sk_process *p, const char *file, int line);
 #define assert_no_error(p) skt_assert_no_error((p), __FILE__, __LINE__)
 
+/* Prints e's report (sk_error_format) with print_message, or "(no error)"
+ * when e is NULL. */
+void skt_print_error(const sk_error *e);
+/* Prints the report of the error that ended p, when there is one. */
+void skt_print_error_of(const sk_process *p);
+
 /* Comparisons of doubles (seconds, ratios) that print both values. */
 void skt_assert_cmp(double a, const char *op, double b, const char *ea, const char *eb,
                     const char *file, int line);
