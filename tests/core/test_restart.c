@@ -252,16 +252,9 @@ static void test_wait_returns_only_when_finished_for_good(void **state)
         pid_t pid = atomic_load(&c->m->pid[i]);
         assert_cmp(pid, >, 0);
         /* Every worker is gone (or a zombie of whoever inherited it). */
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            char st = '?';
-            int n = fscanf(f, "%*d (%*[^)]) %c", &st);
-            fclose(f);
-            assert_int_equal(n, 1);
-            assert_int_equal(st, 'Z');
-        }
+        struct skt_proc_stat st;
+        if (skt_proc_stat(pid, &st))
+            assert_int_equal(st.state, 'Z');
     }
 }
 

@@ -147,42 +147,17 @@ static bool process_gone(pid_t pid, int pidfd, unsigned long long start)
         struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
         return poll(&pfd, 1, 0) == 1;
     }
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    struct skt_proc_stat st;
+    if (!skt_proc_stat(pid, &st))
         return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    char state = 'X';
-    unsigned long long now = 0;
-    if (p != NULL)
-        sscanf(p + 1,
-               " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &state, &now);
-    return state == 'Z' || state == 'X' || (start != 0 && now != start);
+    return st.state == 'Z' || st.state == 'X' || (start != 0 && st.starttime != start);
 }
 
 /* /proc/PID/stat's start time, 0 when it cannot be read. */
 static unsigned long long start_time(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long start = 0;
-    if (p != NULL)
-        sscanf(p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &start);
-    return start;
+    struct skt_proc_stat st;
+    return skt_proc_stat(pid, &st) ? st.starttime : 0;
 }
 
 /* A signal mask of a process from /proc/PID/status: field "SigIgn",

@@ -566,20 +566,9 @@ static void test_supervisor_ignores_stray_signals(void **state)
     assert_non_null(d);
     struct dirent *ent;
     while ((ent = readdir(d)) != NULL) {
-        if (!isdigit((unsigned char)ent->d_name[0]))
-            continue;
-        char path[320], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", ent->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (p != NULL && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid())
+        struct skt_proc_stat st;
+        if (isdigit((unsigned char)ent->d_name[0]) && skt_proc_stat(atoi(ent->d_name), &st) &&
+            st.ppid == getpid())
             sup = (pid_t)atoi(ent->d_name);
     }
     closedir(d);

@@ -124,21 +124,6 @@ static bool exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* Whether pid has ended: no such process, or a zombie nobody reaped yet. */
-static bool pid_ended(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return true;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p != NULL && (p[2] == 'Z' || p[2] == 'X');
-}
-
 struct run {
     sk_flow *flow;
     writer w[2];
@@ -406,7 +391,7 @@ static void test_parent_sigkill_removes(void **state)
     assert_int_equal(waitpid(parent, &status, 0), parent);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     for (int slot = 0; slot < 4; slot++)
-        skt_wait_until(pid_ended(steps[slot]), GONE_WITHIN);
+        skt_wait_until(skt_pid_ended(steps[slot]), GONE_WITHIN);
     skt_wait_until(!exists(path), GONE_WITHIN);
     skt_wait_until(skt_dir_entries(base) == 0, GONE_WITHIN);
 }

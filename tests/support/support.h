@@ -410,6 +410,23 @@ static inline bool skt_no_children(void)
     return r == -1 && errno == ECHILD;
 }
 
+/* What /proc/<pid>/stat says of a process. */
+struct skt_proc_stat {
+    char comm[64]; /* the command (truncated) */
+    char state;    /* 'R', 'S', ... 'Z' (zombie), 'X' (dead) */
+    pid_t ppid, pgrp;
+    unsigned long long starttime; /* clock ticks after boot */
+};
+
+/* Reads pid's /proc/<pid>/stat into st (fields found after the command's
+ * last ')', since a command may hold spaces and parentheses). False when
+ * pid has no entry or it cannot be read. */
+bool skt_proc_stat(pid_t pid, struct skt_proc_stat *st);
+
+/* True when pid has ended as far as /proc says: no entry, or a zombie (or
+ * dead) process that nobody reaped yet. */
+bool skt_pid_ended(pid_t pid);
+
 /* Asserts skt_no_children(); lists the children left (pid, state, command)
  * when there are some. */
 void skt_assert_no_children(const char *file, int line);
