@@ -140,31 +140,48 @@ static inline double bench_percentile(const double *v, long n, double p)
     return v[lo] + (rank - (double)lo) * (v[lo + 1] - v[lo]);
 }
 
-/* Reads or writes exactly len bytes of a pipe (the raw baselines'). */
-static inline void bench_read_all(int fd, void *buf, size_t len)
+/* Reads or writes exactly len bytes of a pipe (the raw baselines'),
+ * retrying on EINTR and short transfers. The _full forms return false at
+ * end of file or on an error; the _all forms stop the program there. (The
+ * benches link only the library, not tests/support and its skt_read_all.) */
+static inline bool bench_read_full(int fd, void *buf, size_t len)
 {
     char *p = buf;
     while (len > 0) {
         ssize_t n = read(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
-        BENCH_CHECK(n > 0, "read");
+        if (n <= 0)
+            return false;
         p += n;
         len -= (size_t)n;
     }
+    return true;
 }
 
-static inline void bench_write_all(int fd, const void *buf, size_t len)
+static inline bool bench_write_full(int fd, const void *buf, size_t len)
 {
     const char *p = buf;
     while (len > 0) {
         ssize_t n = write(fd, p, len);
         if (n < 0 && errno == EINTR)
             continue;
-        BENCH_CHECK(n > 0, "write");
+        if (n <= 0)
+            return false;
         p += n;
         len -= (size_t)n;
     }
+    return true;
+}
+
+static inline void bench_read_all(int fd, void *buf, size_t len)
+{
+    BENCH_CHECK(bench_read_full(fd, buf, len), "read");
+}
+
+static inline void bench_write_all(int fd, const void *buf, size_t len)
+{
+    BENCH_CHECK(bench_write_full(fd, buf, len), "write");
 }
 
 /* Sorts v in place. */

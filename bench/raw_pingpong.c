@@ -105,37 +105,6 @@ static void emit_latency(const char *key, const char *name, const char *short_na
 
 /* ---------------------------------------------------------- plumbing */
 
-/* Reads exactly len bytes; false at end of file. */
-static bool read_full(int fd, void *buf, size_t len)
-{
-    char *p = buf;
-    while (len > 0) {
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
-static bool write_full(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 static void reap(pid_t pid)
 {
     int status;
@@ -163,8 +132,8 @@ static struct pipe_pp pipe_start(int cpu)
         close(down[1]);
         close(up[0]);
         int64_t v;
-        while (read_full(down[0], &v, sizeof v))
-            if (!write_full(up[1], &v, sizeof v))
+        while (bench_read_full(down[0], &v, sizeof v))
+            if (!bench_write_full(up[1], &v, sizeof v))
                 _exit(1);
         _exit(0);
     }
@@ -177,8 +146,8 @@ static double pipe_round_trip(struct pipe_pp *pp, int64_t i)
 {
     int64_t back = -1;
     int64_t t0 = bench_now_ns();
-    bool ok =
-        write_full(pp->to_child, &i, sizeof i) && read_full(pp->from_child, &back, sizeof back);
+    bool ok = bench_write_full(pp->to_child, &i, sizeof i) &&
+              bench_read_full(pp->from_child, &back, sizeof back);
     int64_t t1 = bench_now_ns();
     BENCH_CHECK(ok && back == i, "pipe round trip");
     return (double)(t1 - t0) / 1e3;
@@ -336,10 +305,10 @@ static struct pipe_stream pipe_stream_start(size_t size)
             _exit(1);
         memset(buf, 'x', size);
         int64_t count;
-        while (read_full(go[0], &count, sizeof count)) {
+        while (bench_read_full(go[0], &count, sizeof count)) {
             for (int64_t i = 0; i < count; i++) {
                 memcpy(buf, &i, sizeof i);
-                if (!write_full(data[1], buf, size))
+                if (!bench_write_full(data[1], buf, size))
                     _exit(1);
             }
         }
@@ -355,7 +324,7 @@ static double pipe_stream_round(struct pipe_stream *ps, size_t size, int64_t cou
                                 size_t buflen)
 {
     int64_t t0 = bench_now_ns();
-    BENCH_CHECK(write_full(ps->go, &count, sizeof count), "write of the count");
+    BENCH_CHECK(bench_write_full(ps->go, &count, sizeof count), "write of the count");
     uint64_t total = (uint64_t)count * size, got = 0;
     while (got < total) {
         size_t want = buflen;

@@ -282,18 +282,6 @@ static int expected_lives_spent(const struct mcase *c)
     return 1;
 }
 
-static void print_error_of(const sk_process *p)
-{
-    const sk_error *e = sk_error_of(p);
-    if (e == NULL) {
-        print_message("  (no error)\n");
-        return;
-    }
-    char buf[2048];
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s", buf);
-}
-
 static void run_case(void **state)
 {
     const struct mcase *c = *state;
@@ -322,7 +310,7 @@ static void run_case(void **state)
 
     const sk_error *e = sk_error_of(&v->base);
     print_message("[ %s ] %.3fs\n", c->name, took);
-    print_error_of(&v->base);
+    skt_print_error(e);
     print_message("  fault fired %d time(s), error hook entered %d time(s)\n", v->across->faults,
                   v->across->error_calls);
     assert_non_null(e);

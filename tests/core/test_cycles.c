@@ -68,7 +68,7 @@ static int strays(void)
     while ((ent = readdir(d)) != NULL) {
         if (!isdigit((unsigned char)ent->d_name[0]) || atoi(ent->d_name) == me)
             continue;
-        char path[320], comm[64] = "", stat[256] = "";
+        char path[320], comm[64] = "";
         snprintf(path, sizeof path, "/proc/%s/comm", ent->d_name);
         FILE *c = fopen(path, "r");
         if (c == NULL)
@@ -77,18 +77,9 @@ static int strays(void)
         fclose(c);
         if (!same)
             continue;
-        snprintf(path, sizeof path, "/proc/%s/stat", ent->d_name);
-        FILE *s = fopen(path, "r");
-        if (s == NULL)
-            continue;
-        size_t len = fread(stat, 1, sizeof stat - 1, s);
-        fclose(s);
-        stat[len] = '\0';
-        char *p = strrchr(stat, ')');
-        char st = 'Z';
-        int ppid = 0, pgrp = 0;
-        if (p != NULL && sscanf(p + 1, " %c %d %d", &st, &ppid, &pgrp) == 3 && pgrp == getpgrp() &&
-            st != 'Z' && st != 'X')
+        struct skt_proc_stat st;
+        if (skt_proc_stat(atoi(ent->d_name), &st) && st.pgrp == getpgrp() && st.state != 'Z' &&
+            st.state != 'X')
             n++;
     }
     closedir(d);
@@ -121,15 +112,7 @@ static void one_cycle(int i)
     if (worker > 0) {
         /* Immediate: the worker has ended by the time sk_kill returns (it
          * may linger as a zombie of whoever adopted it). */
-        char path[64], st = 'Z';
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)worker);
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%*d (%*[^)]) %c", &st) != 1)
-                st = 'Z';
-            fclose(f);
-        }
-        assert_true(st == 'Z' || st == 'X');
+        assert_true(skt_pid_ended(worker));
     }
     sk_release(&s.base);
 }
@@ -256,15 +239,7 @@ static void test_kill_spinner_with_signals_blocked(void **state)
         double took = skt_now() - t0;
         if (took > worst)
             worst = took;
-        char path[64], st = 'Z';
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)worker);
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            if (fscanf(f, "%*d (%*[^)]) %c", &st) != 1)
-                st = 'Z';
-            fclose(f);
-        }
-        assert_true(st == 'Z' || st == 'X');
+        assert_true(skt_pid_ended(worker));
         sk_release(&s.base);
         assert_no_children();
         assert_int_equal(skproc_mappings(), 0);

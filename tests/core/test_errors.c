@@ -621,38 +621,8 @@ static void test_long_causes_are_truncated(void **state)
  * worker goes with it. */
 static pid_t ppid_of(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return -1;
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
-    int ppid = -1;
-    char st;
-    if (close_paren == NULL || sscanf(close_paren + 1, " %c %d", &st, &ppid) != 2)
-        return -1;
-    return ppid;
-}
-
-/* Gone, or a zombie waiting for whoever inherited it. */
-static bool process_gone(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *fp = fopen(path, "r");
-    if (fp == NULL)
-        return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, fp);
-    fclose(fp);
-    buf[n] = '\0';
-    char *close_paren = strrchr(buf, ')');
-    char st = '?';
-    if (close_paren == NULL || sscanf(close_paren + 1, " %c", &st) != 1)
-        return true;
-    return st == 'Z' || st == 'X';
+    struct skt_proc_stat st;
+    return skt_proc_stat(pid, &st) ? st.ppid : -1;
 }
 
 static void test_supervisor_killed_from_outside(void **state)
@@ -677,9 +647,9 @@ static void test_supervisor_killed_from_outside(void **state)
     assert_false(sk_error_is(e, SK_RUN_ERROR));
     assert_string_equal(e->cause, "the supervisor was ended by signal 9 (Killed)");
     assert_rc(sk_result(&f->base, NULL), SK_EPROCESS);
-    while (!process_gone(worker) && skt_now() < deadline)
+    while (!skt_pid_ended(worker) && skt_now() < deadline)
         skt_sleep(0.001);
-    assert_true(process_gone(worker));
+    assert_true(skt_pid_ended(worker));
     assert_no_children();
     sk_release(&f->base);
 }

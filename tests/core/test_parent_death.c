@@ -33,41 +33,6 @@ enum mode {
 
 /* ------------------------------------------------------- /proc reading */
 
-struct proc_info {
-    char state;
-    pid_t ppid;
-    unsigned long long starttime;
-};
-
-/* Fields of /proc/<pid>/stat: false when the process does not exist. */
-static bool proc_stat(pid_t pid, struct proc_info *info)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    /* comm may hold spaces and parentheses: fields start after the last ')'. */
-    char *p = strrchr(buf, ')');
-    if (p == NULL)
-        return false;
-    int ppid = 0;
-    unsigned long long start = 0;
-    /* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
-     * cmajflt utime stime cutime cstime priority nice num_threads
-     * itrealvalue starttime */
-    if (sscanf(p + 1,
-               " %c %d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &info->state, &ppid, &start) != 3)
-        return false;
-    info->ppid = ppid;
-    info->starttime = start;
-    return true;
-}
-
 /* The live (not zombie) children of parent, found by scanning /proc. */
 static int children_of(pid_t parent, pid_t *out, int max)
 {
@@ -80,8 +45,8 @@ static int children_of(pid_t parent, pid_t *out, int max)
         if (!isdigit((unsigned char)ent->d_name[0]))
             continue;
         pid_t pid = (pid_t)atoi(ent->d_name);
-        struct proc_info info;
-        if (proc_stat(pid, &info) && info.ppid == parent && info.state != 'Z')
+        struct skt_proc_stat info;
+        if (skt_proc_stat(pid, &info) && info.ppid == parent && info.state != 'Z')
             out[n++] = pid;
     }
     closedir(d);
@@ -186,8 +151,8 @@ static pid_t middle = -1;
 
 static bool gone(pid_t pid, unsigned long long starttime)
 {
-    struct proc_info info;
-    if (!proc_stat(pid, &info))
+    struct skt_proc_stat info;
+    if (!skt_proc_stat(pid, &info))
         return true;
     /* A zombie has ended; a new start time is another process. */
     return info.state == 'Z' || info.state == 'X' || info.starttime != starttime;
@@ -248,8 +213,8 @@ static void check_parent_death(enum mode mode)
     /* Record them all, and check the tree: intermediate -> supervisor ->
      * worker. */
     for (int i = 0; i < r.count; i++) {
-        struct proc_info info;
-        assert_true(proc_stat(r.pids[i], &info));
+        struct skt_proc_stat info;
+        assert_true(skt_proc_stat(r.pids[i], &info));
         tracked[tracked_count] = r.pids[i];
         tracked_start[tracked_count++] = info.starttime;
         if (i < r.supervisors) {

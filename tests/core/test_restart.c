@@ -164,16 +164,6 @@ static counter *counter_new(long runs, int lives)
     return c;
 }
 
-static void print_error_of(const sk_process *p)
-{
-    const sk_error *e = sk_error_of(p);
-    if (e == NULL)
-        return;
-    char buf[2048];
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s", buf);
-}
-
 /* ------------------------------------------------------------- tests */
 
 /* runs = 5, lives = 2, run 3 crashes once. The parent spins on the shared
@@ -262,16 +252,9 @@ static void test_wait_returns_only_when_finished_for_good(void **state)
         pid_t pid = atomic_load(&c->m->pid[i]);
         assert_cmp(pid, >, 0);
         /* Every worker is gone (or a zombie of whoever inherited it). */
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-        FILE *f = fopen(path, "r");
-        if (f != NULL) {
-            char st = '?';
-            int n = fscanf(f, "%*d (%*[^)]) %c", &st);
-            fclose(f);
-            assert_int_equal(n, 1);
-            assert_int_equal(st, 'Z');
-        }
+        struct skt_proc_stat st;
+        if (skt_proc_stat(pid, &st))
+            assert_int_equal(st.state, 'Z');
     }
 }
 
@@ -292,7 +275,7 @@ static void check_restart(sk_section section, enum fault fault)
     }
     assert_rc(sk_start(&c->base), SK_OK);
     assert_rc(sk_wait(&c->base, BOUND), SK_OK);
-    print_error_of(&c->base);
+    skt_print_error_of(&c->base);
     assert_no_error(&c->base);
     int64_t calls = -1, first_run = -1, tag = -1, at = -1;
     assert_rc(sk_result(&c->base, "IIII", &calls, &first_run, &tag, &at), SK_OK);
@@ -336,7 +319,7 @@ static void test_timeout_once_with_two_lives(void **state)
     assert_rc(sk_start(&c->base), SK_OK);
     assert_rc(sk_wait(&c->base, BOUND), SK_OK);
     double took = skt_now() - t0;
-    print_error_of(&c->base);
+    skt_print_error_of(&c->base);
     assert_no_error(&c->base);
     assert_int_equal(atomic_load(&c->m->timed_out), 1);
     assert_int_equal(atomic_load(&c->m->workers), 2);
@@ -361,7 +344,7 @@ static void test_timeout_twice_with_two_lives(void **state)
     c->base.config.timeouts.run = 0.05;
     assert_rc(sk_start(&c->base), SK_OK);
     assert_rc(sk_wait(&c->base, BOUND), SK_OK);
-    print_error_of(&c->base);
+    skt_print_error_of(&c->base);
     const sk_error *e = sk_error_of(&c->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);

@@ -147,42 +147,17 @@ static bool process_gone(pid_t pid, int pidfd, unsigned long long start)
         struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
         return poll(&pfd, 1, 0) == 1;
     }
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
+    struct skt_proc_stat st;
+    if (!skt_proc_stat(pid, &st))
         return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    char state = 'X';
-    unsigned long long now = 0;
-    if (p != NULL)
-        sscanf(p + 1,
-               " %c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &state, &now);
-    return state == 'Z' || state == 'X' || (start != 0 && now != start);
+    return st.state == 'Z' || st.state == 'X' || (start != 0 && st.starttime != start);
 }
 
 /* /proc/PID/stat's start time, 0 when it cannot be read. */
 static unsigned long long start_time(pid_t pid)
 {
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *p = strrchr(buf, ')');
-    unsigned long long start = 0;
-    if (p != NULL)
-        sscanf(p + 1,
-               " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
-               &start);
-    return start;
+    struct skt_proc_stat st;
+    return skt_proc_stat(pid, &st) ? st.starttime : 0;
 }
 
 /* A signal mask of a process from /proc/PID/status: field "SigIgn",
@@ -297,46 +272,6 @@ enum ending {
     END_GRANDCHILD, /* forks a grandchild that holds the keepalive, waits to be killed */
 };
 
-static int write_all(int fd, const void *buf, size_t len)
-{
-    const char *p = buf;
-    while (len > 0) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return -1;
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
-static bool read_all(int fd, void *buf, size_t len, double timeout)
-{
-    char *p = buf;
-    double deadline = skt_now() + timeout;
-    while (len > 0) {
-        struct pollfd pfd = {.fd = fd, .events = POLLIN};
-        double left = deadline - skt_now();
-        if (left <= 0)
-            return false;
-        int r = poll(&pfd, 1, (int)(left * 1000) + 1);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return false;
-        ssize_t n = read(fd, p, len);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            return false;
-        p += n;
-        len -= (size_t)n;
-    }
-    return true;
-}
-
 /* Waits (bounded) for one byte or end of file on fd; never returns an
  * error to a caller that only waits to be told to go on. */
 static void wait_go(int fd)
@@ -369,7 +304,7 @@ static _Noreturn void creator(enum ending ending, int report_fd, int go_fd, cons
             _exit(0);
         }
     }
-    if (write_all(report_fd, &r, sizeof r) != 0)
+    if (!skt_write_all(report_fd, &r, sizeof r))
         _exit(20);
     if (ending == END_EXIT3) {
         wait_go(go_fd);
@@ -405,7 +340,7 @@ static void start_creator(enum ending ending, const struct outside *o, struct st
     close(go[0]);
     s->pid = pid;
     s->go_fd = go[1];
-    bool got = read_all(rep[0], &s->r, sizeof s->r, 20.0);
+    bool got = skt_read_all(rep[0], &s->r, sizeof s->r, 20.0);
     close(rep[0]);
     assert_true(got);
     if (s->r.rc != 0)
@@ -615,7 +550,7 @@ static _Noreturn void sigint_creator(int report_fd, int go_fd)
     r.rc = sk_session_dir_create(&d, PREFIX);
     r.janitor = d.janitor;
     memcpy(r.path, d.path, sizeof r.path);
-    if (write_all(report_fd, &r, sizeof r) != 0 || r.rc != 0)
+    if (!skt_write_all(report_fd, &r, sizeof r) || r.rc != 0)
         _exit(20);
     wait_go(go_fd);
     char result = 0;
@@ -633,7 +568,7 @@ static _Noreturn void sigint_creator(int report_fd, int go_fd)
     sk_session_dir_remove(&d);
     if (stat(path, &st) != 0 && errno == ENOENT)
         result |= OK_REMOVED;
-    if (write_all(report_fd, &result, 1) != 0)
+    if (!skt_write_all(report_fd, &result, 1))
         _exit(22);
     _exit(0);
 }
@@ -657,7 +592,7 @@ static void test_sigint_to_group(void **state)
     close(rep[1]);
     close(go[0]);
     struct report r;
-    assert_true(read_all(rep[0], &r, sizeof r, 20.0));
+    assert_true(skt_read_all(rep[0], &r, sizeof r, 20.0));
     assert_int_equal(r.rc, 0);
     assert_true(exists(r.path));
 
@@ -672,7 +607,7 @@ static void test_sigint_to_group(void **state)
     skt_write_byte(go[1], 'g');
 
     char result = 0;
-    assert_true(read_all(rep[0], &result, 1, 20.0));
+    assert_true(skt_read_all(rep[0], &result, 1, 20.0));
     assert_int_equal(result & OK_EXISTS, OK_EXISTS);
     assert_int_equal(result & OK_KILLED_BY_US, OK_KILLED_BY_US);
     assert_int_equal(result & OK_REMOVED, OK_REMOVED);

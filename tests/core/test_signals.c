@@ -164,16 +164,6 @@ static talker *talker_new(enum act act, long runs)
     return t;
 }
 
-static void print_error_of(const sk_process *p)
-{
-    const sk_error *e = sk_error_of(p);
-    if (e == NULL)
-        return;
-    char buf[2048];
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s", buf);
-}
-
 /* Sets sig's disposition, returning the old one through old. */
 static void set_disposition(int sig, void (*handler)(int), struct sigaction *old)
 {
@@ -258,7 +248,7 @@ static void test_eintr_never_surfaces_in_worker(void **state)
     int v = 7;
     assert_rc(sk_tell(&t->base, "i", &v), SK_OK);
     assert_rc(sk_wait(&t->base, BOUND), SK_OK);
-    print_error_of(&t->base);
+    skt_print_error_of(&t->base);
     assert_no_error(&t->base);
     print_message("    the worker took %d SIGALRMs in sk_listen\n",
                   atomic_load(&t->seen->worker_alarms));
@@ -285,7 +275,7 @@ static void test_sigpipe_in_hook_is_a_crash(void **state)
     sigaction(SIGPIPE, &old, NULL);
     assert_rc(rc, SK_OK);
     assert_rc(rc_wait, SK_OK);
-    print_error_of(&t->base);
+    skt_print_error_of(&t->base);
     const sk_error *e = sk_error_of(&t->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_CRASH_ERROR);
@@ -496,7 +486,7 @@ static void test_sigchld_ignored_by_parent(void **state)
 
     assert_rc(rc_crash, SK_OK);
     assert_rc(rc_crash_wait, SK_OK);
-    print_error_of(&crash->base);
+    skt_print_error_of(&crash->base);
     const sk_error *e = sk_error_of(&crash->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_CRASH_ERROR);
@@ -549,7 +539,7 @@ static void test_sigint_to_worker_is_a_crash(void **state)
     assert_cmp(worker, >, 0);
     assert_int_equal(kill(worker, SIGINT), 0);
     assert_rc(sk_wait(&t->base, BOUND), SK_OK);
-    print_error_of(&t->base);
+    skt_print_error_of(&t->base);
     const sk_error *e = sk_error_of(&t->base);
     assert_non_null(e);
     assert_int_equal(e->kind, SK_CRASH_ERROR);
@@ -576,20 +566,9 @@ static void test_supervisor_ignores_stray_signals(void **state)
     assert_non_null(d);
     struct dirent *ent;
     while ((ent = readdir(d)) != NULL) {
-        if (!isdigit((unsigned char)ent->d_name[0]))
-            continue;
-        char path[320], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", ent->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        size_t n = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        char *p = strrchr(buf, ')');
-        char st;
-        int ppid;
-        if (p != NULL && sscanf(p + 1, " %c %d", &st, &ppid) == 2 && ppid == getpid())
+        struct skt_proc_stat st;
+        if (isdigit((unsigned char)ent->d_name[0]) && skt_proc_stat(atoi(ent->d_name), &st) &&
+            st.ppid == getpid())
             sup = (pid_t)atoi(ent->d_name);
     }
     closedir(d);

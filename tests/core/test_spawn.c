@@ -456,20 +456,6 @@ static void test_no_fd_leak_into_program(void **state)
     assert_rc(sk_wait(&o->base, 10), SK_OK);
 }
 
-static bool pid_gone(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return true;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    char *rp = strrchr(buf, ')');
-    return rp != NULL && (rp[2] == 'Z' || rp[2] == 'X');
-}
-
 /* A program that double-forks a daemon in a session of its own: ended
  * with the program, by sk_kill and when the program exits by itself. */
 static void test_daemon_tree(void **state)
@@ -484,12 +470,12 @@ static void test_daemon_tree(void **state)
         assert_true(sk_spawn_read_line(&p->base, 1, line, sizeof line, 10) > 0);
         pid_t daemon = (pid_t)atoi(line);
         assert_true(daemon > 0);
-        assert_false(pid_gone(daemon));
+        assert_false(skt_pid_ended(daemon));
         if (how == 0)
             assert_rc(sk_kill(&p->base), SK_OK);
         else
             assert_rc(sk_wait(&p->base, 10), SK_OK);
-        skt_wait_until(pid_gone(daemon), 5);
+        skt_wait_until(skt_pid_ended(daemon), 5);
     }
 }
 

@@ -162,16 +162,6 @@ static sleeper *sleeper_new(sk_section where, enum hang hang, double timeout)
     return s;
 }
 
-static void print_error_of(const sk_process *p)
-{
-    const sk_error *e = sk_error_of(p);
-    if (e == NULL)
-        return;
-    char buf[2048];
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s", buf);
-}
-
 /* How late sk_wait may return after a hook's deadline (hook entry + limit):
  * the supervisor has to notice, kill and report, which on a saturated
  * machine waits for a CPU. Generous, and scaled under sanitizers. */
@@ -190,7 +180,7 @@ static double expect_timeout_at(sleeper *s, sk_section section, double limit, lo
     skt_assert_rc(sk_start(&s->base), SK_OK, "sk_start", file, line);
     skt_assert_rc(sk_wait(&s->base, BOUND), SK_OK, "sk_wait", file, line);
     double t1 = skt_now();
-    print_error_of(&s->base);
+    skt_print_error_of(&s->base);
     const sk_error *e = sk_error_of(&s->base);
     _assert_true(cast_ptr_to_largest_integral_type(e), "sk_error_of(&s->base)", file, line);
     _assert_int_equal(e->kind, SK_TIMEOUT_ERROR, file, line);
@@ -347,7 +337,7 @@ static void test_join_in_hard_limit(void **state)
     assert_rc(sk_start(&s->base), SK_OK);
     assert_rc(sk_wait(&s->base, BOUND), SK_OK);
     double took = skt_now() - t0;
-    print_error_of(&s->base);
+    skt_print_error_of(&s->base);
     print_message("    join_in 0.1 s with a hung run: ended after %.1f ms (hard limit 200 ms)\n",
                   took * 1e3);
     const sk_error *e = sk_error_of(&s->base);

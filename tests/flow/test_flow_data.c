@@ -276,16 +276,34 @@ static bool in_shared_mapping(const void *p, size_t len)
     return shared;
 }
 
+/* A step that knows its place in the flow (the payload and tpl tests'). */
 typedef struct {
     sk_step base;
     int index;
-} imager;
+} indexed;
+
+/* A flow of cfg with three steps of cls, s[i] at index i, each of batch
+ * tasks at most (0: the default); not started. */
+static sk_flow *three_indexed(const sk_flow_config *cfg, indexed *s, const sk_step_class *cls,
+                              size_t batch)
+{
+    sk_flow *flow;
+    assert_int_equal(sk_flow_create(&flow, cfg), SK_OK);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(sk_step_init(&s[i].base, cls), SK_OK);
+        s[i].index = i;
+        if (batch > 0)
+            s[i].base.config.batch_size = batch;
+        assert_int_equal(sk_flow_add(flow, &s[i].base), SK_OK);
+    }
+    return flow;
+}
 
 /* Step i checks the bytes the step before left (byte k == k + i, mod 256)
  * and adds 1 to each, in place. */
 static int imager_handle(sk_step *self, sk_task *tasks, size_t n)
 {
-    imager *im = SK_CONTAINER_OF(self, imager, base);
+    indexed *im = SK_CONTAINER_OF(self, indexed, base);
     for (size_t t = 0; t < n; t++) {
         image_task *it = tasks[t].record;
         unsigned char *b = sk_step_payload(self, &it->data);
@@ -316,15 +334,9 @@ static const sk_step_class imager_class = {.name = "imager", .handle = imager_ha
 static void test_payload_zero_copy(void **state)
 {
     (void)state;
-    sk_flow *flow;
     sk_flow_config cfg = {.task_size = sizeof(image_task), .payload_area = 8 * PAYLOAD_BYTES};
-    assert_int_equal(sk_flow_create(&flow, &cfg), SK_OK);
-    imager s[3];
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(sk_step_init(&s[i].base, &imager_class), SK_OK);
-        s[i].index = i;
-        assert_int_equal(sk_flow_add(flow, &s[i].base), SK_OK);
-    }
+    indexed s[3];
+    sk_flow *flow = three_indexed(&cfg, s, &imager_class, 0);
     /* Input placed before the flow starts. */
     enum { TASKS = 4 };
     image_task in[TASKS];
@@ -418,15 +430,10 @@ typedef struct {
     char *name;
 } named;
 
-typedef struct {
-    sk_step base;
-    int index;
-} namer;
-
 /* Appends "/<index>" to the name and doubles n. */
 static int namer_handle(sk_step *self, sk_task *tasks, size_t count)
 {
-    namer *nm = SK_CONTAINER_OF(self, namer, base);
+    indexed *nm = SK_CONTAINER_OF(self, indexed, base);
     for (size_t t = 0; t < count; t++) {
         named *r = tasks[t].record;
         if (r->n == 999)
@@ -458,17 +465,10 @@ static const sk_step_class namer_class = {.name = "namer", .handle = namer_handl
 static void test_tpl_records(void **state)
 {
     (void)state;
-    sk_flow *flow;
     sk_flow_config cfg = {
         .task_size = sizeof(named), .format = "S(is)", .image_size = 256, .ordered = true};
-    assert_int_equal(sk_flow_create(&flow, &cfg), SK_OK);
-    namer s[3];
-    for (int i = 0; i < 3; i++) {
-        assert_int_equal(sk_step_init(&s[i].base, &namer_class), SK_OK);
-        s[i].index = i;
-        s[i].base.config.batch_size = 4;
-        assert_int_equal(sk_flow_add(flow, &s[i].base), SK_OK);
-    }
+    indexed s[3];
+    sk_flow *flow = three_indexed(&cfg, s, &namer_class, 4);
     assert_int_equal(sk_flow_start(flow), SK_OK);
     char name[32];
     for (int i = 0; i < 20; i++) {

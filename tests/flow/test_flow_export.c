@@ -440,6 +440,18 @@ static int promtool(const char *text, char *said, size_t size)
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
+/* Asserts that promtool takes text with nothing to say, printing what it
+ * said when it does not. */
+static void assert_promtool_clean(const char *text)
+{
+    char said[4096];
+    int rc = promtool(text, said, sizeof said);
+    if (rc != 0 || said[0] != '\0')
+        print_message("    promtool (exit %d) said:\n%s\n", rc, said);
+    assert_int_equal(rc, 0);
+    assert_string_equal(said, ""); /* no lint either */
+}
+
 static bool have_promtool(void)
 {
     if (system("command -v promtool >/dev/null 2>&1") == 0)
@@ -458,26 +470,15 @@ static void test_promtool_accepts(void **state)
     skt_bound(120);
     struct fixture f;
     fixture_fill(&f);
-    char said[4096];
-    int rc = promtool(text_of(&f.m, NULL), said, sizeof said);
-    if (rc != 0 || said[0] != '\0')
-        print_message("    promtool (exit %d) said:\n%s\n", rc, said);
-    assert_int_equal(rc, 0);
-    assert_string_equal(said, ""); /* no lint either */
+    assert_promtool_clean(text_of(&f.m, NULL));
 
     /* Names that need escaping or replacing, and no step at all. */
     sk_flow_step_metrics st[2] = {{.name = "a\nb\"c\\d \xff", .index = 0},
                                   {.name = "", .index = 1}};
     sk_flow_metrics m = {.steps = 2, .step = st, .elapsed = NAN};
-    rc = promtool(text_of(&m, "other_prefix"), said, sizeof said);
-    if (rc != 0 || said[0] != '\0')
-        print_message("    promtool (exit %d) said:\n%s\n", rc, said);
-    assert_int_equal(rc, 0);
-    assert_string_equal(said, "");
+    assert_promtool_clean(text_of(&m, "other_prefix"));
     sk_flow_metrics none = {0};
-    rc = promtool(text_of(&none, NULL), said, sizeof said);
-    assert_int_equal(rc, 0);
-    assert_string_equal(said, "");
+    assert_promtool_clean(text_of(&none, NULL));
 }
 
 /* The checker checks: a counter without _total is linted. */

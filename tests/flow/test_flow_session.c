@@ -124,21 +124,6 @@ static bool exists(const char *path)
     return lstat(path, &st) == 0;
 }
 
-/* Whether pid has ended: no such process, or a zombie nobody reaped yet. */
-static bool pid_ended(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return true;
-    size_t len = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[len] = '\0';
-    const char *p = strrchr(buf, ')');
-    return p != NULL && (p[2] == 'Z' || p[2] == 'X');
-}
-
 struct run {
     sk_flow *flow;
     writer w[2];
@@ -214,6 +199,19 @@ static long submit_n(struct run *rn, long n)
     return in;
 }
 
+/* Starts rn (start_and_check) and submits 20 tasks, one of which ends the
+ * run: the wait says SK_EPROCESS, and the directory is gone with nothing
+ * else left in the base. */
+static void run_to_fatal_end(struct run *rn)
+{
+    char path[512];
+    start_and_check(rn, "skflow", path, sizeof path);
+    assert_int_equal(submit_n(rn, 20), 20);
+    assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
+    assert_false(exists(path));
+    assert_int_equal(skt_dir_entries(base), 0);
+}
+
 /* ---------------------------------------------------------------- tests */
 
 /* End of stream: every hook of every process sees the same private
@@ -252,13 +250,8 @@ static void test_error_status_removes(void **state)
     (void)state;
     use_base();
     struct run *rn = new_run(1, ERROR_ON, 5, false, NULL);
-    char path[512];
-    start_and_check(rn, "skflow", path, sizeof path);
-    assert_int_equal(submit_n(rn, 20), 20);
-    assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
+    run_to_fatal_end(rn);
     assert_string_equal(sk_flow_error(rn->flow)->error.cause, "task 5 is poison");
-    assert_false(exists(path));
-    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -269,13 +262,8 @@ static void test_crash_removes(void **state)
     (void)state;
     use_base();
     struct run *rn = new_run(0, CRASH_ON, 3, true, NULL);
-    char path[512];
-    start_and_check(rn, "skflow", path, sizeof path);
-    assert_int_equal(submit_n(rn, 20), 20);
-    assert_rc(sk_flow_wait(rn->flow, 10.0), SK_EPROCESS);
+    run_to_fatal_end(rn);
     assert_int_equal(atomic_load(&rn->seen->crashes), 1);
-    assert_false(exists(path));
-    assert_int_equal(skt_dir_entries(base), 0);
     end_run(rn);
 }
 
@@ -403,7 +391,7 @@ static void test_parent_sigkill_removes(void **state)
     assert_int_equal(waitpid(parent, &status, 0), parent);
     assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
     for (int slot = 0; slot < 4; slot++)
-        skt_wait_until(pid_ended(steps[slot]), GONE_WITHIN);
+        skt_wait_until(skt_pid_ended(steps[slot]), GONE_WITHIN);
     skt_wait_until(!exists(path), GONE_WITHIN);
     skt_wait_until(skt_dir_entries(base) == 0, GONE_WITHIN);
 }

@@ -675,7 +675,7 @@ static void test_async_map_error_details(void **state)
     assert_true(sk_pool_ready(call));
     const sk_error *e = sk_pool_error(call);
     assert_non_null(e);
-    print_error_of(e);
+    skt_print_error(e);
     assert_int_equal(e->item, 613);
     assert_int_equal(e->kind, SK_RUN_ERROR);
     assert_true(sk_error_is(e, SK_PROCESS_ERROR));
@@ -726,7 +726,7 @@ static void test_failure_codes(void **state)
         const sk_error *e = sk_pool_item_error(call, 20);
         assert_non_null(e);
         if (e->kind != SK_RUN_ERROR || e->code != codes[k] || e->item != 20) {
-            print_error_of(e);
+            skt_print_error(e);
             fail_msg("return %d: kind %s, code %d, item %ld", codes[k], sk_error_name(e->kind),
                      e->code, e->item);
         }

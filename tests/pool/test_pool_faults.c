@@ -140,7 +140,7 @@ static sk_pool_call *run_and_check(sk_pool *pool, const sk_pool_job *job, fitem 
             continue;
         }
         if (status[i] != SK_OK) {
-            print_error_of(sk_pool_item_error(call, i));
+            skt_print_error(sk_pool_item_error(call, i));
             fail_msg("item %zu: status %d (%s), want SK_OK", i, status[i], sk_strerror(status[i]));
         }
         assert_null(sk_pool_item_error(call, i));
@@ -186,7 +186,7 @@ static void crash_mid_map(int workers, enum fault fault, int want_signal, int wa
     assert_int_equal(sh->attempts[500], 1);
     const sk_error *e = sk_pool_error(call);
     assert_non_null(e);
-    print_error_of(e);
+    skt_print_error(e);
     assert_int_equal(e->item, 500);
     assert_int_equal(e->kind, SK_CRASH_ERROR);
     assert_int_equal(e->signal, want_signal);
@@ -364,7 +364,7 @@ static void test_item_timeout(void **state)
         fail_msg("a map with a 0.3s item timeout took %.3fs", took);
     const sk_error *e = sk_pool_item_error(call, 120);
     assert_non_null(e);
-    print_error_of(e);
+    skt_print_error(e);
     assert_int_equal(e->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(e->reason, SK_ETIMEDOUT);
     assert_int_equal(e->code, 0);
@@ -476,7 +476,7 @@ static void test_lives_exhausted(void **state)
         assert_int_equal(sh->attempts[i], 3);
         const sk_error *e = sk_pool_item_error(call, i);
         assert_non_null(e);
-        print_error_of(e);
+        skt_print_error(e);
         assert_int_equal(e->kind, kinds[k]);
         assert_int_equal(e->lives_spent, 3);
         assert_int_equal(e->item, (long)i);

@@ -168,7 +168,7 @@ static void test_failing_replacement_fails_items(void **state)
         assert_int_equal(status[i], SK_EPROCESS);
     const sk_error *e = sk_pool_item_error(call, 3);
     assert_non_null(e);
-    print_error_of(e);
+    skt_print_error(e);
     assert_non_null(strstr(e->cause, "initializer returned 42"));
     /* it did not restart over and over: the first worker and one replacement */
     assert_int_equal(__atomic_load_n(&sh->attempts[INIT_RUNS], __ATOMIC_ACQUIRE), 2);

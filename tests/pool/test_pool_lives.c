@@ -75,7 +75,7 @@ static void check_lives(int (*how_of)(int))
         if (status[i] != SK_OK && items[i].how != ALWAYS_SEGV) {
             print_message("item %d (how %d, attempts %d): status %d\n", i, items[i].how,
                           sh->attempts[i], status[i]);
-            print_error_of(sk_pool_item_error(call, (size_t)i));
+            skt_print_error(sk_pool_item_error(call, (size_t)i));
         }
     assert_rc(rc, any_fails ? SK_EPROCESS : SK_OK);
     /* Items that failed once and then succeeded (issue 11 item 3). */
@@ -95,7 +95,7 @@ static void check_lives(int (*how_of)(int))
         case ONCE_SEGV:
         case ONCE_FAIL:
             if (status[i] != SK_OK)
-                print_error_of(e);
+                skt_print_error(e);
             assert_cmp(status[i], ==, SK_OK);
             assert_cmp(results[i], ==, 3 * (int64_t)i);
             assert_cmp(attempts, ==, 2);

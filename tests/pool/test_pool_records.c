@@ -813,7 +813,7 @@ static void test_class_failing_item(void **state)
     assert_rc(sk_pool_get(call, BOUND), SK_EPROCESS);
     const sk_error *e = sk_pool_error(call);
     assert_non_null(e);
-    print_error_of(e);
+    skt_print_error(e);
     assert_int_equal(e->item, 13);
     assert_int_equal(e->kind, SK_RUN_ERROR);
     assert_int_equal(e->section, SK_RUN);
@@ -846,7 +846,7 @@ static void test_class_failing_item(void **state)
     assert_rc(sk_pool_get(call, BOUND), SK_EPROCESS);
     ie = sk_pool_item_error(call, 13);
     assert_non_null(ie);
-    print_error_of(ie);
+    skt_print_error(ie);
     assert_int_equal(ie->kind, SK_CRASH_ERROR);
     assert_int_equal(ie->signal, SIGABRT);
     assert_int_equal(ie->item, 13);
@@ -854,7 +854,7 @@ static void test_class_failing_item(void **state)
     assert_int_equal(sh->attempts[13], 3);
     ie = sk_pool_item_error(call, 20);
     assert_non_null(ie);
-    print_error_of(ie);
+    skt_print_error(ie);
     assert_int_equal(ie->kind, SK_TIMEOUT_ERROR);
     assert_int_equal(ie->section, SK_RUN);
     assert_cmp(ie->timeout, >, 0.19);
@@ -974,7 +974,7 @@ static void test_large_results(void **state)
         assert_int_equal(index, i);
         if (rc != SK_OK) {
             if (failed++ == 0)
-                print_error_of(sk_pool_item_error(call, i));
+                skt_print_error(sk_pool_item_error(call, i));
             continue;
         }
         check_big_result(r, (int32_t)i);

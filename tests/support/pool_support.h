@@ -101,17 +101,4 @@ static inline void gate_wait(int *gate, int *started, double timeout)
         usleep(200);
 }
 
-/* -------------------------------------------------------------- errors */
-
-static inline void print_error_of(const sk_error *e)
-{
-    char buf[2048];
-    if (e == NULL) {
-        print_message("  (no error)\n");
-        return;
-    }
-    sk_error_format(e, buf, sizeof buf);
-    print_message("%s\n", buf);
-}
-
 #endif

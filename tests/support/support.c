@@ -532,6 +532,24 @@ void skt_assert_no_error(const sk_process *p, const char *file, int line)
     }
 }
 
+void skt_print_error(const sk_error *e)
+{
+    if (e == NULL) {
+        print_message("  (no error)\n");
+        return;
+    }
+    char buf[2048];
+    sk_error_format(e, buf, sizeof buf);
+    print_message("%s", buf);
+}
+
+void skt_print_error_of(const sk_process *p)
+{
+    const sk_error *e = sk_error_of(p);
+    if (e != NULL)
+        skt_print_error(e);
+}
+
 static bool holds(double a, const char *op, double b)
 {
     if (strcmp(op, "<") == 0)
@@ -719,6 +737,40 @@ void skt_assert_running(const sk_process *p, double timeout, const char *expr, c
     _fail(file, line);
 }
 
+bool skt_proc_stat(pid_t pid, struct skt_proc_stat *st)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return false;
+    size_t len = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[len] = '\0';
+    char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
+    if (open_paren == NULL || close_paren == NULL || close_paren < open_paren)
+        return false;
+    *close_paren = '\0';
+    snprintf(st->comm, sizeof st->comm, "%s", open_paren + 1);
+    int ppid = 0, pgrp = 0;
+    /* state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt
+     * cmajflt utime stime cutime cstime priority nice num_threads
+     * itrealvalue starttime */
+    if (sscanf(close_paren + 1,
+               " %c %d %d %*d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d %*d %llu",
+               &st->state, &ppid, &pgrp, &st->starttime) != 4)
+        return false;
+    st->ppid = ppid;
+    st->pgrp = pgrp;
+    return true;
+}
+
+bool skt_pid_ended(pid_t pid)
+{
+    struct skt_proc_stat st;
+    return !skt_proc_stat(pid, &st) || st.state == 'Z' || st.state == 'X';
+}
+
 void skt_assert_no_children(const char *file, int line)
 {
     if (skt_no_children())
@@ -727,24 +779,11 @@ void skt_assert_no_children(const char *file, int line)
     DIR *d = opendir("/proc");
     struct dirent *ent;
     while (d != NULL && (ent = readdir(d)) != NULL) {
-        if (!isdigit((unsigned char)ent->d_name[0]))
+        struct skt_proc_stat st;
+        if (!isdigit((unsigned char)ent->d_name[0]) || !skt_proc_stat(atoi(ent->d_name), &st) ||
+            st.ppid != getpid())
             continue;
-        char path[300], buf[512];
-        snprintf(path, sizeof path, "/proc/%s/stat", ent->d_name);
-        FILE *f = fopen(path, "r");
-        if (f == NULL)
-            continue;
-        size_t len = fread(buf, 1, sizeof buf - 1, f);
-        fclose(f);
-        buf[len] = '\0';
-        char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
-        int ppid;
-        char state;
-        if (open_paren == NULL || close_paren == NULL ||
-            sscanf(close_paren + 1, " %c %d", &state, &ppid) != 2 || ppid != getpid())
-            continue;
-        *close_paren = '\0';
-        print_error("    pid %s, state %c, %s\n", ent->d_name, state, open_paren + 1);
+        print_error("    pid %s, state %c, %s\n", ent->d_name, st.state, st.comm);
     }
     if (d != NULL)
         closedir(d);

@@ -137,6 +137,12 @@ void skt_assert_rc(int rc, int want, const char *expr, const char *file, int lin
 void skt_assert_no_error(const sk_process *p, const char *file, int line);
 #define assert_no_error(p) skt_assert_no_error((p), __FILE__, __LINE__)
 
+/* Prints e's report (sk_error_format) with print_message, or "(no error)"
+ * when e is NULL. */
+void skt_print_error(const sk_error *e);
+/* Prints the report of the error that ended p, when there is one. */
+void skt_print_error_of(const sk_process *p);
+
 /* Comparisons of doubles (seconds, ratios) that print both values. */
 void skt_assert_cmp(double a, const char *op, double b, const char *ea, const char *eb,
                     const char *file, int line);
@@ -274,9 +280,10 @@ void skt_assert_running(const sk_process *p, double timeout, const char *expr, c
 
 /* ---------------------------------------------------- pipes from hooks */
 
-/* Reads one byte from fd, waiting at most timeout seconds. Returns the
- * byte, -1 on timeout or error, -2 at end of file. */
-static inline int skt_read_byte(int fd, double timeout)
+/* Waits at most timeout seconds for fd to poll readable (data, end of file
+ * or an error), retrying on EINTR with what is left of the time. poll's
+ * result: 1 readable, 0 timed out, -1 failed. */
+static inline int skt_poll_in(int fd, double timeout)
 {
     struct pollfd pfd = {.fd = fd, .events = POLLIN};
     double deadline = skt_now() + timeout;
@@ -285,9 +292,15 @@ static inline int skt_read_byte(int fd, double timeout)
         double left = deadline - skt_now();
         n = poll(&pfd, 1, left > 0 ? (int)(left * 1000) + 1 : 0);
         if (n >= 0 || errno != EINTR)
-            break;
+            return n;
     }
-    if (n <= 0)
+}
+
+/* Reads one byte from fd, waiting at most timeout seconds. Returns the
+ * byte, -1 on timeout or error, -2 at end of file. */
+static inline int skt_read_byte(int fd, double timeout)
+{
+    if (skt_poll_in(fd, timeout) <= 0)
         return -1;
     unsigned char c;
     ssize_t r;
@@ -303,6 +316,46 @@ static inline void skt_write_byte(int fd, char c)
 {
     ssize_t n = write(fd, &c, 1);
     (void)n;
+}
+
+/* Reads exactly len bytes from fd (a pipe, a socket), retrying on EINTR
+ * and short reads, within timeout seconds in all. False on timeout, error
+ * or end of file first. */
+static inline bool skt_read_all(int fd, void *buf, size_t len, double timeout)
+{
+    char *p = buf;
+    double deadline = skt_now() + timeout;
+    while (len > 0) {
+        double left = deadline - skt_now();
+        if (left <= 0 || skt_poll_in(fd, left) <= 0)
+            return false;
+        ssize_t n = read(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
+}
+
+/* Writes all len bytes to fd (a pipe, a socket: sk_pwrite_all of
+ * skproc/os/fd.h is for files, at an offset), retrying on EINTR and short
+ * writes. False on an error. */
+static inline bool skt_write_all(int fd, const void *buf, size_t len)
+{
+    const char *p = buf;
+    while (len > 0) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            return false;
+        p += n;
+        len -= (size_t)n;
+    }
+    return true;
 }
 
 /* ----------------------------------------------------------- crashes */
@@ -356,6 +409,23 @@ static inline bool skt_no_children(void)
     pid_t r = waitpid(-1, NULL, WNOHANG);
     return r == -1 && errno == ECHILD;
 }
+
+/* What /proc/<pid>/stat says of a process. */
+struct skt_proc_stat {
+    char comm[64]; /* the command (truncated) */
+    char state;    /* 'R', 'S', ... 'Z' (zombie), 'X' (dead) */
+    pid_t ppid, pgrp;
+    unsigned long long starttime; /* clock ticks after boot */
+};
+
+/* Reads pid's /proc/<pid>/stat into st (fields found after the command's
+ * last ')', since a command may hold spaces and parentheses). False when
+ * pid has no entry or it cannot be read. */
+bool skt_proc_stat(pid_t pid, struct skt_proc_stat *st);
+
+/* True when pid has ended as far as /proc says: no entry, or a zombie (or
+ * dead) process that nobody reaped yet. */
+bool skt_pid_ended(pid_t pid);
 
 /* Asserts skt_no_children(); lists the children left (pid, state, command)
  * when there are some. */
