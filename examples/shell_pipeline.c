@@ -12,11 +12,11 @@
  * pipe as the one before it, so the programs around it never see an end of
  * file or a broken pipe, and what was waiting in the pipe is not lost.
  *
- * The program lets the pipeline run, kills grep with SIGKILL, shows the
- * group restart grep and the sink, lets it run again, then stops the
- * pipeline (the sink first, the producer last) and counts the lines the
- * sink wrote. Exit status 0 when lines came through before and after the
- * kill.
+ * The program lets the pipeline run until the sink has written a few
+ * lines, kills grep with SIGKILL, shows the group restart grep and the
+ * sink, waits for more lines, then stops the pipeline (the sink first, the
+ * producer last) and counts the lines the sink wrote. Exit status 0 when
+ * lines came through before and after the kill.
  *
  *     build/default/examples/shell_pipeline
  *
@@ -53,10 +53,16 @@ static long count_lines(const char *path)
     return n;
 }
 
-static void sleep_for(double s)
+/* Waits up to 10 s for path to hold more than `than` lines; returns the
+ * count then. */
+static long wait_for_lines(const char *path, long than)
 {
-    struct timespec ts = {.tv_sec = (time_t)s, .tv_nsec = (long)((s - (double)(time_t)s) * 1e9)};
-    nanosleep(&ts, NULL);
+    long n = count_lines(path);
+    for (int i = 0; i < 1000 && n <= than; i++) {
+        nanosleep(&(struct timespec){.tv_nsec = 10000000}, NULL);
+        n = count_lines(path);
+    }
+    return n;
 }
 
 int main(void)
@@ -105,15 +111,13 @@ int main(void)
         return 1;
     }
 
-    sleep_for(0.3);
-    long before = count_lines(out);
+    long before = wait_for_lines(out, 10);
     pid_t grep_pid = sk_group_pid(g, "grep");
-    printf("%ld lines so far; killing grep (pid %d)\n", before, (int)grep_pid);
+    printf("lines before the kill: %ld\nkilling grep (pid %d)\n", before, (int)grep_pid);
     if (grep_pid > 0) /* never kill(-1, ...) */
         kill(grep_pid, SIGKILL);
-    sleep_for(0.3);
-    long after = count_lines(out);
-    printf("%ld lines after the restart\n", after);
+    long after = wait_for_lines(out, before + 10);
+    printf("lines after the restart: %ld\n", after);
 
     sk_group_stop(g);
     sk_group_release(g);
@@ -124,8 +128,8 @@ int main(void)
     close(out_fd);
     long total = count_lines(out);
     unlink(out);
-    printf("%ld lines in all\n", total);
-    bool ok = before > 0 && after > before && grep_pid > 0;
+    printf("lines in all: %ld\n", total);
+    bool ok = before > 10 && after > before + 10 && grep_pid > 0;
     printf(ok ? "the pipeline survived\n" : "the pipeline did not survive\n");
     return ok ? 0 : 1;
 }

@@ -209,19 +209,7 @@ static bool restarted(sk_group *g, const char *name, pid_t old)
 
 static bool pid_alive(pid_t pid)
 {
-    char path[64], buf[512];
-    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return false;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *paren = strrchr(buf, ')');
-    char state = '?';
-    if (paren == NULL || sscanf(paren + 1, " %c", &state) != 1)
-        return false;
-    return state != 'Z' && state != 'X';
+    return !skt_pid_ended(pid);
 }
 
 /* SIGKILL to child `name`'s worker. Never kill(-1): a pid of -1 or 0 fails
