@@ -47,13 +47,13 @@ int sk_group_process_start(sk_group *g, struct group_child *c, sk_error *why)
         return SK_EPROCESS;
     }
     c->live = true;
-    c->pid = sk_pid(p); /* a supervised worker may not be forked yet: -1 */
-    sk_group_publish(g, c, SK_CHILD_STARTING);
+    /* a supervised worker may not be forked yet: -1 */
+    sk_group_publish(g, c, SK_CHILD_STARTING, sk_pid(p));
     sk_group_emit(g, SK_GROUP_CHILD_STARTED, c, NULL);
 
     rc = sk_wait_ready(p, c->ready_timeout);
     if (rc == SK_OK) {
-        c->pid = worker_pid(p, c->ready_timeout);
+        sk_group_publish(g, c, SK_CHILD_STARTING, worker_pid(p, c->ready_timeout));
         sk_group_watch(g, c, sk_process_pidfd(p));
         return SK_OK;
     }

@@ -107,7 +107,9 @@ void sk_group_error_text(sk_error *e, int kind, int reason, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 void sk_group_emit(sk_group *g, sk_group_event_kind kind, const struct group_child *c,
                    const sk_error *error);
-void sk_group_publish(sk_group *g, struct group_child *c, sk_group_child_state state);
+/* The child's state and pid for readers of the group's state (the pid is
+ * -1 whatever is given when the state is STOPPED). */
+void sk_group_publish(sk_group *g, struct group_child *c, sk_group_child_state state, pid_t pid);
 /* The run state after the thread's work; a command still waiting is
  * answered (SK_ESTATE, or SK_OK for a stop), and the end fd turns
  * readable. */

@@ -62,12 +62,11 @@ void sk_group_emit(sk_group *g, sk_group_event_kind kind, const struct group_chi
     g->cfg.on_event(&ev, g->cfg.event_ctx);
 }
 
-void sk_group_publish(sk_group *g, struct group_child *c, sk_group_child_state state)
+void sk_group_publish(sk_group *g, struct group_child *c, sk_group_child_state state, pid_t pid)
 {
     pthread_mutex_lock(&g->lock);
     c->state = state;
-    if (state == SK_CHILD_STOPPED)
-        c->pid = -1;
+    c->pid = state == SK_CHILD_STOPPED ? -1 : pid;
     pthread_mutex_unlock(&g->lock);
 }
 

@@ -68,8 +68,7 @@ static int nested_start(sk_group *g, struct group_child *c, sk_error *why)
     if (c->started)
         sk_group_rearm(child);
     c->started = true;
-    c->pid = -1;
-    sk_group_publish(g, c, SK_CHILD_STARTING);
+    sk_group_publish(g, c, SK_CHILD_STARTING, -1);
     sk_group_emit(g, SK_GROUP_CHILD_STARTED, c, NULL);
     if (sk_group_launch(child) != SK_OK) {
         if (child->has_error) /* its thread has ended: no lock needed */
@@ -88,10 +87,10 @@ static int child_start(sk_group *g, struct group_child *c, sk_error *why)
 {
     int rc = c->process != NULL ? sk_group_process_start(g, c, why) : nested_start(g, c, why);
     if (rc != SK_OK) {
-        sk_group_publish(g, c, SK_CHILD_STOPPED);
+        sk_group_publish(g, c, SK_CHILD_STOPPED, -1);
         return rc;
     }
-    sk_group_publish(g, c, SK_CHILD_RUNNING);
+    sk_group_publish(g, c, SK_CHILD_RUNNING, c->pid);
     sk_group_emit(g, SK_GROUP_CHILD_READY, c, NULL);
     return SK_OK;
 }
@@ -106,7 +105,7 @@ static void child_stop(sk_group *g, struct group_child *c)
     else
         sk_group_halt(c->group);
     c->live = false;
-    sk_group_publish(g, c, SK_CHILD_STOPPED);
+    sk_group_publish(g, c, SK_CHILD_STOPPED, -1);
     sk_group_emit(g, SK_GROUP_CHILD_STOPPED, c, NULL);
 }
 
@@ -125,7 +124,7 @@ static bool child_reap(sk_group *g, struct group_child *c, sk_error *why)
         if (failed)
             *why = c->group->error.error;
     }
-    sk_group_publish(g, c, SK_CHILD_STOPPED);
+    sk_group_publish(g, c, SK_CHILD_STOPPED, -1);
     return failed;
 }
 
@@ -493,7 +492,10 @@ void sk_group_halt(sk_group *g)
 
 int sk_group_await(sk_group *g, double timeout)
 {
-    if (g->state == SK_GROUP_IDLE)
+    pthread_mutex_lock(&g->lock);
+    bool idle = g->state == SK_GROUP_IDLE;
+    pthread_mutex_unlock(&g->lock);
+    if (idle)
         return SK_OK;
     int64_t deadline = sk_deadline_ns(timeout);
     for (;;) {
