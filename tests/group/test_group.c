@@ -229,7 +229,7 @@ static pid_t crash_and_wait(sk_group *g, const char *name)
     pid_t old = child_pid(g, name, NULL, NULL);
     assert_true(old > 1);
     assert_int_equal(kill(old, SIGKILL), 0);
-    skt_wait_until(restarted(g, name, old), 10);
+    skt_wait_until(restarted(g, name, old), 10 * skt_slowdown());
     return child_pid(g, name, NULL, NULL);
 }
 
@@ -289,7 +289,7 @@ static void test_one_for_all(void **state)
     struct trio t = start_trio(SK_ONE_FOR_ALL);
     int from = event_count(t.events);
     pid_t b = crash_and_wait(t.g, "b");
-    skt_wait_until(restarted(t.g, "c", t.pid[3]), 10);
+    skt_wait_until(restarted(t.g, "c", t.pid[3]), 10 * skt_slowdown());
     assert_int_not_equal(b, t.pid[2]);
     assert_int_not_equal(child_pid(t.g, "a", NULL, NULL), t.pid[1]);
     assert_false(pid_alive(t.pid[1]) || pid_alive(t.pid[3]));
@@ -308,7 +308,7 @@ static void test_one_for_all(void **state)
     /* Crashing the first restarts all again. */
     pid_t c = child_pid(t.g, "c", NULL, NULL);
     crash_and_wait(t.g, "a");
-    skt_wait_until(restarted(t.g, "c", c), 10);
+    skt_wait_until(restarted(t.g, "c", c), 10 * skt_slowdown());
     for (int id = 1; id <= 3; id++)
         assert_int_equal(atomic_load(&t.log->starts[id]), 3);
 }
@@ -318,7 +318,7 @@ static void test_rest_for_one(void **state)
     (void)state;
     struct trio t = start_trio(SK_REST_FOR_ONE);
     crash_and_wait(t.g, "b");
-    skt_wait_until(restarted(t.g, "c", t.pid[3]), 10);
+    skt_wait_until(restarted(t.g, "c", t.pid[3]), 10 * skt_slowdown());
     assert_int_equal(child_pid(t.g, "a", NULL, NULL), t.pid[1]);
     assert_int_equal(atomic_load(&t.log->starts[1]), 1);
     assert_int_equal(atomic_load(&t.log->starts[2]), 2);
@@ -331,7 +331,7 @@ static void test_rest_for_one(void **state)
     assert_int_equal(atomic_load(&t.log->starts[3]), 3);
     /* The first restarts everything. */
     crash_and_wait(t.g, "a");
-    skt_wait_until(restarted(t.g, "b", b), 10);
+    skt_wait_until(restarted(t.g, "b", b), 10 * skt_slowdown());
     assert_int_equal(atomic_load(&t.log->starts[1]), 2);
 }
 
@@ -353,7 +353,7 @@ static void test_intensity_exceeded_at_r_plus_one(void **state)
     assert_null(sk_group_error_of(g));
     pid_t w = child_pid(g, "w", NULL, NULL);
     crash_child(g, "w"); /* the 4th within the period: one too many */
-    assert_int_equal(sk_group_wait(g, 10), SK_EPROCESS);
+    assert_int_equal(sk_group_wait(g, 10 * skt_slowdown()), SK_EPROCESS);
     const sk_group_error *e = sk_group_error_of(g);
     assert_non_null(e);
     assert_string_equal(e->child, "w");
@@ -384,18 +384,23 @@ static void test_intensity_window_slides(void **state)
 {
     (void)state;
     struct child_log *log = new_log();
-    sk_group *g = new_group("sliding", SK_ONE_FOR_ONE, 1, 0.3, NULL);
+    /* One restart per period; the period long enough for a restart under
+     * sanitizers and valgrind too. */
+    double period = 0.5 * skt_slowdown();
+    sk_group *g = new_group("sliding", SK_ONE_FOR_ONE, 1, period, NULL);
     add_process(g, "w", &new_svc(log, 1)->base, SK_PERMANENT);
     assert_int_equal(sk_group_start(g), SK_OK);
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 3; i++) {
         crash_and_wait(g, "w");
-        skt_sleep(0.4); /* the period itself is what is tested: the last restart leaves it */
+        skt_sleep(period + 0.1); /* the period itself is what is tested: this restart leaves it */
     }
     assert_int_equal(sk_group_wait(g, 0), SK_ETIMEDOUT);
     /* Two within the period: one too many. */
+    double t0 = skt_now();
     crash_and_wait(g, "w");
     crash_child(g, "w");
-    assert_int_equal(sk_group_wait(g, 10), SK_EPROCESS);
+    assert_int_equal(sk_group_wait(g, 10 * skt_slowdown()), SK_EPROCESS);
+    assert_true(skt_now() - t0 < period); /* else the test proved nothing: it was too slow */
 }
 
 static void test_intensity_zero_gives_up_at_once(void **state)
@@ -406,7 +411,7 @@ static void test_intensity_zero_gives_up_at_once(void **state)
     add_process(g, "w", &new_svc(log, 1)->base, SK_PERMANENT);
     assert_int_equal(sk_group_start(g), SK_OK);
     crash_child(g, "w");
-    assert_int_equal(sk_group_wait(g, 10), SK_EPROCESS);
+    assert_int_equal(sk_group_wait(g, 10 * skt_slowdown()), SK_EPROCESS);
     assert_int_equal(atomic_load(&log->starts[1]), 1);
     assert_int_equal(sk_group_error_of(g)->nfailures, 1);
 }
@@ -437,8 +442,8 @@ static void test_escalation_two_levels(void **state)
     crash_and_wait(mid, "leaf");
     pid_t leaf = child_pid(mid, "leaf", NULL, NULL);
     crash_child(mid, "leaf");
-    skt_wait_until(event_index(events, "top:restarting:mid", 0) >= 0, 10);
-    skt_wait_until(restarted(mid, "leaf", leaf), 10);
+    skt_wait_until(event_index(events, "top:restarting:mid", 0) >= 0, 10 * skt_slowdown());
+    skt_wait_until(restarted(mid, "leaf", leaf), 10 * skt_slowdown());
     assert_int_equal(atomic_load(&log->starts[1]), 3);
     assert_true(event_index(events, "mid:gave_up:-", 0) <
                 event_index(events, "top:restarting:mid", 0));
@@ -447,7 +452,7 @@ static void test_escalation_two_levels(void **state)
     /* Again: top's second restart within its period is one too many. */
     crash_and_wait(mid, "leaf");
     crash_child(mid, "leaf");
-    assert_int_equal(sk_group_wait(top, 10), SK_EPROCESS);
+    assert_int_equal(sk_group_wait(top, 10 * skt_slowdown()), SK_EPROCESS);
     const sk_group_error *e = sk_group_error_of(top);
     assert_string_equal(e->child, "mid");
     assert_int_equal(e->nfailures, 2);
@@ -476,13 +481,13 @@ static void test_restart_types(void **state)
     assert_int_equal(atomic_load(&log->starts[3]), 2);
     /* A temporary one is not: it leaves the group. */
     crash_child(g, "temp");
-    skt_wait_until(!has_child(g, "temp"), 10);
+    skt_wait_until(!has_child(g, "temp"), 10 * skt_slowdown());
     assert_int_equal(atomic_load(&log->starts[4]), 1);
     /* A transient child that ends normally leaves too. Every incarnation
      * starts from the parent's struct: from now on it finishes at once. */
     trans_done->finish = true;
-    crash_child(g, "trans_done");                    /* a failure: restarted */
-    skt_wait_until(!has_child(g, "trans_done"), 10); /* then a normal end */
+    crash_child(g, "trans_done");                                     /* a failure: restarted */
+    skt_wait_until(!has_child(g, "trans_done"), 10 * skt_slowdown()); /* then a normal end */
     assert_int_equal(atomic_load(&log->starts[2]), 2);
     assert_int_equal(sk_group_wait(g, 0), SK_ETIMEDOUT);
     /* A permanent child is restarted after a normal end as well: one that
@@ -490,7 +495,7 @@ static void test_restart_types(void **state)
      * gives up on the 11th restart. */
     perm->finish = true;
     crash_child(g, "perm");
-    assert_int_equal(sk_group_wait(g, 20), SK_EPROCESS);
+    assert_int_equal(sk_group_wait(g, 20 * skt_slowdown()), SK_EPROCESS);
     /* the restart of trans_done and trans_crash counted too: 10 - 2 = 8 of perm's */
     assert_int_equal(atomic_load(&log->starts[1]), 1 + 8);
     const sk_group_error *e = sk_group_error_of(g);
@@ -611,7 +616,7 @@ static void test_add_and_remove_while_running(void **state)
     /* rest_for_one knows the new order: crashing a restarts b. */
     pid_t bp = child_pid(g, "b", NULL, NULL);
     crash_and_wait(g, "a");
-    skt_wait_until(restarted(g, "b", bp), 10);
+    skt_wait_until(restarted(g, "b", bp), 10 * skt_slowdown());
     /* Removing b stops it; the handle is the caller's again. */
     bp = child_pid(g, "b", NULL, NULL);
     assert_int_equal(sk_group_remove(g, "b"), SK_OK);
@@ -732,7 +737,7 @@ static void test_parent_sigkilled_leaves_nothing(void **state)
     int status;
     assert_int_equal(waitpid(parent, &status, 0), parent);
     for (int i = 0; i < 3; i++)
-        skt_wait_until(!pid_alive(pids[i]), 10);
+        skt_wait_until(!pid_alive(pids[i]), 10 * skt_slowdown());
 }
 
 /* ------------------------------------------------------------ state and misuse */
@@ -786,10 +791,10 @@ static void test_state_read_while_restarting(void **state)
     assert_int_equal(pthread_create(&r->thread, NULL, read_state_forever, r), 0);
     skt_defer_first(stop_reader, r); /* before the group is released */
     for (int i = 0; i < 3; i++) {
-        skt_wait_until(all_running(t.g), 10);
+        skt_wait_until(all_running(t.g), 10 * skt_slowdown());
         crash_and_wait(t.g, trio_names[1 + i % 3]);
     }
-    skt_wait_until(all_running(t.g), 10);
+    skt_wait_until(all_running(t.g), 10 * skt_slowdown());
     long reads = r->reads;
     assert_true(reads > 0);
     sk_group_state st;
