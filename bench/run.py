@@ -316,6 +316,43 @@ BENCHES = [
             'sup.restart.crash': {'baseline': 'sup.restart.plain'},
         },
     },
+    # Groups (include/skproc/group.h, docs/groups.md): a group of 100 idle
+    # children (config.ready = SK_READY_ON_NOTIFY, sk_ready at the end of
+    # prerun, the run hook asleep in sk_listen). bench_group.c interleaves,
+    # op by op, skproc with raw floors written with plain syscalls: a start
+    # of all 100 in order, each once the one before is ready, and their stop
+    # in reverse (a raw double fork per child: a supervisor forking a worker
+    # that writes its pid on a readiness pipe; no_supervisor against a raw
+    # single fork, for information), and the restart of a SIGKILLed worker to
+    # its replacement's readiness. The restart has two floors: a raw
+    # supervisor that respawns its worker (the cheapest restart there is) and
+    # a raw tree respawn (the supervisor exits, the parent forks a new
+    # supervisor + worker), which is what a group restart does; the target,
+    # 2x, is on the row against the latter, the row against the former is
+    # information. Start and stop have no target: information.
+    {
+        'name': 'bench_group',
+        'c': 'bench_group',
+        'timeout': (300, 60),
+        'rows': {
+            'group.start_ready': {'baseline': 'group.start_ready.raw',
+                                  'target': 'none: information'},
+            'group.start_ready.nosup': {'baseline': 'group.start_ready.raw1',
+                                        'target': 'none: information'},
+            'group.stop_all': {'baseline': 'group.stop_all.raw', 'target': 'none: information'},
+            'group.stop_all.nosup': {'baseline': 'group.stop_all.raw1',
+                                     'target': 'none: information'},
+            'group.restart_latency.raw_tree': {'baseline': 'group.restart_latency.raw'},
+            'group.restart_latency': {'baseline': 'group.restart_latency.raw',
+                                      'target': 'none: information (a group restart replaces '
+                                                'supervisor and worker; this floor respawns the '
+                                                'worker only)'},
+            'group.restart_latency.vs_tree': {'baseline': 'group.restart_latency.raw_tree',
+                                              'max_ratio': 2.0,
+                                              'target': '< 2x the raw tree respawn (the same '
+                                                        'shape)'},
+        },
+    },
 ]
 
 REPS = (5, 2)  # normal, quick
@@ -439,6 +476,36 @@ AREA_NOTES = {
         'back (sums checked) into the chain again, in one `write`. (A shared-memory queue of '
         'offsets with futex wake-ups was tried instead of the pipes and was no faster: a touch '
         'of 1 MiB takes tens of microseconds, a hand-off a few.)'),
+    'groups': (
+        'A group (`include/skproc/group.h`) of 100 children, one for one, each the same idle '
+        'process: `config.ready = SK_READY_ON_NOTIFY`, a prerun that calls `sk_ready(self)`, a '
+        'run hook asleep in `sk_listen(self, -1, ...)` until the process is asked to stop; every '
+        'child has a supervisor (the group\'s default) unless the row says `no_supervisor`. All '
+        'rows come from one program (`bench_group.c`), skproc and its floors interleaved op by '
+        'op, the order turning; each row is the median op. **Start**: from `sk_group_start` to '
+        'its return, all 100 started in order, each once the one before is ready (creating the '
+        'group and `sk_group_add` are not timed); 10 ops per repetition (quick 3). The floor, '
+        'written with plain syscalls: for each child in turn the parent forks a supervisor that '
+        'forks a worker, the worker writes its pid (4 bytes) on a readiness pipe, and the parent '
+        'reads it before it forks the next; the `no_supervisor` row (the group forks each worker '
+        'itself) is compared with the same done by a single fork (information). **Stop**: '
+        '`sk_group_stop` of those 100, in reverse order, each ending cleanly (its `sk_listen` '
+        'says `SK_ECLOSED`, the run hook returns, the worker exits 0 and is reaped); the floor '
+        'sends SIGTERM to each raw supervisor in reverse order and `waitpid`s it, the supervisor '
+        'forwarding the TERM to its worker (which `sigwait`s for it and exits 0) and reaping it. '
+        '**Restart**: in a running group of 100, `SIGKILL` one child\'s worker (the pid from '
+        '`sk_group_state_read`), timed from just before the kill to the group\'s '
+        '`SK_GROUP_CHILD_READY` event for the new incarnation (stamped in `on_event`, in the '
+        'group\'s thread); the children are killed in turn, 600 restarts per repetition (quick '
+        '100), each row the median. The worker dies with `lives = 1`, so its supervisor ends the '
+        'process and the group starts a new supervisor and worker. Two floors, each a tree of '
+        '100 raw children running beside the group: a raw supervisor blocked in `waitpid` on its '
+        'worker that forks a new one when it dies, the new one writing its pid on the readiness '
+        'pipe, timed from the kill to the parent\'s `read` (the cheapest restart: the worker '
+        'only); and a *raw tree respawn*, what a group restart does: the raw supervisor exits '
+        'when its worker dies, the parent `waitpid`s it and forks a new supervisor that forks a '
+        'new worker, then reads the pid. The skproc samples are shown against both; the target, '
+        '< 2x, is on the row against the tree respawn.'),
     'supervision': (
         '**Timeout precision**: a process with `timeouts.run = 0.02` whose run hook writes '
         '`clock_gettime(CLOCK_MONOTONIC)` into a page mapped `MAP_SHARED` before `sk_start`, '
