@@ -297,8 +297,8 @@ static void op_start_stop(enum kind k, double *start_ms, double *stop_ms)
 
 enum rkind { R_SKPROC, R_RAW, R_RAW_TREE, NRKINDS };
 
-static pid_t r_top[NCHILD], r_worker[NCHILD];           /* raw, respawning supervisors */
-static pid_t rt_top[NCHILD], rt_worker[NCHILD];         /* raw, supervisors that exit */
+static pid_t r_top[NCHILD], r_worker[NCHILD];   /* raw, respawning supervisors */
+static pid_t rt_top[NCHILD], rt_worker[NCHILD]; /* raw, supervisors that exit */
 
 static double op_restart(enum rkind k, sk_group *g, int i)
 {
@@ -338,8 +338,8 @@ static double op_restart(enum rkind k, sk_group *g, int i)
 
 /* ------------------------------------------------------------ main */
 
-static void emit(const char *key, const char *name, const char *shrt, const char *unit,
-                 double *v, long n, const char *baseline)
+static void emit(const char *key, const char *name, const char *shrt, const char *unit, double *v,
+                 long n, const char *baseline)
 {
     struct bench_stats s = bench_summarize(v, n);
     char extra[200];
