@@ -83,17 +83,6 @@ int sk_group_create(sk_group **out, const sk_group_config *cfg)
     return SK_OK;
 }
 
-static struct group_child *find_child(const sk_group *g, const char *name, size_t *index)
-{
-    for (size_t i = 0; i < g->nchildren; i++)
-        if (strcmp(g->children[i]->name, name) == 0) {
-            if (index != NULL)
-                *index = i;
-            return g->children[i];
-        }
-    return NULL;
-}
-
 /* A child from the caller's spec, checked; the group's own copy. */
 static int child_from_spec(sk_group *g, const sk_group_child *spec, struct group_child **out)
 {
@@ -124,7 +113,7 @@ static int child_from_spec(sk_group *g, const sk_group_child *spec, struct group
         ready = SK_DEFAULT_READY_TIMEOUT;
     if (ready < 0 || isinf(ready))
         ready = -1;
-    if (find_child(g, spec->name, NULL) != NULL)
+    if (sk_group_find_child(g, spec->name) != NULL)
         return sk_refuse(SK_EINVAL, "sk_group_add: group '%s' already has a child '%s'", g->name,
                          spec->name);
     if (spec->process != NULL) {
@@ -202,7 +191,7 @@ int sk_group_remove(sk_group *g, const char *name)
     if (rc != SK_ESTATE)
         return rc == SK_EINVAL ? sk_refuse(SK_EINVAL, "sk_group_remove: no child '%s'", name) : rc;
     /* Not running: nothing to stop. */
-    struct group_child *c = find_child(g, name, NULL);
+    struct group_child *c = sk_group_find_child(g, name);
     if (c == NULL)
         return sk_refuse(SK_EINVAL, "sk_group_remove: no child '%s'", name);
     sk_group_forget_child(g, c);
@@ -290,7 +279,7 @@ pid_t sk_group_pid(sk_group *g, const char *name)
     if (g == NULL || name == NULL)
         return -1;
     pthread_mutex_lock(&g->lock);
-    const struct group_child *c = find_child(g, name, NULL);
+    const struct group_child *c = sk_group_find_child(g, name);
     pid_t pid = c != NULL && c->state == SK_CHILD_RUNNING ? c->pid : -1;
     pthread_mutex_unlock(&g->lock);
     return pid;

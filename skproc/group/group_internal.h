@@ -116,6 +116,8 @@ void sk_group_publish(sk_group *g, struct group_child *c, sk_group_child_state s
 void sk_group_end(sk_group *g, sk_group_run_state state);
 /* Appends c to the start order; false (nothing changed) without memory. */
 bool sk_group_children_append(sk_group *g, struct group_child *c);
+/* The child called name, or NULL. */
+struct group_child *sk_group_find_child(const sk_group *g, const char *name);
 /* Takes c out of the start order (its handle is left as it is). */
 void sk_group_forget_child(sk_group *g, struct group_child *c);
 /* Puts a dup of fd (a child's pidfd or group end fd) into the thread's

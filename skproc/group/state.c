@@ -138,6 +138,14 @@ void sk_group_rearm(sk_group *g)
 /* Frees g and everything it holds. Its thread has ended and every child
  * is stopped; process children's handles are released, group children
  * freed the same way. */
+struct group_child *sk_group_find_child(const sk_group *g, const char *name)
+{
+    for (size_t i = 0; i < g->nchildren; i++)
+        if (strcmp(g->children[i]->name, name) == 0)
+            return g->children[i];
+    return NULL;
+}
+
 void sk_group_free(sk_group *g)
 {
     for (size_t i = 0; i < g->nchildren; i++) {

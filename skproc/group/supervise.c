@@ -165,10 +165,10 @@ static size_t child_index(const sk_group *g, const struct group_child *c)
     return g->nchildren;
 }
 
-/* Stops children [from, nchildren) in reverse order. */
-static void stop_from(sk_group *g, size_t from)
+/* Stops every child, the last started first. */
+static void stop_all(sk_group *g)
 {
-    for (size_t i = g->nchildren; i-- > from;)
+    for (size_t i = g->nchildren; i-- > 0;)
         child_stop(g, g->children[i]);
 }
 
@@ -192,7 +192,7 @@ static enum group_phase phase_start(struct supervision *s)
             continue;
         record_failure(g, c, &why);
         sk_group_emit(g, SK_GROUP_CHILD_START_FAILED, c, &why);
-        stop_from(g, 0);
+        stop_all(g);
         pthread_mutex_lock(&g->lock);
         snprintf(g->error.child, sizeof g->error.child, "%s", c->name);
         sk_group_intensity_report(&g->intensity, group_seconds(g), &g->error);
@@ -261,10 +261,7 @@ static void command_add(sk_group *g, struct group_command *cmd)
 
 static void command_remove(sk_group *g, struct group_command *cmd)
 {
-    struct group_child *c = NULL;
-    for (size_t i = 0; i < g->nchildren && c == NULL; i++)
-        if (strcmp(g->children[i]->name, cmd->name) == 0)
-            c = g->children[i];
+    struct group_child *c = sk_group_find_child(g, cmd->name);
     if (c == NULL) {
         answer(g, cmd, SK_EINVAL);
         return;
@@ -366,7 +363,7 @@ static enum group_phase phase_restart(struct supervision *s)
 static enum group_phase phase_give_up(struct supervision *s)
 {
     sk_group *g = s->g;
-    stop_from(g, 0);
+    stop_all(g);
     pthread_mutex_lock(&g->lock);
     sk_group_error *err = &g->error;
     memset(err, 0, sizeof *err);
@@ -395,7 +392,7 @@ static enum group_phase phase_give_up(struct supervision *s)
 static enum group_phase phase_stop(struct supervision *s)
 {
     sk_group *g = s->g;
-    stop_from(g, 0);
+    stop_all(g);
     sk_group_emit(g, SK_GROUP_STOPPED, NULL, NULL);
     sk_group_end(g, SK_GROUP_ENDED); /* answers the stop command */
     return PHASE_DONE;
