@@ -43,14 +43,12 @@
 #include <string.h>
 
 #define NS INT64_C(1000000000)
-/* A time condition's search steps at most this far at once: the stretch
- * probed for a change of offset between two candidates. */
-#define STEP_LIMIT (8 * SK_WALL_DAY)
 #define LEAF_STEPS 4000
 #define COMBINATION_STEPS 1000
-/* Steps of one sk_cond_next_change in all: past them every search takes
- * one step and returns, so that a deep tree of combinations that never
- * change costs its size, not the product of the steps of its levels. */
+/* Steps of one sk_cond_next_change in all: past them a time condition's
+ * search takes one step and returns, and a combination's none (it answers
+ * the next nanosecond), so that a deep tree of combinations that never
+ * change costs about this many steps, not the product of its levels'. */
 #define TOTAL_STEPS 200000
 
 struct frozen {
@@ -354,14 +352,13 @@ int sk_cond_eval(const sk_cond *c, const sk_cond_ctx *ctx)
 
 /* The next instant after x (s) where a window condition's value could
  * change, given the offset: the next edge of an instance, or a change of
- * offset before it. Never more than STEP_LIMIT ahead. */
+ * offset before it. */
 static int64_t window_candidate(struct env *env, const sk_cond *c, int64_t x)
 {
     int32_t off = sk_wall_offset(&env->scan, x);
     int64_t edge = next_edge(c, x + off) - off;
-    int64_t limit = edge < x + STEP_LIMIT ? edge : x + STEP_LIMIT;
-    int64_t change = sk_wall_next_transition(&env->scan, x, limit);
-    return change != INT64_MAX ? change : limit;
+    int64_t change = sk_wall_next_transition(&env->scan, x, edge);
+    return change != INT64_MAX ? change : edge;
 }
 
 /* The same for cron, knowing the value at x: while it holds, the first
@@ -375,9 +372,13 @@ static int64_t cron_candidate(struct env *env, const sk_cond *c, int64_t x, bool
     if (sk_cron_matches(&c->u.cron, minute)) {
         if (now) {
             int64_t miss = sk_cron_next_miss(&c->u.cron, minute);
-            /* Matching for ever: only a '*' hour keeps it true across a
-             * change of offset too. */
-            if (miss == INT64_MAX && c->u.cron.star[SK_CRON_HOUR])
+            /* Matching for ever: a '*' hour keeps it true across changes
+             * of offset too; a fixed hour as well once the last start is
+             * further back than any clock is ever set back (every minute
+             * shown again was first shown after it). */
+            int64_t last = env->ctx->last_start;
+            if (miss == INT64_MAX && (c->u.cron.star[SK_CRON_HOUR] || last == SK_COND_NEVER ||
+                                      last < ns_of(x - 2 * SK_WALL_MAX_OFFSET)))
                 return INT64_MAX;
             target = miss == INT64_MAX ? INT64_MAX : miss * 60 - off;
         } else {
@@ -389,7 +390,15 @@ static int64_t cron_candidate(struct env *env, const sk_cond *c, int64_t x, bool
             return INT64_MAX;
         target = match * 60 - off;
     }
-    int64_t limit = target < x + STEP_LIMIT ? target : x + STEP_LIMIT;
+    /* A change of offset before it can change the value (a minute shown
+     * again, a new minute for a '*' hour). With no target (matching for
+     * ever, fixed hour, a last start less than two days back), only such
+     * a change can, until the last start is two days back. */
+    int64_t limit = target;
+    if (target == INT64_MAX) /* fixed hour, recent last start: see above */
+        limit = sec_of(env->ctx->last_start) + 2 * SK_WALL_MAX_OFFSET + 1;
+    if (limit <= x)
+        limit = x + 1;
     int64_t change = sk_wall_next_transition(&env->scan, x, limit);
     return change != INT64_MAX ? change : limit;
 }
@@ -434,6 +443,11 @@ static int64_t next_node(struct env *env, const sk_cond *c, int64_t t)
         return next_node(env, c->u.op.a, t);
     case COND_AND:
     case COND_OR: {
+        /* Out of steps: the value surely holds for the next nanosecond
+         * (every change is on a whole second, or at an every's due time
+         * which is after t), and that is all this search still says. */
+        if (env->steps-- <= 0)
+            return t + 1;
         /* Each operand's value holds until its own next change: only the
          * operand that changed at a step is asked again. */
         int now = value(env, c, t);

@@ -208,6 +208,12 @@ int64_t sk_cron_next_miss(const sk_cron *c, int64_t minute)
 {
     const uint64_t all_minutes = (UINT64_C(1) << 60) - 1, all_hours = (UINT64_C(1) << 24) - 1;
     bool whole_days = c->bits[SK_CRON_MINUTE] == all_minutes && c->bits[SK_CRON_HOUR] == all_hours;
+    const uint64_t all_dom = UINT64_C(0xfffffffe), all_months = UINT64_C(0x1ffe), all_dow = 0x7f;
+    bool dom = c->bits[SK_CRON_DOM] == all_dom, dow = c->bits[SK_CRON_DOW] == all_dow;
+    bool every_day = c->bits[SK_CRON_MONTH] == all_months &&
+                     (c->star[SK_CRON_DOM] || c->star[SK_CRON_DOW] ? dom && dow : dom || dow);
+    if (whole_days && every_day)
+        return INT64_MAX; /* every minute matches */
     int64_t d0 = sk_floor_div(minute, 1440);
     for (int64_t d = d0; d <= d0 + SK_CRON_HORIZON_DAYS; d++) {
         int from = d == d0 ? (int)(minute - d0 * 1440) : 0;
