@@ -294,8 +294,8 @@ int sk_cond_eval(const sk_cond *c, const sk_cond_ctx *ctx);
  * ctx->now up to *when; at *when it differs, except when the search gave up
  * (a combination whose operands change 1,000 times without changing it, as
  * "daily & ~daily" does, or 200,000 steps in all): then *when is a time to
- * ask again. Each user predicate is called once, each "after" asks the log
- * once.
+ * ask again. Each user predicate and each "after" condition is evaluated
+ * once, at ctx->now.
  *   SK_OK      *when is set
  *   SK_EINVAL  as sk_cond_eval */
 int sk_cond_next_change(const sk_cond *c, const sk_cond_ctx *ctx, int64_t *when);

@@ -458,6 +458,12 @@ static int64_t next_node(struct env *env, const sk_cond *c, int64_t t)
             int64_t m = a < b ? a : b;
             if (m == SK_COND_NO_CHANGE)
                 return SK_COND_NO_CHANGE;
+            /* An operand that no time changes and that decides the value
+             * (false for and, true for or) decides it for good. */
+            int decides = c->kind == COND_AND ? 0 : 1;
+            if ((a == SK_COND_NO_CHANGE && value(env, c->u.op.a, y) == decides) ||
+                (b == SK_COND_NO_CHANGE && value(env, c->u.op.b, y) == decides))
+                return SK_COND_NO_CHANGE;
             if (value(env, c, m) != now)
                 return m;
             y = m;

@@ -30,6 +30,7 @@ struct parser {
     int nesting; /* parentheses and ~ open around here */
     int parens;  /* parentheses open: is ')' expected? */
     bool failed, nomem;
+    const char *follow; /* what else the last atom could have taken, for messages */
     sk_cond_parse_error *err;
 };
 
@@ -370,9 +371,9 @@ static sk_cond *every(struct parser *p)
                             ? "a number or a unit (seconds, minutes, hours, days, weeks)"
                             : "a unit (seconds, minutes, hours, days, weeks)",
                         NULL);
-        take(p, at, n);
         if (count > COND_EVERY_MAX / unit || total + count * unit > COND_EVERY_MAX)
             return fail(p, at, "a duration up to 100 years", "too long");
+        take(p, at, n);
         total += count * unit;
         parts++;
     }
@@ -483,6 +484,9 @@ static sk_cond *after(struct parser *p)
     c->u.after.any = any && c->u.after.n > 1;
     c->u.after.outcome = SK_COND_SUCCEEDED;
     n = peek_word(p, &at);
+    if (n == 0 || (!word_eq(p, at, n, "succeeded") && !word_eq(p, at, n, "failed") &&
+                   !word_eq(p, at, n, "finished")))
+        p->follow = "'succeeded', 'failed', 'finished', ";
     if (n > 0 && word_eq(p, at, n, "succeeded")) {
         take(p, at, n);
     } else if (n > 0 && word_eq(p, at, n, "failed")) {
@@ -523,20 +527,9 @@ static sk_cond *cron(struct parser *p)
 static const char *const periodic_words[] = {"minutely", "hourly", "daily", "weekly", "monthly"};
 static const char *const unit_words[] = {"minute", "hour", "day", "week", "month"};
 
-/* What may follow each atom, for the messages when something else does. */
-static const char *follow_text(const sk_cond *c)
-{
-    if (c->kind == COND_PERIODIC && c->u.window.w.span == SK_SPAN_ALL)
-        return c->u.window.unit == SK_COND_WEEK || c->u.window.unit == SK_COND_MONTH
-                   ? "'between', 'after', 'before', 'on', "
-                   : "'between', 'after', 'before', ";
-    if (c->kind == COND_AFTER && c->u.after.outcome == SK_COND_SUCCEEDED)
-        return "'succeeded', 'failed', 'finished', ";
-    return "";
-}
-
 static sk_cond *atom(struct parser *p)
 {
+    p->follow = "";
     size_t at, n = peek_word(p, &at);
     if (n == 0) {
         const char *why = NULL;
@@ -563,6 +556,10 @@ static sk_cond *atom(struct parser *p)
                 sk_cond_free(c);
                 return NULL;
             }
+            if (c->u.window.w.span == SK_SPAN_ALL)
+                p->follow = u == SK_COND_WEEK || u == SK_COND_MONTH
+                                ? "'between', 'after', 'before', 'on', "
+                                : "'between', 'after', 'before', ";
             return c;
         }
     }
@@ -637,7 +634,7 @@ static sk_cond *parse_not(struct parser *p)
     char c = at < p->len ? p->s[at] : '\0';
     if (c != '~' && c != '(') {
         sk_cond *a = atom(p);
-        return a == NULL ? NULL : operand_end(p, a, follow_text(a));
+        return a == NULL ? NULL : operand_end(p, a, p->follow);
     }
     if (p->nesting >= SK_COND_MAX_DEPTH - 1)
         return fail(p, at, "less nesting", "nested too deeply");

@@ -86,7 +86,7 @@ static bool step(struct field_parse *p, int *out)
             v = v * 10 + (p->s[p->at] - '0');
         p->at++;
     }
-    if (v < 1 || v > field_max[p->field])
+    if (v < 1 || v > field_max[p->field] - field_min[p->field] + 1)
         return fail_at(p, start, "a step (a number after '/')", "step out of range");
     *out = (int)v;
     return true;
