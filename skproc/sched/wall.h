@@ -11,8 +11,8 @@
  *
  * glibc has no call that lists transitions, so they are found by probing
  * the offset: every SK_WALL_PROBE seconds, then bisecting to the second.
- * Two changes closer together than that which cancel out would be missed;
- * no zone in the tz database has them since offsets became whole minutes.
+ * Two changes closer together than that which cancel out would be missed
+ * (we know of no such pair in the tz database's rules).
  * A probe costs one localtime_r; an sk_wall_scan remembers the stretch it
  * last found constant, so that a search that moves forward does not probe
  * the same hours again.
