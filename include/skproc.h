@@ -495,6 +495,7 @@ double sk_timer_percentile(const sk_timer *t, double pct); /* pct in [0, 100] */
 #include "skproc/typed.h"
 #include "skproc/spawn.h"
 #include "skproc/group.h"
+#include "skproc/sched.h"
 
 #if defined(__GNUC__)
 #pragma GCC visibility pop

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: MIT
 """Section 3 man pages for the public calls, made from include/skproc.h,
-include/skproc/pool.h, include/skproc/flow.h, include/skproc/spawn.h and include/skproc/group.h: each page shows the prototypes and types it covers, and as
+include/skproc/pool.h, include/skproc/flow.h, include/skproc/spawn.h, include/skproc/group.h and
+include/skproc/sched.h: each page shows the prototypes and types it covers, and as
 its text the comment written right above each of them in the header (the header
 reads like documentation, so the pages say what it says). man/*.3 are committed;
 `scons man` writes them again, and `scons test` fails when they differ from what
@@ -16,7 +17,7 @@ import re
 import sys
 
 HEADERS = ['include/skproc.h', 'include/skproc/pool.h', 'include/skproc/flow.h',
-           'include/skproc/spawn.h', 'include/skproc/group.h']
+           'include/skproc/spawn.h', 'include/skproc/group.h', 'include/skproc/sched.h']
 MAN_DIR = 'man'
 
 # (page, one-line summary, functions, types, overview). The first function of a page
@@ -116,6 +117,19 @@ PAGES = [
      ['sk_group_child_state', 'sk_group_child_info', 'sk_group_run_state', 'sk_group_state',
       'sk_group_failure', 'sk_group_error', 'sk_group_event_kind', 'sk_group_event',
       'sk_group_event_fn'], None),
+    ('sk_cond_parse', 'start conditions as text: parse, write, compare, free',
+     ['sk_cond_parse', 'sk_cond_format', 'sk_cond_equal', 'sk_cond_free'],
+     ['sk_cond', 'sk_cond_parse_error'], 'include/skproc/sched.h'),
+    ('sk_cond_true', 'build start conditions from C',
+     ['sk_cond_true', 'sk_cond_false', 'sk_cond_every', 'sk_cond_periodic', 'sk_cond_time_of',
+      'sk_cond_time_of_day', 'sk_cond_time_of_week', 'sk_cond_after_task', 'sk_cond_after_all',
+      'sk_cond_after_any', 'sk_cond_cron', 'sk_cond_user', 'sk_cond_and', 'sk_cond_or',
+      'sk_cond_not'],
+     ['sk_cond_unit', 'sk_weekday', 'sk_cond_span', 'sk_cond_point', 'sk_cond_window',
+      'sk_cond_outcome'], None),
+    ('sk_cond_eval', "evaluate a start condition, and find when its value next changes",
+     ['sk_cond_eval', 'sk_cond_next_change', 'sk_cond_now'],
+     ['sk_cond_log_fn', 'sk_cond_user_fn', 'sk_cond_user_def', 'sk_cond_ctx'], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),
 ]
