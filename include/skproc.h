@@ -344,6 +344,12 @@ int sk_message_unpack(const sk_message *msg, const char *fmt, ...);
 const void *sk_message_image(const sk_message *msg, size_t *len);
 void sk_message_free(sk_message *msg);
 
+/* Packs the values after fmt into a new tpl image, as sk_tell would send
+ * them (*img malloc'ed: free it; NULL with *len 0 for a NULL or "" fmt),
+ * and unpacks one. Errors as sk_tell and sk_message_unpack. */
+int sk_image_pack(void **img, size_t *len, const char *fmt, ...);
+int sk_image_unpack(const void *img, size_t len, const char *fmt, ...);
+
 /* A file descriptor that polls readable while a message is waiting: for
  * poll/epoll/libuv loops. In the parent it is also readable once the
  * process has ended, and once when a process of hooks with

@@ -1,14 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * skproc scheduling, part one: start conditions. A condition says when a
+ * skproc scheduling: a session of tasks, each started when its condition
+ * holds, run in the session's thread, a thread or an skproc process, with
+ * a log of every run that is also the session's memory (docs/scheduling.md).
+ *
+ * The first half of this header is the conditions. A condition says when a
  * task may start: "daily between 08:00 and 08:15", "every 10 seconds",
  * "after task 'get_data' succeeded", "cron 0 9 * * mon-fri", or a
- * combination of them with &, | and ~. This header holds the conditions
- * alone (the scheduler that runs tasks comes later): parse them from text
+ * combination of them with &, | and ~. Parse them from text
  * or build them from C, write them back as text, evaluate them against a
  * context (the time, the task's last run, a run log, predicates of your
  * own), and ask when a condition's value can next change, so that a
- * scheduler sleeps instead of polling.
+ * scheduler sleeps instead of polling. The second half is the session
+ * (sk_sched), its tasks (sk_sched_task) and its run log (sk_run_log).
  *
  *     sk_cond *c;
  *     sk_cond_parse_error err;
@@ -299,5 +303,344 @@ int sk_cond_eval(const sk_cond *c, const sk_cond_ctx *ctx);
  *   SK_OK      *when is set
  *   SK_EINVAL  as sk_cond_eval */
 int sk_cond_next_change(const sk_cond *c, const sk_cond_ctx *ctx, int64_t *when);
+
+/* ===================================================== the session, tasks
+ *
+ *     static int get_data(sk_task_run *run, void *arg) {
+ *         int64_t rows = fetch();
+ *         return sk_task_return(run, "I", &rows);    // Return('get_data')
+ *     }
+ *
+ *     sk_sched *s;
+ *     sk_sched_config cfg = {.log_path = "runs.sqlite"};
+ *     sk_sched_create(&s, &cfg);
+ *     sk_sched_task t = {.name = "get_data", .start = "daily after 07:00", .fn = get_data};
+ *     sk_sched_add(s, &t);                          // a process task (the default)
+ *     sk_param p = {.name = "rows", .kind = SK_PARAM_RETURN, .task = "get_data"};
+ *     sk_sched_task u = {.name = "store", .start = "after task 'get_data' succeeded",
+ *                  .fn = store, .params = &p, .param_count = 1,
+ *                  .mode = SK_TASK_THREAD, .timeout = 60};
+ *     sk_sched_add(s, &u);
+ *     sk_sched_run(s);                               // until SIGINT/SIGTERM or shutdown
+ *     sk_sched_release(s);
+ *
+ * A session is used from one thread (the one that calls sk_sched_run or
+ * sk_sched_step), except sk_sched_shutdown, which any thread or a signal
+ * handler may call. Process tasks are forked by that thread.
+ */
+
+/* A session: its tasks, its parameters, its run log. */
+typedef struct sk_sched sk_sched;
+
+/* One run of a task, as the task's code sees it. */
+typedef struct sk_task_run sk_task_run;
+
+/* Where a task's code runs. */
+typedef enum sk_task_mode {
+    SK_TASK_PROCESS = 0, /* an skproc process (the default): timeouts and end conditions
+                          * stop and then kill it with its whole tree; a crash is a failed run */
+    SK_TASK_THREAD,      /* a thread of the session's process: cheap, shares memory; it can
+                          * only be asked to stop (sk_task_stopping) */
+    SK_TASK_MAIN         /* the session's own thread: the session waits for it */
+} sk_task_mode;
+
+/* What happens when a task is due while a run of it is still going. */
+typedef enum sk_overlap {
+    SK_OVERLAP_SKIP = 0, /* the start is dropped (the default) */
+    SK_OVERLAP_QUEUE,    /* up to sk_sched_task.max_parallel starts are kept and made, one at a
+                          * time, as runs end */
+    SK_OVERLAP_PARALLEL  /* started alongside, up to sk_sched_task.max_parallel runs at once */
+} sk_overlap;
+
+/* What happens to a start that was due while no session ran (read from the
+ * run log when a session opens it). */
+typedef enum sk_missed {
+    SK_MISSED_SKIP = 0, /* nothing: the condition decides from now on (the default) */
+    SK_MISSED_RUN_ONCE  /* run once at the first cycle, however many starts were missed */
+} sk_missed;
+
+/* A function task's code. Returns 0 for success, anything else for
+ * failure (logged with that code). */
+typedef int (*sk_task_fn)(sk_task_run *run, void *arg);
+
+/* Where a parameter's value comes from. */
+typedef enum sk_param_kind {
+    SK_PARAM_VALUE = 1, /* a fixed value: image, len */
+    SK_PARAM_SESSION,   /* the session's parameter of the same name (sk_sched_param,
+                         * sk_sched_param_fn), read when the run starts */
+    SK_PARAM_RETURN     /* the last return value of task `task` (Return('x')); none when it
+                         * never returned one */
+} sk_param_kind;
+
+/* One parameter a task declares. */
+typedef struct sk_param {
+    const char *name; /* 1 to SK_COND_NAME_MAX bytes, unique within the task */
+    sk_param_kind kind;
+    const void *image; /* SK_PARAM_VALUE: a tpl image (sk_image_pack), copied */
+    size_t len;
+    const char *task; /* SK_PARAM_RETURN: the task whose return value */
+} sk_param;
+
+/* A session parameter's function, run right before each run that needs it
+ * (in the session's thread): sets *img to a malloc'ed tpl image (the
+ * session frees it) and *len, and returns 0; anything else is a failure
+ * outside the task's code (see sk_sched_config.crash_on_task_prerun). */
+typedef int (*sk_param_fn)(void *arg, void **img, size_t *len);
+
+/* The default bound between asking a run to stop and killing it, seconds. */
+#define SK_TASK_KILL_AFTER 5.0
+
+/* A task, as sk_sched_add takes it (copied: strings and arrays may go away
+ * afterwards). Exactly one of fn and process is set. */
+typedef struct sk_sched_task {
+    const char *name;    /* 1 to SK_COND_NAME_MAX bytes; see sk_sched_config.on_exists */
+    const char *start;   /* the start condition as text, or */
+    sk_cond *start_cond; /* built: the session owns it from sk_sched_add on, also when that
+                          * fails. Neither: "false" (the task runs when sk_sched_run_task
+                          * asks) */
+    const char *end;     /* an end condition, text or built (optional): when it becomes true */
+    sk_cond *end_cond;   /* during a run, the run is stopped, then killed after kill_after */
+    double timeout;      /* seconds from the start of a run (real time); past it the run is
+                          * ended as by the end condition and fails; <= 0: none */
+    double kill_after;   /* seconds between the stop request and the kill; 0: SK_TASK_KILL_AFTER */
+    sk_task_mode mode;
+    sk_task_fn fn; /* a function task: fn(run, arg) */
+    void *arg;
+    sk_process *process; /* a process-class task: sk_init'ed, config set, not started; its
+                          * hooks run as they would under sk_start, each run from the state
+                          * the struct has now (mode must be SK_TASK_PROCESS) */
+    const sk_param *params;
+    size_t param_count;
+    sk_overlap overlap;
+    int max_parallel; /* SK_OVERLAP_QUEUE, SK_OVERLAP_PARALLEL: see there; 0: 1 */
+    sk_missed missed;
+    void *reserved[4]; /* zero */
+} sk_sched_task;
+
+/* What sk_sched_add does with a name already in the session (the seed's
+ * task_pre_exist). */
+typedef enum sk_on_exists {
+    SK_EXISTS_RAISE = 0, /* refuse: SK_ESTATE (the default) */
+    SK_EXISTS_REPLACE,   /* remove the old task (its running runs go on, logged) */
+    SK_EXISTS_IGNORE,    /* keep the old task, drop the new one: SK_OK */
+    SK_EXISTS_RENAME     /* add "-2", "-3", ... until the name is free */
+} sk_on_exists;
+
+/* Where the run log lives. */
+typedef enum sk_log_kind {
+    SK_LOG_AUTO = 0, /* log_path NULL: memory; ending in ".csv": CSV; otherwise SQLite */
+    SK_LOG_MEMORY,   /* bounded by log_max_runs; gone with the session */
+    SK_LOG_SQLITE,   /* a SQLite database in WAL mode: restart-safe, queryable */
+    SK_LOG_CSV       /* one line per start and per end, appended; read back on open */
+} sk_log_kind;
+
+/* A time source for tests: ns since the epoch. */
+typedef int64_t (*sk_clock_fn)(void *arg);
+
+/* How a run ended. */
+typedef enum sk_run_outcome {
+    SK_RUN_RUNNING = 0, /* not yet */
+    SK_RUN_SUCCEEDED,
+    SK_RUN_FAILED,    /* its code failed: an error, a crash, lives spent; also a run that
+                       * was going when its session ended without stopping it */
+    SK_RUN_TERMINATED /* the session ended it: end condition, timeout, shutdown. For
+                       * conditions ("after task 'x' failed") it counts as failed */
+} sk_run_outcome;
+
+/* One run, as the log reports it. Pointers are valid during the callback
+ * (or until the next call on the log). */
+typedef struct sk_run_record {
+    int64_t id; /* increasing within a log */
+    const char *task;
+    int64_t start; /* ns since the epoch, session clock */
+    int64_t end;   /* SK_COND_NEVER while running */
+    sk_run_outcome outcome;
+    const sk_error *error; /* failed or terminated: the typed error; NULL otherwise */
+    const void *value;     /* the return value, a tpl image; NULL when none */
+    size_t value_len;
+} sk_run_record;
+
+/* Called with each run a query finds or a session logs; non-zero stops a
+ * query early. */
+typedef int (*sk_run_fn)(const sk_run_record *run, void *arg);
+
+/* A session's options. Zero is the default for each, and the defaults are
+ * the seed's. */
+typedef struct sk_sched_config {
+    sk_on_exists on_exists;      /* the seed's task_pre_exist */
+    bool crash_on_task_prerun;   /* a failure outside a task's code (a parameter function,
+                                  * a fork) ends sk_sched_run with it; default (the seed's
+                                  * silence_task_prerun): the run is logged as failed, the
+                                  * session goes on */
+    bool crash_on_cond_error;    /* a condition that cannot be evaluated (an unknown user
+                                  * condition) ends sk_sched_run; default (silence_cond_check):
+                                  * it counts as false and is reported once per task */
+    bool force_status_from_logs; /* conditions read task status from the log on every
+                                  * evaluation; default: from the session's cache, which the
+                                  * log fills on open */
+    double cycle_sleep;          /* at least this many seconds between cycles; 0: none (the
+                                  * session sleeps until something can change) */
+    sk_log_kind log;
+    const char *log_path;
+    size_t log_max_runs;    /* in memory: the runs kept, oldest dropped first (each
+                             * task's latest of each outcome and its last return value
+                             * are kept apart); 0: 10,000 */
+    const char *shutdown;   /* a condition that ends sk_sched_run when it becomes true */
+    sk_cond *shutdown_cond; /* (text or built, as sk_sched_task.start) */
+    double shutdown_grace;  /* at shutdown, running runs are asked to stop and killed
+                             * after this many seconds; 0: SK_TASK_KILL_AFTER */
+    bool no_signals;        /* sk_sched_run does not catch SIGINT and SIGTERM */
+    sk_clock_fn clock;      /* NULL: CLOCK_REALTIME */
+    void *clock_arg;
+    sk_run_fn on_run; /* called in the session's thread when a run starts and ends */
+    void *on_run_arg;
+    void *reserved[8]; /* zero */
+} sk_sched_config;
+
+/* Creates a session and opens its log (for SQLite and CSV: what earlier
+ * sessions logged is read, so their runs count; runs left running by a
+ * session that was killed are logged as failed).
+ *   SK_EINVAL  a bad config (the shutdown condition does not parse: the
+ *              message says where); SK_ESYS  the log cannot be opened
+ *              (sk_last_error_message has SQLite's or the system's words);
+ *   SK_EFORMAT the file is not a run log; SK_ENOMEM */
+int sk_sched_create(sk_sched **out, const sk_sched_config *cfg);
+
+/* Stops what still runs (asked, killed after shutdown_grace, trees with
+ * them), logs it, closes the log, frees. NULL is fine. */
+void sk_sched_release(sk_sched *s);
+
+/* Adds a task.
+ *   SK_OK      added (or, SK_EXISTS_IGNORE, the name was taken and nothing changed)
+ *   SK_EINVAL  a bad task: no name, both or neither of fn and process, a condition
+ *              that does not parse (sk_last_error_message: where and why), a bad
+ *              parameter; the task's built conditions are freed
+ *   SK_ESTATE  the name is taken (SK_EXISTS_RAISE)
+ * name_out (may be NULL, len bytes) receives the name it got (SK_EXISTS_RENAME). */
+int sk_sched_add(sk_sched *s, const sk_sched_task *task, char *name_out, size_t len);
+
+/* Removes a task; a run still going goes on and is logged. SK_EINVAL when
+ * there is no such task. */
+int sk_sched_remove(sk_sched *s, const char *name);
+
+/* A session parameter with a fixed value (packed as sk_image_pack packs),
+ * or computed by fn before every run that declares it. Setting a name
+ * again replaces it. */
+int sk_sched_param(sk_sched *s, const char *name, const char *fmt, ...);
+int sk_sched_param_fn(sk_sched *s, const char *name, sk_param_fn fn, void *arg);
+
+/* Registers a user condition ("file_exists" in "daily & file_exists"):
+ * fn(arg) is called in the session's thread when a condition needs it. */
+int sk_sched_condition(sk_sched *s, const char *name, sk_cond_user_fn fn, void *arg);
+
+/* Makes a task start at the next cycle whatever its start condition (the
+ * seed's force_run; overlap still applies). SK_EINVAL: no such task. */
+int sk_sched_run_task(sk_sched *s, const char *name);
+
+/* Runs cycles until the shutdown condition holds, sk_sched_shutdown is
+ * called or (unless no_signals) SIGINT or SIGTERM arrives; then stops the
+ * running runs within shutdown_grace and returns SK_OK. Between cycles it
+ * sleeps until a time condition can change, a run ends or a command comes.
+ * Returns the failure that crashed it when crash_on_* says so. */
+int sk_sched_run(sk_sched *s);
+
+/* One cycle, never sleeping: ends runs that ended (logs them), stops those
+ * whose end condition or timeout came, and starts those that are due.
+ * For event loops (with sk_sched_fd) and for tests with a fake clock. */
+int sk_sched_step(sk_sched *s);
+
+/* A descriptor that polls readable when sk_sched_step has work: a run
+ * ended, a command came, or (real clock) the next time a condition can
+ * change has come. */
+int sk_sched_fd(sk_sched *s);
+
+/* When the next cycle is due, ns on the session's clock, from the
+ * conditions of every task (SK_COND_NO_CHANGE: only events). */
+int sk_sched_next_wake(sk_sched *s, int64_t *when);
+
+/* Steps until no run is going, at most timeout seconds (negative: no
+ * limit): SK_OK or SK_ETIMEDOUT. For tests and fake-clock programs. */
+int sk_sched_join(sk_sched *s, double timeout);
+
+/* Asks sk_sched_run to return. Any thread; async-signal-safe. */
+int sk_sched_shutdown(sk_sched *s);
+
+/* ------------------------------------------------------ in a task's code */
+
+/* Unpacks parameter `name` into the pointers after fmt.
+ *   SK_OK       done
+ *   SK_EINVAL   the task declares no such parameter
+ *   SK_ECLOSED  it has no value (Return of a task that never returned one)
+ *   SK_EFORMAT  fmt is not the value's format */
+int sk_task_param(sk_task_run *run, const char *name, const char *fmt, ...);
+
+/* The parameter's tpl image (NULL when it has none or there is no such
+ * parameter). */
+const void *sk_task_param_image(sk_task_run *run, const char *name, size_t *len);
+
+/* Sets the run's return value (logged; other tasks read it with
+ * SK_PARAM_RETURN). A process-class task returns with sk_return instead. */
+int sk_task_return(sk_task_run *run, const char *fmt, ...);
+int sk_task_return_image(sk_task_run *run, const void *img, size_t len);
+
+/* True once the session asked this run to stop (end condition, timeout,
+ * shutdown). Thread and main tasks should check it; process tasks are
+ * also stopped as skproc processes are (sk_stop, then killed). */
+bool sk_task_stopping(const sk_task_run *run);
+
+/* The task's name. */
+const char *sk_task_run_name(const sk_task_run *run);
+
+/* In a process-class task's hooks: the run it was started for (its
+ * parameters). NULL in a process the session did not start. */
+sk_task_run *sk_task_run_of(sk_process *self);
+
+/* ------------------------------------------------------- loading tasks */
+
+/* The function a task library exports: adds its tasks to s, returns 0 (or
+ * a negative code, which fails sk_sched_load for that library). */
+#define SK_SCHED_REGISTER_SYMBOL "skproc_sched_register"
+typedef int (*sk_sched_register_fn)(sk_sched *s);
+
+/* Loads tasks from shared objects, as the seed's loader imports every
+ * tasks.py under a folder: every regular file under dir whose path
+ * relative to dir matches pattern (fnmatch patterns, where a "**" segment spans any number of
+ * folders:
+ * "**" then "/tasks.so" is every tasks.so; "jobs/" then "*.so" is the .so
+ * files in jobs), in sorted path order, is dlopen'ed and its
+ * skproc_sched_register called. Returns the number of libraries loaded,
+ * or SK_EINVAL when one failed to load, lacks the function or its function
+ * failed (sk_last_error_message names each file with dlerror's or the
+ * function's words; the others are loaded), or SK_ESYS when dir cannot be
+ * read. Libraries stay loaded until sk_sched_release. */
+int sk_sched_load(sk_sched *s, const char *dir, const char *pattern);
+
+/* ------------------------------------------------------------- the log */
+
+/* A run log: a session's, or one opened alone to read. */
+typedef struct sk_run_log sk_run_log;
+
+/* The session's log (owned by the session). */
+sk_run_log *sk_sched_log(sk_sched *s);
+
+/* Opens a SQLite or CSV log to read, also while a session writes it.
+ * SK_ESYS: cannot open; SK_EFORMAT: not a run log. */
+int sk_run_log_open(const char *path, sk_run_log **out);
+void sk_run_log_close(sk_run_log *log);
+
+/* The runs of `task` (NULL: of every task) that started at or after
+ * `since` (SK_COND_NEVER: all), oldest first, each passed to fn. Returns
+ * the number passed, or a negative code. */
+int64_t sk_run_log_runs(sk_run_log *log, const char *task, int64_t since, sk_run_fn fn, void *arg);
+
+/* The latest run of `task` with that outcome (SK_COND_SUCCEEDED,
+ * SK_COND_FAILED, SK_COND_FINISHED) passed to fn: 1, or 0 when there is
+ * none, or a negative code. */
+int sk_run_log_last(sk_run_log *log, const char *task, sk_cond_outcome outcome, sk_run_fn fn,
+                    void *arg);
+
+/* How many runs of `task` had that outcome since `since` ("failures since
+ * midnight"): the count, or a negative code. */
+int64_t sk_run_log_count(sk_run_log *log, const char *task, sk_cond_outcome outcome, int64_t since);
 
 #endif

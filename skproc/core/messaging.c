@@ -227,6 +227,28 @@ int sk_message_unpack(const sk_message *msg, const char *fmt, ...)
     return rc;
 }
 
+int sk_image_pack(void **img, size_t *len, const char *fmt, ...)
+{
+    if (img == NULL || len == NULL)
+        return sk_refuse(SK_EINVAL, "sk_image_pack: %s is NULL", img == NULL ? "img" : "len");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sk_msg_pack(fmt, ap, img, len);
+    va_end(ap);
+    return rc;
+}
+
+int sk_image_unpack(const void *img, size_t len, const char *fmt, ...)
+{
+    if (fmt == NULL || (img == NULL && len > 0))
+        return sk_refuse(SK_EINVAL, "sk_image_unpack: %s is NULL", fmt == NULL ? "fmt" : "img");
+    va_list ap;
+    va_start(ap, fmt);
+    int rc = sk_msg_unpack(img, len, fmt, ap);
+    va_end(ap);
+    return rc;
+}
+
 const void *sk_message_image(const sk_message *msg, size_t *len)
 {
     if (msg == NULL)
