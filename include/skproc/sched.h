@@ -37,7 +37,7 @@
  *
  * Time is local time: the rules of the process's TZ (as of the last
  * tzset(), read with localtime_r), with these rules across changes of the
- * UTC offset (docs/sched.md says more):
+ * UTC offset (docs/scheduling.md says more):
  *   - days, weeks (Monday to Sunday) and months are calendar ones: a day of
  *     23 or 25 hours is one day, and a period begins the first time the
  *     clock shows its start; a clock set back never begins it again;
@@ -207,7 +207,7 @@ sk_cond *sk_cond_cron(const char *expr);
 /* A predicate of your own, by name, looked up at evaluation in
  * sk_cond_ctx.users. The name is a word: a letter or '_', then letters,
  * digits, '_', '-' and '.', and not one of the language's keywords
- * (docs/sched.md lists them). */
+ * (docs/scheduling.md lists them). */
 sk_cond *sk_cond_user(const char *name);
 
 /* a & b, a | b, ~a. They own a and b from the call on: see sk_cond_true.
@@ -232,7 +232,7 @@ typedef struct sk_cond_parse_error {
     char message[256]; /* "expected 'and' after '08:00' at 24" */
 } sk_cond_parse_error;
 
-/* Parses text (docs/sched.md has the grammar) into *out.
+/* Parses text (docs/scheduling.md has the grammar) into *out.
  *   SK_OK      *out is the condition; free it with sk_cond_free
  *   SK_EINVAL  the text is not a condition: *err (when not NULL) says where
  *              and why; *out is NULL

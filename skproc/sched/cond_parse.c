@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The condition language, read by recursive descent (docs/sched.md has the
+ * The condition language, read by recursive descent (docs/scheduling.md has the
  * grammar):
  *
  *     or      := and ('|' and)*
