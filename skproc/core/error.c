@@ -155,6 +155,15 @@ void sk_error_set_internal(sk_error *e, sk_error_kind kind, sk_section section, 
     snprintf(e->cause, sizeof e->cause, "%s", cause ? cause : "");
 }
 
+void sk_error_set_text(sk_error *e, sk_error_kind kind, int reason, const char *fmt, ...)
+{
+    error_reset(e, kind, SK_NO_SECTION, -1, reason);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
 void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limit, bool join_in)
 {
     char secs[48], where[32];

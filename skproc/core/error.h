@@ -23,6 +23,11 @@ void sk_error_set(sk_error *e, sk_error_kind kind, sk_section section, long run,
  * reason (an SK_E* code); no user code. */
 void sk_error_set_internal(sk_error *e, sk_error_kind kind, sk_section section, long run,
                            int reason, const char *cause);
+/* A failure outside any hook and run (a group's child that could not
+ * start, a scheduler's run it ended) whose message the layer above words
+ * itself; no section, run -1, no cause. */
+void sk_error_set_text(sk_error *e, sk_error_kind kind, int reason, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
 /* A section (or, with join_in, the loop) that ran past its limit. */
 void sk_error_set_timeout(sk_error *e, sk_section section, long run, double limit, bool join_in);
 /* A worker that died: by a signal, or by an exit skproc did not make.

@@ -4,6 +4,7 @@
  * group's thread: start it and wait until it is ready, stop it within its
  * shutdown bound, collect it when it ended by itself.
  */
+#include "core/error.h"
 #include "group/group_internal.h"
 #include "core/process.h"
 #include "os/clock.h"
@@ -41,9 +42,8 @@ int sk_group_process_start(sk_group *g, struct group_child *c, sk_error *why)
         rc = sk_start(p);
     c->started = true;
     if (rc != SK_OK) {
-        sk_group_error_text(why, SK_PROCESS_ERROR, rc, "Child '%s' could not be started: %s",
-                            c->name,
-                            *sk_last_error_message() ? sk_last_error_message() : sk_strerror(rc));
+        sk_error_set_text(why, SK_PROCESS_ERROR, rc, "Child '%s' could not be started: %s", c->name,
+                          *sk_last_error_message() ? sk_last_error_message() : sk_strerror(rc));
         return SK_EPROCESS;
     }
     c->live = true;
@@ -59,14 +59,14 @@ int sk_group_process_start(sk_group *g, struct group_child *c, sk_error *why)
     }
     if (rc == SK_ETIMEDOUT) {
         sk_kill(p); /* its whole tree, with its supervisor */
-        sk_group_error_text(why, SK_TIMEOUT_ERROR, SK_ETIMEDOUT,
-                            "Child '%s' was not ready within %gs", c->name, c->ready_timeout);
+        sk_error_set_text(why, SK_TIMEOUT_ERROR, SK_ETIMEDOUT,
+                          "Child '%s' was not ready within %gs", c->name, c->ready_timeout);
         why->timeout = c->ready_timeout;
     } else if (rc == SK_EPROCESS && sk_error_of(p) != NULL) {
         *why = *sk_error_of(p);
     } else {
-        sk_group_error_text(why, SK_PROCESS_ERROR, rc, "Child '%s' ended before it was ready (%s)",
-                            c->name, sk_strerror(rc));
+        sk_error_set_text(why, SK_PROCESS_ERROR, rc, "Child '%s' ended before it was ready (%s)",
+                          c->name, sk_strerror(rc));
     }
     c->live = false;
     return SK_EPROCESS;

@@ -103,8 +103,6 @@ struct sk_group {
 };
 
 /* state.c: the record */
-void sk_group_error_text(sk_error *e, int kind, int reason, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
 void sk_group_emit(sk_group *g, sk_group_event_kind kind, const struct group_child *c,
                    const sk_error *error);
 /* The child's state and pid for readers of the group's state (the pid is

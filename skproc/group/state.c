@@ -15,20 +15,6 @@
 #include <string.h>
 #include <sys/epoll.h>
 
-void sk_group_error_text(sk_error *e, int kind, int reason, const char *fmt, ...)
-{
-    memset(e, 0, sizeof *e);
-    e->kind = (sk_error_kind)kind;
-    e->section = SK_NO_SECTION;
-    e->run = -1;
-    e->item = -1;
-    e->reason = reason;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(e->message, sizeof e->message, fmt, ap);
-    va_end(ap);
-}
-
 /* Puts the child's end-of-life fd into the thread's epoll set, or leaves
  * it to be polled where there is none (no pidfds under valgrind). */
 void sk_group_watch(sk_group *g, struct group_child *c, int fd)

@@ -74,7 +74,7 @@ static int nested_start(sk_group *g, struct group_child *c, sk_error *why)
         if (child->has_error) /* its thread has ended: no lock needed */
             *why = child->error.error;
         else
-            sk_group_error_text(why, SK_PROCESS_ERROR, SK_EPROCESS,
+            sk_error_set_text(why, SK_PROCESS_ERROR, SK_EPROCESS,
                                 "Group '%s' could not be started", c->name);
         return SK_EPROCESS;
     }
@@ -196,7 +196,7 @@ static enum group_phase phase_start(struct supervision *s)
         pthread_mutex_lock(&g->lock);
         snprintf(g->error.child, sizeof g->error.child, "%s", c->name);
         sk_group_intensity_report(&g->intensity, group_seconds(g), &g->error);
-        sk_group_error_text(&g->error.error, SK_PROCESS_ERROR, SK_EPROCESS,
+        sk_error_set_text(&g->error.error, SK_PROCESS_ERROR, SK_EPROCESS,
                             "Group '%s' could not start child '%s': %s", g->name, c->name,
                             why.message);
         g->has_error = true;
@@ -232,7 +232,7 @@ static enum group_phase on_child_end(struct supervision *s, struct group_child *
         return PHASE_SUPERVISING;
     }
     if (!failed)
-        sk_group_error_text(&why, SK_PROCESS_ERROR, SK_OK,
+        sk_error_set_text(&why, SK_PROCESS_ERROR, SK_OK,
                             "Child '%s' ended normally (permanent: restarted)", c->name);
     sk_group_intensity_failure(&g->intensity, c->name, group_seconds(g), &why);
     s->failed = c;
@@ -369,7 +369,7 @@ static enum group_phase phase_give_up(struct supervision *s)
     memset(err, 0, sizeof *err);
     snprintf(err->child, sizeof err->child, "%s", s->failed->name);
     sk_group_intensity_report(&g->intensity, group_seconds(g), err);
-    sk_group_error_text(&err->error, SK_PROCESS_ERROR, SK_EPROCESS,
+    sk_error_set_text(&err->error, SK_PROCESS_ERROR, SK_EPROCESS,
                         "Group '%s' gave up: more than %d restarts within %gs, the last for "
                         "child '%s'",
                         g->name, g->cfg.intensity, g->cfg.period, s->failed->name);
