@@ -7,27 +7,20 @@
  * workers run worker.c).
  */
 #include "core/error.h"
+#include "os/clock.h"
+#include "os/cpu.h"
 #include "pool/call.h"
 #include "pool/shm_transport.h"
-
-#include "core/error.h"
-#include "os/clock.h"
 
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-static int online_cpus(void)
-{
-    long n = sysconf(_SC_NPROCESSORS_ONLN);
-    return n > 0 ? (int)n : 1;
-}
-
 /* Every field gets its final value: zero or lower means the default. */
 static void config_settle(sk_pool_config *cfg)
 {
     if (cfg->workers <= 0)
-        cfg->workers = online_cpus();
+        cfg->workers = sk_cpus_online();
     if (!(cfg->item_timeout > 0))
         cfg->item_timeout = 0;
     if (cfg->lives <= 0)
