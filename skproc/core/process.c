@@ -195,16 +195,15 @@ static bool registry_holds(const struct sk_runtime *rt)
     return rt != NULL && found;
 }
 
+/* With the registry lock held. */
 static void registry_remove(struct sk_runtime *rt)
 {
-    pthread_mutex_lock(&registry_lock);
     for (size_t i = 0; i < registry_len; i++) {
         if (registry[i] == rt) {
             registry[i] = registry[--registry_len];
             break;
         }
     }
-    pthread_mutex_unlock(&registry_lock);
 }
 
 /* Lets go of the mapping and the fds. Under the registry lock: a fork in
@@ -663,8 +662,12 @@ void sk_release(sk_process *p)
     if (rt->started && !rt->finished)
         sk_kill(p);
     shared_destroy(rt);
+    /* A program's pipes close under the lock too (see shared_destroy), and
+     * the runtime leaves the registry before a fork could see it half gone. */
+    pthread_mutex_lock(&registry_lock);
     sk_spawn_free(rt);
     registry_remove(rt);
+    pthread_mutex_unlock(&registry_lock);
     free(rt);
     p->rt = NULL;
     sk_handle_unseal(p);
