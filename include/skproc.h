@@ -346,7 +346,8 @@ void sk_message_free(sk_message *msg);
 
 /* Packs the values after fmt into a new tpl image, as sk_tell would send
  * them (*img malloc'ed: free it; NULL with *len 0 for a NULL or "" fmt),
- * and unpacks one. Errors as sk_tell and sk_message_unpack. */
+ * and unpacks one (the empty image, NULL and 0, unpacks with a NULL or ""
+ * fmt only). Errors as sk_tell and sk_message_unpack. */
 int sk_image_pack(void **img, size_t *len, const char *fmt, ...);
 int sk_image_unpack(const void *img, size_t len, const char *fmt, ...);
 

@@ -240,8 +240,8 @@ int sk_image_pack(void **img, size_t *len, const char *fmt, ...)
 
 int sk_image_unpack(const void *img, size_t len, const char *fmt, ...)
 {
-    if (fmt == NULL || (img == NULL && len > 0))
-        return sk_refuse(SK_EINVAL, "sk_image_unpack: %s is NULL", fmt == NULL ? "fmt" : "img");
+    if (img == NULL && len > 0)
+        return sk_refuse(SK_EINVAL, "sk_image_unpack: img is NULL");
     va_list ap;
     va_start(ap, fmt);
     int rc = sk_msg_unpack(img, len, fmt, ap);

@@ -132,36 +132,36 @@ static void test_round_trip_integers_and_floats(void **state)
     size_t len;
 
     /* one type at a time */
-    assert_int_equal(skt_msg_pack(&img, &len, "i", &i), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "i", &i2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "i", &i), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "i", &i2), SK_OK);
     assert_int_equal(i2, i);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "u", &u), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "u", &u2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "u", &u), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "u", &u2), SK_OK);
     assert_cmp(u2, ==, u);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "I", &big), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "I", &big2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "I", &big), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "I", &big2), SK_OK);
     assert_cmp(big2, ==, big);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "U", &ubig), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "U", &ubig2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "U", &ubig), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "U", &ubig2), SK_OK);
     assert_cmp(ubig2, ==, ubig);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "j", &j), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "j", &j2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "j", &j), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "j", &j2), SK_OK);
     assert_int_equal(j2, j);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "v", &v), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "v", &v2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "v", &v), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "v", &v2), SK_OK);
     assert_int_equal(v2, v);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "c", &c), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "c", &c2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "c", &c), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "c", &c2), SK_OK);
     assert_int_equal(c2, c);
     free_image(&img);
-    assert_int_equal(skt_msg_pack(&img, &len, "f", &f), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "f", &f2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "f", &f), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "f", &f2), SK_OK);
     assert_cmp(f2, ==, f);
     free_image(&img);
 
@@ -170,11 +170,11 @@ static void test_round_trip_integers_and_floats(void **state)
     i = 123456789, u = 3000000000u, big = -(INT64_C(1) << 40), ubig = UINT64_C(1) << 63;
     j = -2, v = 40000, c = '\0';
     assert_int_equal(
-        skt_msg_pack(&img, &len, "iuIUjvcfff", &i, &u, &big, &ubig, &j, &v, &c, &f, &inf, &nan_in),
+        sk_image_pack(&img, &len, "iuIUjvcfff", &i, &u, &big, &ubig, &j, &v, &c, &f, &inf, &nan_in),
         SK_OK);
     c2 = 'x';
-    assert_int_equal(skt_msg_unpack(img, len, "iuIUjvcfff", &i2, &u2, &big2, &ubig2, &j2, &v2, &c2,
-                                    &f2, &inf2, &nan_out),
+    assert_int_equal(sk_image_unpack(img, len, "iuIUjvcfff", &i2, &u2, &big2, &ubig2, &j2, &v2, &c2,
+                                     &f2, &inf2, &nan_out),
                      SK_OK);
     assert_int_equal(i2, i);
     assert_cmp(u2, ==, u);
@@ -197,8 +197,8 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     char *out1 = NULL, *out2 = NULL, *out3 = (char *)"sentinel";
     void *img;
     size_t len;
-    assert_int_equal(skt_msg_pack(&img, &len, "sss", &hello, &empty, &none), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "sss", &hello, &empty, &none), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
     assert_non_null(out1);
     assert_cmp(out1, !=, hello); /* a copy, the caller's to free */
     assert_string_equal(out1, hello);
@@ -208,9 +208,9 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     free(out1);
     free(out2);
     /* unpacking twice gives two independent copies */
-    assert_int_equal(skt_msg_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "sss", &out1, &out2, &out3), SK_OK);
     char *again = NULL, *again2 = NULL;
-    assert_int_equal(skt_msg_unpack(img, len, "sss", &again, &again2, &out3), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "sss", &again, &again2, &out3), SK_OK);
     assert_cmp(again, !=, out1);
     assert_cmp(again2, !=, out2);
     free(out1);
@@ -226,8 +226,8 @@ static void test_round_trip_strings_owned_by_caller(void **state)
     for (size_t k = 0; k < n; k++)
         long_in[k] = (char)('a' + k % 26);
     long_in[n] = '\0';
-    assert_int_equal(skt_msg_pack(&img, &len, "s", &long_in), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "s", &long_out), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "s", &long_in), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "s", &long_out), SK_OK);
     assert_string_equal(long_out, long_in);
     free(long_out);
     free(long_in);
@@ -244,8 +244,8 @@ static void test_round_trip_binary_buffers(void **state)
     tpl_bin out = {0}, out_empty = {.addr = (void *)bytes, .sz = 99};
     void *img;
     size_t len;
-    assert_int_equal(skt_msg_pack(&img, &len, "BB", &in, &empty), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "BB", &out, &out_empty), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "BB", &in, &empty), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "BB", &out, &out_empty), SK_OK);
     assert_int_equal(out.sz, sizeof bytes);
     assert_cmp(out.addr, !=, bytes);
     assert_memory_equal(out.addr, bytes, sizeof bytes);
@@ -269,11 +269,11 @@ static void test_round_trip_fixed_arrays(void **state)
         chars[k] = (char)('A' + k);
     void *img;
     size_t len;
-    assert_int_equal(
-        skt_msg_pack(&img, &len, "i#c#s#f##U#", ints, 10, chars, 16, names, 3, grid, 2, 3, wide, 4),
-        SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "i#c#s#f##U#", ints2, 10, chars2, 16, names2, 3,
-                                    grid2, 2, 3, wide2, 4),
+    assert_int_equal(sk_image_pack(&img, &len, "i#c#s#f##U#", ints, 10, chars, 16, names, 3, grid,
+                                   2, 3, wide, 4),
+                     SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "i#c#s#f##U#", ints2, 10, chars2, 16, names2, 3,
+                                     grid2, 2, 3, wide2, 4),
                      SK_OK);
     assert_memory_equal(ints2, ints, sizeof ints);
     assert_memory_equal(chars2, chars, sizeof chars);
@@ -287,11 +287,11 @@ static void test_round_trip_fixed_arrays(void **state)
     /* a different '#' length is a different message */
     int32_t ints3[11];
     memset(ints3, 0x5a, sizeof ints3);
-    assert_int_equal(skt_msg_unpack(img, len, "i#c#s#f##U#", ints3, 11, chars2, 16, names2, 3,
-                                    grid2, 2, 3, wide2, 4),
+    assert_int_equal(sk_image_unpack(img, len, "i#c#s#f##U#", ints3, 11, chars2, 16, names2, 3,
+                                     grid2, 2, 3, wide2, 4),
                      SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "i#c#s#f##U#", ints3, 10, chars2, 16, names2, 3,
-                                    grid2, 3, 2, wide2, 4),
+    assert_int_equal(sk_image_unpack(img, len, "i#c#s#f##U#", ints3, 10, chars2, 16, names2, 3,
+                                     grid2, 3, 2, wide2, 4),
                      SK_EFORMAT);
     free_image(&img);
 }
@@ -345,22 +345,22 @@ static void test_round_trip_structs(void **state)
     void *img;
     size_t len;
 
-    assert_int_equal(skt_msg_pack(&img, &len, "S(ci)", &p), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "S(ci)", &p2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "S(ci)", &p), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "S(ci)", &p2), SK_OK);
     assert_int_equal(p2.c, 'q');
     assert_int_equal(p2.i, -7);
     free_image(&img);
 
-    assert_int_equal(skt_msg_pack(&img, &len, "S(cf)#", samples, 4), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "S(cf)#", samples2, 4), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "S(cf)#", samples, 4), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "S(cf)#", samples2, 4), SK_OK);
     for (int k = 0; k < 4; k++) {
         assert_int_equal(samples2[k].tag, samples[k].tag);
         assert_cmp(samples2[k].value, ==, samples[k].value);
     }
     free_image(&img);
 
-    assert_int_equal(skt_msg_pack(&img, &len, "S(i$(ii)fc)#", pr, 2), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "S(i$(ii)fc)#", pr2, 2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "S(i$(ii)fc)#", pr, 2), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "S(i$(ii)fc)#", pr2, 2), SK_OK);
     for (int k = 0; k < 2; k++) {
         assert_int_equal(pr2[k].a, pr[k].a);
         assert_int_equal(pr2[k].pt.x, pr[k].pt.x);
@@ -370,13 +370,13 @@ static void test_round_trip_structs(void **state)
     }
     free_image(&img);
 
-    assert_int_equal(skt_msg_pack(&img, &len, "S(c$(c$(cc))i)", &dr), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "S(c$(c$(cc))i)", &dr2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "S(c$(c$(cc))i)", &dr), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "S(c$(c$(cc))i)", &dr2), SK_OK);
     assert_memory_equal(&dr2, &dr, sizeof dr);
     free_image(&img);
 
-    assert_int_equal(skt_msg_pack(&img, &len, "S(s#i)", &nm, 3), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "S(s#i)", &nm2, 3), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "S(s#i)", &nm, 3), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "S(s#i)", &nm2, 3), SK_OK);
     assert_string_equal(nm2.names[0], "one");
     assert_null(nm2.names[1]);
     assert_string_equal(nm2.names[2], "three");
@@ -386,7 +386,7 @@ static void test_round_trip_structs(void **state)
     free_image(&img);
 
     /* tpl has no S inside S: nesting is $(...) */
-    assert_int_equal(skt_msg_pack(&img, &len, "S(S(i))", &dr), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "S(S(i))", &dr), SK_EINVAL);
 }
 
 /* Unpacking writes exactly what tpl_unpack writes: struct padding and the
@@ -399,8 +399,8 @@ static void test_unpack_leaves_padding_alone(void **state)
     memset(out, 0xEE, sizeof out);
     void *img;
     size_t len;
-    assert_int_equal(skt_msg_pack(&img, &len, "S(cf)#", in, 2), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "S(cf)#", out, 2), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "S(cf)#", in, 2), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "S(cf)#", out, 2), SK_OK);
     for (size_t k = 0; k < 2; k++) {
         size_t base = k * sizeof(struct sample);
         assert_int_equal(out[base + offsetof(struct sample, tag)], in[k].tag);
@@ -417,18 +417,18 @@ static void test_empty_format(void **state)
     (void)state;
     void *img = (void *)&img;
     size_t len = 99;
-    assert_int_equal(skt_msg_pack(&img, &len, NULL), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, NULL), SK_OK);
     assert_null(img);
     assert_int_equal(len, 0);
     img = (void *)&img;
-    assert_int_equal(skt_msg_pack(&img, &len, ""), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, ""), SK_OK);
     assert_null(img);
     assert_int_equal(len, 0);
 
     int32_t x = 5;
-    assert_int_equal(skt_msg_unpack(NULL, 0, NULL), SK_OK);
-    assert_int_equal(skt_msg_unpack(NULL, 0, ""), SK_OK);
-    assert_int_equal(skt_msg_unpack(NULL, 0, "i", &x), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(NULL, 0, NULL), SK_OK);
+    assert_int_equal(sk_image_unpack(NULL, 0, ""), SK_OK);
+    assert_int_equal(sk_image_unpack(NULL, 0, "i", &x), SK_EFORMAT);
     assert_int_equal(x, 5);
     assert_int_equal(sk_msg_validate(NULL, 0), SK_OK);
     char fmt[8] = "junk";
@@ -436,9 +436,9 @@ static void test_empty_format(void **state)
     assert_string_equal(fmt, "");
 
     /* a non-empty image does not unpack with an empty format */
-    assert_int_equal(skt_msg_pack(&img, &len, "i", &x), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, ""), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, NULL), SK_EFORMAT);
+    assert_int_equal(sk_image_pack(&img, &len, "i", &x), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, ""), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, NULL), SK_EFORMAT);
     free_image(&img);
 
     /* tpl's own image of the empty format (9 bytes) is a valid image of "" */
@@ -449,8 +449,8 @@ static void test_empty_format(void **state)
     tpl_free(tn);
     assert_int_equal(len, 9);
     assert_int_equal(sk_msg_validate(img, len), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, ""), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "i", &x), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, ""), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "i", &x), SK_EFORMAT);
     free_image(&img);
 }
 
@@ -463,20 +463,20 @@ static void test_format_mismatch_leaves_outputs_untouched(void **state)
     char *s = "text";
     void *img;
     size_t len;
-    assert_int_equal(skt_msg_pack(&img, &len, "is", &i, &s), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "is", &i, &s), SK_OK);
 
     int64_t big = 0x1111;
     int32_t i2 = 0x2222, i3 = 0x3333;
     char *s2 = (char *)"untouched";
     struct pair pr = {'p', 0x4444};
     double f = 0.5;
-    assert_int_equal(skt_msg_unpack(img, len, "Is", &big, &s2), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "i", &i2), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "isi", &i2, &s2, &i3), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "si", &s2, &i2), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "S(is)", &pr), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "if", &i2, &f), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "i#s", &i2, 1, &s2), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "Is", &big, &s2), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "i", &i2), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "isi", &i2, &s2, &i3), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "si", &s2, &i2), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "S(is)", &pr), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "if", &i2, &f), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "i#s", &i2, 1, &s2), SK_EFORMAT);
     assert_cmp(big, ==, 0x1111);
     assert_int_equal(i2, 0x2222);
     assert_int_equal(i3, 0x3333);
@@ -500,17 +500,17 @@ static void test_malformed_formats(void **state)
         void *img = (void *)dummy;
         size_t len = 3;
         /* the format is rejected before any argument is read */
-        assert_int_equal(skt_msg_pack(&img, &len, bad[k], dummy, dummy, dummy), SK_EINVAL);
+        assert_int_equal(sk_image_pack(&img, &len, bad[k], dummy, dummy, dummy), SK_EINVAL);
         assert_cmp(img, ==, (void *)dummy);
         assert_cmp(len, ==, 3);
-        assert_int_equal(skt_msg_unpack("tpl", 3, bad[k], dummy, dummy, dummy), SK_EINVAL);
+        assert_int_equal(sk_image_unpack("tpl", 3, bad[k], dummy, dummy, dummy), SK_EINVAL);
     }
     /* A(...) is well formed but cannot be filled by one variadic call */
     void *img = NULL;
     size_t len = 0;
-    assert_int_equal(skt_msg_pack(&img, &len, "A(i)", dummy), SK_EINVAL);
-    assert_int_equal(skt_msg_pack(&img, &len, "iA(s)", dummy, dummy), SK_EINVAL);
-    assert_int_equal(skt_msg_unpack("tpl", 3, "A(i)", dummy), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "A(i)", dummy), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "iA(s)", dummy, dummy), SK_EINVAL);
+    assert_int_equal(sk_image_unpack("tpl", 3, "A(i)", dummy), SK_EINVAL);
     assert_null(img);
 
     /* nesting beyond SK_MSG_MAX_NESTING */
@@ -527,28 +527,28 @@ static void test_malformed_formats(void **state)
     for (int d = 0; d <= SK_MSG_MAX_NESTING; d++)
         deep[at++] = ')';
     deep[at] = '\0';
-    assert_int_equal(skt_msg_pack(&img, &len, deep, dummy), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, deep, dummy), SK_EINVAL);
 
     /* a format longer than SK_MSG_MAX_FORMAT */
     char *long_fmt = malloc(SK_MSG_MAX_FORMAT + 2);
     assert_non_null(long_fmt);
     memset(long_fmt, 'c', SK_MSG_MAX_FORMAT + 1);
     long_fmt[SK_MSG_MAX_FORMAT + 1] = '\0';
-    assert_int_equal(skt_msg_pack(&img, &len, long_fmt, dummy), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, long_fmt, dummy), SK_EINVAL);
     free(long_fmt);
 
     /* bad arguments to a good format */
-    assert_int_equal(skt_msg_pack(&img, &len, "i#", dummy, 0), SK_EINVAL);
-    assert_int_equal(skt_msg_pack(&img, &len, "i#", dummy, -3), SK_EINVAL);
-    assert_int_equal(skt_msg_pack(&img, &len, "c##", dummy, 65536, 65536),
-                     SK_EINVAL);                                                    /* > INT_MAX */
-    assert_int_equal(skt_msg_pack(&img, &len, "i#", dummy, 0x20000000), SK_EINVAL); /* 2 GiB */
-    assert_int_equal(skt_msg_pack(&img, &len, "S(ci)#", dummy, 0x7fffffff), SK_EINVAL);
-    assert_int_equal(skt_msg_pack(&img, &len, "ii", dummy, NULL), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "i#", dummy, 0), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "i#", dummy, -3), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "c##", dummy, 65536, 65536),
+                     SK_EINVAL);                                                     /* > INT_MAX */
+    assert_int_equal(sk_image_pack(&img, &len, "i#", dummy, 0x20000000), SK_EINVAL); /* 2 GiB */
+    assert_int_equal(sk_image_pack(&img, &len, "S(ci)#", dummy, 0x7fffffff), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "ii", dummy, NULL), SK_EINVAL);
     tpl_bin no_bytes = {.addr = NULL, .sz = 4};
-    assert_int_equal(skt_msg_pack(&img, &len, "B", &no_bytes), SK_EINVAL);
-    assert_int_equal(skt_msg_unpack("tpl", 3, "i#", dummy, 0), SK_EINVAL);
-    assert_int_equal(skt_msg_unpack("tpl", 3, "is", dummy, NULL), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, &len, "B", &no_bytes), SK_EINVAL);
+    assert_int_equal(sk_image_unpack("tpl", 3, "i#", dummy, 0), SK_EINVAL);
+    assert_int_equal(sk_image_unpack("tpl", 3, "is", dummy, NULL), SK_EINVAL);
     assert_null(img);
 }
 
@@ -559,12 +559,12 @@ static void test_null_arguments(void **state)
     void *img = NULL;
     size_t len = 0;
     char buf[16];
-    assert_int_equal(skt_msg_pack(NULL, &len, "i", &x), SK_EINVAL);
-    assert_int_equal(skt_msg_pack(&img, NULL, "i", &x), SK_EINVAL);
-    assert_int_equal(skt_msg_unpack(NULL, 10, "i", &x), SK_EINVAL);
+    assert_int_equal(sk_image_pack(NULL, &len, "i", &x), SK_EINVAL);
+    assert_int_equal(sk_image_pack(&img, NULL, "i", &x), SK_EINVAL);
+    assert_int_equal(sk_image_unpack(NULL, 10, "i", &x), SK_EINVAL);
     assert_int_equal(sk_msg_validate(NULL, 10), SK_EINVAL);
     assert_int_equal(sk_msg_format(NULL, 10, buf, sizeof buf), SK_EINVAL);
-    assert_int_equal(skt_msg_pack(&img, &len, "i", &x), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "i", &x), SK_OK);
     assert_int_equal(sk_msg_format(img, len, NULL, 16), SK_EINVAL);
     assert_int_equal(sk_msg_format(img, len, buf, 0), SK_EINVAL);
     free_image(&img);
@@ -578,7 +578,7 @@ static void test_format_query(void **state)
     char *s = "s";
     void *img;
     size_t len;
-    assert_int_equal(skt_msg_pack(&img, &len, "iS(ci)#s", &x, pr, 2, &s), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "iS(ci)#s", &x, pr, 2, &s), SK_OK);
     char buf[SK_MSG_MAX_FORMAT + 1];
     assert_int_equal(sk_msg_format(img, len, buf, sizeof buf), SK_OK);
     assert_string_equal(buf, "iS(ci)#s");
@@ -617,7 +617,7 @@ static void test_array_images_validate(void **state)
     char buf[64];
     assert_int_equal(sk_msg_format(img, len, buf, sizeof buf), SK_OK);
     assert_string_equal(buf, "iA(s)A(A(i))");
-    assert_int_equal(skt_msg_unpack(img, len, "iA(s)A(A(i))", &i, &s, &i), SK_EINVAL);
+    assert_int_equal(sk_image_unpack(img, len, "iA(s)A(A(i))", &i, &s, &i), SK_EINVAL);
     for (size_t cut = 1; cut < len; cut++)
         assert_int_equal(sk_msg_validate(img, cut), SK_EFORMAT);
     free(img);
@@ -678,8 +678,8 @@ static tpl_node *mixed_map(union case_values *v)
 static int mixed_unpack(const void *img, size_t len, union case_values *v)
 {
     struct case_mixed *m = &v->mixed;
-    return skt_msg_unpack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
-                          &m->f);
+    return sk_image_unpack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
+                           &m->f);
 }
 static void mixed_release(union case_values *v)
 {
@@ -718,7 +718,7 @@ static tpl_node *strings_map(union case_values *v)
 }
 static int strings_unpack(const void *img, size_t len, union case_values *v)
 {
-    return skt_msg_unpack(img, len, "s#u", v->strings.names, 3, &v->strings.u);
+    return sk_image_unpack(img, len, "s#u", v->strings.names, 3, &v->strings.u);
 }
 static void strings_release(union case_values *v)
 {
@@ -738,7 +738,7 @@ static tpl_node *nested_map(union case_values *v)
 }
 static int nested_unpack(const void *img, size_t len, union case_values *v)
 {
-    return skt_msg_unpack(img, len, "S(j$(jv)i)#v", v->nested.rows, 3, &v->nested.v);
+    return sk_image_unpack(img, len, "S(j$(jv)i)#v", v->nested.rows, 3, &v->nested.v);
 }
 static void nested_release(union case_values *v)
 {
@@ -799,12 +799,12 @@ static void make_case_image(size_t which, void **img, size_t *len)
     int rc;
     if (which == 0) {
         struct case_mixed *m = &v.mixed;
-        rc = skt_msg_pack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
-                          &m->f);
+        rc = sk_image_pack(img, len, "isc#S(jIs)#Bf", &m->i, &m->s, m->tag, 5, m->recs, 2, &m->bin,
+                           &m->f);
     } else if (which == 1) {
-        rc = skt_msg_pack(img, len, "s#u", v.strings.names, 3, &v.strings.u);
+        rc = sk_image_pack(img, len, "s#u", v.strings.names, 3, &v.strings.u);
     } else {
-        rc = skt_msg_pack(img, len, "S(j$(jv)i)#v", v.nested.rows, 3, &v.nested.v);
+        rc = sk_image_pack(img, len, "S(j$(jv)i)#v", v.nested.rows, 3, &v.nested.v);
     }
     assert_int_equal(rc, SK_OK);
     tpl_node *tn = fuzz_cases[which].map(&v);
@@ -1134,14 +1134,14 @@ static void test_forged_lengths(void **state)
         memcpy(data + 4, "abcd", 4);
         size_t len = forge(img, "s", NULL, 0, data, 8);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-        assert_int_equal(skt_msg_unpack(img, len, "s", &s), SK_EFORMAT);
+        assert_int_equal(sk_image_unpack(img, len, "s", &s), SK_EFORMAT);
         len = forge(img, "B", NULL, 0, data, 8);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-        assert_int_equal(skt_msg_unpack(img, len, "B", &bin), SK_EFORMAT);
+        assert_int_equal(sk_image_unpack(img, len, "B", &bin), SK_EFORMAT);
         /* a fixed-array length in the header */
         len = forge(img, "c#", &huge[k], 1, "abcd", 4);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-        assert_int_equal(skt_msg_unpack(img, len, "c#", chars, 4), SK_EFORMAT);
+        assert_int_equal(sk_image_unpack(img, len, "c#", chars, 4), SK_EFORMAT);
         /* an array count */
         len = forge(img, "A(i)", NULL, 0, data, 8);
         assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
@@ -1159,7 +1159,7 @@ static void test_forged_lengths(void **state)
     /* the stored total disagrees with the buffer */
     len = forge(img, "i", NULL, 0, "\1\0\0\0", 4);
     assert_int_equal(sk_msg_validate(img, len), SK_OK);
-    assert_int_equal(skt_msg_unpack(img, len, "i", &x), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "i", &x), SK_OK);
     assert_int_equal(x, 1);
     img[4]++;
     assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
@@ -1216,7 +1216,7 @@ static void test_other_byte_order_and_old_strings(void **state)
     int32_t i = 0;
     int16_t j = 0;
     char *s = NULL;
-    assert_int_equal(skt_msg_unpack(img, len, "ijs", &i, &j, &s), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "ijs", &i, &j, &s), SK_OK);
     assert_int_equal(i, 0x01020304);
     assert_int_equal(j, -2);
     assert_string_equal(s, "hey");
@@ -1237,7 +1237,7 @@ static void test_other_byte_order_and_old_strings(void **state)
     img[3] = 0;
     char *a = (char *)"a", *b = (char *)"b";
     assert_int_equal(sk_msg_validate(img, len), SK_EFORMAT);
-    assert_int_equal(skt_msg_unpack(img, len, "ss", &a, &b), SK_EFORMAT);
+    assert_int_equal(sk_image_unpack(img, len, "ss", &a, &b), SK_EFORMAT);
     assert_string_equal(a, "a");
     tn = tpl_map("ss", &a, &b);
     assert_int_equal(tpl_load(tn, TPL_MEM, img, len), 0); /* tpl would go on */
@@ -1246,7 +1246,7 @@ static void test_other_byte_order_and_old_strings(void **state)
      * leaves it clear then) */
     len = forge(img, "i", NULL, 0, "\7\0\0\0", 4);
     img[3] = 0;
-    assert_int_equal(skt_msg_unpack(img, len, "i", &i), SK_OK);
+    assert_int_equal(sk_image_unpack(img, len, "i", &i), SK_OK);
     assert_int_equal(i, 7);
 }
 
@@ -1270,8 +1270,8 @@ static void test_out_of_memory_while_packing(void **state)
         void *img = (void *)&img;
         size_t len = 77;
         sk_msg_fail_alloc_after(after);
-        int rc = skt_msg_pack(&img, &len, "isc#S(jIs)#Bfs#", &m->i, &m->s, m->tag, 5, m->recs, 2,
-                              &m->bin, &m->f, many, 40);
+        int rc = sk_image_pack(&img, &len, "isc#S(jIs)#Bfs#", &m->i, &m->s, m->tag, 5, m->recs, 2,
+                               &m->bin, &m->f, many, 40);
         long left = sk_msg_fail_alloc_after(-1);
         if (rc == SK_OK) {
             assert_cmp(left, >=, 0); /* no allocation failed */
@@ -1312,7 +1312,7 @@ static void test_pack_is_byte_identical_to_tpl(void **state)
     do {                                                                                           \
         void *ours, *theirs;                                                                       \
         size_t ours_len, theirs_len;                                                               \
-        assert_int_equal(skt_msg_pack(&ours, &ours_len, fmt, __VA_ARGS__), SK_OK);                 \
+        assert_int_equal(sk_image_pack(&ours, &ours_len, fmt, __VA_ARGS__), SK_OK);                \
         tpl_node *tn = tpl_map(fmt, __VA_ARGS__);                                                  \
         assert_non_null(tn);                                                                       \
         assert_int_equal(tpl_pack(tn, 0), 0);                                                      \
@@ -1348,12 +1348,12 @@ static void test_out_of_memory_while_unpacking(void **state)
         many[k] = k % 3 ? "some text" : NULL;
     void *img;
     size_t len;
-    assert_int_equal(skt_msg_pack(&img, &len, "s#", many, 40), SK_OK);
+    assert_int_equal(sk_image_pack(&img, &len, "s#", many, 40), SK_OK);
     for (long after = 0;; after++) {
         char *out[40];
         memset(out, 0x5a, sizeof out);
         sk_msg_fail_alloc_after(after);
-        int rc = skt_msg_unpack(img, len, "s#", out, 40);
+        int rc = sk_image_unpack(img, len, "s#", out, 40);
         long left = sk_msg_fail_alloc_after(-1);
         if (rc == SK_OK) {
             assert_cmp(left, >=, 0);
@@ -1447,9 +1447,9 @@ static void *thread_main(void *arg)
         size_t len = 0;
         if (job->inject)
             sk_msg_fail_alloc_after(n % 13);
-        int rc = skt_msg_pack(&img, &len, "isS(ci)#", &i, &s, pr, 3);
+        int rc = sk_image_pack(&img, &len, "isS(ci)#", &i, &s, pr, 3);
         if (rc == SK_OK)
-            rc = skt_msg_unpack(img, len, "isS(ci)#", &i2, &s2, pr2, 3);
+            rc = sk_image_unpack(img, len, "isS(ci)#", &i2, &s2, pr2, 3);
         if (job->inject)
             sk_msg_fail_alloc_after(-1);
         free(img);

@@ -148,7 +148,7 @@ static int tell_hand(sk_process *p, int k)
 
 static int pack_hand(int k, void **img, size_t *len)
 {
-    HAND_CASES(skt_msg_pack, img, len, );
+    HAND_CASES(sk_image_pack, img, len, );
 }
 
 /* ------------------------------------------------------------ tellers */

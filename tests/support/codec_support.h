@@ -6,7 +6,6 @@
  *
  *   structs   the C twins of the S(...) formats the tests use
  *   frames    the frame layout channel.c writes, and put_frame
- *   pack      variadic wrappers of sk_msg_pack and sk_msg_unpack
  *   images    tpl images of fourteen kinds of format whose values come
  *             from a source (a pseudo-random generator in the tests, the
  *             fuzzer's input in fuzz_decoder), each also packed by
@@ -103,26 +102,6 @@ static inline void put_frame(unsigned char *out, size_t *n, uint32_t magic, uint
     *n = padded;
 }
 
-/* ---------------------------------------------------------------- pack */
-
-static inline int skt_msg_pack(void **img, size_t *len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sk_msg_pack(fmt, ap, img, len);
-    va_end(ap);
-    return rc;
-}
-
-static inline int skt_msg_unpack(const void *img, size_t len, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    int rc = sk_msg_unpack(img, len, fmt, ap);
-    va_end(ap);
-    return rc;
-}
-
 /* -------------------------------------------------------------- images */
 
 /* Where a generated image's values come from: take(ctx, k) gives the next
@@ -215,7 +194,7 @@ static inline void skt_take_bytes(struct skt_source *s, unsigned char *out, size
         tn = tpl_map(fmt, __VA_ARGS__);                                                            \
         if (tn != NULL)                                                                            \
             tpl_pack(tn, 0);                                                                       \
-        mine_rc = skt_msg_pack(&mine, &im->mine_len, fmt, __VA_ARGS__);                            \
+        mine_rc = sk_image_pack(&mine, &im->mine_len, fmt, __VA_ARGS__);                           \
     } while (0)
 
 /* Makes an image of kind k whose values come from s. Returns NULL, or what
@@ -400,7 +379,7 @@ static inline int skt_probe(enum skt_kind k, int n, const void *img, size_t len)
     switch (k) {
     case SKT_K_INT: {
         int32_t v;
-        rc = skt_msg_unpack(img, len, "i", &v);
+        rc = sk_image_unpack(img, len, "i", &v);
         break;
     }
     case SKT_K_ATOMS: {
@@ -412,31 +391,31 @@ static inline int skt_probe(enum skt_kind k, int n, const void *img, size_t len)
         uint16_t v;
         char c;
         double f;
-        rc = skt_msg_unpack(img, len, "iuIUjvcf", &i, &u, &I, &U, &j, &v, &c, &f);
+        rc = sk_image_unpack(img, len, "iuIUjvcf", &i, &u, &I, &U, &j, &v, &c, &f);
         break;
     }
     case SKT_K_STR: {
         char *s = NULL;
-        rc = skt_msg_unpack(img, len, "s", &s);
+        rc = sk_image_unpack(img, len, "s", &s);
         if (rc == SK_OK)
             free(s);
         break;
     }
     case SKT_K_BIN: {
         tpl_bin b = {0};
-        rc = skt_msg_unpack(img, len, "B", &b);
+        rc = sk_image_unpack(img, len, "B", &b);
         if (rc == SK_OK)
             free(b.addr);
         break;
     }
     case SKT_K_IARR: {
         int32_t a[16];
-        rc = skt_msg_unpack(img, len, "i#", a, n < 1 ? 1 : n > 16 ? 16 : n);
+        rc = sk_image_unpack(img, len, "i#", a, n < 1 ? 1 : n > 16 ? 16 : n);
         break;
     }
     case SKT_K_SARR: {
         char *s[4] = {NULL};
-        rc = skt_msg_unpack(img, len, "s#", s, 4);
+        rc = sk_image_unpack(img, len, "s#", s, 4);
         if (rc == SK_OK)
             for (int q = 0; q < 4; q++)
                 free(s[q]);
@@ -444,19 +423,19 @@ static inline int skt_probe(enum skt_kind k, int n, const void *img, size_t len)
     }
     case SKT_K_STRUCT: {
         struct is v = {0, NULL};
-        rc = skt_msg_unpack(img, len, "S(is)", &v);
+        rc = sk_image_unpack(img, len, "S(is)", &v);
         if (rc == SK_OK)
             free(v.s);
         break;
     }
     case SKT_K_STRUCTS: {
         struct cif v[3];
-        rc = skt_msg_unpack(img, len, "S(cif)#", v, 3);
+        rc = sk_image_unpack(img, len, "S(cif)#", v, 3);
         break;
     }
     case SKT_K_NESTED: {
         struct lvl0 v[2];
-        rc = skt_msg_unpack(img, len, "S(i$(Ii$(Ijc)))#", v, 2);
+        rc = sk_image_unpack(img, len, "S(i$(Ii$(Ijc)))#", v, 2);
         break;
     }
     case SKT_K_MIXED: {
@@ -466,7 +445,7 @@ static inline int skt_probe(enum skt_kind k, int n, const void *img, size_t len)
         tpl_bin b = {0};
         uint64_t U[2];
         double f;
-        rc = skt_msg_unpack(img, len, "cS(ii)sBU#f", &c, &pair, &s, &b, U, 2, &f);
+        rc = sk_image_unpack(img, len, "cS(ii)sBU#f", &c, &pair, &s, &b, U, 2, &f);
         if (rc == SK_OK) {
             free(s);
             free(b.addr);
@@ -478,7 +457,7 @@ static inline int skt_probe(enum skt_kind k, int n, const void *img, size_t len)
     case SKT_K_A_NESTED:
     case SKT_K_A_MIXED: {
         uint64_t sink[8];
-        rc = skt_msg_unpack(img, len, skt_kind_format[k], sink, sink, sink);
+        rc = sk_image_unpack(img, len, skt_kind_format[k], sink, sink, sink);
         break;
     }
     case SKT_K_COUNT:
