@@ -436,8 +436,10 @@ static int namer_handle(sk_step *self, sk_task *tasks, size_t count)
     indexed *nm = SK_CONTAINER_OF(self, indexed, base);
     for (size_t t = 0; t < count; t++) {
         named *r = tasks[t].record;
-        if (r->n == 999)
-            return sk_task_fail(self, &tasks[t], 5, "999 refused"), 0;
+        if (r->n == 999) { /* fails alone: the rest of the batch is still handled */
+            sk_task_fail(self, &tasks[t], 5, "999 refused");
+            continue;
+        }
         size_t len = strlen(r->name);
         char *name = malloc(len + 3);
         memcpy(name, r->name, len);
@@ -470,12 +472,24 @@ static void test_tpl_records(void **state)
     indexed s[3];
     sk_flow *flow = three_indexed(&cfg, s, &namer_class, 4);
     assert_int_equal(sk_flow_start(flow), SK_OK);
-    char name[32];
+    char names[20][16];
+    named in[20];
     for (int i = 0; i < 20; i++) {
-        snprintf(name, sizeof name, "task%d", i);
-        named r = {.n = i == 7 ? 999 : (i == 9 ? 500 : i), .name = name};
-        assert_int_equal(sk_flow_submit(flow, &r, 10.0, 0, NULL), SK_OK);
+        snprintf(names[i], sizeof names[i], "task%d", i);
+        in[i] = (named){.n = i == 7 ? 999 : (i == 9 ? 500 : i), .name = names[i]};
     }
+    /* Tasks 5 to 8 go in one frame, which step 0 handles as one batch (a
+     * frame is never split, and it is batch_size long): task 8 comes after
+     * the task that fails in that batch, and is handled all the same. The
+     * others go one by one, so their batches are whatever is queued. */
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(sk_flow_submit(flow, &in[i], 10.0, 0, NULL), SK_OK);
+    size_t submitted = 0;
+    assert_int_equal(sk_flow_submit_many(flow, &in[5], 4, 10.0, 0, NULL, &submitted), SK_OK);
+    assert_int_equal(submitted, 4);
+    for (int i = 9; i < 20; i++)
+        assert_int_equal(sk_flow_submit(flow, &in[i], 10.0, 0, NULL), SK_OK);
+    char name[32];
     char big[300];
     memset(big, 'y', sizeof big - 1);
     big[sizeof big - 1] = '\0';
