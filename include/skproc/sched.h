@@ -604,15 +604,26 @@ typedef int (*sk_sched_register_fn)(sk_sched *s);
 
 /* Loads tasks from shared objects, as the seed's loader imports every
  * tasks.py under a folder: every regular file under dir whose path
- * relative to dir matches pattern (fnmatch patterns, where a "**" segment spans any number of
- * folders:
- * "**" then "/tasks.so" is every tasks.so; "jobs/" then "*.so" is the .so
- * files in jobs), in sorted path order, is dlopen'ed and its
- * skproc_sched_register called. Returns the number of libraries loaded,
- * or SK_EINVAL when one failed to load, lacks the function or its function
- * failed (sk_last_error_message names each file with dlerror's or the
- * function's words; the others are loaded), or SK_ESYS when dir cannot be
- * read. Libraries stay loaded until sk_sched_release. */
+ * relative to dir matches pattern, in sorted path order (byte order), is
+ * dlopen'ed (RTLD_NOW | RTLD_LOCAL) and its skproc_sched_register called.
+ * pattern is matched segment by segment with fnmatch (FNM_PATHNAME |
+ * FNM_PERIOD: '*' stays within a folder name and does not match a leading
+ * '.'), where a "**" segment spans any number of folders, none too, that do
+ * not start with '.': "**" then "/tasks.so" is every tasks.so; "jobs/" then
+ * "*.so" is the .so files in jobs. Links to files are followed, links to
+ * folders are not.
+ * Returns the number of libraries loaded (0 when nothing matched), or
+ *   SK_EINVAL  a bad argument or pattern (empty, absolute, an empty
+ *              segment); or some library failed to load, lacks the function
+ *              or its function returned non-zero: sk_last_error_message
+ *              names each such file with dlerror's or the function's words
+ *              (and what sk_last_error_message said when it returned); the
+ *              others are loaded
+ *   SK_ESYS    dir cannot be read
+ * Libraries stay loaded until sk_sched_release, also one whose function
+ * failed (the tasks it added point into it). A task library leaves
+ * skproc's functions undefined: the program that loads it must export
+ * them (link with libskproc.so, or with libskproc.a whole and -rdynamic). */
 int sk_sched_load(sk_sched *s, const char *dir, const char *pattern);
 
 /* ------------------------------------------------------------- the log */
