@@ -193,9 +193,10 @@ static void run_finish(struct cycle *c, sk_task_run *r, bool orphan)
     s->run_ended = true;
     sk_task_touch(s, t);
     sk_task_touch_dependents(s, t->name);
-    if (orphan)
+    if (orphan) {
+        s->libs.keep_loaded = true; /* its code may be in a loaded library */
         sk_run_orphan(r);
-    else
+    } else
         sk_run_free(r);
 }
 

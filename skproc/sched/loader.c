@@ -13,6 +13,7 @@
 #include "sched/loader.h"
 
 #include "core/error.h"
+#include "sched/session.h"
 
 #include <dirent.h>
 #include <dlfcn.h>
@@ -381,9 +382,10 @@ static bool load_one(struct sched_libs *libs, sk_sched *s, const char *rel, cons
     return true;
 }
 
-int sk_sched_libs_load(struct sched_libs *libs, sk_sched *s, const char *dir, const char *pattern)
+/* sk_sched_load's work, the handles kept in libs. */
+static int libs_load(struct sched_libs *libs, sk_sched *s, const char *dir, const char *pattern)
 {
-    if (libs == NULL || s == NULL || dir == NULL || pattern == NULL)
+    if (s == NULL || dir == NULL || pattern == NULL)
         return sk_refuse(SK_EINVAL, "sk_sched_load: %s is NULL",
                          s == NULL     ? "the session"
                          : dir == NULL ? "dir"
@@ -411,7 +413,8 @@ int sk_sched_libs_load(struct sched_libs *libs, sk_sched *s, const char *dir, co
         rc = sk_refuse(SK_ENOMEM, "sk_sched_load: out of memory");
         goto out;
     }
-    qsort(w.files, w.count, sizeof *w.files, compare_paths);
+    if (w.count > 1) /* qsort wants an array, even of none */
+        qsort(w.files, w.count, sizeof *w.files, compare_paths);
 
     size_t dir_len = strlen(dir);
     bool slash = dir_len > 0 && dir[dir_len - 1] == '/';
@@ -442,12 +445,20 @@ out:
     return rc;
 }
 
+int sk_sched_load(sk_sched *s, const char *dir, const char *pattern)
+{
+    return libs_load(s != NULL ? &s->libs : NULL, s, dir, pattern);
+}
+
 void sk_sched_libs_close(struct sched_libs *libs)
 {
     if (libs == NULL)
         return;
-    while (libs->count > 0)
-        dlclose(libs->handles[--libs->count]);
+    while (libs->count > 0) {
+        void *h = libs->handles[--libs->count];
+        if (!libs->keep_loaded)
+            dlclose(h);
+    }
     free(libs->handles);
     libs->handles = NULL;
     libs->cap = 0;

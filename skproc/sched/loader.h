@@ -4,10 +4,10 @@
  * pattern, the walk under a folder, and the libraries a session keeps
  * loaded until it is released.
  *
- * A session holds one struct sched_libs, zeroed at creation. sk_sched_load
- * adds to it; sk_sched_release calls sk_sched_libs_close last, once no
- * task and no run is left: the tasks' functions and arguments live in the
- * libraries' code and data.
+ * A session holds one struct sched_libs (session.h), zeroed at creation.
+ * sk_sched_load adds to it; sk_sched_release calls sk_sched_libs_close
+ * last, once no task and no run is left: the tasks' functions and
+ * arguments live in the libraries' code and data.
  */
 #ifndef SKPROC_SCHED_LOADER_H
 #define SKPROC_SCHED_LOADER_H
@@ -21,12 +21,12 @@
 struct sched_libs {
     void **handles;
     size_t count, cap;
+    bool keep_loaded; /* a thread run was let go of at shutdown (cycle.c): its code may
+                       * still run, so the libraries are never closed */
 };
 
-/* sk_sched_load's work, the handles kept in libs (see sched.h). */
-int sk_sched_libs_load(struct sched_libs *libs, sk_sched *s, const char *dir, const char *pattern);
-
-/* dlcloses every library in libs, latest first, and empties it. */
+/* dlcloses every library in libs, latest first (unless keep_loaded), and
+ * empties it. */
 void sk_sched_libs_close(struct sched_libs *libs);
 
 /* True when path (relative, '/'-separated) matches pattern: segment by

@@ -124,6 +124,7 @@ void sk_sched_release(sk_sched *s)
         sk_run_log_close(s->log);
     sk_wait_close(s);
     free(s->log_path);
+    sk_sched_libs_close(&s->libs); /* last: the tasks' code and data were in them */
     free(s);
 }
 

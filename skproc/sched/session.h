@@ -32,6 +32,8 @@
 
 #include "skproc.h"
 
+#include "sched/loader.h"
+
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
@@ -371,6 +373,8 @@ struct sk_sched {
     int64_t armed_clock, armed_mono;
     _Atomic int shutdown_asked;
     int signal_slot; /* in wait.c's table while sk_sched_run runs; -1 */
+
+    struct sched_libs libs; /* loader.c: what sk_sched_load loaded, closed last */
 };
 
 /* The session clock (cfg.clock, or CLOCK_REALTIME), ns. */
