@@ -206,16 +206,26 @@ struct walk {
     bool no_memory;
 };
 
+/* array (count of *cap elements of elem bytes used) with room for one
+ * more: array itself, or a copy twice the size; NULL when out of memory
+ * (array stays as it was). */
+static void *room_for_one(void *array, size_t elem, size_t count, size_t *cap)
+{
+    if (count < *cap)
+        return array;
+    size_t n = *cap ? *cap * 2 : 16;
+    void *grown = realloc(array, n * elem);
+    if (grown != NULL)
+        *cap = n;
+    return grown;
+}
+
 static bool walk_keep(struct walk *w)
 {
-    if (w->count == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 16;
-        char **f = realloc(w->files, cap * sizeof *f);
-        if (f == NULL)
-            return false;
-        w->files = f;
-        w->cap = cap;
-    }
+    char **files = room_for_one(w->files, sizeof *w->files, w->count, &w->cap);
+    if (files == NULL)
+        return false;
+    w->files = files;
     if ((w->files[w->count] = strdup(w->path)) == NULL)
         return false;
     w->count++;
@@ -318,19 +328,6 @@ static int compare_paths(const void *a, const void *b)
 
 /* -------------------------------------------------------------- loading */
 
-static bool libs_reserve(struct sched_libs *libs)
-{
-    if (libs->count < libs->cap)
-        return true;
-    size_t cap = libs->cap ? libs->cap * 2 : 8;
-    void **h = realloc(libs->handles, cap * sizeof *h);
-    if (h == NULL)
-        return false;
-    libs->handles = h;
-    libs->cap = cap;
-    return true;
-}
-
 /* dlerror's text without the full path it starts with (the failure names
  * the file already). */
 static const char *without_path(const char *err, const char *full)
@@ -426,10 +423,12 @@ static int libs_load(struct sched_libs *libs, sk_sched *s, const char *dir, cons
             failure_add(&fail, w.files[i], "the path is too long");
             continue;
         }
-        if (!libs_reserve(libs)) {
+        void **handles = room_for_one(libs->handles, sizeof *handles, libs->count, &libs->cap);
+        if (handles == NULL) {
             rc = sk_refuse(SK_ENOMEM, "sk_sched_load: out of memory");
             goto out;
         }
+        libs->handles = handles;
         if (load_one(libs, s, w.files[i], full, &fail))
             loaded++;
     }
