@@ -108,6 +108,19 @@ static inline void skt_sched_end(struct skt_sched *k)
     assert_no_children();
 }
 
+/* skt_sched_end for a session whose process-class tasks' handles (n of
+ * them) keep their last run's descriptors until released: released after
+ * the session, before the check. */
+static inline void skt_sched_end_with(struct skt_sched *k, sk_process **handles, size_t n)
+{
+    sk_sched_release(k->s);
+    k->s = NULL;
+    for (size_t i = 0; i < n; i++)
+        sk_release(handles[i]);
+    assert_int_equal(skt_fd_count(), k->fds_before);
+    assert_no_children();
+}
+
 /* Adds a task or fails the test with the session's reason. */
 static inline void skt_add(struct skt_sched *k, const sk_sched_task *t)
 {
