@@ -339,14 +339,35 @@ int runlog_memory_insert(runlog_memory *m, int64_t id, const char *task, int64_t
     return SK_OK;
 }
 
-int runlog_memory_finish(runlog_memory *m, int64_t id, int64_t end, sk_run_outcome outcome,
-                         const sk_error *error, const void *value, size_t value_len)
+/* Run id, when it is still going: SK_EINVAL when there is no such run,
+ * SK_ESTATE when it has ended. */
+static int running_run(runlog_memory *m, int64_t id, mem_run **out)
 {
     mem_run *r = run_find(m, id);
     if (r == NULL)
         return sk_refuse(SK_EINVAL, "no run with id %lld in the run log", (long long)id);
     if (r->outcome != SK_RUN_RUNNING)
         return sk_refuse(SK_ESTATE, "run %lld has ended already", (long long)id);
+    *out = r;
+    return SK_OK;
+}
+
+int runlog_memory_running_task(runlog_memory *m, int64_t id, const char **task)
+{
+    mem_run *r;
+    int rc = running_run(m, id, &r);
+    if (rc == SK_OK)
+        *task = r->task->name;
+    return rc;
+}
+
+int runlog_memory_finish(runlog_memory *m, int64_t id, int64_t end, sk_run_outcome outcome,
+                         const sk_error *error, const void *value, size_t value_len)
+{
+    mem_run *r;
+    int rc = running_run(m, id, &r);
+    if (rc != SK_OK)
+        return rc;
     mem_error *e = NULL;
     unsigned char *v = NULL;
     if (error != NULL && outcome != SK_RUN_SUCCEEDED && (e = error_copy(error)) == NULL)

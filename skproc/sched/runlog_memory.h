@@ -31,6 +31,10 @@ int runlog_memory_insert(runlog_memory *m, int64_t id, const char *task, int64_t
 int runlog_memory_finish(runlog_memory *m, int64_t id, int64_t end, sk_run_outcome outcome,
                          const sk_error *error, const void *value, size_t value_len);
 
+/* The task of run id, when it is still going (*task valid until the run
+ * ends); SK_EINVAL: no such run, SK_ESTATE: it has ended. */
+int runlog_memory_running_task(runlog_memory *m, int64_t id, const char **task);
+
 /* The greatest id so far (0: none). */
 int64_t runlog_memory_last_id(const runlog_memory *m);
 
