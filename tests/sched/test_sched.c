@@ -783,6 +783,63 @@ static void test_reentry_refused(void **state)
     skt_sched_end(k);
 }
 
+/* ------------------------------------------------------- missed runs */
+
+static int count_arg_fn(sk_task_run *run, void *arg)
+{
+    (void)run;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 0;
+}
+
+/* One session of the missed-runs test at `at`: both tasks added, a few
+ * cycles, released. */
+static void missed_session(const sk_sched_config *cfg, const char *at, _Atomic int *once,
+                           _Atomic int *skip)
+{
+    struct skt_sched *k = skt_sched_new_at(cfg, false, skt_at(at));
+    sk_sched_task a = {.name = "once",
+                       .start = "daily between 10:00 and 11:00",
+                       .fn = count_arg_fn,
+                       .arg = once,
+                       .mode = SK_TASK_MAIN,
+                       .missed = SK_MISSED_RUN_ONCE};
+    sk_sched_task b = {.name = "skip",
+                       .start = "daily between 10:00 and 11:00",
+                       .fn = count_arg_fn,
+                       .arg = skip,
+                       .mode = SK_TASK_MAIN};
+    skt_add(k, &a);
+    skt_add(k, &b);
+    for (int i = 0; i < 3; i++)
+        skt_step(k);
+    skt_join(k);
+    skt_sched_end(k);
+}
+
+/* A start that was due while no session ran: SK_MISSED_RUN_ONCE runs it
+ * once at the first cycle, however many windows passed; the default skips
+ * it. Sessions in turn on one SQLite log. */
+static void test_missed_runs(void **state)
+{
+    (void)state;
+    skt_tz("UTC");
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs.sqlite", skt_use_tmpdir("skt-sched-missed"));
+    sk_sched_config cfg = {.log_path = path};
+    _Atomic int once = 0, skip = 0;
+    missed_session(&cfg, "2024-03-04 09:05 +0000", &once, &skip); /* before the window */
+    assert_int_equal(atomic_load(&once), 0);
+    missed_session(&cfg, "2024-03-06 12:00 +0000", &once, &skip); /* three windows missed */
+    assert_int_equal(atomic_load(&once), 1);
+    assert_int_equal(atomic_load(&skip), 0);
+    missed_session(&cfg, "2024-03-06 12:30 +0000", &once, &skip); /* none since */
+    assert_int_equal(atomic_load(&once), 1);
+    missed_session(&cfg, "2024-03-07 10:30 +0000", &once, &skip); /* inside the window: both */
+    assert_int_equal(atomic_load(&once), 2);
+    assert_int_equal(atomic_load(&skip), 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -805,6 +862,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_shutdown_condition),
         SKT_TEST(test_run_crash),
         SKT_TEST(test_reentry_refused),
+        SKT_TEST(test_missed_runs),
     };
     return skt_run(argc, argv, tests);
 }

@@ -7,7 +7,8 @@
  * the grace, every run logged terminated, the old signal handlers back,
  * and after sk_sched_release no descriptor, no child and no grandchild
  * left. A SIGTERM sent to a task's own process is that process's, not the
- * session's.
+ * session's. A scheduler process SIGKILLed and started again on its SQLite
+ * log neither loses nor repeats a run.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -21,6 +22,7 @@
 #include "cond_support.h"
 #include "sched_support.h"
 
+#include <poll.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -230,12 +232,189 @@ static void test_sigterm_to_a_task_is_its_own(void **state)
     assert_no_children();
 }
 
+/* ----------------------------------------------- SIGKILL and restart */
+
+/* The fake clock and what the scheduler process did, shared with it. */
+struct restart_page {
+    _Atomic int64_t now;
+    _Atomic int cycles; /* of the running scheduler process */
+    _Atomic int stop;   /* the test asks it to end */
+    _Atomic int daily_runs, every_runs, long_runs;
+    _Atomic pid_t long_worker;
+};
+
+static int64_t page_clock(void *arg)
+{
+    return atomic_load(&((struct restart_page *)arg)->now);
+}
+
+static int daily_fn(sk_task_run *run, void *arg)
+{
+    (void)run;
+    atomic_fetch_add(&((struct restart_page *)arg)->daily_runs, 1);
+    return 0;
+}
+
+static int every_fn(sk_task_run *run, void *arg)
+{
+    (void)run;
+    atomic_fetch_add(&((struct restart_page *)arg)->every_runs, 1);
+    return 0;
+}
+
+static int long_fn(sk_task_run *run, void *arg)
+{
+    struct restart_page *page = arg;
+    atomic_store(&page->long_worker, getpid());
+    atomic_fetch_add(&page->long_runs, 1);
+    while (!sk_task_stopping(run))
+        skt_sleep(0.001);
+    return 0;
+}
+
+/* A scheduler process on the SQLite log at path, stepping on the page's
+ * clock until the test says stop (or kills it). */
+static _Noreturn void scheduler_main(struct restart_page *page, const char *path)
+{
+    sk_sched *s;
+    sk_sched_config cfg = {.log_path = path,
+                           .clock = page_clock,
+                           .clock_arg = page,
+                           .no_signals = true,
+                           .shutdown_grace = 0.5};
+    if (sk_sched_create(&s, &cfg) != SK_OK)
+        _exit(10);
+    sk_sched_task tasks[] = {
+        {.name = "daily",
+         .start = "daily after 08:00",
+         .fn = daily_fn,
+         .arg = page,
+         .mode = SK_TASK_THREAD},
+        {.name = "every", .start = "every 10 seconds", .fn = every_fn, .arg = page},
+        {.name = "long", .start = "daily after 08:00", .fn = long_fn, .arg = page},
+    };
+    for (size_t i = 0; i < 3; i++)
+        if (sk_sched_add(s, &tasks[i], NULL, 0) != SK_OK)
+            _exit(11);
+    while (!atomic_load(&page->stop)) {
+        if (sk_sched_step(s) != SK_OK)
+            _exit(12);
+        atomic_fetch_add(&page->cycles, 1);
+        struct pollfd pfd = {.fd = sk_sched_fd(s), .events = POLLIN};
+        poll(&pfd, 1, 10);
+    }
+    sk_sched_release(s);
+    _exit(0);
+}
+
+static pid_t start_scheduler(struct restart_page *page, const char *path)
+{
+    atomic_store(&page->cycles, 0);
+    fflush(NULL);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0)
+        scheduler_main(page, path);
+    assert_true(pid > 1);
+    return pid;
+}
+
+/* Waits until the scheduler process made n more cycles. */
+static void wait_cycles(struct restart_page *page, int n)
+{
+    int from = atomic_load(&page->cycles);
+    skt_wait_until(atomic_load(&page->cycles) >= from + n, 10 * skt_slowdown());
+}
+
+struct log_count {
+    const char *task;
+    int64_t runs, by_outcome[4];
+    bool recovered; /* a failed run with the recovery's error (SK_ECLOSED) */
+};
+
+static int log_count_fn(const sk_run_record *r, void *arg)
+{
+    struct log_count *c = arg;
+    c->runs++;
+    if ((unsigned)r->outcome < 4)
+        c->by_outcome[r->outcome]++;
+    if (r->outcome == SK_RUN_FAILED && r->error != NULL && r->error->reason == SK_ECLOSED)
+        c->recovered = true;
+    return 0;
+}
+
+static struct log_count log_count(const char *path, const char *task)
+{
+    sk_run_log *log;
+    assert_int_equal(sk_run_log_open(path, &log), SK_OK);
+    struct log_count c = {.task = task};
+    assert_true(sk_run_log_runs(log, task, SK_COND_NEVER, log_count_fn, &c) >= 0);
+    sk_run_log_close(log);
+    return c;
+}
+
+/* A scheduler process SIGKILLed mid-run and started again on the same
+ * SQLite log: the daily task does not run twice, the run the kill cut is
+ * logged failed (not lost), every run made is logged exactly once, and the
+ * killed process's task process is gone. */
+static void test_sigkill_restart_sqlite(void **state)
+{
+    (void)state;
+    skt_tz("UTC");
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs.sqlite", skt_use_tmpdir("skt-sched-restart"));
+    struct restart_page *page = skt_shared(sizeof *page);
+    int64_t day1 = skt_at("2024-03-04 09:00 +0000");
+    atomic_store(&page->now, day1);
+
+    pid_t a = start_scheduler(page, path);
+    skt_wait_until(atomic_load(&page->daily_runs) == 1 && atomic_load(&page->every_runs) == 1 &&
+                       atomic_load(&page->long_runs) == 1,
+                   10 * skt_slowdown());
+    atomic_fetch_add(&page->now, 10 * SKT_NS);
+    skt_wait_until(atomic_load(&page->every_runs) == 2, 10 * skt_slowdown());
+    skt_wait_until(log_count(path, "every").by_outcome[SK_RUN_SUCCEEDED] == 2, 10 * skt_slowdown());
+    pid_t long_worker = atomic_load(&page->long_worker);
+    assert_true(long_worker > 1);
+    assert_int_equal(kill(a, SIGKILL), 0);
+    assert_int_equal(wait_exit(a, 10), 128 + SIGKILL);
+    skt_wait_until(skt_pid_ended(long_worker), 5 * skt_slowdown()); /* parent death */
+
+    pid_t b = start_scheduler(page, path);
+    wait_cycles(page, 5);
+    assert_int_equal(atomic_load(&page->daily_runs), 1); /* not twice */
+    assert_int_equal(atomic_load(&page->long_runs), 1);
+    assert_int_equal(atomic_load(&page->every_runs), 2);
+    atomic_fetch_add(&page->now, 10 * SKT_NS);
+    skt_wait_until(atomic_load(&page->every_runs) == 3, 10 * skt_slowdown());
+    atomic_store(&page->now, skt_at("2024-03-05 08:00 +0000") + 5 * SKT_NS); /* the next day */
+    skt_wait_until(atomic_load(&page->daily_runs) == 2 && atomic_load(&page->long_runs) == 2,
+                   10 * skt_slowdown());
+    wait_cycles(page, 3);
+    atomic_store(&page->stop, 1);
+    assert_int_equal(wait_exit(b, 10 * skt_slowdown()), 0);
+    assert_no_children();
+
+    struct log_count daily = log_count(path, "daily");
+    assert_int_equal(daily.runs, 2);
+    assert_int_equal(daily.by_outcome[SK_RUN_SUCCEEDED], 2);
+    struct log_count lng = log_count(path, "long");
+    assert_int_equal(lng.runs, 2);
+    assert_int_equal(lng.by_outcome[SK_RUN_FAILED], 1); /* cut by the kill, recovered */
+    assert_true(lng.recovered);
+    assert_int_equal(lng.by_outcome[SK_RUN_TERMINATED], 1); /* ended by the release */
+    struct log_count every = log_count(path, "every");
+    assert_int_equal(every.runs, atomic_load(&page->every_runs));
+    assert_int_equal(every.by_outcome[SK_RUN_RUNNING], 0);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
         SKT_TEST(test_sigterm_shutdown),
         SKT_TEST(test_sigint_shutdown),
         SKT_TEST(test_sigterm_to_a_task_is_its_own),
+        SKT_TEST(test_sigkill_restart_sqlite),
     };
     return skt_run(argc, argv, tests);
 }

@@ -70,14 +70,15 @@ static void skt_sched_release_ref(void *arg)
     k->s = NULL;
 }
 
-/* A session on the fake clock (at SKT_T0) unless real_clock; cfg may
+/* A session on the fake clock (at start) unless real_clock; cfg may
  * carry options (its clock and on_run are set here). Released by the
  * teardown when the test ends early. */
-static inline struct skt_sched *skt_sched_new(const sk_sched_config *cfg, bool real_clock)
+static inline struct skt_sched *skt_sched_new_at(const sk_sched_config *cfg, bool real_clock,
+                                                 int64_t start)
 {
     struct skt_sched *k = xcalloc(1, sizeof *k);
     k->fds_before = skt_fd_count();
-    atomic_store(&k->now, SKT_T0);
+    atomic_store(&k->now, start);
     sk_sched_config c = cfg != NULL ? *cfg : (sk_sched_config){0};
     if (!real_clock) {
         c.clock = skt_fake_clock;
@@ -91,6 +92,11 @@ static inline struct skt_sched *skt_sched_new(const sk_sched_config *cfg, bool r
     assert_int_equal(rc, SK_OK);
     skt_defer(skt_sched_release_ref, k);
     return k;
+}
+
+static inline struct skt_sched *skt_sched_new(const sk_sched_config *cfg, bool real_clock)
+{
+    return skt_sched_new_at(cfg, real_clock, SKT_T0);
 }
 
 static inline void skt_clock_add(struct skt_sched *k, double seconds)
