@@ -705,6 +705,13 @@ static void *shutdown_later(void *arg)
     return NULL;
 }
 
+static void *shutdown_later_half(void *arg)
+{
+    skt_sleep(0.5);
+    sk_sched_shutdown(arg);
+    return NULL;
+}
+
 /* sk_sched_run returns after sk_sched_shutdown from another thread, with
  * the running runs stopped and logged terminated. */
 static void test_run_and_shutdown(void **state)
@@ -724,6 +731,65 @@ static void test_run_and_shutdown(void **state)
     assert_dbl_lt(skt_now() - t0, 3.0);
     assert_int_equal(skt_runs(k, "t", SK_RUN_TERMINATED), 1);
     assert_int_equal(skt_runs(k, "t", SK_RUN_RUNNING), 1);
+    skt_sched_end(k);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A session with nothing due sleeps: 0.5 s of sk_sched_run with a task
+ * that ran and is not due for an hour costs (next to) no CPU. */
+static void test_idle_costs_nothing(void **state)
+{
+    (void)state;
+    sk_sched_config cfg = {.no_signals = true};
+    struct skt_sched *k = skt_sched_new(&cfg, true);
+    atomic_store(&calls, 0);
+    for (int i = 0; i < 100; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        sk_sched_task t = {
+            .name = name, .start = "every 1 hour", .fn = count_fn, .mode = SK_TASK_MAIN};
+        skt_add(k, &t);
+    }
+    skt_step(k);
+    skt_step(k);
+    assert_int_equal(atomic_load(&calls), 100);
+    pthread_t th;
+    pthread_create(&th, NULL, shutdown_later_half, k->s);
+    double cpu0 = cpu_seconds(), t0 = skt_now();
+    assert_int_equal(sk_sched_run(k->s), SK_OK);
+    double cpu = cpu_seconds() - cpu0, wall = skt_now() - t0;
+    pthread_join(th, NULL);
+    print_message("idle: %.3f ms CPU in %.3f s\n", cpu * 1e3, wall);
+    assert_dbl_gt(wall, 0.4);
+    assert_dbl_lt(cpu, 0.02 * skt_slowdown());
+    assert_int_equal(atomic_load(&calls), 100);
+    skt_sched_end(k);
+}
+
+/* cycle_sleep spaces the cycles of sk_sched_run: a main task whose
+ * condition is always true runs once per cycle. */
+static void test_cycle_sleep(void **state)
+{
+    (void)state;
+    sk_sched_config cfg = {.no_signals = true, .cycle_sleep = 0.1};
+    struct skt_sched *k = skt_sched_new(&cfg, true);
+    atomic_store(&calls, 0);
+    sk_sched_task t = {.name = "t", .start = "true", .fn = count_fn, .mode = SK_TASK_MAIN};
+    skt_add(k, &t);
+    pthread_t th;
+    pthread_create(&th, NULL, shutdown_later_half, k->s);
+    assert_int_equal(sk_sched_run(k->s), SK_OK);
+    pthread_join(th, NULL);
+    int n = atomic_load(&calls);
+    print_message("%d runs in 0.5 s with cycle_sleep 0.1\n", n);
+    assert_int_ge(n, 2);
+    assert_int_le(n, 6);
     skt_sched_end(k);
 }
 
@@ -860,6 +926,8 @@ int main(int argc, char **argv)
         SKT_TEST(test_fd_and_next_wake),
         SKT_TEST(test_run_and_shutdown),
         SKT_TEST(test_shutdown_condition),
+        SKT_TEST(test_idle_costs_nothing),
+        SKT_TEST(test_cycle_sleep),
         SKT_TEST(test_run_crash),
         SKT_TEST(test_reentry_refused),
         SKT_TEST(test_missed_runs),
