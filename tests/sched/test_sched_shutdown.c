@@ -46,15 +46,7 @@ struct report {
 
 static void spawn_grandchild(struct report *rep, bool new_session)
 {
-    pid_t pid = fork();
-    if (pid == 0) {
-        if (new_session)
-            setsid();
-        signal(SIGTERM, SIG_IGN);
-        signal(SIGINT, SIG_IGN);
-        for (;;)
-            pause();
-    }
+    pid_t pid = skt_spawn_deaf_sleeper(new_session);
     int i = atomic_fetch_add(&rep->n, 1);
     if (pid > 0 && i < MAX_PIDS)
         rep->pids[i] = pid;

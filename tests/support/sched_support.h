@@ -10,11 +10,13 @@
 #ifndef SKPROC_TEST_SCHED_SUPPORT_H
 #define SKPROC_TEST_SCHED_SUPPORT_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* 2023-11-14 22:13:20 UTC, a Tuesday. */
 #define SKT_T0 (INT64_C(1700000000) * SKT_NS)
@@ -205,6 +207,23 @@ static inline int64_t skt_last_value(struct skt_sched *k, const char *task)
     struct skt_value out = {.v = -1};
     sk_run_log_last(sk_sched_log(k->s), task, SK_COND_SUCCEEDED, skt_value_fn, &out);
     return out.found ? out.v : -1;
+}
+
+/* A grandchild for tree tests: a process that waits forever, deaf to
+ * SIGTERM and SIGINT, in a session of its own when asked (a daemon). Its
+ * pid, or -1. */
+static inline pid_t skt_spawn_deaf_sleeper(bool new_session)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (new_session)
+            setsid();
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        for (;;)
+            pause();
+    }
+    return pid;
 }
 
 #endif
