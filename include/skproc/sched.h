@@ -356,7 +356,8 @@ typedef enum sk_overlap {
  * run log when a session opens it). */
 typedef enum sk_missed {
     SK_MISSED_SKIP = 0, /* nothing: the condition decides from now on (the default) */
-    SK_MISSED_RUN_ONCE  /* run once at the first cycle, however many starts were missed */
+    SK_MISSED_RUN_ONCE  /* run once at the first cycle, however many starts were missed
+                         * (a log that outlives the session: SQLite or CSV) */
 } sk_missed;
 
 /* A function task's code. Returns 0 for success, anything else for
@@ -367,7 +368,8 @@ typedef int (*sk_task_fn)(sk_task_run *run, void *arg);
 typedef enum sk_param_kind {
     SK_PARAM_VALUE = 1, /* a fixed value: image, len */
     SK_PARAM_SESSION,   /* the session's parameter of the same name (sk_sched_param,
-                         * sk_sched_param_fn), read when the run starts */
+                         * sk_sched_param_fn), read when the run starts; none when the
+                         * session has no parameter of that name */
     SK_PARAM_RETURN     /* the last return value of task `task` (Return('x')); none when it
                          * never returned one */
 } sk_param_kind;
@@ -408,7 +410,10 @@ typedef struct sk_sched_task {
     void *arg;
     sk_process *process; /* a process-class task: sk_init'ed, config set, not started; its
                           * hooks run as they would under sk_start, each run from the state
-                          * the struct has now (mode must be SK_TASK_PROCESS) */
+                          * the struct has now (mode must be SK_TASK_PROCESS). The session
+                          * sets config.supervise and rearms the handle before each run;
+                          * one handle makes one run at a time, so SK_OVERLAP_PARALLEL with
+                          * max_parallel > 1 is refused */
     const sk_param *params;
     size_t param_count;
     sk_overlap overlap;
@@ -474,7 +479,8 @@ typedef struct sk_sched_config {
                                   * session goes on */
     bool crash_on_cond_error;    /* a condition that cannot be evaluated (an unknown user
                                   * condition) ends sk_sched_run; default (silence_cond_check):
-                                  * it counts as false and is reported once per task */
+                                  * it counts as false and is reported once per task (a line
+                                  * on stderr) */
     bool force_status_from_logs; /* conditions read task status from the log on every
                                   * evaluation; default: from the session's cache, which the
                                   * log fills on open */
@@ -492,7 +498,10 @@ typedef struct sk_sched_config {
     bool no_signals;        /* sk_sched_run does not catch SIGINT and SIGTERM */
     sk_clock_fn clock;      /* NULL: CLOCK_REALTIME */
     void *clock_arg;
-    sk_run_fn on_run; /* called in the session's thread when a run starts and ends */
+    sk_run_fn on_run; /* called in the session's thread when a run starts and ends, and
+                       * once more for a thread run that has not returned kill_after
+                       * seconds after the stop request (outcome SK_RUN_RUNNING, error
+                       * saying so) */
     void *on_run_arg;
     void *reserved[8]; /* zero */
 } sk_sched_config;
@@ -546,12 +555,15 @@ int sk_sched_run(sk_sched *s);
 
 /* One cycle, never sleeping: ends runs that ended (logs them), stops those
  * whose end condition or timeout came, and starts those that are due.
- * For event loops (with sk_sched_fd) and for tests with a fake clock. */
+ * For event loops (with sk_sched_fd) and for tests with a fake clock.
+ * SK_OK, or the failure that crash_on_* makes fatal (the cycle is finished
+ * first); SK_ESTATE when called from a task of the same session. */
 int sk_sched_step(sk_sched *s);
 
 /* A descriptor that polls readable when sk_sched_step has work: a run
- * ended, a command came, or (real clock) the next time a condition can
- * change has come. */
+ * ended, a command came, a timeout or kill bound came, or (real clock) the
+ * next time a condition can change has come. With config.clock the
+ * conditions' times are not in it: step when sk_sched_next_wake says. */
 int sk_sched_fd(sk_sched *s);
 
 /* When the next cycle is due, ns on the session's clock, from the
@@ -578,8 +590,9 @@ int sk_task_param(sk_task_run *run, const char *name, const char *fmt, ...);
  * parameter). */
 const void *sk_task_param_image(sk_task_run *run, const char *name, size_t *len);
 
-/* Sets the run's return value (logged; other tasks read it with
- * SK_PARAM_RETURN). A process-class task returns with sk_return instead. */
+/* Sets the run's return value (logged with the run when it succeeds; other
+ * tasks read it with SK_PARAM_RETURN). A process-class task returns with
+ * sk_return instead. */
 int sk_task_return(sk_task_run *run, const char *fmt, ...);
 int sk_task_return_image(sk_task_run *run, const void *img, size_t len);
 

@@ -129,7 +129,9 @@ static int64_t next_look(sk_sched *s, const sk_cond *cond, const sk_cond_ctx *ct
 
 /* --------------------------------------------------------- the record */
 
-static void report(sk_sched *s, const sk_task_run *r)
+/* r's record for on_run. An orphaned thread run's value is its thread's
+ * (it may still be setting it): not read. */
+static void report(sk_sched *s, const sk_task_run *r, bool orphan)
 {
     if (s->cfg.on_run == NULL)
         return;
@@ -139,8 +141,8 @@ static void report(sk_sched *s, const sk_task_run *r)
                          .end = r->state == RUN_ENDED ? r->end : SK_COND_NEVER,
                          .outcome = r->state == RUN_ENDED ? r->outcome : SK_RUN_RUNNING,
                          .error = r->has_error ? &r->error : NULL,
-                         .value = r->value,
-                         .value_len = r->value_len};
+                         .value = orphan ? NULL : r->value,
+                         .value_len = orphan ? 0 : r->value_len};
     s->cfg.on_run(&rec, s->cfg.on_run_arg);
 }
 
@@ -175,7 +177,7 @@ static void run_finish(struct cycle *c, sk_task_run *r, bool orphan)
     r->end = c->now;
     r->state = RUN_ENDED;
     int rc = sk_runlog_end(s->log, r->log_id, r->end, r->outcome, r->has_error ? &r->error : NULL,
-                           r->value, r->value_len);
+                           orphan ? NULL : r->value, orphan ? 0 : r->value_len);
     if (rc != SK_OK && s->cfg.crash_on_task_prerun) {
         char why[256];
         snprintf(why, sizeof why, "task '%.100s': the end of its run could not be logged: %s",
@@ -186,7 +188,7 @@ static void run_finish(struct cycle *c, sk_task_run *r, bool orphan)
         t->status->last_success = r->end;
     else
         t->status->last_failure = r->end;
-    report(s, r);
+    report(s, r, orphan);
     run_unlink(s, r);
     t->running--;
     c->ended = true;
@@ -230,15 +232,16 @@ static void run_start(struct cycle *c, struct sched_task *t)
                  sk_last_error_message());
         if (s->cfg.crash_on_task_prerun)
             crash(c, rc, why);
-        else if (!t->cond_error_reported)
+        else if (!t->log_error_reported)
             fprintf(stderr, "skproc: %s\n", why);
+        t->log_error_reported = true;
         sk_run_free(r);
         return;
     }
     t->status->last_start = r->start;
     t->running++;
     run_link(s, r);
-    report(s, r);
+    report(s, r, false);
     sk_error why;
     rc = sk_params_resolve(s, r, &why);
     if (rc == SK_OK)
@@ -342,7 +345,7 @@ static void check_runs(struct cycle *c, bool shutting_down)
         if (r->mode != SK_TASK_THREAD)
             continue;
         if (!shutting_down) {
-            report(s, r); /* overdue: still RUNNING, with an error that says so */
+            report(s, r, true); /* overdue: still RUNNING, with an error that says so */
             continue;
         }
         r->outcome = SK_RUN_TERMINATED;
@@ -487,7 +490,7 @@ static void check_shutdown(struct cycle *c)
         atomic_store(&s->shutdown_asked, 1);
         return;
     }
-    s->shutdown_check = next_look(s, s->shutdown_cond, &ctx, true);
+    s->shutdown_check = next_look(s, s->shutdown_cond, &ctx, s->shutdown_users);
 }
 
 /* When the next cycle is due: on the session clock (conditions) and on

@@ -68,6 +68,8 @@ int sk_sched_create(sk_sched **out, const sk_sched_config *cfg)
         if (rc == SK_EINVAL)
             rc = sk_refuse(rc, "sk_sched_create: the shutdown condition: %s", err.message);
     }
+    if (s->shutdown_cond != NULL)
+        s->shutdown_users = sk_cond_asks_users(s->shutdown_cond);
     if (rc == SK_OK)
         rc = sk_wait_open(s);
     s->created = sk_sched_now(s);

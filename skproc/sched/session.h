@@ -147,8 +147,13 @@ struct sched_task {
     int queued;         /* SK_OVERLAP_QUEUE: starts waiting for the running one to end */
     int running;        /* runs going */
     bool removed;       /* out of the session; freed once no run of it goes */
-    bool cond_error_reported;
+    bool cond_error_reported; /* said on stderr once */
+    bool log_error_reported;
 };
+
+/* True when c asks user predicates somewhere (nothing announces their
+ * changes: such conditions are looked at periodically). */
+bool sk_cond_asks_users(const sk_cond *c);
 
 /* Builds a task from what sk_sched_add got (name is the name it gets);
  * the conditions of t are owned from the call on, also on failure.
@@ -336,6 +341,7 @@ struct sk_sched {
     sk_sched_config cfg;
     char *log_path; /* cfg.log_path's copy */
     sk_cond *shutdown_cond;
+    bool shutdown_users;    /* it asks user predicates: looked at every second */
     int64_t shutdown_check; /* session clock: look at it again */
     int64_t created;        /* session clock at create: "since" for the shutdown condition */
     sk_run_log *log;

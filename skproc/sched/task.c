@@ -77,6 +77,21 @@ static int cond_scan(const sk_cond *c, struct sched_task *t, bool start, bool *u
     }
 }
 
+bool sk_cond_asks_users(const sk_cond *c)
+{
+    switch (c->kind) {
+    case COND_USER:
+        return true;
+    case COND_AND:
+    case COND_OR:
+        return sk_cond_asks_users(c->u.op.a) || sk_cond_asks_users(c->u.op.b);
+    case COND_NOT:
+        return sk_cond_asks_users(c->u.op.a);
+    default:
+        return false;
+    }
+}
+
 static int params_copy(const sk_sched_task *in, struct sched_task *t)
 {
     if (in->param_count == 0)

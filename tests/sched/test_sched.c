@@ -584,6 +584,46 @@ static void test_thread_ignoring_stop(void **state)
     skt_sched_end(k);
 }
 
+static _Atomic int returned;
+
+/* gate_fn, deaf to stop requests, counting its returns. */
+static int deaf_gate_fn(sk_task_run *run, void *arg)
+{
+    gate_fn(run, arg);
+    atomic_fetch_add(&returned, 1);
+    return 0;
+}
+
+/* At release, a thread run that does not return within the grace is
+ * logged terminated and let go of: release returns, and the thread frees
+ * its run when it returns later. */
+static void test_thread_orphaned_at_release(void **state)
+{
+    (void)state;
+    skt_tz("UTC");
+    sk_sched_config cfg = {.shutdown_grace = 0.1};
+    struct skt_sched *k = skt_sched_new(&cfg, false);
+    atomic_store(&calls, 0);
+    atomic_store(&returned, 0);
+    _Atomic int *gate = xcalloc(1, sizeof *gate); /* outlives the session */
+    sk_sched_task t = {.name = "deaf", .fn = deaf_gate_fn, .arg = gate, .mode = SK_TASK_THREAD};
+    skt_add(k, &t);
+    assert_int_equal(sk_sched_run_task(k->s, "deaf"), SK_OK);
+    skt_step(k);
+    skt_wait_until(atomic_load(&calls) == 1, 5);
+    double t0 = skt_now();
+    skt_sched_end(k);
+    assert_dbl_lt(skt_now() - t0, 2.0 * skt_slowdown());
+    const struct skt_run_event *e = skt_last_end(k, "deaf");
+    assert_non_null(e);
+    assert_int_equal(e->outcome, SK_RUN_TERMINATED);
+    assert_non_null(strstr(e->error.cause, "left running"));
+    assert_int_equal(atomic_load(&returned), 0);
+    atomic_store(gate, 1);
+    skt_wait_until(atomic_load(&returned) == 1, 5);
+    skt_sleep(0.05); /* it frees its run after fn returned: before the leak check at exit */
+}
+
 /* A main run that returns after its timeout saw sk_task_stopping turn
  * true and is logged terminated. */
 static int main_slow_fn(sk_task_run *run, void *arg)
@@ -705,6 +745,13 @@ static void *shutdown_later(void *arg)
     return NULL;
 }
 
+static void *shutdown_later_half(void *arg)
+{
+    skt_sleep(0.5);
+    sk_sched_shutdown(arg);
+    return NULL;
+}
+
 /* sk_sched_run returns after sk_sched_shutdown from another thread, with
  * the running runs stopped and logged terminated. */
 static void test_run_and_shutdown(void **state)
@@ -724,6 +771,67 @@ static void test_run_and_shutdown(void **state)
     assert_dbl_lt(skt_now() - t0, 3.0);
     assert_int_equal(skt_runs(k, "t", SK_RUN_TERMINATED), 1);
     assert_int_equal(skt_runs(k, "t", SK_RUN_RUNNING), 1);
+    skt_sched_end(k);
+}
+
+static double cpu_seconds(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A session with nothing due sleeps: 0.5 s of sk_sched_run with a task
+ * that ran and is not due for an hour costs (next to) no CPU. */
+static void test_idle_costs_nothing(void **state)
+{
+    (void)state;
+    sk_sched_config cfg = {.no_signals = true};
+    struct skt_sched *k = skt_sched_new(&cfg, true);
+    atomic_store(&calls, 0);
+    for (int i = 0; i < 100; i++) {
+        char name[16];
+        snprintf(name, sizeof name, "t%d", i);
+        sk_sched_task t = {
+            .name = name, .start = "every 1 hour", .fn = count_fn, .mode = SK_TASK_MAIN};
+        skt_add(k, &t);
+    }
+    skt_step(k);
+    skt_step(k);
+    assert_int_equal(atomic_load(&calls), 100);
+    pthread_t th;
+    pthread_create(&th, NULL, shutdown_later_half, k->s);
+    double cpu0 = cpu_seconds(), t0 = skt_now();
+    assert_int_equal(sk_sched_run(k->s), SK_OK);
+    double cpu = cpu_seconds() - cpu0, wall = skt_now() - t0;
+    pthread_join(th, NULL);
+    print_message("idle: %.3f ms CPU in %.3f s\n", cpu * 1e3, wall);
+    assert_dbl_gt(wall, 0.4);
+    assert_dbl_lt(cpu, 0.02 * skt_slowdown());
+    assert_int_equal(atomic_load(&calls), 100);
+    skt_sched_end(k);
+}
+
+/* cycle_sleep spaces the cycles of sk_sched_run: a main task whose
+ * condition is always true runs once per cycle. */
+static void test_cycle_sleep(void **state)
+{
+    (void)state;
+    sk_sched_config cfg = {.no_signals = true, .cycle_sleep = 0.1};
+    struct skt_sched *k = skt_sched_new(&cfg, true);
+    atomic_store(&calls, 0);
+    sk_sched_task t = {.name = "t", .start = "true", .fn = count_fn, .mode = SK_TASK_MAIN};
+    skt_add(k, &t);
+    pthread_t th;
+    pthread_create(&th, NULL, shutdown_later_half, k->s);
+    double t0 = skt_now();
+    assert_int_equal(sk_sched_run(k->s), SK_OK);
+    double wall = skt_now() - t0;
+    pthread_join(th, NULL);
+    int n = atomic_load(&calls);
+    print_message("%d runs in %.3f s with cycle_sleep 0.1\n", n, wall);
+    assert_int_ge(n, 2);
+    assert_int_le(n, (long long)(wall / 0.1) + 1); /* one cycle at 0, then one per 0.1 s */
     skt_sched_end(k);
 }
 
@@ -783,6 +891,63 @@ static void test_reentry_refused(void **state)
     skt_sched_end(k);
 }
 
+/* ------------------------------------------------------- missed runs */
+
+static int count_arg_fn(sk_task_run *run, void *arg)
+{
+    (void)run;
+    atomic_fetch_add((_Atomic int *)arg, 1);
+    return 0;
+}
+
+/* One session of the missed-runs test at `at`: both tasks added, a few
+ * cycles, released. */
+static void missed_session(const sk_sched_config *cfg, const char *at, _Atomic int *once,
+                           _Atomic int *skip)
+{
+    struct skt_sched *k = skt_sched_new_at(cfg, false, skt_at(at));
+    sk_sched_task a = {.name = "once",
+                       .start = "daily between 10:00 and 11:00",
+                       .fn = count_arg_fn,
+                       .arg = once,
+                       .mode = SK_TASK_MAIN,
+                       .missed = SK_MISSED_RUN_ONCE};
+    sk_sched_task b = {.name = "skip",
+                       .start = "daily between 10:00 and 11:00",
+                       .fn = count_arg_fn,
+                       .arg = skip,
+                       .mode = SK_TASK_MAIN};
+    skt_add(k, &a);
+    skt_add(k, &b);
+    for (int i = 0; i < 3; i++)
+        skt_step(k);
+    skt_join(k);
+    skt_sched_end(k);
+}
+
+/* A start that was due while no session ran: SK_MISSED_RUN_ONCE runs it
+ * once at the first cycle, however many windows passed; the default skips
+ * it. Sessions in turn on one SQLite log. */
+static void test_missed_runs(void **state)
+{
+    (void)state;
+    skt_tz("UTC");
+    char path[512];
+    snprintf(path, sizeof path, "%s/runs.sqlite", skt_use_tmpdir("skt-sched-missed"));
+    sk_sched_config cfg = {.log_path = path};
+    _Atomic int once = 0, skip = 0;
+    missed_session(&cfg, "2024-03-04 09:05 +0000", &once, &skip); /* before the window */
+    assert_int_equal(atomic_load(&once), 0);
+    missed_session(&cfg, "2024-03-06 12:00 +0000", &once, &skip); /* three windows missed */
+    assert_int_equal(atomic_load(&once), 1);
+    assert_int_equal(atomic_load(&skip), 0);
+    missed_session(&cfg, "2024-03-06 12:30 +0000", &once, &skip); /* none since */
+    assert_int_equal(atomic_load(&once), 1);
+    missed_session(&cfg, "2024-03-07 10:30 +0000", &once, &skip); /* inside the window: both */
+    assert_int_equal(atomic_load(&once), 2);
+    assert_int_equal(atomic_load(&skip), 1);
+}
+
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
@@ -798,13 +963,17 @@ int main(int argc, char **argv)
         SKT_TEST(test_add_refusals),
         SKT_TEST(test_thread_timeout_and_end_condition),
         SKT_TEST(test_thread_ignoring_stop),
+        SKT_TEST(test_thread_orphaned_at_release),
         SKT_TEST(test_main_timeout),
         SKT_TEST(test_overlap_policies),
         SKT_TEST(test_fd_and_next_wake),
         SKT_TEST(test_run_and_shutdown),
         SKT_TEST(test_shutdown_condition),
+        SKT_TEST(test_idle_costs_nothing),
+        SKT_TEST(test_cycle_sleep),
         SKT_TEST(test_run_crash),
         SKT_TEST(test_reentry_refused),
+        SKT_TEST(test_missed_runs),
     };
     return skt_run(argc, argv, tests);
 }

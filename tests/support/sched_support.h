@@ -10,11 +10,13 @@
 #ifndef SKPROC_TEST_SCHED_SUPPORT_H
 #define SKPROC_TEST_SCHED_SUPPORT_H
 
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* 2023-11-14 22:13:20 UTC, a Tuesday. */
 #define SKT_T0 (INT64_C(1700000000) * SKT_NS)
@@ -70,14 +72,15 @@ static void skt_sched_release_ref(void *arg)
     k->s = NULL;
 }
 
-/* A session on the fake clock (at SKT_T0) unless real_clock; cfg may
+/* A session on the fake clock (at start) unless real_clock; cfg may
  * carry options (its clock and on_run are set here). Released by the
  * teardown when the test ends early. */
-static inline struct skt_sched *skt_sched_new(const sk_sched_config *cfg, bool real_clock)
+static inline struct skt_sched *skt_sched_new_at(const sk_sched_config *cfg, bool real_clock,
+                                                 int64_t start)
 {
     struct skt_sched *k = xcalloc(1, sizeof *k);
     k->fds_before = skt_fd_count();
-    atomic_store(&k->now, SKT_T0);
+    atomic_store(&k->now, start);
     sk_sched_config c = cfg != NULL ? *cfg : (sk_sched_config){0};
     if (!real_clock) {
         c.clock = skt_fake_clock;
@@ -93,6 +96,11 @@ static inline struct skt_sched *skt_sched_new(const sk_sched_config *cfg, bool r
     return k;
 }
 
+static inline struct skt_sched *skt_sched_new(const sk_sched_config *cfg, bool real_clock)
+{
+    return skt_sched_new_at(cfg, real_clock, SKT_T0);
+}
+
 static inline void skt_clock_add(struct skt_sched *k, double seconds)
 {
     atomic_fetch_add(&k->now, SKT_SEC(seconds));
@@ -104,6 +112,19 @@ static inline void skt_sched_end(struct skt_sched *k)
 {
     sk_sched_release(k->s);
     k->s = NULL;
+    assert_int_equal(skt_fd_count(), k->fds_before);
+    assert_no_children();
+}
+
+/* skt_sched_end for a session whose process-class tasks' handles (n of
+ * them) keep their last run's descriptors until released: released after
+ * the session, before the check. */
+static inline void skt_sched_end_with(struct skt_sched *k, sk_process **handles, size_t n)
+{
+    sk_sched_release(k->s);
+    k->s = NULL;
+    for (size_t i = 0; i < n; i++)
+        sk_release(handles[i]);
     assert_int_equal(skt_fd_count(), k->fds_before);
     assert_no_children();
 }
@@ -186,6 +207,23 @@ static inline int64_t skt_last_value(struct skt_sched *k, const char *task)
     struct skt_value out = {.v = -1};
     sk_run_log_last(sk_sched_log(k->s), task, SK_COND_SUCCEEDED, skt_value_fn, &out);
     return out.found ? out.v : -1;
+}
+
+/* A grandchild for tree tests: a process that waits forever, deaf to
+ * SIGTERM and SIGINT, in a session of its own when asked (a daemon). Its
+ * pid, or -1. */
+static inline pid_t skt_spawn_deaf_sleeper(bool new_session)
+{
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (new_session)
+            setsid();
+        signal(SIGTERM, SIG_IGN);
+        signal(SIGINT, SIG_IGN);
+        for (;;)
+            pause();
+    }
+    return pid;
 }
 
 #endif
