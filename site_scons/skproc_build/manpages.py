@@ -130,6 +130,10 @@ PAGES = [
     ('sk_cond_eval', "evaluate a start condition, and find when its value next changes",
      ['sk_cond_eval', 'sk_cond_next_change', 'sk_cond_now'],
      ['sk_cond_log_fn', 'sk_cond_user_fn', 'sk_cond_user_def', 'sk_cond_ctx'], None),
+    ('sk_run_log_open', "read a scheduler's run log: runs of a task, the latest, counts",
+     ['sk_run_log_open', 'sk_run_log_close', 'sk_run_log_runs', 'sk_run_log_last',
+      'sk_run_log_count'],
+     ['sk_run_log', 'sk_run_record', 'sk_run_fn', 'sk_run_outcome'], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),
 ]
