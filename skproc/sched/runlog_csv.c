@@ -41,6 +41,7 @@ typedef struct csv_store {
     off_t size;     /* the bytes read back, and (session) the file's length after our writes */
     bool header;    /* the header line has been read */
     off_t stuck_at; /* a reader's: the file's end when lines were left whole but unread */
+    int querying;   /* queries under way: a callback's query must not change the store */
     int64_t previous_alive;
     int64_t alive_written;
     long running; /* the session's runs going now */
@@ -155,7 +156,7 @@ static int read_back(csv_store *c)
  * the file is shorter than what was read (cut or replaced). */
 static int refresh(csv_store *c)
 {
-    if (c->writer)
+    if (c->writer || c->querying > 0)
         return SK_OK;
     struct stat st;
     if (fstat(c->fd, &st) != 0)
@@ -409,7 +410,12 @@ static int64_t store_query(void *store, const runlog_query *q, sk_run_fn fn, voi
 {
     csv_store *c = store;
     int rc = refresh(c);
-    return rc != SK_OK ? rc : runlog_memory_ops.query(c->mem, q, fn, arg);
+    if (rc != SK_OK)
+        return rc;
+    c->querying++;
+    int64_t n = runlog_memory_ops.query(c->mem, q, fn, arg);
+    c->querying--;
+    return n;
 }
 
 static int64_t store_last_time(void *store, const char *task, sk_cond_outcome outcome)

@@ -910,6 +910,49 @@ static void test_one_writer(void **state)
     }
 }
 
+/* ------------------------------------------------------ nested queries */
+
+typedef struct nested {
+    sk_run_log *log;
+    int64_t calls, inner;
+} nested;
+
+/* Asks the same log again from inside a query. */
+static int query_again(const sk_run_record *r, void *arg)
+{
+    nested *n = arg;
+    n->calls++;
+    recs rs = runs_of(n->log, r->task, SK_COND_NEVER);
+    n->inner += (int64_t)rs.n;
+    recs_free(&rs);
+    assert_true(sk_run_log_count(n->log, r->task, SK_COND_FINISHED, SK_COND_NEVER) >= 0);
+    assert_true(sk_runlog_last_time(n->log, r->task, SK_COND_SUCCEEDED) != SK_COND_NEVER);
+    return 0;
+}
+
+/* A query's callback may query the same log, also a reader's whose file
+ * grew since its last query. */
+static void test_nested_queries(void **state)
+{
+    (void)state;
+    const char *dir = skt_use_tmpdir("runlog");
+    for (store s = MEM; s <= CSV; s++) {
+        sk_run_log *log = open_log(s, dir, 0, T(0)), *reader = NULL;
+        for (int i = 0; i < 10; i++)
+            end_ok(log, begin(log, i % 2 ? "a" : "b", T(i)), T(i) + 1, NULL);
+        if (s != MEM)
+            assert_rc(sk_run_log_open(log_path(s, dir), &reader), SK_OK);
+        for (int i = 10; i < 20; i++)
+            end_ok(log, begin(log, i % 2 ? "a" : "b", T(i)), T(i) + 1, NULL);
+        nested n = {.log = reader ? reader : log};
+        assert_int_equal(sk_run_log_runs(n.log, NULL, SK_COND_NEVER, query_again, &n), 20);
+        assert_int_equal(n.calls, 20);
+        assert_int_equal(n.inner, 20 * 10);
+        sk_run_log_close(reader);
+        sk_run_log_close(log);
+    }
+}
+
 /* ---------------------------------------------------------- the files */
 
 /* The store follows the path: ".csv" is CSV, anything else SQLite. */
@@ -1157,29 +1200,18 @@ static void test_cannot_open(void **state)
 int main(int argc, char **argv)
 {
     const struct CMUnitTest tests[] = {
-        SKT_TEST(test_queries_memory),
-        SKT_TEST(test_queries_sqlite),
-        SKT_TEST(test_queries_csv),
-        SKT_TEST(test_round_trip_memory),
-        SKT_TEST(test_round_trip_sqlite),
-        SKT_TEST(test_round_trip_csv),
-        SKT_TEST(test_bound_memory),
-        SKT_TEST(test_bound_sqlite),
-        SKT_TEST(test_bound_csv),
-        SKT_TEST(test_memory_long_run),
-        SKT_TEST(test_reopen_sqlite),
-        SKT_TEST(test_reopen_csv),
-        SKT_TEST(test_recovery_sqlite),
-        SKT_TEST(test_recovery_csv),
-        SKT_TEST(test_killed_sqlite),
-        SKT_TEST(test_killed_csv),
-        SKT_TEST(test_reader_sqlite),
-        SKT_TEST(test_reader_csv),
-        SKT_TEST(test_one_writer),
-        SKT_TEST(test_files_by_name),
-        SKT_TEST(test_csv_torn_and_corrupt),
-        SKT_TEST(test_bad_arguments),
-        SKT_TEST(test_not_a_run_log),
+        SKT_TEST(test_queries_memory),    SKT_TEST(test_queries_sqlite),
+        SKT_TEST(test_queries_csv),       SKT_TEST(test_round_trip_memory),
+        SKT_TEST(test_round_trip_sqlite), SKT_TEST(test_round_trip_csv),
+        SKT_TEST(test_bound_memory),      SKT_TEST(test_bound_sqlite),
+        SKT_TEST(test_bound_csv),         SKT_TEST(test_memory_long_run),
+        SKT_TEST(test_reopen_sqlite),     SKT_TEST(test_reopen_csv),
+        SKT_TEST(test_recovery_sqlite),   SKT_TEST(test_recovery_csv),
+        SKT_TEST(test_killed_sqlite),     SKT_TEST(test_killed_csv),
+        SKT_TEST(test_reader_sqlite),     SKT_TEST(test_reader_csv),
+        SKT_TEST(test_one_writer),        SKT_TEST(test_nested_queries),
+        SKT_TEST(test_files_by_name),     SKT_TEST(test_csv_torn_and_corrupt),
+        SKT_TEST(test_bad_arguments),     SKT_TEST(test_not_a_run_log),
         SKT_TEST(test_cannot_open),
     };
     return skt_run(argc, argv, tests);
