@@ -353,6 +353,22 @@ BENCHES = [
                                                         'shape)'},
         },
     },
+    # The scheduler's run log (docs/scheduling.md): runs logged per second, a
+    # start and an end each, through skproc's stores against floors in the same
+    # program (bench_sched_log.c): raw sqlite3 with the same pragmas and table,
+    # raw write(2) of the same CSV lines. Runs/s are higher-is-better: the
+    # target is a min_ratio.
+    {
+        'name': 'bench_sched_log',
+        'c': 'bench_sched_log',
+        'timeout': (300, 60),
+        'rows': {
+            'sched_log.sqlite': {'baseline': 'sched_log.sqlite.raw', 'min_ratio': 0.8,
+                                 'target': '>= 0.8x raw sqlite3 (same pragmas and table)'},
+            'sched_log.csv': {'baseline': 'sched_log.csv.raw', 'target': 'none: information'},
+            'sched_log.memory': {'target': 'none: information'},
+        },
+    },
 ]
 
 REPS = (5, 2)  # normal, quick
@@ -506,6 +522,22 @@ AREA_NOTES = {
         'when its worker dies, the parent `waitpid`s it and forks a new supervisor that forks a '
         'new worker, then reads the pid. The skproc samples are shown against both; the target, '
         '< 2x, is on the row against the tree respawn.'),
+    'scheduler': (
+        'The run log of a scheduling session, written through its internal interface '
+        '(`skproc/sched/runlog.h`) with no session around it: one run is '
+        '`sk_runlog_begin` + `sk_runlog_end` (success, an 8-byte value, one of 16 task '
+        'names), each its own commit, so a run is logged before it starts and a kill loses '
+        'nothing logged. **SQLite**: the store in WAL mode with `synchronous = NORMAL`, '
+        '10,000 runs per round (quick 2,000), against raw `sqlite3` in the same program: the '
+        'same pragmas, the same table and indexes, a prepared `INSERT` at the start and a '
+        'prepared `UPDATE` at the end of each run. **CSV**: 100,000 runs per round (quick '
+        '20,000), a line per start and per end, against the same lines from `snprintf` '
+        'written with one `write(2)` each to an `O_APPEND` file. **Memory**: the bounded ring '
+        '(10,000 runs kept), 1,000,000 runs per round (quick 200,000), information. Every '
+        'round logs into a fresh file in a fresh directory under `$TMPDIR` (or `/tmp`); the '
+        'kinds take turns round by round, 5 rounds (quick 3), and a row is the median round. '
+        'SQLite\'s rate is set by the file system: each commit writes its pages to the WAL '
+        'file, and a checkpoint (every 1,000 pages) syncs it.'),
     'supervision': (
         '**Timeout precision**: a process with `timeouts.run = 0.02` whose run hook writes '
         '`clock_gettime(CLOCK_MONOTONIC)` into a page mapped `MAP_SHARED` before `sk_start`, '

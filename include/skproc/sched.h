@@ -435,7 +435,8 @@ typedef enum sk_on_exists {
 typedef enum sk_log_kind {
     SK_LOG_AUTO = 0, /* log_path NULL: memory; ending in ".csv": CSV; otherwise SQLite */
     SK_LOG_MEMORY,   /* bounded by log_max_runs; gone with the session */
-    SK_LOG_SQLITE,   /* a SQLite database in WAL mode: restart-safe, queryable */
+    SK_LOG_SQLITE,   /* a SQLite database in WAL mode: restart-safe, queryable (one session
+                      * per file: a second one gets SK_ESYS) */
     SK_LOG_CSV       /* one line per start and per end, appended; read back on open */
 } sk_log_kind;
 
@@ -488,8 +489,9 @@ typedef struct sk_sched_config {
                                   * session sleeps until something can change) */
     sk_log_kind log;
     const char *log_path;
-    size_t log_max_runs;    /* in memory: the runs kept, oldest dropped first (each
-                             * task's latest of each outcome and its last return value
+    size_t log_max_runs;    /* in memory (SK_LOG_MEMORY, and a CSV log read back): the
+                             * runs kept, oldest dropped first (each task's latest of
+                             * each outcome, its latest start and its last return value
                              * are kept apart); 0: 10,000 */
     const char *shutdown;   /* a condition that ends sk_sched_run when it becomes true */
     sk_cond *shutdown_cond; /* (text or built, as sk_sched_task.start) */
@@ -636,24 +638,38 @@ typedef struct sk_run_log sk_run_log;
 /* The session's log (owned by the session). */
 sk_run_log *sk_sched_log(sk_sched *s);
 
-/* Opens a SQLite or CSV log to read, also while a session writes it.
- * SK_ESYS: cannot open; SK_EFORMAT: not a run log. */
+/* Opens a SQLite or CSV log to read, also while a session writes it
+ * (the kind from the file's first bytes; an empty file named .csv is an
+ * empty CSV log). A CSV log is read into memory, the last 10,000 runs
+ * (each task's latest of each outcome kept apart, as log_max_runs says),
+ * and what the session appends is read before each query. Runs the
+ * session has going show as SK_RUN_RUNNING; a reader never ends them.
+ * SK_ESYS: cannot open; SK_EFORMAT: not a run log. Logging into such a
+ * log (the session's calls) is SK_ESTATE. */
 int sk_run_log_open(const char *path, sk_run_log **out);
+
+/* Closes a log sk_run_log_open opened; NULL is fine. (A session's log is
+ * closed by sk_sched_release.) */
 void sk_run_log_close(sk_run_log *log);
 
 /* The runs of `task` (NULL: of every task) that started at or after
- * `since` (SK_COND_NEVER: all), oldest first, each passed to fn. Returns
- * the number passed, or a negative code. */
+ * `since` (SK_COND_NEVER: all), oldest first (by id), each passed to fn.
+ * Returns the number passed, or a negative code. A memory or CSV log
+ * holds the last log_max_runs runs; SQLite holds every run. fn must not
+ * log into the same log. */
 int64_t sk_run_log_runs(sk_run_log *log, const char *task, int64_t since, sk_run_fn fn, void *arg);
 
-/* The latest run of `task` with that outcome (SK_COND_SUCCEEDED,
- * SK_COND_FAILED, SK_COND_FINISHED) passed to fn: 1, or 0 when there is
- * none, or a negative code. */
+/* The latest run of `task` (NULL: of any task) with that outcome
+ * (SK_COND_SUCCEEDED, SK_COND_FAILED, which counts terminated runs too,
+ * SK_COND_FINISHED) passed to fn (may be NULL): 1, or 0 when there is
+ * none, or a negative code. The latest is the one that ended last (then
+ * the greatest id). */
 int sk_run_log_last(sk_run_log *log, const char *task, sk_cond_outcome outcome, sk_run_fn fn,
                     void *arg);
 
-/* How many runs of `task` had that outcome since `since` ("failures since
- * midnight"): the count, or a negative code. */
+/* How many runs of `task` (NULL: of every task) that started at or after
+ * `since` had that outcome ("failures since midnight"): the count, or a
+ * negative code. Memory and CSV logs count the runs they hold. */
 int64_t sk_run_log_count(sk_run_log *log, const char *task, sk_cond_outcome outcome, int64_t since);
 
 #endif

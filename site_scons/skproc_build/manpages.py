@@ -144,6 +144,10 @@ PAGES = [
     ('sk_task_return', "what a task's code calls: its return value, stopping, its run",
      ['sk_task_return', 'sk_task_return_image', 'sk_task_stopping', 'sk_task_run_name',
       'sk_task_run_of'], ['sk_task_run'], None),
+    ('sk_run_log_open', "read a scheduler's run log: runs of a task, the latest, counts",
+     ['sk_run_log_open', 'sk_run_log_close', 'sk_run_log_runs', 'sk_run_log_last',
+      'sk_run_log_count'],
+     ['sk_run_log', 'sk_run_record', 'sk_run_fn', 'sk_run_outcome'], None),
     ('sk_version', 'the version of the library at run time',
      ['sk_version', 'sk_version_number'], [], None),
 ]

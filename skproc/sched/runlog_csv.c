@@ -40,7 +40,8 @@ typedef struct csv_store {
     size_t max_runs;
     off_t size;     /* the bytes read back, and (session) the file's length after our writes */
     bool header;    /* the header line has been read */
-    size_t skipped; /* lines that were not run log lines */
+    off_t stuck_at; /* a reader's: the file's end when lines were left whole but unread */
+    int querying;   /* queries under way: a callback's query must not change the store */
     int64_t previous_alive;
     int64_t alive_written;
     long running; /* the session's runs going now */
@@ -77,9 +78,48 @@ static bool apply(csv_store *c, const char *text, size_t len)
     return false;
 }
 
+/* Applies the lines of text[0, len); *used is what was taken. A record
+ * that is not a line of the log is skipped one line break at a time, so a
+ * stray quote costs its own line only. With at_end, what has line breaks
+ * but no whole record (a stray quote before the end of the file) is
+ * taken apart the same way; what follows the last line break stays: a
+ * torn last line, or the rest of a line being written. */
+static int consume(csv_store *c, const char *text, size_t len, bool at_end, size_t *used)
+{
+    size_t u = 0;
+    for (;;) {
+        size_t whole = csv_line_length(text + u, len - u);
+        const char *nl = memchr(text + u, '\n', len - u);
+        size_t line = nl ? (size_t)(nl - (text + u)) + 1 : 0;
+        if (whole == 0 && (!at_end || line == 0))
+            break;
+        bool first = !c->header;
+        if (whole > 0 && apply(c, text + u, whole)) {
+            u += whole;
+            continue;
+        }
+        if (first) {
+            *used = u;
+            return sk_refuse(SK_EFORMAT,
+                             "%s is not a run log: its first line is not the CSV run log's "
+                             "header",
+                             c->path);
+        }
+        u += line; /* not a line of the log: skipped */
+    }
+    *used = u;
+    /* Without a header, what is left can only be a torn header. */
+    size_t left = len - u;
+    if (!c->header && (left >= strlen(CSV_HEADER) || memcmp(text + u, CSV_HEADER, left) != 0))
+        return sk_refuse(SK_EFORMAT, "%s is not a run log: no CSV run log header", c->path);
+    return SK_OK;
+}
+
 /* Reads the file from c->size on, applying each complete line; c->size
- * ends after the last complete one. SK_EFORMAT when the first line is not
- * the header. */
+ * ends after the last line taken. SK_EFORMAT when the first line is not
+ * the header. A reader takes apart what a stray quote holds together only
+ * when it finds the file's end where it was the time before: a line being
+ * written may show in part. */
 static int read_back(csv_store *c)
 {
     csv_buf buf = {0};
@@ -100,29 +140,13 @@ static int read_back(csv_store *c)
         eof = n == 0;
         at += n;
         buf.len += (size_t)n;
-        size_t used = 0, len;
-        while ((len = csv_line_length(buf.data + used, buf.len - used)) > 0) {
-            bool first = !c->header;
-            if (!apply(c, buf.data + used, len)) {
-                if (first) {
-                    rc = sk_refuse(SK_EFORMAT,
-                                   "%s is not a run log: its first line is not "
-                                   "the CSV run log's header",
-                                   c->path);
-                    break;
-                }
-                c->skipped++;
-            }
-            used += len;
-        }
-        /* Without a header, what is left can only be a torn header. */
-        size_t left = buf.len - used;
-        if (rc == SK_OK && !c->header &&
-            (left >= strlen(CSV_HEADER) || memcmp(buf.data + used, CSV_HEADER, left) != 0))
-            rc = sk_refuse(SK_EFORMAT, "%s is not a run log: no CSV run log header", c->path);
+        size_t used;
+        rc = consume(c, buf.data, buf.len, eof && (c->writer || c->stuck_at == at), &used);
         memmove(buf.data, buf.data + used, buf.len - used);
         buf.len -= used;
         c->size += (off_t)used;
+        if (eof && memchr(buf.data, '\n', buf.len) != NULL)
+            c->stuck_at = at;
     }
     csv_buf_free(&buf);
     return rc;
@@ -132,7 +156,7 @@ static int read_back(csv_store *c)
  * the file is shorter than what was read (cut or replaced). */
 static int refresh(csv_store *c)
 {
-    if (c->writer)
+    if (c->writer || c->querying > 0)
         return SK_OK;
     struct stat st;
     if (fstat(c->fd, &st) != 0)
@@ -298,6 +322,7 @@ int runlog_csv_open(const char *path, bool writer, size_t max_runs, int64_t now,
     c->max_runs = max_runs;
     c->previous_alive = SK_COND_NEVER;
     c->alive_written = SK_COND_NEVER;
+    c->stuck_at = -1;
     int rc = runlog_memory_open(max_runs, &c->mem);
     if (rc == SK_OK && writer) {
         rc = open_writer(c, now);
@@ -385,7 +410,12 @@ static int64_t store_query(void *store, const runlog_query *q, sk_run_fn fn, voi
 {
     csv_store *c = store;
     int rc = refresh(c);
-    return rc != SK_OK ? rc : runlog_memory_ops.query(c->mem, q, fn, arg);
+    if (rc != SK_OK)
+        return rc;
+    c->querying++;
+    int64_t n = runlog_memory_ops.query(c->mem, q, fn, arg);
+    c->querying--;
+    return n;
 }
 
 static int64_t store_last_time(void *store, const char *task, sk_cond_outcome outcome)
