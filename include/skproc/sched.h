@@ -356,7 +356,8 @@ typedef enum sk_overlap {
  * run log when a session opens it). */
 typedef enum sk_missed {
     SK_MISSED_SKIP = 0, /* nothing: the condition decides from now on (the default) */
-    SK_MISSED_RUN_ONCE  /* run once at the first cycle, however many starts were missed */
+    SK_MISSED_RUN_ONCE  /* run once at the first cycle, however many starts were missed
+                         * (a log that outlives the session: SQLite or CSV) */
 } sk_missed;
 
 /* A function task's code. Returns 0 for success, anything else for
@@ -367,7 +368,8 @@ typedef int (*sk_task_fn)(sk_task_run *run, void *arg);
 typedef enum sk_param_kind {
     SK_PARAM_VALUE = 1, /* a fixed value: image, len */
     SK_PARAM_SESSION,   /* the session's parameter of the same name (sk_sched_param,
-                         * sk_sched_param_fn), read when the run starts */
+                         * sk_sched_param_fn), read when the run starts; none when the
+                         * session has no parameter of that name */
     SK_PARAM_RETURN     /* the last return value of task `task` (Return('x')); none when it
                          * never returned one */
 } sk_param_kind;
@@ -408,7 +410,10 @@ typedef struct sk_sched_task {
     void *arg;
     sk_process *process; /* a process-class task: sk_init'ed, config set, not started; its
                           * hooks run as they would under sk_start, each run from the state
-                          * the struct has now (mode must be SK_TASK_PROCESS) */
+                          * the struct has now (mode must be SK_TASK_PROCESS). The session
+                          * sets config.supervise and rearms the handle before each run;
+                          * one handle makes one run at a time, so SK_OVERLAP_PARALLEL with
+                          * max_parallel > 1 is refused */
     const sk_param *params;
     size_t param_count;
     sk_overlap overlap;
@@ -430,7 +435,8 @@ typedef enum sk_on_exists {
 typedef enum sk_log_kind {
     SK_LOG_AUTO = 0, /* log_path NULL: memory; ending in ".csv": CSV; otherwise SQLite */
     SK_LOG_MEMORY,   /* bounded by log_max_runs; gone with the session */
-    SK_LOG_SQLITE,   /* a SQLite database in WAL mode: restart-safe, queryable */
+    SK_LOG_SQLITE,   /* a SQLite database in WAL mode: restart-safe, queryable (one session
+                      * per file: a second one gets SK_ESYS) */
     SK_LOG_CSV       /* one line per start and per end, appended; read back on open */
 } sk_log_kind;
 
@@ -474,7 +480,8 @@ typedef struct sk_sched_config {
                                   * session goes on */
     bool crash_on_cond_error;    /* a condition that cannot be evaluated (an unknown user
                                   * condition) ends sk_sched_run; default (silence_cond_check):
-                                  * it counts as false and is reported once per task */
+                                  * it counts as false and is reported once per task (a line
+                                  * on stderr) */
     bool force_status_from_logs; /* conditions read task status from the log on every
                                   * evaluation; default: from the session's cache, which the
                                   * log fills on open */
@@ -482,8 +489,9 @@ typedef struct sk_sched_config {
                                   * session sleeps until something can change) */
     sk_log_kind log;
     const char *log_path;
-    size_t log_max_runs;    /* in memory: the runs kept, oldest dropped first (each
-                             * task's latest of each outcome and its last return value
+    size_t log_max_runs;    /* in memory (SK_LOG_MEMORY, and a CSV log read back): the
+                             * runs kept, oldest dropped first (each task's latest of
+                             * each outcome, its latest start and its last return value
                              * are kept apart); 0: 10,000 */
     const char *shutdown;   /* a condition that ends sk_sched_run when it becomes true */
     sk_cond *shutdown_cond; /* (text or built, as sk_sched_task.start) */
@@ -492,7 +500,10 @@ typedef struct sk_sched_config {
     bool no_signals;        /* sk_sched_run does not catch SIGINT and SIGTERM */
     sk_clock_fn clock;      /* NULL: CLOCK_REALTIME */
     void *clock_arg;
-    sk_run_fn on_run; /* called in the session's thread when a run starts and ends */
+    sk_run_fn on_run; /* called in the session's thread when a run starts and ends, and
+                       * once more for a thread run that has not returned kill_after
+                       * seconds after the stop request (outcome SK_RUN_RUNNING, error
+                       * saying so) */
     void *on_run_arg;
     void *reserved[8]; /* zero */
 } sk_sched_config;
@@ -546,12 +557,15 @@ int sk_sched_run(sk_sched *s);
 
 /* One cycle, never sleeping: ends runs that ended (logs them), stops those
  * whose end condition or timeout came, and starts those that are due.
- * For event loops (with sk_sched_fd) and for tests with a fake clock. */
+ * For event loops (with sk_sched_fd) and for tests with a fake clock.
+ * SK_OK, or the failure that crash_on_* makes fatal (the cycle is finished
+ * first); SK_ESTATE when called from a task of the same session. */
 int sk_sched_step(sk_sched *s);
 
 /* A descriptor that polls readable when sk_sched_step has work: a run
- * ended, a command came, or (real clock) the next time a condition can
- * change has come. */
+ * ended, a command came, a timeout or kill bound came, or (real clock) the
+ * next time a condition can change has come. With config.clock the
+ * conditions' times are not in it: step when sk_sched_next_wake says. */
 int sk_sched_fd(sk_sched *s);
 
 /* When the next cycle is due, ns on the session's clock, from the
@@ -578,8 +592,9 @@ int sk_task_param(sk_task_run *run, const char *name, const char *fmt, ...);
  * parameter). */
 const void *sk_task_param_image(sk_task_run *run, const char *name, size_t *len);
 
-/* Sets the run's return value (logged; other tasks read it with
- * SK_PARAM_RETURN). A process-class task returns with sk_return instead. */
+/* Sets the run's return value (logged with the run when it succeeds; other
+ * tasks read it with SK_PARAM_RETURN). A process-class task returns with
+ * sk_return instead. */
 int sk_task_return(sk_task_run *run, const char *fmt, ...);
 int sk_task_return_image(sk_task_run *run, const void *img, size_t len);
 
@@ -604,15 +619,26 @@ typedef int (*sk_sched_register_fn)(sk_sched *s);
 
 /* Loads tasks from shared objects, as the seed's loader imports every
  * tasks.py under a folder: every regular file under dir whose path
- * relative to dir matches pattern (fnmatch patterns, where a "**" segment spans any number of
- * folders:
- * "**" then "/tasks.so" is every tasks.so; "jobs/" then "*.so" is the .so
- * files in jobs), in sorted path order, is dlopen'ed and its
- * skproc_sched_register called. Returns the number of libraries loaded,
- * or SK_EINVAL when one failed to load, lacks the function or its function
- * failed (sk_last_error_message names each file with dlerror's or the
- * function's words; the others are loaded), or SK_ESYS when dir cannot be
- * read. Libraries stay loaded until sk_sched_release. */
+ * relative to dir matches pattern, in sorted path order (byte order), is
+ * dlopen'ed (RTLD_NOW | RTLD_LOCAL) and its skproc_sched_register called.
+ * pattern is matched segment by segment with fnmatch (FNM_PATHNAME |
+ * FNM_PERIOD: '*' stays within a folder name and does not match a leading
+ * '.'), where a "**" segment spans any number of folders, none too, that do
+ * not start with '.': "**" then "/tasks.so" is every tasks.so; "jobs/" then
+ * "*.so" is the .so files in jobs. Links to files are followed, links to
+ * folders are not.
+ * Returns the number of libraries loaded (0 when nothing matched), or
+ *   SK_EINVAL  a bad argument or pattern (empty, absolute, an empty
+ *              segment); or some library failed to load, lacks the function
+ *              or its function returned non-zero: sk_last_error_message
+ *              names each such file with dlerror's or the function's words
+ *              (and what sk_last_error_message said when it returned); the
+ *              others are loaded
+ *   SK_ESYS    dir cannot be read
+ * Libraries stay loaded until sk_sched_release, also one whose function
+ * failed (the tasks it added point into it). A task library leaves
+ * skproc's functions undefined: the program that loads it must export
+ * them (link with libskproc.so, or with libskproc.a whole and -rdynamic). */
 int sk_sched_load(sk_sched *s, const char *dir, const char *pattern);
 
 /* ------------------------------------------------------------- the log */
@@ -623,24 +649,38 @@ typedef struct sk_run_log sk_run_log;
 /* The session's log (owned by the session). */
 sk_run_log *sk_sched_log(sk_sched *s);
 
-/* Opens a SQLite or CSV log to read, also while a session writes it.
- * SK_ESYS: cannot open; SK_EFORMAT: not a run log. */
+/* Opens a SQLite or CSV log to read, also while a session writes it
+ * (the kind from the file's first bytes; an empty file named .csv is an
+ * empty CSV log). A CSV log is read into memory, the last 10,000 runs
+ * (each task's latest of each outcome kept apart, as log_max_runs says),
+ * and what the session appends is read before each query. Runs the
+ * session has going show as SK_RUN_RUNNING; a reader never ends them.
+ * SK_ESYS: cannot open; SK_EFORMAT: not a run log. Logging into such a
+ * log (the session's calls) is SK_ESTATE. */
 int sk_run_log_open(const char *path, sk_run_log **out);
+
+/* Closes a log sk_run_log_open opened; NULL is fine. (A session's log is
+ * closed by sk_sched_release.) */
 void sk_run_log_close(sk_run_log *log);
 
 /* The runs of `task` (NULL: of every task) that started at or after
- * `since` (SK_COND_NEVER: all), oldest first, each passed to fn. Returns
- * the number passed, or a negative code. */
+ * `since` (SK_COND_NEVER: all), oldest first (by id), each passed to fn.
+ * Returns the number passed, or a negative code. A memory or CSV log
+ * holds the last log_max_runs runs; SQLite holds every run. fn must not
+ * log into the same log. */
 int64_t sk_run_log_runs(sk_run_log *log, const char *task, int64_t since, sk_run_fn fn, void *arg);
 
-/* The latest run of `task` with that outcome (SK_COND_SUCCEEDED,
- * SK_COND_FAILED, SK_COND_FINISHED) passed to fn: 1, or 0 when there is
- * none, or a negative code. */
+/* The latest run of `task` (NULL: of any task) with that outcome
+ * (SK_COND_SUCCEEDED, SK_COND_FAILED, which counts terminated runs too,
+ * SK_COND_FINISHED) passed to fn (may be NULL): 1, or 0 when there is
+ * none, or a negative code. The latest is the one that ended last (then
+ * the greatest id). */
 int sk_run_log_last(sk_run_log *log, const char *task, sk_cond_outcome outcome, sk_run_fn fn,
                     void *arg);
 
-/* How many runs of `task` had that outcome since `since` ("failures since
- * midnight"): the count, or a negative code. */
+/* How many runs of `task` (NULL: of every task) that started at or after
+ * `since` had that outcome ("failures since midnight"): the count, or a
+ * negative code. Memory and CSV logs count the runs they hold. */
 int64_t sk_run_log_count(sk_run_log *log, const char *task, sk_cond_outcome outcome, int64_t since);
 
 #endif

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Configure checks: the compiler, tpl and cmocka, each failing with one clear line;
+"""Configure checks: the compiler, tpl, SQLite and cmocka, each failing with one clear line;
 and, for `scons fuzz`, a clang that links libFuzzer."""
 
 import os
@@ -30,7 +30,7 @@ class _Quiet:
 
 
 def configure(env, variant, need_cmocka):
-    """Check for the compiler, tpl and cmocka; stop with one clear line if missing."""
+    """Check for the compiler, tpl, SQLite and cmocka; stop with one clear line if missing."""
     with _Quiet(variant + '/sconf_temp'):
         try:
             conf = env.Configure(conf_dir=variant + '/sconf_temp',
@@ -42,6 +42,10 @@ def configure(env, variant, need_cmocka):
                 if not conf.CheckLibWithHeader('tpl', 'tpl.h', 'c', call='tpl_free(0);',
                                                autoadd=0):
                     fail("tpl not found: install it with 'apt-get install libtpl-dev'")
+                if not conf.CheckLibWithHeader('sqlite3', 'sqlite3.h', 'c',
+                                               call='sqlite3_libversion();', autoadd=0):
+                    fail("SQLite not found (the scheduler's run log): install it with "
+                         "'apt-get install libsqlite3-dev'")
                 if need_cmocka and not conf.CheckLibWithHeader(
                         'cmocka', ['stdarg.h', 'stddef.h', 'stdint.h', 'setjmp.h', 'cmocka.h'],
                         'c', call='(void)_cmocka_run_group_tests("x", 0, 0, 0, 0);', autoadd=0):

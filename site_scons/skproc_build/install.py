@@ -31,15 +31,21 @@ def has_pc(name):
     return subprocess.call(['pkg-config', '--exists', name]) == 0
 
 
+# Private dependencies that ship a .pc file on Debian: library name -> package name.
+PC_PACKAGES = {'tpl': 'libtpl', 'sqlite3': 'sqlite3'}
+
+
 def pc_substitutions(opts, version, libs):
-    """tpl goes to Requires.private when a libtpl.pc exists, so that `pkg-config
-    --static` takes its flags from there; otherwise -ltpl stays in Libs.private
-    (a Requires.private naming a missing .pc would make every skproc query fail)."""
+    """tpl and sqlite3 go to Requires.private when their .pc exists (libtpl.pc,
+    sqlite3.pc), so that `pkg-config --static` takes their flags from there; otherwise
+    -ltpl, -lsqlite3 stay in Libs.private (a Requires.private naming a missing .pc would
+    make every skproc query fail)."""
     requires = []
     private = list(libs)
-    if 'tpl' in private and has_pc('libtpl'):
-        private.remove('tpl')
-        requires.append('libtpl')
+    for lib, package in PC_PACKAGES.items():
+        if lib in private and has_pc(package):
+            private.remove(lib)
+            requires.append(package)
     return {
         '@PREFIX@': opts.prefix,
         '@LIBDIR@': pc_path(opts.prefix, opts.libdir),

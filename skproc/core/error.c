@@ -11,7 +11,7 @@
 #include <stdio.h>
 #include <string.h>
 
-static _Thread_local char last_refusal[256];
+static _Thread_local char last_refusal[1024]; /* room for sk_sched_load's list of failures */
 
 int sk_refuse(int code, const char *fmt, ...)
 {

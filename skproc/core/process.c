@@ -772,3 +772,21 @@ const sk_timer *sk_timer_of(const sk_process *p, sk_section s)
         return NULL;
     return &p->rt->sh->timers[s];
 }
+
+void sk_process_set_tag(sk_process *p, void *tag)
+{
+    if (sk_handle_sealed(p))
+        p->rt->tag = tag;
+}
+
+void *sk_process_tag(const sk_process *p)
+{
+    return sk_handle_sealed(p) ? p->rt->tag : NULL;
+}
+
+bool sk_process_stop_asked(const sk_process *self)
+{
+    if (!sk_handle_sealed(self) || self->rt->role != SK_ROLE_WORKER || self->rt->sh == NULL)
+        return false;
+    return atomic_load_explicit(&self->rt->sh->stop, memory_order_relaxed) != 0;
+}

@@ -28,4 +28,17 @@ int sk_process_pidfd(const sk_process *p);
  * every call on a handle. */
 int sk_process_rearm(sk_process *p);
 
+/* A pointer a layer above keeps with the handle for one run (the
+ * scheduler: the run a process-class task's hooks belong to), readable in
+ * the parent and, as it was at sk_start, in the worker. Set it after
+ * sk_process_rearm (which clears it) and before sk_start. NULL for a
+ * handle that is not sealed. */
+void sk_process_set_tag(sk_process *p, void *tag);
+void *sk_process_tag(const sk_process *p);
+
+/* In a hook (self): true once the parent asked the process to stop
+ * (sk_stop), which the engine acts on only between hooks; false anywhere
+ * else. For code that runs long inside one hook and wants to end early. */
+bool sk_process_stop_asked(const sk_process *self);
+
 #endif

@@ -21,6 +21,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 /* sk_return refused its values: the reason for sk_last_error_message, and
@@ -71,6 +72,24 @@ int sk_return(sk_process *self, const char *fmt, ...)
         return return_refused(rt, fmt, rc);
     rt->sh->result_len = len;
     rt->sh->has_result = len > 0;
+    return SK_OK;
+}
+
+int sk_result_publish(sk_process *self, const void *img, size_t len)
+{
+    int rc = sk_handle_check(self, "sk_result_publish");
+    if (rc != SK_OK)
+        return rc;
+    struct sk_runtime *rt = self->rt;
+    if (rt->role != SK_ROLE_WORKER || rt->hook_section < 0)
+        return sk_refuse(SK_ESTATE, "sk_result_publish: only a hook may publish a result");
+    if (img == NULL || len == 0)
+        return sk_refuse(SK_EINVAL, "sk_result_publish: the image is %s",
+                         img == NULL ? "NULL" : "empty");
+    if (sk_pwrite_all(rt->memfd, img, len, (off_t)rt->result_offset) != 0)
+        return sk_refuse(SK_ESYS, "sk_result_publish: %s", strerror(errno));
+    rt->sh->result_len = len;
+    rt->sh->has_result = 1;
     return SK_OK;
 }
 

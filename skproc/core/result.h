@@ -11,4 +11,12 @@
  * and *len 0 when it published none. */
 int sk_result_image(sk_process *p, const void **img, size_t *len);
 
+/* In any hook of the worker (self): publishes img (a tpl image of len
+ * bytes, copied) as the process's result, as sk_return does from the
+ * result hook, for a layer above whose class returns a value from its run
+ * hook (the scheduler's function tasks). A later sk_return replaces it; a
+ * failed result or error hook, or a hard fault, drops it as usual.
+ * SK_ESTATE outside a worker's hook; SK_EINVAL for a NULL or empty image. */
+int sk_result_publish(sk_process *self, const void *img, size_t len);
+
 #endif

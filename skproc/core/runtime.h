@@ -178,6 +178,11 @@ struct sk_runtime {
     long (*fault_item)(void *ctx);
     void *fault_item_ctx;
 
+    /* What a layer above that started the process knows it by (a
+     * scheduler's run: sk_process_set_tag); the worker inherits it. NULL:
+     * none. Cleared by sk_process_rearm. */
+    void *tag;
+
     /* A spawned program (sk_spawn_init): what it runs and its pipes; NULL
      * for a process of hooks. */
     struct sk_spawn *spawn;

@@ -40,18 +40,6 @@ typedef struct {
     _Atomic int *incarnations; /* shared with the test */
 } hostile;
 
-static void scribble(struct sk_shared *sh, uint64_t seed)
-{
-    unsigned char *bytes = (unsigned char *)sh;
-    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (size_t i = 0; i < sizeof *sh; i++) {
-        x ^= x << 13;
-        x ^= x >> 7;
-        x ^= x << 17;
-        bytes[i] = (unsigned char)x;
-    }
-}
-
 static int hostile_prerun(sk_process *self)
 {
     hostile *h = SK_CONTAINER_OF(self, hostile, base);
@@ -62,7 +50,7 @@ static int hostile_prerun(sk_process *self)
         break;
     case SCRIBBLE_THEN_SERVE:
     case SCRIBBLE_THEN_CRASH:
-        scribble(sh, h->seed + (uint64_t)n);
+        skt_scribble(sh, sizeof *sh, h->seed + (uint64_t)n);
         break;
     case FORGE_PID_AND_READY:
         atomic_store(&sh->worker_pid, h->test_pid);

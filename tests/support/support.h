@@ -377,6 +377,20 @@ static inline void skt_die_by(int sig)
     _exit(99); /* not reached */
 }
 
+/* Writes len pseudo-random bytes (xorshift from seed) over mem: what a
+ * hostile child does to memory it shares with its parent. */
+static inline void skt_scribble(void *mem, size_t len, uint64_t seed)
+{
+    unsigned char *bytes = mem;
+    uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        bytes[i] = (unsigned char)x;
+    }
+}
+
 /* Spins without a system call, so only someone outside can end it. */
 static inline void skt_spin_forever(void)
 {
