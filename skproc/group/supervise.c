@@ -74,8 +74,8 @@ static int nested_start(sk_group *g, struct group_child *c, sk_error *why)
         if (child->has_error) /* its thread has ended: no lock needed */
             *why = child->error.error;
         else
-            sk_error_set_text(why, SK_PROCESS_ERROR, SK_EPROCESS,
-                                "Group '%s' could not be started", c->name);
+            sk_error_set_text(why, SK_PROCESS_ERROR, SK_EPROCESS, "Group '%s' could not be started",
+                              c->name);
         return SK_EPROCESS;
     }
     c->live = true;
@@ -197,8 +197,8 @@ static enum group_phase phase_start(struct supervision *s)
         snprintf(g->error.child, sizeof g->error.child, "%s", c->name);
         sk_group_intensity_report(&g->intensity, group_seconds(g), &g->error);
         sk_error_set_text(&g->error.error, SK_PROCESS_ERROR, SK_EPROCESS,
-                            "Group '%s' could not start child '%s': %s", g->name, c->name,
-                            why.message);
+                          "Group '%s' could not start child '%s': %s", g->name, c->name,
+                          why.message);
         g->has_error = true;
         pthread_mutex_unlock(&g->lock);
         rc = SK_EPROCESS;
@@ -233,7 +233,7 @@ static enum group_phase on_child_end(struct supervision *s, struct group_child *
     }
     if (!failed)
         sk_error_set_text(&why, SK_PROCESS_ERROR, SK_OK,
-                            "Child '%s' ended normally (permanent: restarted)", c->name);
+                          "Child '%s' ended normally (permanent: restarted)", c->name);
     sk_group_intensity_failure(&g->intensity, c->name, group_seconds(g), &why);
     s->failed = c;
     return sk_group_intensity_admit(&g->intensity, sk_now_ns()) ? PHASE_RESTARTING
@@ -370,9 +370,9 @@ static enum group_phase phase_give_up(struct supervision *s)
     snprintf(err->child, sizeof err->child, "%s", s->failed->name);
     sk_group_intensity_report(&g->intensity, group_seconds(g), err);
     sk_error_set_text(&err->error, SK_PROCESS_ERROR, SK_EPROCESS,
-                        "Group '%s' gave up: more than %d restarts within %gs, the last for "
-                        "child '%s'",
-                        g->name, g->cfg.intensity, g->cfg.period, s->failed->name);
+                      "Group '%s' gave up: more than %d restarts within %gs, the last for "
+                      "child '%s'",
+                      g->name, g->cfg.intensity, g->cfg.period, s->failed->name);
     size_t used = 0;
     for (int i = 0; i < err->nfailures && used < sizeof err->error.cause; i++) {
         const sk_group_failure *f = &err->failures[i];
