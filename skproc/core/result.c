@@ -46,6 +46,17 @@ static int return_refused(struct sk_runtime *rt, const char *fmt, int rc)
     return rc;
 }
 
+/* Writes a packed result where the parent reads it (sk_return and
+ * sk_result_publish). */
+static int result_write(struct sk_runtime *rt, const void *img, size_t len)
+{
+    if (sk_pwrite_all(rt->memfd, img, len, (off_t)rt->result_offset) != 0)
+        return SK_ESYS;
+    rt->sh->result_len = len;
+    rt->sh->has_result = len > 0;
+    return SK_OK;
+}
+
 int sk_return(sk_process *self, const char *fmt, ...)
 {
     int rc = sk_handle_check(self, "sk_return");
@@ -66,13 +77,9 @@ int sk_return(sk_process *self, const char *fmt, ...)
     va_end(ap);
     if (rc != SK_OK)
         return return_refused(rt, fmt, rc);
-    rc = sk_pwrite_all(rt->memfd, img, len, (off_t)rt->result_offset) == 0 ? SK_OK : SK_ESYS;
+    rc = result_write(rt, img, len);
     free(img);
-    if (rc != SK_OK)
-        return return_refused(rt, fmt, rc);
-    rt->sh->result_len = len;
-    rt->sh->has_result = len > 0;
-    return SK_OK;
+    return rc != SK_OK ? return_refused(rt, fmt, rc) : SK_OK;
 }
 
 int sk_result_publish(sk_process *self, const void *img, size_t len)
@@ -86,10 +93,8 @@ int sk_result_publish(sk_process *self, const void *img, size_t len)
     if (img == NULL || len == 0)
         return sk_refuse(SK_EINVAL, "sk_result_publish: the image is %s",
                          img == NULL ? "NULL" : "empty");
-    if (sk_pwrite_all(rt->memfd, img, len, (off_t)rt->result_offset) != 0)
+    if (result_write(rt, img, len) != SK_OK)
         return sk_refuse(SK_ESYS, "sk_result_publish: %s", strerror(errno));
-    rt->sh->result_len = len;
-    rt->sh->has_result = 1;
     return SK_OK;
 }
 
