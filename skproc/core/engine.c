@@ -25,6 +25,7 @@
 #include "core/engine.h"
 #include "core/error.h"
 #include "core/events.h"
+#include "core/held_wait.h"
 #include "os/clock.h"
 #include "os/fd.h"
 #include "os/proc.h"
@@ -293,6 +294,13 @@ _Noreturn void sk_engine_main(sk_process *p, enum sk_engine_mode mode)
     struct engine e;
     engine_init(&e, p);
     current_engine = &e;
+    if (p->rt->held) {
+        /* A held start (core/held_start.c) waits here, with the pages the
+         * loop writes first written already; join_in counts from the
+         * release. */
+        sk_worker_wait_release(p->rt);
+        engine_init(&e, p);
+    }
     enum engine_state state = mode == SK_ENGINE_ERROR_ONLY ? ES_ERROR : ES_CHECK;
     while (state != ES_DONE) {
         switch (state) {

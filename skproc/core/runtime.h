@@ -78,6 +78,7 @@ struct sk_shared {
     _Atomic int engine_done; /* (W) outcome, error and result are final */
 
     _Atomic int stop;                /* (P or W) the loop should end */
+    _Atomic int released;            /* (P) a held start may go on (core/held_start.c) */
     _Atomic int kill_requested;      /* (P) sk_kill: the supervisor ends everything */
     _Atomic int lives_used;          /* (W soft errors, S hard faults) failed attempts */
     _Atomic pid_t worker_pid;        /* (S) 0 when no worker lives */
@@ -131,8 +132,10 @@ struct sk_shared {
 struct sk_runtime {
     enum sk_role role;
     bool started, finished, killed;
-    bool supervised;  /* a supervisor sits between the parent and the worker */
-    sk_config config; /* frozen copy */
+    bool supervised;         /* a supervisor sits between the parent and the worker */
+    bool held;               /* started held: the worker waits for sk_start_release */
+    int64_t held_release_at; /* when the release is expected (CLOCK_MONOTONIC ns), or 0 */
+    sk_config config;        /* frozen copy */
 
     struct sk_shared *sh;
     size_t map_size;                       /* status page + both rings' data */

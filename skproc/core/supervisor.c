@@ -80,6 +80,7 @@ struct supervisor {
     int64_t timeout_ns[SK_FULL_RUN];
     int64_t join_hard_ns; /* 0: none, or passed with no loop hook running */
     double join_in;
+    bool join_held;        /* a held start (sk_start_held): join_in waits for the release */
     sk_error fault;        /* the hard fault being handled */
     bool retryable;        /* the fault happened inside the loop */
     int lives_floor;       /* attempts known used: sh->lives_used is never believed lower */
@@ -277,6 +278,12 @@ static enum sup_state supervisor_watch(struct supervisor *s)
                 supervisor_record_end(s);
             return SUP_DONE;
         }
+        if (s->join_held && atomic_load_explicit(&sh->released, memory_order_acquire)) {
+            /* The parent rang us with the release: our own clock, not the
+             * status page's start_ns, which the worker can write. */
+            s->join_held = false;
+            s->join_hard_ns = sk_now_ns() + 2 * sk_seconds_to_ns(s->join_in);
+        }
         /* sk_stop of a spawned program: SIGTERM, sent by us, who know its
          * pid for sure (the parent rang the doorbell). */
         if (s->rt->spawn != NULL && atomic_load(&sh->stop))
@@ -445,6 +452,9 @@ static void supervisor_init(struct supervisor *s, sk_process *p)
     s->join_in = rt->config.join_in > 0 ? rt->config.join_in : 0;
     int64_t join = sk_seconds_to_ns(s->join_in);
     s->join_hard_ns = join ? s->sh->start_ns + 2 * join : 0;
+    s->join_held = join != 0 && rt->held;
+    if (s->join_held)
+        s->join_hard_ns = 0; /* set at the release */
     s->watches_deadline |= join != 0;
     s->early = rt->config.spin > 0; /* normalized: 0 with no_spin or one CPU */
     s->seen_seq = atomic_load(&s->sh->seq);
