@@ -472,6 +472,9 @@ typedef int (*sk_run_fn)(const sk_run_record *run, void *arg);
 
 /* A session's options. Zero is the default for each, and the defaults are
  * the seed's. */
+/* sk_sched_config.prefork's default, seconds. */
+#define SK_SCHED_PREFORK 0.05
+
 typedef struct sk_sched_config {
     sk_on_exists on_exists;      /* the seed's task_pre_exist */
     bool crash_on_task_prerun;   /* a failure outside a task's code (a parameter function,
@@ -505,7 +508,15 @@ typedef struct sk_sched_config {
                        * seconds after the stop request (outcome SK_RUN_RUNNING, error
                        * saying so) */
     void *on_run_arg;
-    void *reserved[8]; /* zero */
+    double prefork;    /* process tasks: when a start is due at a known time (a time
+                        * condition's next change, true then), the run's process and its
+                        * supervisor are forked this many seconds ahead and wait; at the
+                        * due time the session only releases it (a wake-up, not two
+                        * forks). The parameters must be known ahead (none from a
+                        * parameter function; a session parameter or Return value that
+                        * changed meanwhile means a fresh fork). Only on the real clock.
+                        * 0: SK_SCHED_PREFORK (0.05 s); < 0: never, every start forks */
+    void *reserved[7]; /* zero */
 } sk_sched_config;
 
 /* Creates a session and opens its log (for SQLite and CSV: what earlier

@@ -202,24 +202,30 @@ static void run_finish(struct cycle *c, sk_task_run *r, bool orphan)
         sk_run_free(r);
 }
 
+/* Lets t's prefork go as r's process; false when there is none to take or
+ * its release failed (it died just now): the run then forks. */
+static bool run_release_warm(sk_sched *s, sk_task_run *r)
+{
+    if (r->proc == NULL)
+        return false;
+    if (sk_run_release(s, r) == SK_OK)
+        return true;
+    sk_run_unlaunch(r);
+    sk_params_free_run(r);
+    return false;
+}
+
 /* Starts a run of t now: parameters, the log's RUNNING row, the run in
- * its mode. A failure outside the task's code is logged as a failed run. */
+ * its mode (its prefork released, when there is one). A failure outside
+ * the task's code is logged as a failed run. */
 static void run_start(struct cycle *c, struct sched_task *t)
 {
     sk_sched *s = c->s;
-    sk_task_run *r = calloc(1, sizeof *r);
-    if (r == NULL || (r->name = strdup(t->name)) == NULL) {
-        free(r);
+    sk_task_run *r = sk_warm_take(s, t);
+    if (r == NULL && (r = sk_run_new(t)) == NULL) {
         crash(c, SK_ENOMEM, "no memory for a run");
         return;
     }
-    r->task = t;
-    r->fn = t->fn;
-    r->arg = t->arg;
-    r->mode = t->mode;
-    r->owner_pid = getpid();
-    r->watch_fd = -1;
-    r->state = RUN_STARTING;
     r->start = c->now;
     r->start_mono = sk_now_ns();
     r->deadline_mono = t->timeout > 0 ? r->start_mono + sk_seconds_to_ns(t->timeout) : 0;
@@ -235,6 +241,7 @@ static void run_start(struct cycle *c, struct sched_task *t)
         else if (!t->log_error_reported)
             fprintf(stderr, "skproc: %s\n", why);
         t->log_error_reported = true;
+        sk_run_unlaunch(r);
         sk_run_free(r);
         return;
     }
@@ -243,9 +250,12 @@ static void run_start(struct cycle *c, struct sched_task *t)
     run_link(s, r);
     report(s, r, false);
     sk_error why;
-    rc = sk_params_resolve(s, r, &why);
-    if (rc == SK_OK)
-        rc = sk_run_launch(s, r, &why);
+    rc = SK_OK;
+    if (!run_release_warm(s, r)) {
+        rc = sk_params_resolve(s, r, &why);
+        if (rc == SK_OK)
+            rc = sk_run_launch(s, r, &why);
+    }
     if (rc != SK_OK) {
         r->outcome = SK_RUN_FAILED;
         r->error = why;
@@ -425,6 +435,38 @@ static void start_due(struct cycle *c, struct sched_task *t)
         t->queued++;
 }
 
+/* When t is looked at next: at its start condition's next change (t->due),
+ * or a prefork's lead before it, when its run can be forked ahead and the
+ * condition will be true then. A prefork whose start is no longer near
+ * is dropped; one whose lead is reached is made now. */
+static void plan_next(struct cycle *c, struct sched_task *t, const sk_cond_ctx *ctx)
+{
+    sk_sched *s = c->s;
+    bool periodic = t->start_users || (s->cfg.force_status_from_logs && t->nafter > 0);
+    t->due = next_look(s, t->start, ctx, periodic);
+    t->next_check = t->due;
+    int64_t lead = sk_warm_lead(s);
+    if (lead == 0 || t->mode != SK_TASK_PROCESS)
+        return;
+    bool near = !periodic && t->due != SK_COND_NO_CHANGE && t->due - c->now <= 2 * lead;
+    if (t->warm != NULL && !near)
+        sk_warm_drop(t);
+    if (periodic || t->due == SK_COND_NO_CHANGE || !sk_warm_fits(s, t))
+        return;
+    sk_cond_ctx at_due = *ctx;
+    at_due.now = t->due;
+    if (sk_cond_eval(t->start, &at_due) != 1)
+        return; /* a change, but not to a start */
+    if (t->due - lead > c->now) {
+        t->next_check = t->due - lead;
+        return;
+    }
+    int64_t retry_at;
+    sk_warm_make(s, t, c->now, &retry_at);
+    if (t->warm == NULL)
+        t->next_check = retry_at;
+}
+
 /* 5. One task: a queued start, its condition, its next look. */
 static void look_at(struct cycle *c, struct sched_task *t)
 {
@@ -446,8 +488,7 @@ static void look_at(struct cycle *c, struct sched_task *t)
     }
     if (t->removed) /* a main run or on_run removed it */
         return;
-    bool periodic = t->start_users || (s->cfg.force_status_from_logs && t->nafter > 0);
-    t->next_check = next_look(s, t->start, &ctx, periodic);
+    plan_next(c, t, &ctx);
     sk_task_heap_set(s, t);
 }
 
@@ -694,6 +735,7 @@ void sk_cycle_stop_all(sk_sched *s, double grace)
 {
     if (s->in_step)
         return;
+    sk_warm_drop_all(s);
     for (sk_task_run *r = s->runs; r != NULL; r = r->next)
         sk_run_ask_stop(r, STOP_SHUTDOWN, grace);
     while (s->nruns > 0) {

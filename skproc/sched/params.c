@@ -203,6 +203,56 @@ no_memory:
     return SK_ENOMEM;
 }
 
+bool sk_params_known_ahead(const sk_sched *s, const struct sched_task *t)
+{
+    for (size_t i = 0; i < t->nparams; i++) {
+        if (t->params[i].kind != SK_PARAM_SESSION)
+            continue;
+        const struct session_param *p = sk_name_map_get(&s->params, t->params[i].name);
+        if (p != NULL && p->fn != NULL)
+            return false;
+    }
+    return true;
+}
+
+static bool same_image(const struct run_param *rp, const void *img, size_t len)
+{
+    if (img == NULL || len == 0)
+        return rp->image == NULL;
+    return rp->image != NULL && rp->len == len && memcmp(rp->image, img, len) == 0;
+}
+
+bool sk_params_current(sk_sched *s, const sk_task_run *r)
+{
+    const struct sched_task *t = r->task;
+    if (r->nparams != t->nparams)
+        return false;
+    for (size_t i = 0; i < t->nparams; i++) {
+        const struct task_param *tp = &t->params[i];
+        const struct run_param *rp = &r->params[i];
+        const void *img = NULL;
+        size_t len = 0;
+        if (tp->kind == SK_PARAM_SESSION) {
+            const struct session_param *p = sk_name_map_get(&s->params, tp->name);
+            if (p != NULL && p->fn != NULL)
+                return false;
+            if (p != NULL) {
+                img = p->image;
+                len = p->len;
+            }
+        } else if (tp->kind == SK_PARAM_RETURN) {
+            int rc = sk_runlog_last_value(s->log, tp->task, &img, &len);
+            if (rc != SK_OK && rc != SK_ECLOSED)
+                return false;
+        } else {
+            continue; /* the task's own fixed value: the task cannot change */
+        }
+        if (!same_image(rp, img, len))
+            return false;
+    }
+    return true;
+}
+
 void sk_params_free_run(sk_task_run *r)
 {
     for (size_t i = 0; i < r->nparams; i++) {

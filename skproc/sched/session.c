@@ -147,6 +147,7 @@ static int task_drop(sk_sched *s, struct sched_task *t)
     sk_name_map_remove(&s->tasks, t->name);
     sk_task_undepend(s, t);
     sk_task_heap_remove(s, t);
+    sk_warm_drop(t);
     t->removed = true;
     s->graveyard[s->ngrave++] = t;
     if (!s->in_step)

@@ -18,6 +18,7 @@
  *   status.c    what conditions read of each task name (cache of the log)
  *   wait.c      the descriptors the session sleeps on (epoll, eventfd,
  *               timerfds), SIGINT/SIGTERM, sk_sched_fd, sk_sched_shutdown
+ *   warm.c      process runs forked ahead of their start (prefork)
  *   name_map.c  a map from names to pointers
  *
  * Threads. Everything here belongs to the thread that calls into the
@@ -97,6 +98,10 @@ int sk_task_heap_set(sk_sched *s, struct sched_task *t);
 void sk_task_heap_remove(sk_sched *s, struct sched_task *t);
 /* The task looked at first, or NULL. */
 struct sched_task *sk_task_heap_top(const sk_sched *s);
+/* A task but except whose start condition's next change (due) lies in
+ * [from, until], or NULL; walks only the tasks looked at before until. */
+struct sched_task *sk_task_heap_due_in(const sk_sched *s, const struct sched_task *except,
+                                       int64_t from, int64_t until);
 
 /* ----------------------------------------------------------------- task.c */
 
@@ -138,9 +143,12 @@ struct sched_task {
     bool start_users; /* the start condition asks user predicates: looked at periodically */
     bool end_watch;   /* the end condition has "after" or user parts: looked at on events */
     struct task_status *status;
+    sk_task_run *warm; /* a run forked ahead of the next start (warm.c), or NULL */
 
     /* scheduling */
     int64_t next_check; /* session clock: look again then; SK_COND_NO_CHANGE: on events only */
+    int64_t due;        /* the start condition's next change (next_check is earlier by the
+                         * prefork lead while a prefork waits to be made) */
     size_t heap_at;     /* index in the heap, or TASK_NOT_IN_HEAP */
     bool dirty;         /* in the session's dirty list: look at it in this or the next cycle */
     bool forced;        /* sk_sched_run_task, or a missed run: start whatever the condition */
@@ -194,6 +202,13 @@ struct run_param {
  * and how. */
 int sk_params_resolve(sk_sched *s, sk_task_run *r, sk_error *why);
 void sk_params_free_run(sk_task_run *r);
+/* True when t's parameters can be resolved ahead of its start (a prefork,
+ * warm.c): none comes from a parameter function, which runs right before
+ * the run as documented. */
+bool sk_params_known_ahead(const sk_sched *s, const struct sched_task *t);
+/* True when the parameters r resolved are what resolving them now would
+ * give (session parameters and Return values compared byte for byte). */
+bool sk_params_current(sk_sched *s, const sk_task_run *r);
 void sk_params_free_session(sk_sched *s);
 
 /* ------------------------------------------------------------- task_run.c */
@@ -267,10 +282,24 @@ struct sk_task_run {
     sk_task_run *prev, *next; /* the session's live runs */
 };
 
+/* A new run of t, STARTING, nothing resolved, logged or started; NULL
+ * without memory. */
+sk_task_run *sk_run_new(struct sched_task *t);
 /* Starts r in its mode (r is STARTING, its parameters resolved, its start
  * logged). Main runs run to their end here. SK_OK (RUNNING, or ENDED for
  * main), or a failure outside the task's code with *why filled. */
 int sk_run_launch(sk_sched *s, sk_task_run *r, sk_error *why);
+/* A process run forked ahead of its start (warm.c): started held
+ * (sk_start_held), its release expected at release_at (CLOCK_MONOTONIC
+ * ns), its parameters resolved; r stays STARTING and out of
+ * the session's epoll set. SK_OK, or as sk_run_launch. */
+int sk_run_launch_held(sk_task_run *r, int64_t release_at, sk_error *why);
+/* Lets a held run's process go on (RUNNING, watched). SK_ESTATE when it
+ * has ended meanwhile. */
+int sk_run_release(sk_sched *s, sk_task_run *r);
+/* Ends a launched process run's process quietly (its tree killed and
+ * reaped, a function task's handle freed), as if it had never started. */
+void sk_run_unlaunch(sk_task_run *r);
 /* True once r's code has ended (thread returned, process exited). */
 bool sk_run_has_ended(sk_task_run *r);
 /* Asks r to stop for `why`; the kill is due after `bound` seconds. */
@@ -286,6 +315,26 @@ void sk_run_collect(sk_sched *s, sk_task_run *r);
 void sk_run_orphan(sk_task_run *r);
 /* Frees r (collected). */
 void sk_run_free(sk_task_run *r);
+
+/* ------------------------------------------------------------------ warm.c */
+
+/* How far ahead process runs are forked, ns; 0: never (prefork < 0, or a
+ * clock of the caller's). */
+int64_t sk_warm_lead(const sk_sched *s);
+/* True when t's next run may be forked ahead: a process task without a
+ * prefork, whose handle is free, whose parameters are known ahead. */
+bool sk_warm_fits(const sk_sched *s, const struct sched_task *t);
+/* Forks t's next run, held, due at t->due; on any failure nothing (the
+ * start forks). Unless another task is due while the fork would hold the
+ * session's thread: then nothing, and *retry_at says when to try again
+ * (SK_COND_NO_CHANGE: too late for this start). */
+void sk_warm_make(sk_sched *s, struct sched_task *t, int64_t now, int64_t *retry_at);
+/* t's prefork for a start now, or NULL (none, or dropped: its process
+ * died, or its parameters changed). */
+sk_task_run *sk_warm_take(sk_sched *s, struct sched_task *t);
+/* Ends t's prefork, if any, quietly; every task's. */
+void sk_warm_drop(struct sched_task *t);
+void sk_warm_drop_all(sk_sched *s);
 
 /* ------------------------------------------------------------ run_error.c */
 
@@ -381,6 +430,7 @@ struct sk_sched {
     int signal_slot; /* in wait.c's table while sk_sched_run runs; -1 */
 
     struct sched_libs libs; /* loader.c: what sk_sched_load loaded, closed last */
+    int64_t fork_ns;        /* warm.c: how long a prefork's launch takes (a running mean) */
 };
 
 /* The session clock (cfg.clock, or CLOCK_REALTIME), ns. */

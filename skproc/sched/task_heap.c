@@ -88,3 +88,23 @@ struct sched_task *sk_task_heap_top(const sk_sched *s)
 {
     return s->heap_len > 0 ? s->heap[0] : NULL;
 }
+
+/* The nodes whose key is at most until form a subtree at the root: only
+ * those are walked. */
+static struct sched_task *due_in(const sk_sched *s, size_t i, const struct sched_task *except,
+                                 int64_t from, int64_t until)
+{
+    if (i >= s->heap_len || s->heap[i]->next_check > until)
+        return NULL;
+    struct sched_task *t = s->heap[i];
+    if (t != except && t->due >= from && t->due <= until)
+        return t;
+    struct sched_task *found = due_in(s, 2 * i + 1, except, from, until);
+    return found != NULL ? found : due_in(s, 2 * i + 2, except, from, until);
+}
+
+struct sched_task *sk_task_heap_due_in(const sk_sched *s, const struct sched_task *except,
+                                       int64_t from, int64_t until)
+{
+    return due_in(s, 0, except, from, until);
+}

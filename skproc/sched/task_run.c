@@ -53,6 +53,9 @@ static int task_process_run(sk_process *self)
 {
     struct task_process *tp = SK_CONTAINER_OF(self, struct task_process, base);
     sk_task_run *r = tp->run;
+    /* The timeout from here, for sk_task_stopping: a prefork (warm.c)
+     * forked this copy of the run before its start was known. */
+    r->deadline_mono = r->task->timeout > 0 ? sk_now_ns() + sk_seconds_to_ns(r->task->timeout) : 0;
     int rc = r->fn(r, r->arg);
     if (rc != 0)
         return sk_fail(self, rc, "task '%.200s' returned %d", r->name, rc);
@@ -61,7 +64,10 @@ static int task_process_run(sk_process *self)
 
 static const sk_class task_process_class = {.name = "skproc-task", .run = task_process_run};
 
-static int launch_process(sk_task_run *r, const struct sched_task *t, sk_error *why)
+/* Starts r's process; held_until > 0: forked, but waiting for
+ * sk_run_release, expected then (CLOCK_MONOTONIC ns). */
+static int launch_process(sk_task_run *r, const struct sched_task *t, int64_t held_until,
+                          sk_error *why)
 {
     sk_process *p;
     int rc;
@@ -87,7 +93,7 @@ static int launch_process(sk_task_run *r, const struct sched_task *t, sk_error *
         p->config.supervise = true; /* the run's whole tree ends with it */
         sk_process_set_tag(p, r);
         r->proc = p; /* before the fork: the child's copy of the run has it */
-        rc = sk_start(p);
+        rc = held_until > 0 ? sk_start_held(p, held_until) : sk_start(p);
     }
     if (rc != SK_OK) {
         r->proc = NULL;
@@ -144,6 +150,23 @@ static int launch_thread(sk_sched *s, sk_task_run *r, sk_error *why)
 
 /* -------------------------------------------------------- the session */
 
+sk_task_run *sk_run_new(struct sched_task *t)
+{
+    sk_task_run *r = calloc(1, sizeof *r);
+    if (r == NULL || (r->name = strdup(t->name)) == NULL) {
+        free(r);
+        return NULL;
+    }
+    r->task = t;
+    r->fn = t->fn;
+    r->arg = t->arg;
+    r->mode = t->mode;
+    r->owner_pid = getpid();
+    r->watch_fd = -1;
+    r->state = RUN_STARTING;
+    return r;
+}
+
 int sk_run_launch(sk_sched *s, sk_task_run *r, sk_error *why)
 {
     const struct sched_task *t = r->task;
@@ -160,7 +183,7 @@ int sk_run_launch(sk_sched *s, sk_task_run *r, sk_error *why)
         rc = launch_thread(s, r, why);
         break;
     case SK_TASK_PROCESS:
-        rc = launch_process(r, t, why);
+        rc = launch_process(r, t, 0, why);
         if (rc == SK_OK)
             sk_wait_watch(s, r, sk_process_pidfd(r->proc));
         break;
@@ -168,6 +191,35 @@ int sk_run_launch(sk_sched *s, sk_task_run *r, sk_error *why)
     if (rc == SK_OK)
         r->state = RUN_RUNNING;
     return rc;
+}
+
+int sk_run_launch_held(sk_task_run *r, int64_t release_at, sk_error *why)
+{
+    return launch_process(r, r->task, release_at > 0 ? release_at : 1, why);
+}
+
+int sk_run_release(sk_sched *s, sk_task_run *r)
+{
+    int rc = sk_start_release(r->proc);
+    if (rc != SK_OK)
+        return rc;
+    sk_wait_watch(s, r, sk_process_pidfd(r->proc));
+    r->state = RUN_RUNNING;
+    return SK_OK;
+}
+
+void sk_run_unlaunch(sk_task_run *r)
+{
+    if (r->proc == NULL)
+        return;
+    sk_kill(r->proc); /* its whole tree, reaped */
+    sk_process_set_tag(r->proc, NULL);
+    if (r->own != NULL) {
+        sk_release(&r->own->base);
+        free(r->own);
+        r->own = NULL;
+    }
+    r->proc = NULL;
 }
 
 bool sk_run_has_ended(sk_task_run *r)
