@@ -51,8 +51,15 @@
  *   sched.idle.wakeups       the session thread's voluntary context switches
  *                            per wall second of that run (its wake-ups)
  *
- *   sched.late.process.vs_start  the process task's median again, against
- *                            sched.late.sk_start: what the session adds
+ *   sched.late.raw_prefork   the floor of a fork made ahead: a child forked
+ *                            a spacing before the due instant, blocked in
+ *                            read() on a pipe; the timerfd wake writes a byte,
+ *                            the child takes the time
+ *   sched.late.process.vs_prefork  the process task's median again, against
+ *                            it: the same design done by hand
+ *   sched.late.process_cold  a process task with prefork off (< 0): its
+ *                            supervisor and worker forked at the start;
+ *                            against sk_start alone: what the session adds
  *
  * 300 samples of each floor (processes: 120; quick 60 and 40), and 5 s
  * (quick 1 s) of sk_sched_run per mode, a sample per spacing. The lateness kinds run in turn:
@@ -113,7 +120,13 @@ static struct begins *bg;
 
 /* ---------------------------------------------------------- raw floors */
 
-enum late_kind { LATE_MAIN, LATE_THREAD, LATE_PROCESS, LATE_FORK2 /* raw only */ };
+enum late_kind {
+    LATE_MAIN,
+    LATE_THREAD,
+    LATE_PROCESS,
+    LATE_FORK2,  /* raw only */
+    LATE_PREFORK /* raw only */
+};
 
 /* One due instant every 10 ms; every 25 ms for processes, whose start and
  * exit take several ms on a small machine: so that a start does not
@@ -140,12 +153,33 @@ static void raw_lateness(enum late_kind kind, double *us, long n)
     int64_t spacing = spacing_ns(kind);
     int64_t due = real_ns() + spacing;
     for (long i = 0; i < n; i++, due += spacing) {
+        int gate[2] = {-1, -1};
+        pid_t ahead = -1;
+        if (kind == LATE_PREFORK) { /* forked a spacing ahead, blocked on the gate */
+            BENCH_CHECK(pipe(gate) == 0, "pipe");
+            ahead = fork();
+            BENCH_CHECK(ahead >= 0, "fork");
+            if (ahead == 0) {
+                char c;
+                close(gate[1]);
+                if (read(gate[0], &c, 1) == 1)
+                    atomic_store(&bg->raw, real_ns());
+                _exit(0);
+            }
+            close(gate[0]);
+        }
         struct itimerspec its = {.it_value = {due / BENCH_NS_PER_SEC, due % BENCH_NS_PER_SEC}};
         BENCH_CHECK(timerfd_settime(tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0, "timerfd_settime");
         uint64_t expirations;
         bench_read_all(tfd, &expirations, sizeof expirations);
         atomic_store(&bg->raw, 0);
-        if (kind == LATE_MAIN) {
+        if (kind == LATE_PREFORK) {
+            BENCH_CHECK(write(gate[1], "x", 1) == 1, "write");
+            close(gate[1]);
+            int status;
+            while (waitpid(ahead, &status, 0) < 0)
+                BENCH_CHECK(errno == EINTR, "waitpid");
+        } else if (kind == LATE_MAIN) {
             atomic_store(&bg->raw, real_ns());
         } else if (kind == LATE_THREAD) {
             pthread_t t;
@@ -280,14 +314,15 @@ static void sleep_until_real(int64_t t)
  * run's start (the cycle's clock reading, as on_run reports it) and
  * launch[] from there to the code's start; returns how many (at most
  * cap). */
-static long skproc_lateness(enum late_kind kind, double seconds, double *us, double *wake,
-                            double *launch, long cap)
+static long skproc_lateness(enum late_kind kind, double prefork, double seconds, double *us,
+                            double *wake, double *launch, long cap)
 {
     static struct late_session ls;
     memset(&ls, 0, sizeof ls);
     memset(bg, 0, sizeof *bg);
     ls.stop_at = INT64_MAX; /* set when sk_sched_run starts */
-    sk_sched_config cfg = {.no_signals = true, .on_run = late_on_run, .on_run_arg = &ls};
+    sk_sched_config cfg = {
+        .no_signals = true, .on_run = late_on_run, .on_run_arg = &ls, .prefork = prefork};
     BENCH_CHECK(sk_sched_create(&ls.s, &cfg) == SK_OK, "sk_sched_create");
     static const sk_task_mode modes[] = {SK_TASK_MAIN, SK_TASK_THREAD, SK_TASK_PROCESS};
     /* First runs one spacing apart, so that one task is due at a time. */
@@ -558,17 +593,26 @@ int main(int argc, char **argv)
             emit_late("sched.late.sk_start_plain",
                       "timerfd wake, sk_start of a process without a supervisor", "sk_start plain",
                       us, proc_n);
+            raw_lateness(LATE_PREFORK, us, proc_n);
+            emit_late("sched.late.raw_prefork",
+                      "raw floor: a child forked ahead, blocked in read(); timerfd wake, write",
+                      "raw prefork", us, proc_n);
+            /* the session's process tasks forking at the start (prefork < 0) */
+            long n = skproc_lateness(LATE_PROCESS, -1, run_s, us, wake, launch, cap);
+            emit_late("sched.late.process_cold",
+                      "skproc: a time-triggered process task, prefork off (forked at the start)",
+                      "skproc process task, cold", us, n);
         }
-        long n = skproc_lateness((enum late_kind)kind, run_s, us, wake, launch, cap);
+        long n = skproc_lateness((enum late_kind)kind, 0, run_s, us, wake, launch, cap);
         char key[64], name[160], short_name[64];
         snprintf(key, sizeof key, "sched.late.%s", kind_name[kind]);
         snprintf(name, sizeof name, "skproc: a time-triggered %s task, due to its code's start",
                  kind_name[kind]);
         snprintf(short_name, sizeof short_name, "skproc %s task", kind_name[kind]);
         emit_late(key, name, short_name, us, n);
-        if (kind == LATE_PROCESS) /* again, against sk_start alone: what the session adds */
-            bench_emit(AREA, "sched.late.process.vs_start",
-                       "skproc: a time-triggered process task, against sk_start alone", "us",
+        if (kind == LATE_PROCESS) /* again, against the raw prefork: the same design by hand */
+            bench_emit(AREA, "sched.late.process.vs_prefork",
+                       "skproc: a time-triggered process task, against a raw prefork", "us",
                        bench_summarize(us, n).median, NULL, "\"short\":\"skproc process task\"");
         /* Where it went: waking to the cycle's start, then the launch. */
         char table[] = "where the lateness goes (medians)";
