@@ -3,9 +3,10 @@
  * A map from names to pointers: open addressing with linear probing on a
  * 64-bit FNV-1a hash, at most half full (removed slots count), so that a
  * session of 10,000 tasks finds a task, a status or a parameter by name in
- * a probe or two.
+ * a probe or two; the memory run log finds its tasks the same way.
  */
-#include "sched/session.h"
+#include "sched/name_map.h"
+#include "skproc.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -2,7 +2,7 @@
 /*
  * The memory store (runlog_memory.h): a ring of the last max_runs runs in
  * id order, each task's runs in the ring linked oldest to newest, and a
- * hash table of tasks by name holding what must outlive the ring.
+ * map of tasks by name (name_map.h) holding what must outlive the ring.
  *
  * A run is freed when nothing holds it: the ring (or, for a run still
  * going when the ring dropped it, the list of orphans, so that its end
@@ -10,6 +10,7 @@
  * reference.
  */
 #include "sched/runlog_memory.h"
+#include "sched/name_map.h"
 
 #include "core/error.h"
 
@@ -46,8 +47,7 @@ typedef struct mem_run {
 } mem_run;
 
 struct mem_task {
-    char *name;
-    uint64_t hash;
+    char *name; /* its key in the tasks map */
     int64_t last_start;
     mem_run *latest[2];    /* ended last: [0] succeeded, [1] failed or terminated */
     mem_run *value_run;    /* the run that ended last among those that returned a value */
@@ -58,9 +58,8 @@ struct runlog_memory {
     size_t max_runs;
     mem_run **ring; /* ring[(head + i) % ring_cap], i < count: oldest first */
     size_t ring_cap, head, count;
-    mem_run *orphans; /* running runs the ring dropped */
-    mem_task **slots; /* open addressing, a power of two, at most 3/4 full */
-    size_t slot_cap, task_count;
+    mem_run *orphans;      /* running runs the ring dropped */
+    struct name_map tasks; /* name -> mem_task */
     size_t runs_held;
     int64_t last_id;
 };
@@ -146,49 +145,9 @@ static sk_run_record record_of(const mem_run *r, sk_error *e)
 
 /* ----------------------------------------------------------------- tasks */
 
-static uint64_t name_hash(const char *name)
-{
-    uint64_t h = UINT64_C(14695981039346656037); /* FNV-1a */
-    for (const unsigned char *p = (const unsigned char *)name; *p; p++)
-        h = (h ^ *p) * UINT64_C(1099511628211);
-    return h;
-}
-
 static mem_task *task_find(const runlog_memory *m, const char *name)
 {
-    if (m->slot_cap == 0)
-        return NULL;
-    uint64_t h = name_hash(name);
-    for (size_t i = h & (m->slot_cap - 1);; i = (i + 1) & (m->slot_cap - 1)) {
-        mem_task *t = m->slots[i];
-        if (t == NULL)
-            return NULL;
-        if (t->hash == h && strcmp(t->name, name) == 0)
-            return t;
-    }
-}
-
-static void slot_put(mem_task **slots, size_t cap, mem_task *t)
-{
-    size_t i = t->hash & (cap - 1);
-    while (slots[i] != NULL)
-        i = (i + 1) & (cap - 1);
-    slots[i] = t;
-}
-
-static int tasks_grow(runlog_memory *m)
-{
-    size_t cap = m->slot_cap ? m->slot_cap * 2 : 64;
-    mem_task **slots = calloc(cap, sizeof *slots);
-    if (slots == NULL)
-        return SK_ENOMEM;
-    for (size_t i = 0; i < m->slot_cap; i++)
-        if (m->slots[i] != NULL)
-            slot_put(slots, cap, m->slots[i]);
-    free(m->slots);
-    m->slots = slots;
-    m->slot_cap = cap;
-    return SK_OK;
+    return sk_name_map_get(&m->tasks, name);
 }
 
 static mem_task *task_get(runlog_memory *m, const char *name)
@@ -196,17 +155,15 @@ static mem_task *task_get(runlog_memory *m, const char *name)
     mem_task *t = task_find(m, name);
     if (t != NULL)
         return t;
-    if ((m->task_count + 1) * 4 > m->slot_cap * 3 && tasks_grow(m) != SK_OK)
-        return NULL;
     t = calloc(1, sizeof *t);
-    if (t == NULL || (t->name = strdup(name)) == NULL) {
+    if (t == NULL || (t->name = strdup(name)) == NULL ||
+        sk_name_map_put(&m->tasks, t->name, t) != SK_OK) {
+        if (t != NULL)
+            free(t->name);
         free(t);
         return NULL;
     }
-    t->hash = name_hash(name);
     t->last_start = SK_COND_NEVER;
-    slot_put(m->slots, m->slot_cap, t);
-    m->task_count++;
     return t;
 }
 
@@ -409,7 +366,7 @@ size_t runlog_memory_runs_held(const runlog_memory *m)
 
 size_t runlog_memory_tasks_held(const runlog_memory *m)
 {
-    return m->task_count;
+    return m->tasks.live;
 }
 
 int runlog_memory_each_running(runlog_memory *m, sk_run_fn fn, void *arg)
@@ -560,6 +517,17 @@ static int64_t mem_previous_alive(void *store)
     return SK_COND_NEVER;
 }
 
+static void task_free(void *value, void *arg)
+{
+    runlog_memory *m = arg;
+    mem_task *t = value;
+    run_unref(m, t->latest[0]);
+    run_unref(m, t->latest[1]);
+    run_unref(m, t->value_run);
+    free(t->name);
+    free(t);
+}
+
 static void mem_close(void *store)
 {
     runlog_memory *m = store;
@@ -572,17 +540,8 @@ static void mem_close(void *store)
     }
     while (m->orphans != NULL)
         orphan_remove(m, m->orphans);
-    for (size_t i = 0; i < m->slot_cap; i++) {
-        mem_task *t = m->slots[i];
-        if (t == NULL)
-            continue;
-        run_unref(m, t->latest[0]);
-        run_unref(m, t->latest[1]);
-        run_unref(m, t->value_run);
-        free(t->name);
-        free(t);
-    }
-    free(m->slots);
+    sk_name_map_each(&m->tasks, task_free, m);
+    sk_name_map_free(&m->tasks);
     free(m->ring);
     free(m);
 }
