@@ -3,18 +3,19 @@
  * The worker's side of a held start (core/held_start.c): the wait before
  * its first hook. It sleeps on its own doorbell, armed as sk_listen arms
  * it, so that sk_stop and sk_tell ring it too: a stop ends the wait (the
- * engine then goes to its ending hooks), a message does not. With the release time known and
- * spinning on, it wakes a little before that time and spins, so that the
- * release finds it running.
+ * engine then goes to its ending hooks), a message does not. With the
+ * release time known and spinning on, it wakes a little before that time
+ * and looks for the release between sched_yield calls, so that the release
+ * finds it running.
  */
 #include "core/channel.h"
 #include "core/held_wait.h"
 #include "os/clock.h"
 #include "os/fd.h"
-#include "os/spin.h"
 
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <time.h>
 
 static bool released_or_stopped(const void *ctx)
@@ -34,6 +35,20 @@ static __attribute__((noinline)) void stack_pretouch(void)
         pages[i] = 0;
 }
 
+/* Looks for the release until until_ns, giving the CPU away between two
+ * looks: a plain spin holds a CPU the session's thread may need to wake
+ * up and make the release (with two CPUs and other work, a pure spin made
+ * starts several times later, not earlier). */
+static bool yield_until(int64_t until_ns, const struct sk_shared *sh)
+{
+    while (sk_now_ns() < until_ns) {
+        if (released_or_stopped(sh))
+            return true;
+        sched_yield();
+    }
+    return released_or_stopped(sh);
+}
+
 void sk_worker_wait_release(struct sk_runtime *rt)
 {
     struct sk_shared *sh = rt->sh;
@@ -51,7 +66,7 @@ void sk_worker_wait_release(struct sk_runtime *rt)
             break;
         int64_t now = sk_now_ns();
         if (now >= spin_from && now < spin_until) {
-            if (sk_spin_until(spin_until, released_or_stopped, sh))
+            if (yield_until(spin_until, sh))
                 break;
             continue; /* the release is late: sleep for it */
         }

@@ -5,8 +5,9 @@
 
 #include "core/runtime.h"
 
-/* With spinning on and the release time known, the worker spins from this
- * long before it to this long after it (ns), and sleeps outside. */
+/* With spinning on and the release time known, the worker looks for the
+ * release (yielding the CPU between looks) from this long before it to
+ * this long after it (ns), and sleeps outside that window. */
 #define SK_HELD_SPIN_EARLY (INT64_C(500000))
 #define SK_HELD_SPIN_LATE (INT64_C(3000000))
 

@@ -46,15 +46,16 @@ bool sk_process_stop_asked(const sk_process *self);
  * waits before its first hook until sk_start_release; a layer that knows
  * when a process will be wanted (the scheduler) pays for the forks before
  * that time, and the release costs one wake-up. release_at is when the
- * release is expected (CLOCK_MONOTONIC ns, as sk_now_ns), 0 when unknown:
- * with spinning on (config.spin, normalized), the worker wakes
- * 0.5 ms before it and spins, so that the release finds it
- * awake (a sleeping process takes up to a millisecond to wake on a loaded
- * virtual machine), for at most 3 ms past it (core/held_wait.h), then sleeps
- * again. join_in counts from the release. Until then sk_stop makes the
- * worker go on to its ending hooks (no run hook), sk_kill ends it, sk_wait
- * waits. SK_EINVAL for a spawned program (it has no hooks to hold); else
- * as sk_start. sk_start_release: SK_OK, SK_ESTATE when p was not started
+ * release is expected (CLOCK_MONOTONIC ns, as sk_now_ns), 0 when unknown.
+ * With it and spinning on (config.spin, normalized), the worker wakes
+ * 0.5 ms before it and looks for the release between sched_yield calls
+ * until 3 ms past it (core/held_wait.h), then sleeps again: a sleeping
+ * process takes up to a millisecond to wake on a loaded virtual machine,
+ * and a pure spin would hold a CPU the releasing thread needs. join_in
+ * counts from the release. Until then sk_stop makes the worker go on to
+ * its ending hooks (no run hook), sk_kill ends it, sk_wait waits.
+ * SK_EINVAL for a spawned program (it has no hooks to hold); else as
+ * sk_start. sk_start_release: SK_OK, SK_ESTATE when p was not started
  * held, was released already or has finished. */
 int sk_start_held(sk_process *p, int64_t release_at);
 int sk_start_release(sk_process *p);
