@@ -707,6 +707,27 @@ static size_t m_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out, 
     return got;
 }
 
+/* Done with a batch's Isend. To a live rank it completes (the rank has
+ * answered, or was told to terminate); to a dead rank it may never: the
+ * request is let go and so is the buffer MPI may still read (leaked on
+ * purpose: a dead rank ends the job). */
+static void send_settle(struct master *m, struct mb *b)
+{
+    b->sending = false;
+    int done = 0;
+    MPI_Test(&b->sreq, &done, MPI_STATUS_IGNORE);
+    if (done)
+        return;
+    if (b->rank > 0 && m->ranks[b->rank].dead) {
+        MPI_Request_free(&b->sreq);
+        b->buf = NULL;
+        return;
+    }
+    if (m->terminated)
+        MPI_Cancel(&b->sreq);
+    MPI_Wait(&b->sreq, MPI_STATUS_IGNORE);
+}
+
 static void m_release(struct sk_pool_transport *t, uint32_t id)
 {
     struct master *m = master_of(t);
@@ -728,12 +749,8 @@ static void m_release(struct sk_pool_transport *t, uint32_t id)
     }
     if (b->state == MB_SENT && b->rank > 0 && m->ranks[b->rank].outstanding > 0)
         m->ranks[b->rank].outstanding--;
-    if (b->sending) {
-        if (b->state == MB_SENT && m->terminated)
-            MPI_Cancel(&b->sreq);
-        MPI_Wait(&b->sreq, MPI_STATUS_IGNORE);
-        b->sending = false;
-    }
+    if (b->sending)
+        send_settle(m, b);
     free(b->reply);
     b->reply = NULL;
     b->state = MB_FREE;
@@ -861,10 +878,8 @@ static void m_destroy(struct sk_pool_transport *t)
     }
     for (int i = 0; i < POOL_BATCHES; i++) {
         struct mb *b = &m->b[i];
-        if (b->sending) {
-            MPI_Cancel(&b->sreq);
-            MPI_Wait(&b->sreq, MPI_STATUS_IGNORE);
-        }
+        if (b->sending)
+            send_settle(m, b);
         free(b->buf);
         free(b->reply);
     }
