@@ -75,8 +75,11 @@ def detect(wanted=True):
     return _found['mpi']
 
 
-def say(mpi):
+def say(mpi, wanted=True):
     """The configure line."""
+    if not wanted:
+        return 'skproc: MPI skipped (mpi=0): libskproc-mpi, its tests, examples and bench ' \
+               'are not built'
     if mpi:
         return 'skproc: MPI found (%s): building libskproc-mpi, skproc-mpi.pc, its tests, ' \
                'examples and bench' % mpi['name']
