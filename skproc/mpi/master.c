@@ -32,12 +32,15 @@
 #include "mpi/registry.h"
 
 #include <inttypes.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #define WAIT_SLICE_NS (100 * 1000 * 1000)
+#define BUSY_NAP_NS (40 * 1000)          /* the longest nap while ranks have work: 40 us */
+#define IDLE_NAP_NS (1000 * 1000)        /* and while none has: 1 ms */
 #define PUMP_GAP_NS (1000 * 1000 * 1000) /* rank 0 away this long: silence proves nothing */
 
 enum mb_state { MB_FREE, MB_TAKEN, MB_QUEUED, MB_SENT, MB_DONE, MB_CORRUPT };
@@ -92,6 +95,7 @@ struct master {
     int dead_rank; /* the first rank taken as dead, or -1 */
     char report[1024];
     struct mpi_journal *journal;
+    int sends_pending; /* batches whose Isend is not complete */
     size_t resumed;
     long done, failed;
 };
@@ -388,6 +392,7 @@ static void send_queued_batches(struct master *m)
             continue;
         }
         b->sending = true;
+        m->sends_pending++;
         b->state = MB_SENT;
         b->rank = r;
         m->ranks[r].outstanding++;
@@ -437,9 +442,48 @@ static void check_silence(struct master *m, int64_t now)
     }
 }
 
+/* Completes the batches' Isends that are done. A large message moves
+ * only while both sides call MPI (rendezvous), so while one is pending,
+ * rank 0 does not sleep (see nap). */
+static void test_sends(struct master *m)
+{
+    for (int i = 0; i < POOL_BATCHES && m->sends_pending > 0; i++) {
+        struct mb *b = &m->b[i];
+        if (!b->sending)
+            continue;
+        int done = 0;
+        MPI_Test(&b->sreq, &done, MPI_STATUS_IGNORE);
+        if (done) {
+            b->sending = false;
+            m->sends_pending--;
+        }
+    }
+}
+
+/* Between two looks: a yield while a send is moving, else a sleep that
+ * grows from 20 us to 40 us while ranks have work (a result waits at most
+ * that long before the next batch goes), to 1 ms while none has (an idle
+ * rank 0 leaves its CPU to the ranks). */
+static void nap(struct master *m, int64_t *ns)
+{
+    if (m->sends_pending > 0) {
+        sched_yield();
+        *ns = 20 * 1000;
+        return;
+    }
+    struct timespec ts = {0, *ns};
+    nanosleep(&ts, NULL);
+    bool busy = false;
+    for (int r = 1; r < m->size; r++)
+        busy |= m->ranks[r].outstanding > 0;
+    if (*ns < (busy ? BUSY_NAP_NS : IDLE_NAP_NS))
+        *ns *= 2;
+}
+
 static void pump(struct master *m)
 {
     receive_all(m);
+    test_sends(m);
     check_silence(m, sk_now_ns());
     if (!m->terminated)
         send_queued(m);
@@ -449,15 +493,12 @@ static void pump(struct master *m)
 static void pump_until(struct master *m, bool (*done)(struct master *, void *), void *ctx,
                        int64_t deadline)
 {
-    int64_t nap = 20 * 1000;
+    int64_t ns = 20 * 1000;
     while (!done(m, ctx) && sk_now_ns() < deadline) {
         pump(m);
         if (done(m, ctx))
             return;
-        struct timespec ts = {0, nap};
-        nanosleep(&ts, NULL);
-        if (nap < 1000 * 1000)
-            nap *= 2;
+        nap(m, &ns);
     }
 }
 
@@ -632,16 +673,13 @@ static int m_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline)
     int64_t start = sk_now_ns();
     if (start >= deadline)
         return SK_ETIMEDOUT;
-    int64_t nap = 20 * 1000;
+    int64_t ns = 20 * 1000;
     for (;;) {
         pump(m);
         int64_t now = sk_now_ns();
         if (m->epoch != seen || now >= deadline || now - start >= WAIT_SLICE_NS)
             return SK_OK;
-        struct timespec ts = {0, nap};
-        nanosleep(&ts, NULL);
-        if (nap < 1000 * 1000)
-            nap *= 2;
+        nap(m, &ns);
     }
 }
 
@@ -714,6 +752,7 @@ static size_t m_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out, 
 static void send_settle(struct master *m, struct mb *b)
 {
     b->sending = false;
+    m->sends_pending--;
     int done = 0;
     MPI_Test(&b->sreq, &done, MPI_STATUS_IGNORE);
     if (done)
@@ -758,14 +797,12 @@ static void m_release(struct sk_pool_transport *t, uint32_t id)
     m->in_use--;
 }
 
+/* The batches' buffers stay (at most `limit` of them, only their written
+ * pages take memory): taking them afresh costs a page fault per 4 KiB at
+ * the next call. */
 static void m_idle(struct sk_pool_transport *t)
 {
-    struct master *m = master_of(t);
-    for (int i = 0; i < m->n_free; i++) {
-        struct mb *b = &m->b[m->free_ids[i]];
-        free(b->buf);
-        b->buf = NULL;
-    }
+    (void)t;
 }
 
 static bool m_revoke(struct sk_pool_transport *t, uint32_t id)

@@ -26,13 +26,15 @@
 #include "pool/call.h"
 #include "pool/pool_internal.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
 
-#define NAP_MAX_NS (1000 * 1000)
+#define NAP_MAX_NS (1000 * 1000) /* idle */
+#define BUSY_NAP_NS (200 * 1000) /* with batches in the local pool */
 
 /* A local batch: which of rank 0's batches it is. */
 struct sbatch {
@@ -406,13 +408,18 @@ static int collect(struct server *s)
  * its CPU and a busy one answers MPI within a millisecond. */
 static void idle(struct server *s, uint32_t seen, int64_t *nap)
 {
+    if (s->n_sends > 0) { /* a large result moves only while we call MPI */
+        sched_yield();
+        *nap = 20 * 1000;
+        return;
+    }
     if (s->in_flight > 0 && !s->terminated) {
         s->t->ops->wait(s->t, seen, sk_now_ns() + *nap);
     } else {
         struct timespec ts = {0, *nap};
         nanosleep(&ts, NULL);
     }
-    if (*nap < NAP_MAX_NS)
+    if (*nap < (s->in_flight > 0 ? BUSY_NAP_NS : NAP_MAX_NS))
         *nap *= 2;
 }
 
