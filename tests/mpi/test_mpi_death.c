@@ -325,12 +325,43 @@ static void killed_rank_then_resume(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* examples/mpi_wordlen prints the same alone (a local pool) and under
+ * mpirun -n 3 (server ranks). */
+static char *run_capture(const char *cmd)
+{
+    FILE *f = popen(cmd, "r");
+    assert_non_null(f);
+    char *buf = calloc(1, 1 << 16);
+    size_t n = fread(buf, 1, (1 << 16) - 1, f);
+    buf[n] = '\0';
+    assert_int_equal(pclose(f), 0);
+    return buf;
+}
+
+static void example_same_alone_and_under_mpirun(void **state)
+{
+    (void)state;
+    const char *prog = "build/default/examples/mpi_wordlen";
+    if (access(prog, X_OK) != 0)
+        skip();
+    char cmd[1024];
+    snprintf(cmd, sizeof cmd, "env -u OMPI_COMM_WORLD_SIZE timeout 60 %s", prog);
+    char *alone = run_capture(cmd);
+    snprintf(cmd, sizeof cmd, "timeout 60 %s %s", SKT_MPIRUN, prog);
+    char *ranks = run_capture(cmd);
+    assert_non_null(strstr(alone, "34 words in all"));
+    assert_string_equal(alone, ranks);
+    free(alone);
+    free(ranks);
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--ranks") == 0)
         return ranks_main(argc, argv, argv[2]);
     const struct CMUnitTest tests[] = {
         SKT_TEST(killed_rank_then_resume),
+        SKT_TEST(example_same_alone_and_under_mpirun),
     };
     return skt_run(argc, argv, tests);
 }
