@@ -28,6 +28,7 @@
 #include "mpi/ranks.h"
 
 #include "core/error.h"
+#include "mpi/bufs.h"
 #include "os/clock.h"
 #include "mpi/registry.h"
 
@@ -53,8 +54,8 @@ struct mb {
     uint32_t count;
     bool sending;
     MPI_Request sreq;
-    unsigned char *reply; /* head + result image + error records */
-    size_t reply_len;
+    unsigned char *reply; /* head + result image + error records (from bufs) */
+    size_t reply_len, reply_cap;
 };
 
 struct mcall {
@@ -95,7 +96,8 @@ struct master {
     int dead_rank; /* the first rank taken as dead, or -1 */
     char report[1024];
     struct mpi_journal *journal;
-    int sends_pending; /* batches whose Isend is not complete */
+    int sends_pending;    /* batches whose Isend is not complete */
+    struct mpi_bufs bufs; /* warm buffers for the messages received */
     size_t resumed;
     long done, failed;
 };
@@ -109,6 +111,14 @@ static void send_small(struct master *m, int rank, const struct mpi_head *h, con
                        size_t len);
 static void send_all(struct master *m, const struct mpi_head *h, const void *payload, size_t len);
 static void send_queued_batches(struct master *m);
+
+/* A batch's reply buffer goes back to the warm ones. */
+static void reply_drop(struct master *m, struct mb *b)
+{
+    mpi_buf_give(&m->bufs, b->reply, b->reply_cap);
+    b->reply = NULL;
+    b->reply_cap = 0;
+}
 
 /* ------------------------------------------------------------ the queue */
 
@@ -154,8 +164,10 @@ static void batch_fail(struct master *m, uint32_t id, int reason, const char *wh
     const struct mcall *c = &m->calls[b->slot];
     size_t image = mpi_result_floor(b->count, c->result_tpl, c->result_size);
     size_t len = sizeof(struct mpi_head) + image + (size_t)b->count * sizeof(sk_error);
-    free(b->reply);
-    b->reply = calloc(1, len);
+    reply_drop(m, b);
+    b->reply = mpi_buf_take(&m->bufs, len, &b->reply_cap);
+    if (b->reply != NULL)
+        memset(b->reply, 0, len);
     if (b->reply == NULL) {
         b->reply_len = 0;
         b->state = MB_CORRUPT; /* every item fails all the same */
@@ -254,18 +266,19 @@ static bool result_valid(const struct master *m, const struct mb *b, int src,
     return h->image_len >= mpi_result_floor(b->count, c->result_tpl, c->result_size);
 }
 
-static void on_result(struct master *m, int src, unsigned char *msg, size_t len)
+static void on_result(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
 {
     const struct mpi_head *h = (const struct mpi_head *)(void *)msg;
     if (h->batch >= POOL_BATCHES || m->b[h->batch].state != MB_SENT || m->b[h->batch].rank != src) {
-        free(msg); /* a batch given up on (terminate): nobody waits for it */
+        mpi_buf_give(&m->bufs, msg, cap); /* a batch given up on (terminate) */
         return;
     }
     struct mb *b = &m->b[h->batch];
     m->ranks[src].outstanding--;
-    free(b->reply);
+    reply_drop(m, b);
     b->reply = msg;
     b->reply_len = len;
+    b->reply_cap = cap;
     if (!result_valid(m, b, src, h, len)) {
         b->state = MB_CORRUPT;
         m->failed += b->count;
@@ -280,18 +293,18 @@ static void on_result(struct master *m, int src, unsigned char *msg, size_t len)
     m->epoch++;
 }
 
-static void on_message(struct master *m, int src, unsigned char *msg, size_t len)
+static void on_message(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
 {
     struct mrank *rk = &m->ranks[src];
     rk->last_heard = sk_now_ns();
     if (len < sizeof(struct mpi_head)) {
-        free(msg);
+        mpi_buf_give(&m->bufs, msg, cap);
         return;
     }
     const struct mpi_head *h = (const struct mpi_head *)(void *)msg;
     switch (h->kind) {
     case MPI_K_RESULT:
-        on_result(m, src, msg, len);
+        on_result(m, src, msg, len, cap);
         return;
     case MPI_K_OPENED:
         rk->opened = true;
@@ -311,7 +324,7 @@ static void on_message(struct master *m, int src, unsigned char *msg, size_t len
     default: /* ALIVE: only last_heard */
         break;
     }
-    free(msg);
+    mpi_buf_give(&m->bufs, msg, cap);
 }
 
 static void receive_all(struct master *m)
@@ -325,7 +338,8 @@ static void receive_all(struct master *m)
             return;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
-        unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+        size_t cap;
+        unsigned char *buf = mpi_buf_take(&m->bufs, n > 0 ? (size_t)n : 1, &cap);
         if (buf == NULL) {
             unsigned char sink[sizeof(struct mpi_head)];
             MPI_Mrecv(sink, 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE); /* truncated: dropped */
@@ -334,10 +348,10 @@ static void receive_all(struct master *m)
         MPI_Mrecv(buf, n, MPI_BYTE, &msg, &st);
         int src = st.MPI_SOURCE;
         if (src <= 0 || src >= m->size) {
-            free(buf);
+            mpi_buf_give(&m->bufs, buf, cap);
             continue;
         }
-        on_message(m, src, buf, (size_t)n);
+        on_message(m, src, buf, (size_t)n, cap);
     }
 }
 
@@ -615,8 +629,8 @@ static int m_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t f
                           ? mpi_journal_find(m->journal, c->seq, c->name, first, count, &len)
                           : NULL;
     if (old != NULL && len >= sizeof *h) {
-        free(b->reply);
-        if ((b->reply = malloc(len)) != NULL) {
+        reply_drop(m, b);
+        if ((b->reply = mpi_buf_take(&m->bufs, len, &b->reply_cap)) != NULL) {
             memcpy(b->reply, old, len);
             b->reply_len = len;
             struct mpi_head *rh = (struct mpi_head *)(void *)b->reply;
@@ -630,8 +644,7 @@ static int m_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t f
                 m->epoch++;
                 return SK_OK;
             }
-            free(b->reply);
-            b->reply = NULL;
+            reply_drop(m, b);
         }
     }
     h->image_len = item_image_len(m, b);
@@ -790,8 +803,7 @@ static void m_release(struct sk_pool_transport *t, uint32_t id)
         m->ranks[b->rank].outstanding--;
     if (b->sending)
         send_settle(m, b);
-    free(b->reply);
-    b->reply = NULL;
+    reply_drop(m, b);
     b->state = MB_FREE;
     m->free_ids[m->n_free++] = id;
     m->in_use--;
@@ -918,8 +930,9 @@ static void m_destroy(struct sk_pool_transport *t)
         if (b->sending)
             send_settle(m, b);
         free(b->buf);
-        free(b->reply);
+        reply_drop(m, b);
     }
+    mpi_bufs_free(&m->bufs);
     mpi_journal_close(m->journal);
     free(m->ranks);
     free(m);

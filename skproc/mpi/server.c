@@ -21,6 +21,7 @@
 #include "mpi/ranks.h"
 
 #include "core/error.h"
+#include "mpi/bufs.h"
 #include "mpi/registry.h"
 #include "os/clock.h"
 #include "pool/call.h"
@@ -49,6 +50,7 @@ struct sbatch {
 struct sending {
     MPI_Request req;
     unsigned char *buf;
+    size_t cap;
 };
 
 struct server {
@@ -66,6 +68,9 @@ struct server {
     } calls[POOL_CALLS];
     struct sending *sends;
     int n_sends, cap_sends;
+    struct mpi_bufs bufs; /* warm message buffers */
+    int32_t *status;      /* result_message's statuses, status_cap of them */
+    size_t status_cap;
     bool closing, closed_said, terminated, stop;
     int64_t last_sent;
 };
@@ -81,14 +86,14 @@ static void sends_reap(struct server *s)
             i++;
             continue;
         }
-        free(s->sends[i].buf);
+        mpi_buf_give(&s->bufs, s->sends[i].buf, s->sends[i].cap);
         s->sends[i] = s->sends[--s->n_sends];
     }
 }
 
 /* Sends buf (len bytes, head first) to rank 0 without blocking; buf is
  * the server's until MPI is done with it. */
-static void send_owned(struct server *s, unsigned char *buf, size_t len)
+static void send_owned(struct server *s, unsigned char *buf, size_t len, size_t cap)
 {
     const struct mpi_head *h = (const struct mpi_head *)(const void *)buf;
     if (s->n_sends == s->cap_sends) {
@@ -96,7 +101,7 @@ static void send_owned(struct server *s, unsigned char *buf, size_t len)
         struct sending *grown = realloc(s->sends, (size_t)cap * sizeof *grown);
         if (grown == NULL) { /* blocking, then */
             MPI_Send(buf, (int)len, MPI_BYTE, 0, (int)h->kind, s->comm);
-            free(buf);
+            mpi_buf_give(&s->bufs, buf, cap);
             return;
         }
         s->sends = grown;
@@ -104,6 +109,7 @@ static void send_owned(struct server *s, unsigned char *buf, size_t len)
     }
     struct sending *x = &s->sends[s->n_sends++];
     x->buf = buf;
+    x->cap = cap;
     MPI_Isend(buf, (int)len, MPI_BYTE, 0, (int)h->kind, s->comm, &x->req);
     s->last_sent = sk_now_ns();
 }
@@ -111,13 +117,14 @@ static void send_owned(struct server *s, unsigned char *buf, size_t len)
 static void send_head(struct server *s, const struct mpi_head *h, const char *text)
 {
     size_t len = sizeof *h + (text != NULL ? strlen(text) : 0);
-    unsigned char *buf = malloc(len);
+    size_t cap;
+    unsigned char *buf = mpi_buf_take(&s->bufs, len, &cap);
     if (buf == NULL)
         return;
     memcpy(buf, h, sizeof *h);
     if (text != NULL)
         memcpy(buf + sizeof *h, text, len - sizeof *h);
-    send_owned(s, buf, len);
+    send_owned(s, buf, len, cap);
 }
 
 /* ------------------------------------------------------------ messages */
@@ -249,15 +256,16 @@ static int receive_all(struct server *s, int *got)
             return SK_OK;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
-        unsigned char *buf = malloc(n > 0 ? (size_t)n : 1);
+        size_t cap;
+        unsigned char *buf = mpi_buf_take(&s->bufs, n > 0 ? (size_t)n : 1, &cap);
         if (buf == NULL)
             return SK_ENOMEM;
         if (MPI_Mrecv(buf, n, MPI_BYTE, &msg, &st) != MPI_SUCCESS) {
-            free(buf);
+            mpi_buf_give(&s->bufs, buf, cap);
             return SK_ESYS;
         }
         on_message(s, buf, (size_t)n);
-        free(buf);
+        mpi_buf_give(&s->bufs, buf, cap);
         (*got)++;
     }
 }
@@ -275,7 +283,8 @@ static void error_mark(const struct server *s, sk_error *e)
 /* The RESULT message of local batch id, which poll said is done (state):
  * statuses, then plain results or the tpl index and images, then error
  * records. A corrupt local batch reads as every item failed. */
-static unsigned char *result_message(struct server *s, uint32_t id, int state, size_t *len_out)
+static unsigned char *result_message(struct server *s, uint32_t id, int state, size_t *len_out,
+                                     size_t *cap_out)
 {
     const struct sbatch *sb = &s->b[id];
     struct sk_pool_transport *t = s->t;
@@ -295,9 +304,14 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
     const void **imgs = NULL;
     size_t *lens = NULL;
     void **owned = NULL;
-    int32_t *status = malloc((size_t)count * sizeof *status);
-    if (status == NULL)
-        return NULL;
+    if (s->status_cap < count) {
+        int32_t *grown = realloc(s->status, (size_t)count * sizeof *grown);
+        if (grown == NULL)
+            return NULL;
+        s->status = grown;
+        s->status_cap = count;
+    }
+    int32_t *status = s->status;
     for (uint32_t k = 0; k < count; k++) {
         int32_t v = state != POOL_BATCH_DONE ? SK_ECORRUPT
                     : out.failed == 0        ? SK_OK
@@ -333,9 +347,10 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
             error_mark(s, &errs[i]);
     }
     size_t len = sizeof(struct mpi_head) + image + n_errs * sizeof(sk_error);
-    msg = calloc(1, len);
+    msg = mpi_buf_take(&s->bufs, len, cap_out);
     if (msg == NULL)
         goto fail;
+    memset(msg, 0, sizeof(struct mpi_head) + pool_results_at(count)); /* the padding too */
     struct mpi_head *h = (struct mpi_head *)(void *)msg;
     *h = (struct mpi_head){.kind = MPI_K_RESULT,
                            .slot = (uint32_t)sb->slot,
@@ -359,10 +374,12 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
         }
     } else if (rsize > 0 && state == POOL_BATCH_DONE && !failed) {
         memcpy(img + pool_results_at(count), out.results, (size_t)count * rsize);
-    } else if (rsize > 0 && state == POOL_BATCH_DONE) {
+    } else if (rsize > 0) { /* a failed item's result is zeros */
         for (uint32_t k = 0; k < count; k++)
-            if (status[k] == SK_OK)
+            if (status[k] == SK_OK && state == POOL_BATCH_DONE)
                 memcpy(img + pool_results_at(count) + k * rsize, out.results + k * rsize, rsize);
+            else
+                memset(img + pool_results_at(count) + k * rsize, 0, rsize);
     }
     if (n_errs > 0)
         memcpy(img + image, errs, n_errs * sizeof *errs);
@@ -374,7 +391,6 @@ fail:
     free(imgs);
     free(lens);
     free(errs);
-    free(status);
     return msg;
 }
 
@@ -388,10 +404,10 @@ static int collect(struct server *s)
         int state = s->t->ops->poll(s->t, id);
         if (state == POOL_BATCH_PENDING)
             continue;
-        size_t len = 0;
-        unsigned char *msg = result_message(s, id, state, &len);
+        size_t len = 0, cap = 0;
+        unsigned char *msg = result_message(s, id, state, &len, &cap);
         if (msg != NULL)
-            send_owned(s, msg, len);
+            send_owned(s, msg, len, cap);
         s->t->ops->release(s->t, id);
         s->b[id].used = false;
         s->in_flight--;
@@ -477,8 +493,11 @@ int mpi_serve(MPI_Comm comm, sk_pool *local)
     }
     while (s->n_sends > 0) {
         MPI_Wait(&s->sends[s->n_sends - 1].req, MPI_STATUS_IGNORE);
-        free(s->sends[--s->n_sends].buf);
+        s->n_sends--;
+        mpi_buf_give(&s->bufs, s->sends[s->n_sends].buf, s->sends[s->n_sends].cap);
     }
+    mpi_bufs_free(&s->bufs);
+    free(s->status);
     free(s->sends);
     free(s);
     return rc;
