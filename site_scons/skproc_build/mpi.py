@@ -78,8 +78,8 @@ def detect(wanted=True):
 def say(mpi, wanted=True):
     """The configure line."""
     if not wanted:
-        return 'skproc: MPI skipped (mpi=0): libskproc-mpi, its tests, examples and bench ' \
-               'are not built'
+        return 'skproc: MPI skipped (mpi=0, or a sanitize= or valgrind= build): ' \
+               'libskproc-mpi, its tests, examples and bench are not built'
     if mpi:
         return 'skproc: MPI found (%s): building libskproc-mpi, skproc-mpi.pc, its tests, ' \
                'examples and bench' % mpi['name']
