@@ -45,6 +45,17 @@ static void serve(void)
     free(buf);
 }
 
+/* Batch i (items i * b ...) to rank r: its results' receive is posted
+ * first, straight into the result array. */
+static void hand_out(const int32_t *items, int32_t *results, long n, long b, long i, int r,
+                     MPI_Request *recv, MPI_Request *send, int *rank_of)
+{
+    long first = i * b, count = first + b > n ? n - first : b;
+    rank_of[i] = r;
+    MPI_Irecv(results + first, (int)count, MPI_INT, r, (int)i, MPI_COMM_WORLD, &recv[i]);
+    MPI_Isend(items + first, (int)count, MPI_INT, r, (int)i, MPI_COMM_WORLD, &send[i]);
+}
+
 /* One map of n items in batches of b over ranks 1..size-1: seconds. */
 static double map_once(const int32_t *items, int32_t *results, long n, long b, int size)
 {
@@ -58,26 +69,14 @@ static double map_once(const int32_t *items, int32_t *results, long n, long b, i
     int64_t t0 = bench_now_ns();
     long next = 0, done = 0;
     for (int r = 1; r < size; r++)
-        for (int k = 0; k < WINDOW && next < batches; k++, next++) {
-            long first = next * b, count = first + b > n ? n - first : b;
-            rank_of[next] = r;
-            MPI_Irecv(results + first, (int)count, MPI_INT, r, (int)next, MPI_COMM_WORLD,
-                      &recv[next]);
-            MPI_Isend(items + first, (int)count, MPI_INT, r, (int)next, MPI_COMM_WORLD,
-                      &send[next]);
-        }
+        for (int k = 0; k < WINDOW && next < batches; k++, next++)
+            hand_out(items, results, n, b, next, r, recv, send, rank_of);
     while (done < batches) {
         int at;
         MPI_Waitany((int)batches, recv, &at, MPI_STATUS_IGNORE);
         done++;
         if (next < batches) {
-            int r = rank_of[at];
-            long first = next * b, count = first + b > n ? n - first : b;
-            rank_of[next] = r;
-            MPI_Irecv(results + first, (int)count, MPI_INT, r, (int)next, MPI_COMM_WORLD,
-                      &recv[next]);
-            MPI_Isend(items + first, (int)count, MPI_INT, r, (int)next, MPI_COMM_WORLD,
-                      &send[next]);
+            hand_out(items, results, n, b, next, rank_of[at], recv, send, rank_of);
             next++;
         }
     }
