@@ -34,8 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NAP_MAX_NS (1000 * 1000) /* idle */
-#define BUSY_NAP_NS (200 * 1000) /* with batches in the local pool */
+#define NAP_MAX_NS (1000 * 1000)
 
 /* A local batch: which of rank 0's batches it is. */
 struct sbatch {
@@ -435,7 +434,7 @@ static void idle(struct server *s, uint32_t seen, int64_t *nap)
         struct timespec ts = {0, *nap};
         nanosleep(&ts, NULL);
     }
-    if (*nap < (s->in_flight > 0 ? BUSY_NAP_NS : NAP_MAX_NS))
+    if (*nap < NAP_MAX_NS)
         *nap *= 2;
 }
 
