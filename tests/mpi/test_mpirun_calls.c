@@ -143,6 +143,43 @@ static int stray_fn(const void *item, void *result, const void *arg)
     return 0;
 }
 
+/* A process class per item: n runs (n > 0) summing 0 .. n - 1. */
+typedef struct {
+    sk_process base;
+    int32_t n;
+    int64_t sum;
+} summer;
+
+static int summer_init(sk_process *self, const void *item)
+{
+    summer *s = SK_CONTAINER_OF(self, summer, base);
+    memcpy(&s->n, item, sizeof s->n);
+    self->config.runs = s->n;
+    return 0;
+}
+
+static int summer_run(sk_process *self)
+{
+    SK_CONTAINER_OF(self, summer, base)->sum += sk_current_run(self);
+    return 0;
+}
+
+static int summer_result(sk_process *self)
+{
+    return sk_return(self, "I", &SK_CONTAINER_OF(self, summer, base)->sum);
+}
+
+static const sk_class summer_class = {.name = "summer",
+                                      .size = sizeof(summer),
+                                      .init = summer_init,
+                                      .run = summer_run,
+                                      .result = summer_result};
+
+static const sk_pool_job summer_job = {.cls = &summer_class,
+                                       .item_size = sizeof(int32_t),
+                                       .result_size = sizeof(int64_t),
+                                       .result_format = "I"};
+
 static int32_t *ints(size_t n)
 {
     int32_t *v = malloc(n * sizeof *v);
@@ -302,6 +339,21 @@ static void records_with_strings(void **state)
     free(items), free(names), free(got), free(want);
 }
 
+static void class_items(void **state)
+{
+    (void)state;
+    size_t n = 40;
+    int32_t *items = ints(n);
+    for (size_t i = 0; i < n; i++)
+        items[i] += 1; /* runs = 0 would be the default: no limit */
+    int64_t got[40] = {0}, want[40] = {0};
+    assert_int_equal(sk_pool_map(lpool, &summer_job, items, n, want, NULL), SK_OK);
+    assert_int_equal(sk_pool_map(mpool, &summer_job, items, n, got, NULL), SK_OK);
+    assert_memory_equal(got, want, sizeof got);
+    assert_int_equal(got[10], 55); /* 11 runs: 0 + 1 + ... + 10 */
+    free(items);
+}
+
 /* ------------------------------------------------------------ failures */
 
 static void failures_name_item_and_rank(void **state)
@@ -415,6 +467,7 @@ int main(int argc, char **argv)
     sk_mpi_register_job("star", &star_job);
     sk_mpi_register_job("shout", &shout_job);
     sk_mpi_register_job("reverse", &reverse_job);
+    sk_mpi_register_job("summer", &summer_job);
     const char *rank = getenv("OMPI_COMM_WORLD_RANK");
     if (rank == NULL)
         rank = getenv("PMI_RANK");
@@ -433,11 +486,17 @@ int main(int argc, char **argv)
     if (mpool == NULL)
         return 0; /* a server rank */
     const struct CMUnitTest tests[] = {
-        SKT_TEST(map_equals_local),          SKT_TEST(imap_keeps_order),
-        SKT_TEST(unordered_imap_covers_all), SKT_TEST(async_map_then_get),
-        SKT_TEST(star_equals_local),         SKT_TEST(stream_in_order),
-        SKT_TEST(records_with_strings),      SKT_TEST(failures_name_item_and_rank),
-        SKT_TEST(unknown_job_is_refused),    SKT_TEST(large_items_and_results),
+        SKT_TEST(map_equals_local),
+        SKT_TEST(imap_keeps_order),
+        SKT_TEST(unordered_imap_covers_all),
+        SKT_TEST(async_map_then_get),
+        SKT_TEST(star_equals_local),
+        SKT_TEST(stream_in_order),
+        SKT_TEST(records_with_strings),
+        SKT_TEST(class_items),
+        SKT_TEST(failures_name_item_and_rank),
+        SKT_TEST(unknown_job_is_refused),
+        SKT_TEST(large_items_and_results),
         SKT_TEST(a_million_small_items),
     };
     int failed = skt_run(argc, argv, tests);
