@@ -97,6 +97,8 @@ struct master {
     struct mpi_journal *journal;
     int sends_pending;    /* batches whose Isend is not complete */
     struct mpi_bufs bufs; /* warm buffers for the messages received */
+    int32_t *zeros;       /* SK_OK statuses for bare results, zeros_cap of them */
+    uint32_t zeros_cap;
     size_t resumed;
     long done, failed;
 };
@@ -262,6 +264,9 @@ static bool result_valid(const struct master *m, const struct mb *b, int src,
     if (h->image_len > rest || h->n_errors > b->count ||
         (rest - h->image_len) != (size_t)h->n_errors * sizeof(sk_error))
         return false;
+    if (h->bare) /* every item succeeded: the plain results alone */
+        return h->failed == 0 && h->n_errors == 0 && !c->result_tpl &&
+               h->image_len == (uint64_t)b->count * c->result_size;
     return h->image_len >= mpi_result_floor(b->count, c->result_tpl, c->result_size);
 }
 
@@ -693,6 +698,20 @@ static int m_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline)
     }
 }
 
+/* count SK_OK statuses (zeros) for a bare result. */
+static const int32_t *bare_statuses(struct master *m, uint32_t count)
+{
+    if (m->zeros_cap < count) {
+        int32_t *grown = calloc(count, sizeof *grown);
+        if (grown == NULL)
+            return m->zeros; /* unread all the same: failed is 0 */
+        free(m->zeros);
+        m->zeros = grown;
+        m->zeros_cap = count;
+    }
+    return m->zeros;
+}
+
 static const unsigned char *reply_image(const struct mb *b)
 {
     return b->reply + sizeof(struct mpi_head);
@@ -704,6 +723,13 @@ static void m_output(struct sk_pool_transport *t, uint32_t id, struct pool_batch
     const struct mb *b = &m->b[id];
     const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
     const unsigned char *img = reply_image(b);
+    if (h->bare) { /* failed is 0: the engine reads no status (statuses stay zeros) */
+        out->status = bare_statuses(m, b->count);
+        out->results = img;
+        out->failed = 0;
+        out->retried = h->retried < b->count ? h->retried : b->count;
+        return;
+    }
     out->status = (const int32_t *)(const void *)img;
     out->results = img + pool_results_at(b->count);
     out->failed = h->failed;
@@ -930,6 +956,7 @@ static void m_destroy(struct sk_pool_transport *t)
         reply_drop(m, b);
     }
     mpi_bufs_free(&m->bufs);
+    free(m->zeros);
     mpi_journal_close(m->journal);
     free(m->ranks);
     free(m);

@@ -345,11 +345,16 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
         for (size_t i = 0; i < n_errs; i++)
             error_mark(s, &errs[i]);
     }
+    /* Every item succeeded, plain results: they alone travel (a third
+     * fewer bytes for 4-byte results than with the statuses). */
+    bool bare = failed == 0 && !tpl && state == POOL_BATCH_DONE;
+    if (bare)
+        image = (size_t)count * rsize;
     size_t len = sizeof(struct mpi_head) + image + n_errs * sizeof(sk_error);
     msg = mpi_buf_take(&s->bufs, len, cap_out);
     if (msg == NULL)
         goto fail;
-    memset(msg, 0, sizeof(struct mpi_head) + pool_results_at(count)); /* the padding too */
+    memset(msg, 0, sizeof(struct mpi_head) + (bare ? 0 : pool_results_at(count))); /* padding */
     struct mpi_head *h = (struct mpi_head *)(void *)msg;
     *h = (struct mpi_head){.kind = MPI_K_RESULT,
                            .slot = (uint32_t)sb->slot,
@@ -361,6 +366,13 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
                            .retried = out.retried,
                            .n_errors = (uint32_t)n_errs};
     unsigned char *img = msg + sizeof *h;
+    if (bare) {
+        h->bare = 1;
+        if (rsize > 0)
+            memcpy(img, out.results, image);
+        *len_out = len;
+        goto fail; /* done: only the temporaries go */
+    }
     memcpy(img, status, (size_t)count * sizeof *status);
     if (tpl) {
         size_t at = pool_images_at(count);

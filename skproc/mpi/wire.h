@@ -53,6 +53,9 @@ struct mpi_head {
     int32_t rc;                         /* OPENED: SK_OK or why not */
     uint32_t failed, retried, n_errors; /* RESULT: errors follow the image */
     uint32_t k, kill;                   /* CONTROL */
+    uint32_t bare;                      /* RESULT: every item succeeded and the image is
+                                         * the plain results alone, no statuses */
+    uint32_t pad;
 };
 
 /* OPEN's payload, then arg_size bytes of the call's argument. */
@@ -70,7 +73,8 @@ struct mpi_hello {
 };
 
 /* A result image's length for count items of a call: the statuses and
- * plain results, or the tpl index (images follow). */
+ * plain results, or the tpl index (images follow). A bare RESULT (every
+ * item succeeded, plain results) holds count * result_size bytes only. */
 static inline size_t mpi_result_floor(uint32_t count, int result_tpl, uint64_t result_size)
 {
     return result_tpl ? pool_images_at(count) : pool_results_at(count) + count * result_size;
