@@ -52,8 +52,12 @@ static int summarize(const void *item, void *result, const void *arg)
             }
         }
     }
-    out->longest = strndup(best, best_len);
-    return out->longest != NULL ? 0 : 1;
+    out->longest = malloc(best_len + 1); /* the caller frees it */
+    if (out->longest == NULL)
+        return 1;
+    memcpy(out->longest, best, best_len);
+    out->longest[best_len] = '\0';
+    return 0;
 }
 
 static const sk_pool_job summarize_job = {.fn = summarize,
