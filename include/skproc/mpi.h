@@ -36,7 +36,10 @@
  *
  * What the MPI pool does not have: sk_pool_alloc (no memory is shared
  * between hosts: refused), sk_pool_fd and sk_pool_call_fd (refused), and
- * config.on_event (not called). Everything else behaves as in docs/pool.md.
+ * config.on_event (not called). sk_pool_stop_item and sk_pool_kill_item
+ * say SK_OK once the item's batch is on a rank, which acts if the item
+ * still runs; sk_pool_cancel takes back the batches not sent yet.
+ * Everything else behaves as in docs/pool.md.
  *
  * Threads: call MPI from one thread; use the pool from the thread that
  * called sk_mpi_start.
