@@ -165,6 +165,34 @@ BENCHES = [
                                 'target': '< 0.1x skproc (skproc 10x Python)'},
         },
     },
+    # skproc-mpi (docs/mpi.md), built only when MPI is found (else skipped):
+    # raw_mpi.c is the floor, a hand-written MPI master-worker map (ranks
+    # compute in the rank itself, Isend/Irecv straight from and into the
+    # arrays); bench_mpi.c maps over 2 server ranks of 1 worker each against
+    # rank 0's local pool of 2 workers. Both run under `mpirun -n 3` over
+    # TCP on loopback (MPIRUN below).
+    {
+        'name': 'raw_mpi',
+        'c': 'raw_mpi',
+        'mpirun': True,
+        'timeout': (300, 120),
+    },
+    {
+        'name': 'bench_mpi',
+        'c': 'bench_mpi',
+        'mpirun': True,
+        'timeout': (600, 180),
+        'rows': {
+            'mpi.map.skproc_range': {'baseline': 'mpi.map.raw', 'min_ratio': 0.8,
+                                     'target': '>= 0.8x raw MPI master-worker'},
+            'mpi.map.skproc': {'baseline': 'mpi.map.raw',
+                               'target': 'none: information (a call per item)'},
+            'mpi.map.local': {'baseline': 'mpi.map.skproc_range',
+                              'target': 'none: information (the local pool, same workers)'},
+            'mpi.cpu.wall': {'baseline': 'mpi.cpu.ideal', 'max_ratio': 1 / 0.8,
+                             'target': 'efficiency >= 80% (< 1.25x ideal)'},
+        },
+    },
     # Messaging (docs/messaging.md): raw_pingpong.c holds the floors (a raw
     # pipe and a raw futex ping-pong, a raw pipe stream), bench_messaging.c
     # skproc's sk_tell/sk_listen, py_pipe.py multiprocessing.Pipe. The
@@ -429,6 +457,18 @@ REPS = (5, 2)  # normal, quick
 
 # Prose the report prints under an area's heading, keyed by area.
 AREA_NOTES = {
+    'mpi': (
+        '`mpirun -n 3` over TCP on loopback (`--mca btl self,tcp`, so the ranks share no '
+        'memory), oversubscribed on this machine\'s CPUs: rank 0 maps, ranks 1 and 2 serve '
+        'with one worker each. **Throughput**: a map of 10M `int32` items (quick 2M) to `int32` '
+        'results, f(x) = x * 3 + 1, median of 5 maps (quick 3); the floor (`raw_mpi.c`) is a '
+        'hand-written master-worker program over the same ranks, computing in the ranks '
+        'themselves, batches of n / 32 items sent and received straight from and into the '
+        'arrays. `mpi.map.local` is rank 0\'s local pool of 2 workers (shared memory). '
+        '**1 ms items**: 600 items (quick 200) of 1 ms of CPU each; the ideal is 600 ms / 2 '
+        'workers. Loopback says what the software costs (copies, hops, polling), not what a '
+        'network costs: on real hosts add the wire\'s latency per window of batches and its '
+        'bandwidth per byte of items and results (docs/mpi.md, "Tuning").'),
     'process start': (
         'One op starts a process and gets one 64-bit value back from it: for skproc, '
         '`sk_init` + `sk_start` + `sk_result(p, "I", &v)` + `sk_release` of a class whose run '
@@ -805,8 +845,20 @@ def fmt_num(v):
     return '%.2f' % v
 
 
+# MPI programs ('mpirun': True) run as `mpirun <flags> -n 3 PROGRAM`, with the flags
+# the tests use (site_scons/skproc_build/mpi.py: root, oversubscribed, TCP on
+# loopback, yielding when idle).
+sys.path.insert(0, os.path.join(ROOT, 'site_scons'))
+try:
+    from skproc_build.mpi import OPENMPI_RUN_FLAGS as MPIRUN_FLAGS
+except ImportError:
+    MPIRUN_FLAGS = []
+
+
 def bench_command(bench, build_dir, quick):
-    if 'c' in bench:
+    if 'c' in bench and bench.get('mpirun'):
+        cmd = ['mpirun'] + MPIRUN_FLAGS + ['-n', '3', os.path.join(build_dir, 'bench', bench['c'])]
+    elif 'c' in bench:
         cmd = [os.path.join(build_dir, 'bench', bench['c'])]
     else:
         cmd = [sys.executable, os.path.join(ROOT, 'bench', bench['py'])]
@@ -1417,6 +1469,12 @@ def main():
     if unknown:
         log('run.py: unknown benchmark(s): %s (see --list)' % ', '.join(sorted(unknown)))
         return 2
+    # MPI benches exist only when MPI was found: without them, they are skipped.
+    skipped = [b for b in benches if b.get('mpirun')
+               and not os.access(os.path.join(build_dir, 'bench', b['c']), os.X_OK)]
+    if skipped:
+        log('run.py: %s skipped: built only when MPI is found' % ', '.join(b['name'] for b in skipped))
+        benches = [b for b in benches if b not in skipped]
     missing = [b for b in benches if 'c' in b
                and not os.access(os.path.join(build_dir, 'bench', b['c']), os.X_OK)]
     if missing:

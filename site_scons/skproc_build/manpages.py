@@ -17,7 +17,8 @@ import re
 import sys
 
 HEADERS = ['include/skproc.h', 'include/skproc/pool.h', 'include/skproc/flow.h',
-           'include/skproc/spawn.h', 'include/skproc/group.h', 'include/skproc/sched.h']
+           'include/skproc/spawn.h', 'include/skproc/group.h', 'include/skproc/sched.h',
+           'include/skproc/mpi.h']
 MAN_DIR = 'man'
 
 # (page, one-line summary, functions, types, overview). The first function of a page
@@ -118,6 +119,9 @@ PAGES = [
      ['sk_group_child_state', 'sk_group_child_info', 'sk_group_run_state', 'sk_group_state',
       'sk_group_failure', 'sk_group_error', 'sk_group_event_kind', 'sk_group_event',
       'sk_group_event_fn'], None),
+    ('sk_mpi_start', "the pool's map calls on the workers of MPI ranks (skproc-mpi)",
+     ['sk_mpi_start', 'sk_mpi_stop', 'sk_mpi_register_job', 'sk_mpi_rank', 'sk_mpi_size',
+      'sk_mpi_resumed'], ['sk_mpi_config'], 'include/skproc/mpi.h'),
     ('sk_cond_parse', 'start conditions as text: parse, write, compare, free',
      ['sk_cond_parse', 'sk_cond_format', 'sk_cond_equal', 'sk_cond_free'],
      ['sk_cond', 'sk_cond_parse_error'], 'include/skproc/sched.h'),
@@ -341,6 +345,9 @@ def render(page, summary, funcs, types, overview, decls, overviews, version):
            '.SH NAME',
            '%s \\- %s' % (', '.join(names), esc(summary)),
            '.SH SYNOPSIS', '.nf', '.B #include <skproc.h>']
+    mpi = overview == 'include/skproc/mpi.h'  # skproc-mpi: its own header and library
+    if mpi:
+        out.append('.B #include <skproc/mpi.h>')
     if page == 'sk_version':
         out += ['.PP', '#define SKPROC_VERSION_MAJOR %s' % version.split('.')[0],
                 '#define SKPROC_VERSION_MINOR %s' % version.split('.')[1],
@@ -349,9 +356,15 @@ def render(page, summary, funcs, types, overview, decls, overviews, version):
     for f in funcs:
         out += ['.PP'] + ['.B "%s"' % code(l).replace('"', '\\(dq')
                           for l in wrap(' '.join(decls[f].text.split()).replace(' ;', ';'))]
-    out += ['.fi', '.PP', 'Link with', '.IR -lskproc ,',
-            'or use', '.BR "pkg-config --cflags --libs skproc" ,',
-            'or the CMake target', '.BR skproc::skproc .']
+    if mpi:
+        out += ['.fi', '.PP', 'Link with', '.I -lskproc-mpi',
+                '(instead of -lskproc: it contains it) and MPI, or use',
+                '.BR "pkg-config --cflags --libs skproc-mpi" ;',
+                'built only where MPI was found.']
+    else:
+        out += ['.fi', '.PP', 'Link with', '.IR -lskproc ,',
+                'or use', '.BR "pkg-config --cflags --libs skproc" ,',
+                'or the CMake target', '.BR skproc::skproc .']
     out.append('.SH DESCRIPTION')
     if overview:
         out += roff_text(overviews[overview])

@@ -47,6 +47,8 @@ Options (NAME=value on the command line):
                           .git, where skproc is developed; .ci/run passes werror=1), off in
                           a release tarball, so that a newer compiler's new warning does not
                           break a distribution's build
+  mpi=0                   skip MPI even when found (also SKPROC_MPI=0): no libskproc-mpi,
+                          no tests/mpi, no MPI examples and bench
   hardening=0|1           default 1: -D_FORTIFY_SOURCE=2 (unless CFLAGS end with -O0),
                           -fstack-protector-strong and full RELRO (-Wl,-z,relro,-z,now);
                           0 leaves them to the packager's own flags

@@ -23,6 +23,7 @@ class Settings:
         self.valgrind_cmd = list(valgrind_cmd)
         self.valgrind = valgrind
         self.sanitize = sanitize
+        self.prefixes = {}  # test name -> the command it runs under (mpirun ... -n 3)
 
 
 def run_env(settings):
@@ -89,7 +90,8 @@ def test_action(programs, names, checks, settings, variant):
         for name in names:
             prog = programs[name][0].abspath
             cmd = ['timeout', '--kill-after=10', str(settings.timeout)]
-            cmd += (settings.valgrind_cmd if settings.valgrind else []) + [prog]
+            cmd += (settings.valgrind_cmd if settings.valgrind else [])
+            cmd += settings.prefixes.get(name, []) + [prog]
             _banner('%s%s' % (name, ' (valgrind)' if settings.valgrind else ''))
             start = time.monotonic()
             rc = subprocess.call(cmd, env=renv, cwd=top_dir())

@@ -126,6 +126,12 @@ static int job_describe(const sk_pool_job *job, struct pool_job *js)
     return SK_OK;
 }
 
+int pool_job_prepare(const sk_pool_job *job, struct pool_job *js)
+{
+    int rc = job_check(job);
+    return rc == SK_OK ? job_describe(job, js) : rc;
+}
+
 static int call_slot_take(const sk_pool *p)
 {
     for (int i = 0; i < POOL_CALLS; i++)

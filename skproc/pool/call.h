@@ -29,4 +29,16 @@ int pool_wait_done(sk_pool *p, uint32_t seen, int64_t deadline);
  * called at the end of every public call into the pool. */
 void pool_fds_settle(sk_pool *p);
 
+/* A transport's constructor, as shm_transport_create: cfg is settled
+ * (every field has its final value). */
+typedef int (*pool_transport_make)(struct sk_pool_transport **out, const sk_pool_config *cfg);
+
+/* sk_pool_create over the transport make starts. */
+int pool_create_with(sk_pool **out, const sk_pool_config *cfg, pool_transport_make make);
+
+/* The job as the workers get it, after every check sk_pool_map makes
+ * (sk_last_error_message names a mistake): for a transport whose far side
+ * describes a job it knows by name. SK_OK or SK_EINVAL. */
+int pool_job_prepare(const sk_pool_job *job, struct pool_job *js);
+
 #endif

@@ -33,6 +33,13 @@ static void config_settle(sk_pool_config *cfg)
 
 int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
 {
+    return pool_create_with(out, cfg, shm_transport_create);
+}
+
+/* The pool over the transport that make starts (another library's, such as
+ * skproc-mpi's, or shared memory): the engine is the same whatever it is. */
+int pool_create_with(sk_pool **out, const sk_pool_config *cfg, pool_transport_make make)
+{
     if (out == NULL)
         return sk_refuse(SK_EINVAL, "sk_pool_create: pool is NULL");
     *out = NULL;
@@ -52,7 +59,7 @@ int sk_pool_create(sk_pool **out, const sk_pool_config *cfg)
         return sk_refuse(SK_EINVAL, "sk_pool_create: config.init_arg is NULL");
     }
     config_settle(&p->config);
-    int rc = shm_transport_create(&p->t, &p->config);
+    int rc = make(&p->t, &p->config);
     if (rc != SK_OK) {
         free(p);
         return rc;
