@@ -280,13 +280,23 @@ def check(top, build_dir, verbose=False, out=print):
         out('layers: %s is missing' % src_dir)
         return 2
     files = library_files(src_dir, report)
-    incs = include_edges(src_dir, files, report)
     sources = [f for f in files if f.endswith('.c')]
     try:
         table, missing = object_symbols(build_dir, sources)
     except (OSError, RuntimeError) as e:
         out('layers: %s' % e)
         return 2
+    # A side layer is built only when what it needs is found (MPI): one with
+    # none of its objects in this build is left out of the check, and said.
+    for side in sorted(SIDE_LAYERS):
+        side_objs = [os.path.join(build_dir, 'skproc', os.path.splitext(f)[0] + OBJ_SUFFIX)
+                     for f in sources if files[f] == side]
+        if side_objs and all(o in missing for o in side_objs):
+            out('layers: %s is not built under %s: left out' % (side, os.path.relpath(build_dir, top)))
+            files = {f: layer for f, layer in files.items() if layer != side}
+            sources = [f for f in sources if files.get(f) is not None]
+            missing = [o for o in missing if o not in side_objs]
+    incs = include_edges(src_dir, files, report)
     if missing:
         out('layers: %d object(s) missing under %s, e.g. %s: build them first (`scons lib`)'
             % (len(missing), os.path.relpath(build_dir, top), os.path.relpath(missing[0], top)))
