@@ -11,10 +11,10 @@
  * The supervisor does not believe the page's start_ns after the release:
  * it starts join_in's hard bound on its own clock when it is rung.
  */
-#include "core/channel.h"
 #include "core/error.h"
 #include "core/handle.h"
 #include "core/process.h"
+#include "core/runtime.h"
 #include "os/clock.h"
 #include "os/fd.h"
 

@@ -70,12 +70,8 @@ void sk_worker_wait_release(struct sk_runtime *rt)
                 break;
             continue; /* the release is late: sleep for it */
         }
-        struct timespec wait = {0, 0}, *timeout = NULL;
-        if (now < spin_from) {
-            wait.tv_sec = (spin_from - now) / SK_NS_PER_SEC;
-            wait.tv_nsec = (spin_from - now) % SK_NS_PER_SEC;
-            timeout = &wait;
-        }
+        struct timespec wait = sk_ns_to_timespec(spin_from - now);
+        struct timespec *timeout = now < spin_from ? &wait : NULL;
         struct pollfd pfd = {.fd = rt->worker_doorbell, .events = POLLIN};
         if (ppoll(&pfd, 1, timeout, NULL) < 0 && errno != EINTR)
             break; /* nothing to wait on: go on rather than hang */
