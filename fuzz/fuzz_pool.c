@@ -22,7 +22,8 @@
  * byte 1 items per batch (1..64), then for each batch: 16 descriptor
  * bytes, 4 bytes of failed count, 2 bytes n of result image bytes and n
  * bytes; then 4 bytes of n_errors, 2 bytes of spill length and the
- * spilled bytes, and the rest as error records.
+ * spilled bytes, each batch's lead error record (its first failure), and
+ * the rest as the call's error records.
  *
  * Built by `scons fuzz` (build/fuzz/fuzz_pool); run for a bounded time:
  *
@@ -160,6 +161,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     struct shm_error_record *r = shm_call_errors(&arena, (uint32_t)c->slot);
     size_t rec = 0;
+    for (int b = 0; b < 2; b++) /* each batch's lead record, then the call's */
+        take(&in, &arena.h->batch_errors[c->fifo[b]], sizeof(struct shm_error_record));
     for (; in.left > 0 && rec < 16; rec++)
         take(&in, &r[rec], sizeof r[rec]);
 

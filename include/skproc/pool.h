@@ -268,10 +268,15 @@ int sk_pool_wait(sk_pool_call *call, double timeout);
 /* async_map: waits, then returns what sk_pool_map would have. */
 int sk_pool_get(sk_pool_call *call, double timeout);
 
-/* The first failure of the call (its .item is the item's index), or NULL. */
+/* The first failure of the call: the failed item with the lowest index
+ * (its .item), with its whole error record however many items failed; or
+ * NULL. */
 const sk_error *sk_pool_error(const sk_pool_call *call);
-/* Why item `index` failed, or NULL (also when too many items failed to keep
- * every error: the first 1024 are kept; status codes are kept for all). */
+/* Why item `index` failed, or NULL (also when more than 1024 items failed
+ * and its error was not kept: 1024 errors are kept, those the workers met
+ * first, which under load is not always the lowest items; the first
+ * failure's is always there, in sk_pool_error; status codes are kept for
+ * all). */
 const sk_error *sk_pool_item_error(const sk_pool_call *call, size_t index);
 
 /* Cancels what has not started: items not yet handed out, and batches

@@ -334,12 +334,17 @@ static int call_post(sk_pool_call *c, int window)
 
 /* ------------------------------------------------------------ results */
 
-static void call_note_failure(sk_pool_call *c, uint64_t item, int code)
+/* Item failed with code; v, when the failure is the workers' word, is the
+ * view of its batch, whose lead record describes the call's first failure
+ * when the kept errors were full before its batch came in. */
+static void call_note_failure(sk_pool_call *c, const struct pool_view *v, uint64_t item, int code)
 {
     c->failed++;
     if (c->has_first_error && c->first_error.item <= (long)item)
         return;
     const sk_error *e = sk_pool_item_error(c, item);
+    if (e == NULL && v != NULL && v->has_lead && v->lead.item == (long)item)
+        e = &v->lead;
     if (e != NULL) {
         c->first_error = *e;
     } else {
@@ -352,13 +357,16 @@ static void call_note_failure(sk_pool_call *c, uint64_t item, int code)
 }
 
 /* At the first failed item of the view's batch: copies the batch's error
- * records while the call keeps fewer than POOL_ERRORS. */
+ * records while the call keeps fewer than POOL_ERRORS; when it keeps that
+ * many, only the batch's lead record (its first failure), into the view. */
 static void call_take_errors(sk_pool_call *c, struct pool_view *v)
 {
     struct sk_pool_transport *t = c->pool->t;
     v->errors_taken = true;
-    if (c->n_errors >= POOL_ERRORS)
+    if (c->n_errors >= POOL_ERRORS) {
+        v->has_lead = t->ops->errors(t, v->id, &v->lead, 1) == 1;
         return;
+    }
     if (c->errors == NULL && (c->errors = malloc(POOL_ERRORS * sizeof *c->errors)) == NULL)
         return;
     c->n_errors += t->ops->errors(t, v->id, c->errors + c->n_errors, POOL_ERRORS - c->n_errors);
@@ -378,6 +386,7 @@ static void view_open(sk_pool_call *c, uint32_t id, int state, struct pool_view 
     v->corrupt = state == POOL_BATCH_CORRUPT;
     v->clean = false;
     v->errors_taken = false;
+    v->has_lead = false;
     if (v->corrupt)
         return;
     p->t->ops->output(p->t, id, &v->out);
@@ -413,7 +422,7 @@ static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *d
     if (code == SK_EPROCESS && c->n_killed > 0 && call_killed(c, v->first + k))
         code = SK_EKILLED;
     if (code != SK_OK) {
-        call_note_failure(c, v->first + k, code);
+        call_note_failure(c, v, v->first + k, code);
         return code;
     }
     if (js->result_size == 0 || dst == NULL || js->shared_results) /* in place already */
@@ -431,7 +440,7 @@ static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *d
         rc = pool_unpack_one(img, len, js->result_format, dst);
     free(owned);
     if (rc != SK_OK)
-        call_note_failure(c, v->first + k, rc);
+        call_note_failure(c, NULL, v->first + k, rc);
     return rc;
 }
 
@@ -524,7 +533,7 @@ static void call_fail_item(sk_pool_call *c, uint64_t i)
 {
     if (c->status != NULL)
         c->status[i] = SK_EKILLED;
-    call_note_failure(c, i, SK_EKILLED);
+    call_note_failure(c, NULL, i, SK_EKILLED);
 }
 
 static void call_fail_rest(sk_pool_call *c)

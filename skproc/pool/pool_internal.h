@@ -50,7 +50,9 @@ struct pool_view {
     bool corrupt;      /* every item fails with SK_ECORRUPT */
     bool clean;        /* the workers say every item succeeded */
     bool errors_taken; /* its error records were copied (at its first failure) */
+    bool has_lead;     /* lead holds its first failure's record (the kept errors were full) */
     struct pool_batch_out out;
+    sk_error lead;
 };
 
 /* When a call's progress was last reported (progress.c): its start, its

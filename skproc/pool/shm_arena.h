@@ -53,7 +53,8 @@ struct shm_error_record {
     sk_error error;
 };
 
-/* A call's job as the workers read it, and its error record count. */
+/* A call's job as the workers read it, and the count of its error records
+ * after each batch's first (those go to the batch's lead record). */
 struct shm_job {
     struct pool_job job;
     _Atomic uint32_t n_errors;
@@ -114,6 +115,12 @@ struct shm_header {
     struct shm_worker_slot workers[SHM_MAX_WORKERS];
     struct shm_batch batches[POOL_BATCHES];
     struct shm_job jobs[POOL_CALLS];
+    /* Each batch's first failure, by descriptor: whatever the order the
+     * workers meet failures in, the call's first failure (the first of
+     * some batch) keeps its whole record when more than POOL_ERRORS fail.
+     * Valid when its stamp is the call's and its item is in the batch
+     * (a descriptor's earlier batch of the same call has other items). */
+    struct shm_error_record batch_errors[POOL_BATCHES];
 };
 
 /* The arena as each side holds it (in its own memory). The shared region

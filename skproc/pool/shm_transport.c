@@ -433,25 +433,38 @@ static void error_settle(sk_error *e, uint64_t item)
     e->item = (long)item;
 }
 
+/* Copies record r into out when it is this call's and one of the batch's
+ * items: true if it did. */
+static bool error_take(const struct shm_posted *c, uint32_t stamp, const struct shm_error_record *r,
+                       sk_error *out)
+{
+    if (atomic_load_explicit(&r->stamp, memory_order_acquire) != stamp)
+        return false; /* not written yet, or an earlier call's */
+    uint64_t item = pool_peer_load64(&r->item);
+    if (item < c->first || item - c->first >= c->count)
+        return false;
+    memcpy(out, &r->error, sizeof *out);
+    error_settle(out, item);
+    return true;
+}
+
+/* The batch's lead record (its first failure) first, then its records
+ * among the call's. */
 static size_t shm_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out, size_t room)
 {
     struct shm_transport *s = shm_of(t);
     const struct shm_posted *c = &s->posted[id];
+    uint32_t stamp = s->calls[c->call].stamp;
+    size_t got = 0;
+    if (room > 0 && error_take(c, stamp, &s->arena.h->batch_errors[id], &out[0]))
+        got++;
     uint32_t n = atomic_load(&s->arena.h->jobs[c->call].n_errors);
     if (n > POOL_ERRORS)
         n = POOL_ERRORS;
     const struct shm_error_record *r = shm_call_errors(&s->arena, c->call);
-    size_t got = 0;
-    uint32_t stamp = s->calls[c->call].stamp;
-    for (uint32_t i = 0; i < n && got < room; i++) {
-        if (atomic_load_explicit(&r[i].stamp, memory_order_acquire) != stamp)
-            continue; /* not written yet, or an earlier call's */
-        uint64_t item = pool_peer_load64(&r[i].item);
-        if (item < c->first || item - c->first >= c->count)
-            continue;
-        memcpy(&out[got], &r[i].error, sizeof out[got]);
-        error_settle(&out[got++], item);
-    }
+    for (uint32_t i = 0; i < n && got < room; i++)
+        if (error_take(c, stamp, &r[i], &out[got]))
+            got++;
     return got;
 }
 

@@ -111,7 +111,9 @@ struct pool_transport_ops {
      * most room): each with .item set to its index in the call, and its
      * strings NUL-terminated; a record that makes no sense reads as an
      * SK_ECORRUPT error. Returns how many. Only records that belong to the
-     * batch's own items are copied. */
+     * batch's own items are copied. The batch's first failure comes first
+     * (so room 1 asks for it alone): a transport keeps it whatever else it
+     * drops, because the call's first failure is some batch's first. */
     size_t (*errors)(struct sk_pool_transport *t, uint32_t id, sk_error *out, size_t room);
     /* Gives a batch back: one taken and not posted, or one posted that poll
      * said is done or corrupt, or any batch once terminate has run. */

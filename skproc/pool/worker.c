@@ -217,17 +217,26 @@ static uint64_t *held_index(const struct held *hb)
     return (uint64_t *)(void *)(hb->out + pool_results_at(hb->count));
 }
 
-static void record_error(const struct shm_arena *a, uint32_t call, uint64_t item, const sk_error *e)
+/* The batch's first failure goes to its own lead record (batch_errors),
+ * so the call's first failure is never crowded out; the others share the
+ * call's POOL_ERRORS records, first come first kept. */
+static void record_error(const struct shm_arena *a, const struct held *hb, uint64_t item,
+                         const sk_error *e)
 {
-    struct shm_job *job = &a->h->jobs[call];
-    uint32_t at = atomic_fetch_add(&job->n_errors, 1);
-    if (at < POOL_ERRORS) {
-        struct shm_error_record *r = &shm_call_errors(a, call)[at];
-        r->item = item;
-        r->error = *e;
-        r->error.item = (long)item;
-        atomic_store_explicit(&r->stamp, job->stamp, memory_order_release);
+    struct shm_job *job = &a->h->jobs[hb->call];
+    struct shm_error_record *r = &a->h->batch_errors[hb->d];
+    if (hb->b->failed > 0) {
+        uint32_t at = atomic_fetch_add(&job->n_errors, 1);
+        if (at >= POOL_ERRORS)
+            return;
+        r = &shm_call_errors(a, hb->call)[at];
     }
+    atomic_store_explicit(&r->stamp, 0, memory_order_relaxed);
+    atomic_thread_fence(memory_order_release);
+    r->item = item;
+    r->error = *e;
+    r->error.item = (long)item;
+    atomic_store_explicit(&r->stamp, job->stamp, memory_order_release);
 }
 
 /* ------------------------------------------------------------ one item */
@@ -484,8 +493,8 @@ static bool item_failed(struct shm_worker *w, const struct held *hb, uint32_t k,
     if (statuses_lazy(hb) && hb->b->failed == 0) /* the batch's first failure */
         memset(held_status(hb), 0, (size_t)hb->count * sizeof(int32_t));
     held_status(hb)[k] = SK_EPROCESS;
+    record_error(a, hb, hb->first + k, err);
     hb->b->failed++;
-    record_error(a, hb->call, hb->first + k, err);
     slot->attempts = 0;
     return false;
 }

@@ -23,13 +23,14 @@
 
 enum fault {
     F_NONE,
-    F_SEGV,  /* SIGSEGV */
-    F_ABORT, /* SIGABRT */
-    F_EXIT,  /* _exit(3) */
-    F_SPIN,  /* never returns */
-    F_FAIL,  /* returns 7 */
-    F_SLEEP, /* sleeps nap seconds, then succeeds */
-    F_GATE   /* waits for the gate */
+    F_SEGV,     /* SIGSEGV */
+    F_ABORT,    /* SIGABRT */
+    F_EXIT,     /* _exit(3) */
+    F_SPIN,     /* never returns */
+    F_FAIL,     /* returns 7 */
+    F_SLEEP,    /* sleeps nap seconds, then succeeds */
+    F_GATE,     /* waits for the gate */
+    F_GATE_FAIL /* waits for the gate, then returns 7 */
 };
 
 /* Items are {index, fault, times}: the fault fires on the first `times`
@@ -79,6 +80,9 @@ static int faulty(const void *item, void *result, const void *argp)
         case F_GATE:
             gate_wait(&sh->gate, &sh->started, 2 * BOUND);
             break;
+        case F_GATE_FAIL:
+            gate_wait(&sh->gate, &sh->started, 2 * BOUND);
+            return 7;
         default:
             break;
         }
@@ -104,6 +108,17 @@ static fitem *make_fitems(size_t n)
     assert_non_null(items);
     for (size_t i = 0; i < n; i++)
         items[i] = (fitem){.index = (int32_t)i, .fault = F_NONE};
+    return items;
+}
+
+/* n items that all fault the same way on every attempt. */
+static fitem *make_faulty_fitems(size_t n, enum fault fault)
+{
+    fitem *items = make_fitems(n);
+    for (size_t i = 0; i < n; i++) {
+        items[i].fault = fault;
+        items[i].times = -1;
+    }
     return items;
 }
 
@@ -393,11 +408,7 @@ static void test_timeout_is_per_item(void **state)
     (void)state;
     sk_pool *pool = fault_pool(1, 1, 0.5);
     size_t n = 40;
-    fitem *items = make_fitems(n);
-    for (size_t i = 0; i < n; i++) {
-        items[i].fault = F_SLEEP;
-        items[i].times = -1;
-    }
+    fitem *items = make_faulty_fitems(n, F_SLEEP);
     fout *results = xcalloc(n, sizeof *results);
     int *status = xcalloc(n, sizeof *status);
     farg nap = {.nap = 0.03}; /* 40 x 30 ms = 1.2 s in one worker */
@@ -501,11 +512,7 @@ static void test_more_failures_than_kept_errors(void **state)
     (void)state;
     sk_pool *pool = fault_pool(2, 1, 0);
     size_t n = 3000;
-    fitem *items = make_fitems(n);
-    for (size_t i = 0; i < n; i++) {
-        items[i].fault = F_FAIL;
-        items[i].times = -1;
-    }
+    fitem *items = make_faulty_fitems(n, F_FAIL);
     fout *results = xcalloc(n, sizeof *results);
     int *status = xcalloc(n, sizeof *status);
     sk_pool_call *call = run_and_check(pool, &faulty_job, items, n, results, status, SK_EPROCESS);
@@ -529,6 +536,47 @@ static void test_more_failures_than_kept_errors(void **state)
     sk_pool_counters c;
     sk_pool_counters_of(pool, &c);
     assert_int_equal(c.failed, (long)n);
+    xfree(items);
+    xfree(results);
+    xfree(status);
+    release_pool(pool);
+}
+
+/* The call's first failure keeps its whole record even when it comes last:
+ * item 0 waits at the gate while the other worker fails every other batch
+ * (far more failures than the kept errors, in the workers' records and in
+ * the call's), and the parent has taken those in before item 0 fails. */
+static void test_first_failure_kept_when_it_comes_last(void **state)
+{
+    (void)state;
+    sk_pool *pool = fault_pool(2, 1, 0);
+    size_t n = 3000;
+    fitem *items = make_faulty_fitems(n, F_FAIL);
+    items[0].fault = F_GATE_FAIL;
+    fout *results = xcalloc(n, sizeof *results);
+    int *status = xcalloc(n, sizeof *status);
+    sk_pool_call *call = NULL;
+    assert_rc(sk_pool_async_map(pool, &faulty_job, items, n, results, status, &call), SK_OK);
+    track_call(call);
+    /* The last item is in the last batch, which the worker not held at
+     * the gate reaches after every other one but item 0's. */
+    skt_wait_until(!sk_pool_ready(call) && status[n - 1] == SK_EPROCESS, BOUND);
+    assert_int_equal(status[0], 0); /* not collected yet */
+    const sk_error *early = sk_pool_error(call);
+    assert_non_null(early);
+    assert_int_gt(early->item, 0);
+    open_gate();
+    assert_rc(sk_pool_get(call, BOUND), SK_EPROCESS);
+    const sk_error *first = sk_pool_error(call);
+    assert_non_null(first);
+    skt_print_error(first);
+    assert_int_equal(first->item, 0);
+    assert_int_equal(first->kind, SK_RUN_ERROR);
+    assert_int_equal(first->code, 7);
+    assert_int_equal(first->lives_spent, 1);
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(status[i], SK_EPROCESS);
+    free_call(call);
     xfree(items);
     xfree(results);
     xfree(status);
@@ -637,11 +685,7 @@ static void test_terminate_during_crashes(void **state)
     for (int round = 0; round < 10; round++) {
         sk_pool *pool = fault_pool(3, 1, 0);
         size_t n = 400;
-        fitem *items = make_fitems(n);
-        for (size_t i = 0; i < n; i++) {
-            items[i].fault = F_SEGV;
-            items[i].times = -1;
-        }
+        fitem *items = make_faulty_fitems(n, F_SEGV);
         fout *results = xcalloc(n, sizeof *results);
         int *status = xcalloc(n, sizeof *status);
         sk_pool_call *call = NULL;
@@ -682,11 +726,7 @@ static void test_release_with_busy_workers(void **state)
     for (int round = 0; round < 10; round++) {
         sk_pool *pool = fault_pool(2, 1, 0);
         size_t n = 50;
-        fitem *items = make_fitems(n);
-        for (size_t i = 0; i < n; i++) {
-            items[i].fault = F_GATE;
-            items[i].times = -1;
-        }
+        fitem *items = make_faulty_fitems(n, F_GATE);
         fout *results = xcalloc(n, sizeof *results);
         sk_pool_call *call = NULL;
         assert_rc(sk_pool_async_map(pool, &faulty_job, items, n, results, NULL, &call), SK_OK);
@@ -718,6 +758,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_lives_fault_once),
         SKT_TEST(test_lives_exhausted),
         SKT_TEST(test_more_failures_than_kept_errors),
+        SKT_TEST(test_first_failure_kept_when_it_comes_last),
         SKT_TEST(test_max_tasks_recycles_workers),
         SKT_TEST(test_max_tasks_across_calls),
         SKT_TEST(test_max_tasks_with_big_batches),

@@ -186,6 +186,20 @@ static void scribble_random(unsigned char *base, uint32_t call, uint32_t d)
     }
 }
 
+/* An error record scribbled by way v, stamped as the call's (so the
+ * parent reads it) unless v is V_ZERO; V_OFF1 makes it name `item`. */
+static void scribble_record(struct shm_error_record *r, int v, uint64_t item, uint32_t stamp)
+{
+    r->item = v == V_OFF1 ? item : val(v, r->item);
+    r->error.kind = (sk_error_kind)val(v, SK_CRASH_ERROR);
+    r->error.section = (sk_section)val(v, SK_FULL_RUN);
+    r->error.item = (long)val(v, 0);
+    r->error.lives_spent = (int)val(v, 0);
+    memset(r->error.message, 'M', sizeof r->error.message);
+    memset(r->error.cause, 'C', sizeof r->error.cause);
+    atomic_store(&r->stamp, v == V_ZERO ? 0 : stamp);
+}
+
 static void scribble_target(unsigned char *base, struct shm_header *h, uint32_t d, uint64_t idx)
 {
     struct shm_batch *b = &h->batches[d];
@@ -262,16 +276,9 @@ static void scribble_target(unsigned char *base, struct shm_header *h, uint32_t 
     case T_ERRORS: {
         struct shm_error_record *r = shm_call_errors(
             &(struct shm_arena){.base = base, .size = shm_arena_size(), .h = h}, call);
-        for (uint32_t i = 0; i < 64; i++) {
-            r[i].item = v == V_OFF1 ? first + i % count : val(v, r[i].item);
-            r[i].error.kind = (sk_error_kind)val(v, SK_CRASH_ERROR);
-            r[i].error.section = (sk_section)val(v, SK_FULL_RUN);
-            r[i].error.item = (long)val(v, 0);
-            r[i].error.lives_spent = (int)val(v, 0);
-            memset(r[i].error.message, 'M', sizeof r[i].error.message);
-            memset(r[i].error.cause, 'C', sizeof r[i].error.cause);
-            atomic_store(&r[i].stamp, v == V_ZERO ? 0 : j->stamp);
-        }
+        for (uint32_t i = 0; i < 64; i++)
+            scribble_record(&r[i], v, first + i % count, j->stamp);
+        scribble_record(&h->batch_errors[d], v, first + k, j->stamp); /* the batch's lead */
         if (atomic_load(&j->n_errors) < 64)
             atomic_store(&j->n_errors, 64);
         break;
