@@ -246,6 +246,7 @@ static void run_start(struct cycle *c, struct sched_task *t)
         return;
     }
     t->status->last_start = r->start;
+    s->started_at = r->start;
     t->running++;
     run_link(s, r);
     report(s, r, false);

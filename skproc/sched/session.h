@@ -407,6 +407,7 @@ struct sk_sched {
 
     struct sched_libs libs; /* loader.c: what sk_sched_load loaded, closed last */
     int64_t fork_ns;        /* warm.c: how long a prefork's launch takes (a running mean) */
+    int64_t started_at;     /* the session clock at the last start of a run (warm.c) */
 };
 
 /* The session clock (cfg.clock, or CLOCK_REALTIME), ns. */

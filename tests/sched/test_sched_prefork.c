@@ -284,6 +284,108 @@ static void test_prefork_skipped_start(void **state)
     skt_sched_end(k);
 }
 
+/* What each run of the first task saw when its code began: the time, and
+ * how many children the session's thread had (its own supervisor, and
+ * any prefork made since its start). */
+struct crowd {
+    _Atomic int n;
+    int64_t began[MAX_RUNS]; /* CLOCK_REALTIME, ns */
+    int children[MAX_RUNS];
+};
+
+static int64_t realtime_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Children of the session's thread, seen from a task's worker (the child
+ * of its supervisor, the child of the session). */
+static int session_children(void)
+{
+    struct skt_proc_stat sup;
+    if (!skt_proc_stat(getppid(), &sup))
+        return -1;
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/children", (int)sup.ppid, (int)sup.ppid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return -1;
+    int n = 0;
+    long pid;
+    while (fscanf(f, "%ld", &pid) == 1)
+        n++;
+    fclose(f);
+    return n;
+}
+
+static int crowd_fn(sk_task_run *run, void *arg)
+{
+    (void)run;
+    struct crowd *c = arg;
+    int64_t began = realtime_ns();
+    int i = atomic_load(&c->n);
+    if (i < MAX_RUNS) {
+        c->began[i] = began;
+        c->children[i] = session_children();
+        atomic_store(&c->n, i + 1);
+    }
+    return 0;
+}
+
+/* The start of the n-th run (0 based) of task, as on_run reported it. */
+static int64_t run_start_of(const struct skt_sched *k, const char *task, int n)
+{
+    int seen = 0;
+    for (int i = 0; i < k->nevents; i++) {
+        if (strcmp(k->events[i].task, task) != 0 || k->events[i].outcome != SK_RUN_RUNNING)
+            continue;
+        if (seen++ == n)
+            return k->events[i].start;
+    }
+    fail_msg("task %s has no run %d", task, n);
+    return 0;
+}
+
+/* A prefork due in the same instant as another task's start waits until
+ * that run's process has had its CPUs for a while: the second task starts
+ * the lead after the first, so its prefork falls due right as the first
+ * starts. When the first run's code began within a few milliseconds of
+ * its start, no prefork had been forked before it. */
+static void test_prefork_clear_of_a_start(void **state)
+{
+    (void)state;
+    struct crowd *c = skt_shared(sizeof *c);
+    struct seen *seen = skt_shared(sizeof *seen);
+    struct skt_sched *k = session(0.2);
+    sk_sched_task first = every_second("first", NULL);
+    first.fn = crowd_fn;
+    first.arg = c;
+    skt_add(k, &first);
+    step_until_ended(k, "first", 1, 10);
+    int64_t second_at = run_start_of(k, "first", 0) + SKT_SEC(0.2);
+    struct timespec at = {.tv_sec = second_at / 1000000000, .tv_nsec = second_at % 1000000000};
+    while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR)
+        ;
+    sk_sched_task second = every_second("second", seen);
+    skt_add(k, &second);
+    step_until_ended(k, "first", 4, 10);
+    int checked = 0;
+    for (int i = 1; i < 4; i++) {
+        double late_ms = (double)(c->began[i] - run_start_of(k, "first", i)) / 1e6;
+        print_message("    run %d: code %.3f ms after its start, %d children then\n", i + 1,
+                      late_ms, c->children[i]);
+        if (late_ms < 2.5) { /* inside the prefork's wait (3 ms) */
+            assert_int_equal(c->children[i], 1);
+            checked++;
+        }
+    }
+    print_message("    %d of 3 runs began soon enough to say\n", checked);
+    assert_int_ge(skt_runs(k, "second", SK_RUN_SUCCEEDED), 2);
+    skt_sched_end(k);
+}
+
 int main(int argc, char **argv)
 {
     setenv("TZ", "UTC", 1);
@@ -291,6 +393,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_prefork_forks_ahead),          SKT_TEST(test_prefork_off),
         SKT_TEST(test_prefork_stale_return),         SKT_TEST(test_prefork_killed),
         SKT_TEST(test_prefork_removed_and_released), SKT_TEST(test_prefork_skipped_start),
+        SKT_TEST(test_prefork_clear_of_a_start),
     };
     return skt_run(argc, argv, tests);
 }
