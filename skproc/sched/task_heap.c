@@ -90,13 +90,19 @@ struct sched_task *sk_task_heap_top(const sk_sched *s)
 }
 
 /* The nodes whose key is at most until form a subtree at the root: only
- * those are walked. */
+ * those are walked. `except` is the task being looked at, whose key may
+ * have moved while it waits to be put back in its place (plan_next sets
+ * it before the heap is fixed): its own key says nothing of its subtree,
+ * so it is walked through, never pruned at (a prefork looked at from the
+ * root missed every task due at that very instant). */
 static struct sched_task *due_in(const sk_sched *s, size_t i, const struct sched_task *except,
                                  int64_t from, int64_t until)
 {
-    if (i >= s->heap_len || s->heap[i]->next_check > until)
+    if (i >= s->heap_len)
         return NULL;
     struct sched_task *t = s->heap[i];
+    if (t != except && t->next_check > until)
+        return NULL;
     if (t != except && t->due >= from && t->due <= until)
         return t;
     struct sched_task *found = due_in(s, 2 * i + 1, except, from, until);

@@ -348,14 +348,14 @@ static int64_t run_start_of(const struct skt_sched *k, const char *task, int n)
     return 0;
 }
 
-/* A prefork due in the same instant as another task's start waits until
- * that run's process has had its CPUs for a while: the second task starts
- * the lead after the first, so its prefork falls due right as the first
- * starts. When the first run's code began within a few milliseconds of
- * its start, no prefork had been forked before it. */
-static void test_prefork_clear_of_a_start(void **state)
+/* Two process tasks: the second starts `offset` seconds after the lead
+ * past the first, so its prefork falls due right around each start of the
+ * first. When the first's code began within a few milliseconds of its
+ * start, no prefork had been forked before it: a prefork waits until a
+ * run just started has had the CPUs for a while (WARM_SETTLE), and until
+ * after a start due while it would fork. */
+static void prefork_near_a_start(double offset)
 {
-    (void)state;
     struct crowd *c = skt_shared(sizeof *c);
     struct seen *seen = skt_shared(sizeof *seen);
     struct skt_sched *k = session(0.2);
@@ -364,7 +364,7 @@ static void test_prefork_clear_of_a_start(void **state)
     first.arg = c;
     skt_add(k, &first);
     step_until_ended(k, "first", 1, 10);
-    int64_t second_at = run_start_of(k, "first", 0) + SKT_SEC(0.2);
+    int64_t second_at = run_start_of(k, "first", 0) + SKT_SEC(0.2 + offset);
     struct timespec at = {.tv_sec = second_at / 1000000000, .tv_nsec = second_at % 1000000000};
     while (clock_nanosleep(CLOCK_REALTIME, TIMER_ABSTIME, &at, NULL) == EINTR)
         ;
@@ -386,6 +386,20 @@ static void test_prefork_clear_of_a_start(void **state)
     skt_sched_end(k);
 }
 
+/* The second's prefork falls due just after the first's start. */
+static void test_prefork_clear_of_a_start(void **state)
+{
+    (void)state;
+    prefork_near_a_start(0);
+}
+
+/* ... and just before it: the first is due while the prefork would fork. */
+static void test_prefork_clear_of_a_start_due(void **state)
+{
+    (void)state;
+    prefork_near_a_start(-0.0005);
+}
+
 int main(int argc, char **argv)
 {
     setenv("TZ", "UTC", 1);
@@ -393,7 +407,7 @@ int main(int argc, char **argv)
         SKT_TEST(test_prefork_forks_ahead),          SKT_TEST(test_prefork_off),
         SKT_TEST(test_prefork_stale_return),         SKT_TEST(test_prefork_killed),
         SKT_TEST(test_prefork_removed_and_released), SKT_TEST(test_prefork_skipped_start),
-        SKT_TEST(test_prefork_clear_of_a_start),
+        SKT_TEST(test_prefork_clear_of_a_start),     SKT_TEST(test_prefork_clear_of_a_start_due),
     };
     return skt_run(argc, argv, tests);
 }
