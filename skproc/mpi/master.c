@@ -29,6 +29,7 @@
 
 #include "core/error.h"
 #include "mpi/bufs.h"
+#include "mpi/pace.h"
 #include "os/clock.h"
 #include "mpi/registry.h"
 
@@ -40,7 +41,6 @@
 #include <time.h>
 
 #define WAIT_SLICE_NS (100 * 1000 * 1000)
-#define NAP_MAX_NS (1000 * 1000)         /* the longest nap between two looks */
 #define PUMP_GAP_NS (1000 * 1000 * 1000) /* rank 0 away this long: silence proves nothing */
 
 enum mb_state { MB_FREE, MB_TAKEN, MB_QUEUED, MB_SENT, MB_DONE, MB_CORRUPT };
@@ -79,6 +79,7 @@ struct mrank {
 
 struct master {
     struct sk_pool_transport base;
+    struct mpi_pace pace; /* how long to nap while results are awaited */
     MPI_Comm comm;
     int size;
     struct mrank *ranks;
@@ -199,6 +200,7 @@ static void batch_fail(struct master *m, uint32_t id, int reason, const char *wh
     m->failed += b->count;
     m->done += b->count;
     m->epoch++;
+    mpi_pace_heard(&m->pace, sk_now_ns());
 }
 
 /* Appends "a-b" (or "a") to a list of item ranges within len. */
@@ -295,6 +297,7 @@ static void on_result(struct master *m, int src, unsigned char *msg, size_t len,
     }
     m->done += b->count;
     m->epoch++;
+    mpi_pace_heard(&m->pace, sk_now_ns());
 }
 
 static void on_message(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
@@ -479,21 +482,17 @@ static void test_sends(struct master *m)
 }
 
 /* Between two looks: a yield while a send is moving (it moves only while
- * both sides call MPI), else a sleep that grows from 20 us to 1 ms, and
- * starts again at 20 us at the next wait: results that come often are seen
- * within tens of microseconds, and slow items cost rank 0 a wake-up a
- * millisecond. */
-static void nap(struct master *m, int64_t *ns)
+ * both sides call MPI), else a nap paced by how often results come
+ * (mpi/pace.h): results that come often are seen within tens of
+ * microseconds, and slow items cost rank 0 a wake-up a millisecond. */
+static void nap(struct master *m)
 {
     if (m->sends_pending > 0) {
         sched_yield();
-        *ns = 20 * 1000;
         return;
     }
-    struct timespec ts = {0, *ns};
+    struct timespec ts = {0, (long)mpi_pace_nap(&m->pace)};
     nanosleep(&ts, NULL);
-    if (*ns < NAP_MAX_NS)
-        *ns *= 2;
 }
 
 static void pump(struct master *m)
@@ -509,12 +508,11 @@ static void pump(struct master *m)
 static void pump_until(struct master *m, bool (*done)(struct master *, void *), void *ctx,
                        int64_t deadline)
 {
-    int64_t ns = 20 * 1000;
     while (!done(m, ctx) && sk_now_ns() < deadline) {
         pump(m);
         if (done(m, ctx))
             return;
-        nap(m, &ns);
+        nap(m);
     }
 }
 
@@ -688,13 +686,12 @@ static int m_wait(struct sk_pool_transport *t, uint32_t seen, int64_t deadline)
     int64_t start = sk_now_ns();
     if (start >= deadline)
         return SK_ETIMEDOUT;
-    int64_t ns = 20 * 1000;
     for (;;) {
         pump(m);
         int64_t now = sk_now_ns();
         if (m->epoch != seen || now >= deadline || now - start >= WAIT_SLICE_NS)
             return SK_OK;
-        nap(m, &ns);
+        nap(m);
     }
 }
 

@@ -13,8 +13,9 @@
  *             images) and error records (each naming this rank) into one
  *             RESULT message, sent without blocking
  *   idle      sleep on the local pool's completions (when it has work) or
- *             a short nap, never longer than 1 ms, so that MPI stays
- *             served; ALIVE to rank 0 every 0.2 s
+ *             a short nap, paced by how often batches come (mpi/pace.h),
+ *             never longer than 1 ms, so that MPI stays served; ALIVE to
+ *             rank 0 every 0.2 s
  *
  * Only this thread calls MPI.
  */
@@ -22,6 +23,7 @@
 
 #include "core/error.h"
 #include "mpi/bufs.h"
+#include "mpi/pace.h"
 #include "mpi/registry.h"
 #include "os/clock.h"
 #include "pool/call.h"
@@ -34,8 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#define NAP_MAX_NS (1000 * 1000)
-
 /* A local batch: which of rank 0's batches it is. */
 struct sbatch {
     bool used;
@@ -45,11 +45,14 @@ struct sbatch {
     uint32_t count;
 };
 
-/* A message in flight to rank 0. */
+/* A message in flight to rank 0: buf is the server's until MPI is done
+ * with it, and so is local batch `local` (-1: none) when the message is
+ * sent straight from its result image. */
 struct sending {
     MPI_Request req;
     unsigned char *buf;
     size_t cap;
+    int64_t local;
 };
 
 struct server {
@@ -68,6 +71,7 @@ struct server {
     struct sending *sends;
     int n_sends, cap_sends;
     struct mpi_bufs bufs; /* warm message buffers */
+    struct mpi_pace pace; /* how long to nap while batches are awaited */
     int32_t *status;      /* result_message's statuses, status_cap of them */
     size_t status_cap;
     bool closing, closed_said, terminated, stop;
@@ -75,6 +79,14 @@ struct server {
 };
 
 /* ------------------------------------------------------------ sending */
+
+/* What a finished send held goes back. */
+static void sent(struct server *s, const struct sending *x)
+{
+    mpi_buf_give(&s->bufs, x->buf, x->cap);
+    if (x->local >= 0)
+        s->t->ops->release(s->t, (uint32_t)x->local);
+}
 
 static void sends_reap(struct server *s)
 {
@@ -85,32 +97,69 @@ static void sends_reap(struct server *s)
             i++;
             continue;
         }
-        mpi_buf_give(&s->bufs, s->sends[i].buf, s->sends[i].cap);
+        sent(s, &s->sends[i]);
         s->sends[i] = s->sends[--s->n_sends];
     }
 }
 
-/* Sends buf (len bytes, head first) to rank 0 without blocking; buf is
- * the server's until MPI is done with it. */
-static void send_owned(struct server *s, unsigned char *buf, size_t len, size_t cap)
+/* Waits for every send, then gives back what they held. */
+static void sends_wait_all(struct server *s)
+{
+    while (s->n_sends > 0) {
+        struct sending *x = &s->sends[--s->n_sends];
+        MPI_Wait(&x->req, MPI_STATUS_IGNORE);
+        sent(s, x);
+    }
+}
+
+/* Sends count of type from at (head first) to rank 0 without blocking,
+ * holding buf (cap bytes) and local batch `local` (-1: none) until MPI is
+ * done with them. */
+static void send_held(struct server *s, const void *at, MPI_Datatype type, int count,
+                      unsigned char *buf, size_t cap, int64_t local)
 {
     const struct mpi_head *h = (const struct mpi_head *)(const void *)buf;
     if (s->n_sends == s->cap_sends) {
-        int cap = s->cap_sends ? 2 * s->cap_sends : 16;
-        struct sending *grown = realloc(s->sends, (size_t)cap * sizeof *grown);
+        int grow = s->cap_sends ? 2 * s->cap_sends : 16;
+        struct sending *grown = realloc(s->sends, (size_t)grow * sizeof *grown);
         if (grown == NULL) { /* blocking, then */
-            MPI_Send(buf, (int)len, MPI_BYTE, 0, (int)h->kind, s->comm);
-            mpi_buf_give(&s->bufs, buf, cap);
+            struct sending x = {.buf = buf, .cap = cap, .local = local};
+            MPI_Send(at, count, type, 0, (int)h->kind, s->comm);
+            sent(s, &x);
             return;
         }
         s->sends = grown;
-        s->cap_sends = cap;
+        s->cap_sends = grow;
     }
     struct sending *x = &s->sends[s->n_sends++];
-    x->buf = buf;
-    x->cap = cap;
-    MPI_Isend(buf, (int)len, MPI_BYTE, 0, (int)h->kind, s->comm, &x->req);
+    *x = (struct sending){.buf = buf, .cap = cap, .local = local};
+    MPI_Isend(at, count, type, 0, (int)h->kind, s->comm, &x->req);
     s->last_sent = sk_now_ns();
+}
+
+/* Sends buf (len bytes, head first) to rank 0 without blocking. */
+static void send_owned(struct server *s, unsigned char *buf, size_t len, size_t cap)
+{
+    send_held(s, buf, MPI_BYTE, (int)len, buf, cap, -1);
+}
+
+/* Two blocks as one MPI datatype at absolute addresses (MPI_BOTTOM): a
+ * message's head in the server's memory and its body in a local batch,
+ * so the body is not copied on its way. */
+static int two_blocks(const void *head, size_t head_len, const void *body, size_t body_len,
+                      MPI_Datatype *type)
+{
+    MPI_Aint at[2];
+    int len[2] = {(int)head_len, (int)body_len};
+    MPI_Get_address(head, &at[0]);
+    MPI_Get_address(body, &at[1]);
+    if (MPI_Type_create_hindexed(2, len, at, MPI_BYTE, type) != MPI_SUCCESS)
+        return SK_ESYS;
+    if (MPI_Type_commit(type) != MPI_SUCCESS) {
+        MPI_Type_free(type);
+        return SK_ESYS;
+    }
+    return SK_OK;
 }
 
 static void send_head(struct server *s, const struct mpi_head *h, const char *text)
@@ -169,28 +218,68 @@ static void on_open(struct server *s, const struct mpi_head *h, const unsigned c
     send_head(s, &reply, text);
 }
 
+/* A BATCH whose item image is in local batch `in` already: posted to the
+ * local workers. A batch rank 0 never sends (a closed call, no items) is
+ * dropped; if it came, rank 0 would wait on this rank. */
+static void batch_post(struct server *s, const struct mpi_head *h, const struct pool_batch_in *in)
+{
+    if (h->slot >= POOL_CALLS || !s->calls[h->slot].open || h->count == 0 ||
+        s->t->ops->post(s->t, in->id, (int)h->slot, h->first, h->count) != SK_OK) {
+        s->t->ops->release(s->t, in->id);
+        return;
+    }
+    s->b[in->id] = (struct sbatch){.used = true,
+                                   .remote = h->batch,
+                                   .slot = (int)h->slot,
+                                   .first = h->first,
+                                   .count = h->count};
+    s->in_flight++;
+    s->t->ops->flush(s->t);
+}
+
+/* A BATCH received whole into a message buffer: its item image copied
+ * into a local batch (when none could be taken to receive it in place). */
 static void on_batch(struct server *s, const struct mpi_head *h, const unsigned char *p, size_t n)
 {
     struct pool_batch_in in;
-    if (h->slot >= POOL_CALLS || !s->calls[h->slot].open || h->count == 0 ||
-        s->t->ops->take(s->t, &in) != SK_OK)
-        return; /* rank 0 never sends these; if it did, it would wait on the rank */
+    if (s->t->ops->take(s->t, &in) != SK_OK)
+        return;
     if (n > in.cap) {
         s->t->ops->release(s->t, in.id);
         return;
     }
     memcpy(in.items, p, n);
-    if (s->t->ops->post(s->t, in.id, (int)h->slot, h->first, h->count) != SK_OK) {
+    batch_post(s, h, &in);
+}
+
+/* A BATCH message straight into a free local batch: its head into the
+ * server's memory, its item image where the local workers read it, with
+ * no copy. 1 when it was received, 0 when it could not be this way (no
+ * free batch, too big: the caller receives it as any message), or -1 when
+ * MPI failed. */
+static int receive_batch_in_place(struct server *s, MPI_Message *msg, size_t n)
+{
+    struct mpi_head h;
+    struct pool_batch_in in;
+    if (n <= sizeof h || s->t->ops->take(s->t, &in) != SK_OK)
+        return 0;
+    MPI_Datatype type;
+    if (n - sizeof h > in.cap || two_blocks(&h, sizeof h, in.items, n - sizeof h, &type) != SK_OK) {
         s->t->ops->release(s->t, in.id);
-        return;
+        return 0;
     }
-    s->b[in.id] = (struct sbatch){.used = true,
-                                  .remote = h->batch,
-                                  .slot = (int)h->slot,
-                                  .first = h->first,
-                                  .count = h->count};
-    s->in_flight++;
-    s->t->ops->flush(s->t);
+    int rc = MPI_Mrecv(MPI_BOTTOM, 1, type, msg, MPI_STATUS_IGNORE);
+    MPI_Type_free(&type);
+    if (rc != MPI_SUCCESS) {
+        s->t->ops->release(s->t, in.id);
+        return -1;
+    }
+    if (h.kind != MPI_K_BATCH) {
+        s->t->ops->release(s->t, in.id);
+        return 1;
+    }
+    batch_post(s, &h, &in);
+    return 1;
 }
 
 static void on_control(struct server *s, const struct mpi_head *h)
@@ -255,6 +344,16 @@ static int receive_all(struct server *s, int *got)
             return SK_OK;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
+        if (st.MPI_TAG == MPI_K_BATCH) {
+            mpi_pace_heard(&s->pace, sk_now_ns());
+            int in_place = receive_batch_in_place(s, &msg, n > 0 ? (size_t)n : 0);
+            if (in_place < 0)
+                return SK_ESYS;
+            if (in_place > 0) {
+                (*got)++;
+                continue;
+            }
+        }
         size_t cap;
         unsigned char *buf = mpi_buf_take(&s->bufs, n > 0 ? (size_t)n : 1, &cap);
         if (buf == NULL)
@@ -277,6 +376,38 @@ static void error_mark(const struct server *s, sk_error *e)
 {
     size_t at = strlen(e->message);
     snprintf(e->message + at, sizeof e->message - at, " (rank %d on %s)", s->rank, s->host);
+}
+
+/* The head of a RESULT whose items all succeeded, with plain results:
+ * they alone travel, no statuses (a third fewer bytes for 4-byte results),
+ * and nothing is looked at item by item. */
+static struct mpi_head bare_head(const struct sbatch *sb, const struct pool_batch_out *out,
+                                 uint64_t rsize)
+{
+    return (struct mpi_head){.kind = MPI_K_RESULT,
+                             .slot = (uint32_t)sb->slot,
+                             .batch = sb->remote,
+                             .count = sb->count,
+                             .first = sb->first,
+                             .image_len = (size_t)sb->count * rsize,
+                             .retried = out->retried,
+                             .bare = 1};
+}
+
+/* Such a RESULT, in one message buffer. */
+static unsigned char *bare_message(struct server *s, const struct sbatch *sb,
+                                   const struct pool_batch_out *out, uint64_t rsize,
+                                   size_t *len_out, size_t *cap_out)
+{
+    struct mpi_head h = bare_head(sb, out, rsize);
+    unsigned char *msg = mpi_buf_take(&s->bufs, sizeof h + h.image_len, cap_out);
+    if (msg == NULL)
+        return NULL;
+    memcpy(msg, &h, sizeof h);
+    if (h.image_len > 0)
+        memcpy(msg + sizeof h, out->results, h.image_len);
+    *len_out = sizeof h + h.image_len;
+    return msg;
 }
 
 /* The RESULT message of local batch id, which poll said is done (state):
@@ -303,6 +434,8 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
     const void **imgs = NULL;
     size_t *lens = NULL;
     void **owned = NULL;
+    if (state == POOL_BATCH_DONE && out.failed == 0 && !tpl) /* the common case */
+        return bare_message(s, sb, &out, rsize, len_out, cap_out);
     if (s->status_cap < count) {
         int32_t *grown = realloc(s->status, (size_t)count * sizeof *grown);
         if (grown == NULL)
@@ -345,16 +478,15 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
         for (size_t i = 0; i < n_errs; i++)
             error_mark(s, &errs[i]);
     }
-    /* Every item succeeded, plain results: they alone travel (a third
-     * fewer bytes for 4-byte results than with the statuses). */
-    bool bare = failed == 0 && !tpl && state == POOL_BATCH_DONE;
-    if (bare)
-        image = (size_t)count * rsize;
+    if (failed == 0 && !tpl && state == POOL_BATCH_DONE) {
+        msg = bare_message(s, sb, &out, rsize, len_out, cap_out);
+        goto fail; /* done: only the temporaries go */
+    }
     size_t len = sizeof(struct mpi_head) + image + n_errs * sizeof(sk_error);
     msg = mpi_buf_take(&s->bufs, len, cap_out);
     if (msg == NULL)
         goto fail;
-    memset(msg, 0, sizeof(struct mpi_head) + (bare ? 0 : pool_results_at(count))); /* padding */
+    memset(msg, 0, sizeof(struct mpi_head) + pool_results_at(count)); /* padding */
     struct mpi_head *h = (struct mpi_head *)(void *)msg;
     *h = (struct mpi_head){.kind = MPI_K_RESULT,
                            .slot = (uint32_t)sb->slot,
@@ -366,13 +498,6 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
                            .retried = out.retried,
                            .n_errors = (uint32_t)n_errs};
     unsigned char *img = msg + sizeof *h;
-    if (bare) {
-        h->bare = 1;
-        if (rsize > 0)
-            memcpy(img, out.results, image);
-        *len_out = len;
-        goto fail; /* done: only the temporaries go */
-    }
     memcpy(img, status, (size_t)count * sizeof *status);
     if (tpl) {
         size_t at = pool_images_at(count);
@@ -405,6 +530,36 @@ fail:
     return msg;
 }
 
+/* The common case, a done batch whose items all succeeded with plain
+ * results, sent to rank 0 straight from the local batch's result image:
+ * the batch is given back when MPI is done with it. False when the batch
+ * is not such a one, or it cannot be sent this way. */
+static bool send_bare_in_place(struct server *s, uint32_t id, int state)
+{
+    const struct sbatch *sb = &s->b[id];
+    uint64_t rsize = s->calls[sb->slot].result_size;
+    if (state != POOL_BATCH_DONE || s->calls[sb->slot].result_tpl || rsize == 0)
+        return false;
+    struct pool_batch_out out = {0};
+    s->t->ops->output(s->t, id, &out);
+    if (out.failed != 0)
+        return false;
+    size_t cap;
+    unsigned char *head = mpi_buf_take(&s->bufs, sizeof(struct mpi_head), &cap);
+    if (head == NULL)
+        return false;
+    struct mpi_head h = bare_head(sb, &out, rsize);
+    memcpy(head, &h, sizeof h);
+    MPI_Datatype type;
+    if (two_blocks(head, sizeof h, out.results, h.image_len, &type) != SK_OK) {
+        mpi_buf_give(&s->bufs, head, cap);
+        return false;
+    }
+    send_held(s, MPI_BOTTOM, type, 1, head, cap, id);
+    MPI_Type_free(&type); /* MPI keeps it while the send needs it */
+    return true;
+}
+
 /* Every local batch that is done goes back to rank 0. Returns how many. */
 static int collect(struct server *s)
 {
@@ -415,11 +570,13 @@ static int collect(struct server *s)
         int state = s->t->ops->poll(s->t, id);
         if (state == POOL_BATCH_PENDING)
             continue;
-        size_t len = 0, cap = 0;
-        unsigned char *msg = result_message(s, id, state, &len, &cap);
-        if (msg != NULL)
-            send_owned(s, msg, len, cap);
-        s->t->ops->release(s->t, id);
+        if (!send_bare_in_place(s, id, state)) {
+            size_t len = 0, cap = 0;
+            unsigned char *msg = result_message(s, id, state, &len, &cap);
+            if (msg != NULL)
+                send_owned(s, msg, len, cap);
+            s->t->ops->release(s->t, id);
+        }
         s->b[id].used = false;
         s->in_flight--;
         got++;
@@ -431,23 +588,22 @@ static int collect(struct server *s)
 
 /* Nothing came and nothing was done: sleeps on the local pool's
  * completions when it has work (its wait also restarts a worker that
- * ended), else naps, growing up to NAP_MAX_NS, so that an idle rank yields
- * its CPU and a busy one answers MPI within a millisecond. */
-static void idle(struct server *s, uint32_t seen, int64_t *nap)
+ * ended), else naps, for as long as the pace of batches says (mpi/pace.h),
+ * so that an idle rank yields its CPU and a busy one answers MPI within
+ * tens of microseconds. */
+static void idle(struct server *s, uint32_t seen)
 {
     if (s->n_sends > 0) { /* a large result moves only while we call MPI */
         sched_yield();
-        *nap = 20 * 1000;
         return;
     }
+    int64_t nap = mpi_pace_nap(&s->pace);
     if (s->in_flight > 0 && !s->terminated) {
-        s->t->ops->wait(s->t, seen, sk_now_ns() + *nap);
+        s->t->ops->wait(s->t, seen, sk_now_ns() + nap);
     } else {
-        struct timespec ts = {0, *nap};
+        struct timespec ts = {0, (long)nap};
         nanosleep(&ts, NULL);
     }
-    if (*nap < NAP_MAX_NS)
-        *nap *= 2;
 }
 
 int mpi_serve(MPI_Comm comm, sk_pool *local)
@@ -463,7 +619,6 @@ int mpi_serve(MPI_Comm comm, sk_pool *local)
     s->local = local;
     s->t = local->t;
     s->last_sent = sk_now_ns();
-    int64_t nap = 20 * 1000;
     int rc = SK_OK;
     while (!s->stop) {
         uint32_t seen = s->t->ops->epoch(s->t);
@@ -485,14 +640,16 @@ int mpi_serve(MPI_Comm comm, sk_pool *local)
             send_head(s, &h, NULL);
         }
         if (got > 0) {
-            nap = 20 * 1000;
+            s->pace.nap = MPI_PACE_MIN_NS;
             continue;
         }
         if (!s->stop)
-            idle(s, seen, &nap);
+            idle(s, seen);
     }
     /* STOP (or MPI failed): the local pool goes first, so that no worker
-     * outlives the rank's part of the job, then BYE. */
+     * outlives the rank's part of the job, then BYE. Sends from its
+     * batches end before its memory goes. */
+    sends_wait_all(s);
     sk_pool_terminate(local);
     for (uint32_t id = 0; id < POOL_BATCHES; id++)
         if (s->b[id].used)
@@ -502,11 +659,7 @@ int mpi_serve(MPI_Comm comm, sk_pool *local)
         struct mpi_head h = {.kind = MPI_K_BYE};
         send_head(s, &h, NULL);
     }
-    while (s->n_sends > 0) {
-        MPI_Wait(&s->sends[s->n_sends - 1].req, MPI_STATUS_IGNORE);
-        s->n_sends--;
-        mpi_buf_give(&s->bufs, s->sends[s->n_sends].buf, s->sends[s->n_sends].cap);
-    }
+    sends_wait_all(s);
     mpi_bufs_free(&s->bufs);
     free(s->status);
     free(s->sends);
