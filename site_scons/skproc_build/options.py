@@ -49,6 +49,8 @@ Options (NAME=value on the command line):
                           break a distribution's build
   mpi=0                   skip MPI even when found (also SKPROC_MPI=0): no libskproc-mpi,
                           no tests/mpi, no MPI examples and bench
+  mpi=mpich               build skproc-mpi against MPICH (mpicc.mpich, mpiexec.mpich) into
+                          build/mpich, next to the default MPI (Open MPI on Debian)
   hardening=0|1           default 1: -D_FORTIFY_SOURCE=2 (unless CFLAGS end with -O0),
                           -fstack-protector-strong and full RELRO (-Wl,-z,relro,-z,now);
                           0 leaves them to the packager's own flags
@@ -103,8 +105,11 @@ class Options:
         if self.sanitize and self.valgrind:
             fail('valgrind=1 and sanitize= do not mix: run them separately')
 
+        self.mpich = ARGUMENTS.get('mpi', os.environ.get('SKPROC_MPI', '')) == 'mpich'
+        if self.mpich and (self.sanitize or self.valgrind):
+            fail('mpi=mpich builds skproc-mpi, which sanitize= and valgrind= builds leave out')
         self.variant = ('build/sanitize-' + self.sanitize.replace(',', '-') if self.sanitize
-                        else 'build/default')
+                        else 'build/mpich' if self.mpich else 'build/default')
         self.fuzz_dir = 'build/fuzz'
 
         self.prefix = self.setting('PREFIX', '/usr/local').rstrip('/') or '/'
