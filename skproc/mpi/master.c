@@ -47,7 +47,8 @@ enum mb_state { MB_FREE, MB_TAKEN, MB_QUEUED, MB_SENT, MB_DONE, MB_CORRUPT };
 
 struct mb {
     int state;
-    unsigned char *buf; /* head + item image (POOL_IMAGE_MAX) */
+    unsigned char *buf;       /* head + item image (POOL_IMAGE_MAX) */
+    const unsigned char *ref; /* plain items in the caller's array (refer), or NULL */
     int slot, rank;
     uint64_t first;
     uint32_t count;
@@ -391,6 +392,22 @@ static size_t item_image_len(const struct master *m, const struct mb *b)
     return end <= POOL_IMAGE_MAX ? (size_t)end : POOL_IMAGE_MAX;
 }
 
+/* Batch b to rank r without blocking: its head and item image, or its
+ * head and the caller's items where they lie (refer). */
+static int send_batch(struct master *m, struct mb *b, int r)
+{
+    size_t items = item_image_len(m, b);
+    if (b->ref == NULL)
+        return MPI_Isend(b->buf, (int)(sizeof(struct mpi_head) + items), MPI_BYTE, r, MPI_K_BATCH,
+                         m->comm, &b->sreq);
+    MPI_Datatype type;
+    if (mpi_two_blocks(b->buf, sizeof(struct mpi_head), b->ref, items, &type) != SK_OK)
+        return MPI_ERR_TYPE;
+    int rc = MPI_Isend(MPI_BOTTOM, 1, type, r, MPI_K_BATCH, m->comm, &b->sreq);
+    MPI_Type_free(&type); /* MPI keeps it while the send needs it */
+    return rc;
+}
+
 static void send_queued(struct master *m)
 {
     send_queued_batches(m);
@@ -405,9 +422,7 @@ static void send_queued_batches(struct master *m)
             return;
         uint32_t id = queue_pop(m);
         struct mb *b = &m->b[id];
-        size_t len = sizeof(struct mpi_head) + item_image_len(m, b);
-        if (MPI_Isend(b->buf, (int)len, MPI_BYTE, r, MPI_K_BATCH, m->comm, &b->sreq) !=
-            MPI_SUCCESS) {
+        if (send_batch(m, b, r) != MPI_SUCCESS) {
             rank_died(m, r, "sending to it failed");
             batch_fail(m, id, SK_ECANCELED, "was not run: sending it failed");
             continue;
@@ -601,6 +616,7 @@ static int m_take(struct sk_pool_transport *t, struct pool_batch_in *in)
     m->n_free--;
     m->in_use++;
     b->state = MB_TAKEN;
+    b->ref = NULL;
     in->id = id;
     in->items = b->buf + sizeof(struct mpi_head);
     in->cap = POOL_IMAGE_MAX;
@@ -651,6 +667,12 @@ static int m_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t f
     b->state = MB_QUEUED;
     queue_push(m, id);
     return SK_OK;
+}
+
+/* The engine's plain items, sent from where they lie (send_batch). */
+static void m_refer(struct sk_pool_transport *t, uint32_t id, const void *items)
+{
+    master_of(t)->b[id].ref = items;
 }
 
 static void m_flush(struct sk_pool_transport *t)
@@ -964,6 +986,7 @@ static const struct pool_transport_ops master_ops = {
     .end_posting = m_end_posting,
     .take = m_take,
     .post = m_post,
+    .refer = m_refer,
     .flush = m_flush,
     .poll = m_poll,
     .epoch = m_epoch,

@@ -143,25 +143,6 @@ static void send_owned(struct server *s, unsigned char *buf, size_t len, size_t 
     send_held(s, buf, MPI_BYTE, (int)len, buf, cap, -1);
 }
 
-/* Two blocks as one MPI datatype at absolute addresses (MPI_BOTTOM): a
- * message's head in the server's memory and its body in a local batch,
- * so the body is not copied on its way. */
-static int two_blocks(const void *head, size_t head_len, const void *body, size_t body_len,
-                      MPI_Datatype *type)
-{
-    MPI_Aint at[2];
-    int len[2] = {(int)head_len, (int)body_len};
-    MPI_Get_address(head, &at[0]);
-    MPI_Get_address(body, &at[1]);
-    if (MPI_Type_create_hindexed(2, len, at, MPI_BYTE, type) != MPI_SUCCESS)
-        return SK_ESYS;
-    if (MPI_Type_commit(type) != MPI_SUCCESS) {
-        MPI_Type_free(type);
-        return SK_ESYS;
-    }
-    return SK_OK;
-}
-
 static void send_head(struct server *s, const struct mpi_head *h, const char *text)
 {
     size_t len = sizeof *h + (text != NULL ? strlen(text) : 0);
@@ -264,7 +245,8 @@ static int receive_batch_in_place(struct server *s, MPI_Message *msg, size_t n)
     if (n <= sizeof h || s->t->ops->take(s->t, &in) != SK_OK)
         return 0;
     MPI_Datatype type;
-    if (n - sizeof h > in.cap || two_blocks(&h, sizeof h, in.items, n - sizeof h, &type) != SK_OK) {
+    if (n - sizeof h > in.cap ||
+        mpi_two_blocks(&h, sizeof h, in.items, n - sizeof h, &type) != SK_OK) {
         s->t->ops->release(s->t, in.id);
         return 0;
     }
@@ -551,7 +533,7 @@ static bool send_bare_in_place(struct server *s, uint32_t id, int state)
     struct mpi_head h = bare_head(sb, &out, rsize);
     memcpy(head, &h, sizeof h);
     MPI_Datatype type;
-    if (two_blocks(head, sizeof h, out.results, h.image_len, &type) != SK_OK) {
+    if (mpi_two_blocks(head, sizeof h, out.results, h.image_len, &type) != SK_OK) {
         mpi_buf_give(&s->bufs, head, cap);
         return false;
     }

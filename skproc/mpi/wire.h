@@ -20,8 +20,10 @@
 #define SKPROC_MPI_WIRE_H
 
 #include "pool/batch.h"
+#include "skproc.h"
 
 #include <mpi.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum mpi_kind {
@@ -78,6 +80,26 @@ struct mpi_hello {
 static inline size_t mpi_result_floor(uint32_t count, int result_tpl, uint64_t result_size)
 {
     return result_tpl ? pool_images_at(count) : pool_results_at(count) + count * result_size;
+}
+
+/* Two blocks at absolute addresses (MPI_BOTTOM) as one MPI datatype: a
+ * message's head in one place and its body in another (a local pool's
+ * batch, the caller's array), so that the body is not copied on its way.
+ * SK_OK, or SK_ESYS when MPI refused the type. */
+static inline int mpi_two_blocks(const void *head, size_t head_len, const void *body,
+                                 size_t body_len, MPI_Datatype *type)
+{
+    MPI_Aint at[2];
+    int len[2] = {(int)head_len, (int)body_len};
+    MPI_Get_address(head, &at[0]);
+    MPI_Get_address(body, &at[1]);
+    if (MPI_Type_create_hindexed(2, len, at, MPI_BYTE, type) != MPI_SUCCESS)
+        return SK_ESYS;
+    if (MPI_Type_commit(type) != MPI_SUCCESS) {
+        MPI_Type_free(type);
+        return SK_ESYS;
+    }
+    return SK_OK;
 }
 
 #endif

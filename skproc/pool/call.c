@@ -263,8 +263,13 @@ static long batch_fill(sk_pool_call *c, const struct pool_batch_in *bin)
         max = c->n - c->posted_items;
     if (js->shared_items) /* zero-copy: the workers read the caller's array */
         return (long)max;
-    if (c->produce == NULL && !js->item_tpl) { /* plain records: one copy */
-        memcpy(in, c->items + c->posted_items * js->item_size, max * js->item_size);
+    if (c->produce == NULL && !js->item_tpl) { /* plain records: one copy, or none */
+        const unsigned char *from = c->items + c->posted_items * js->item_size;
+        struct sk_pool_transport *t = c->pool->t;
+        if (t->ops->refer != NULL)
+            t->ops->refer(t, bin->id, from);
+        else
+            memcpy(in, from, max * js->item_size);
         return (long)max;
     }
     struct pool_bump b = {.base = in, .used = (max + 1) * sizeof(uint64_t), .cap = bin->cap};

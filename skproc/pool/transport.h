@@ -85,6 +85,12 @@ struct pool_transport_ops {
      * slot, first and count. Workers may not see it before flush. SK_OK, or
      * an error code: the batch is then still the engine's, to release. */
     int (*post)(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t first, uint32_t count);
+    /* Optional (NULL: the engine copies). Before post, for plain records
+     * only: batch id's items are the caller's, at items (count records in
+     * a row), which stay valid and unchanged until the call is done; the
+     * engine leaves the batch's image unwritten and the transport reads
+     * them from there (rank 0 of skproc-mpi sends them as they lie). */
+    void (*refer)(struct sk_pool_transport *t, uint32_t id, const void *items);
     /* After a run of posts: wakes workers that sleep. */
     void (*flush)(struct sk_pool_transport *t);
     /* Never blocks: enum pool_batch_state of a posted batch. Once DONE or
