@@ -21,6 +21,7 @@
  *   mpi.cpu.overhead      microseconds per 1 ms item beyond its 1 ms
  */
 #include "common.h"
+#include "mpi_map.h"
 
 #include <skproc.h>
 #include <skproc/mpi.h>
@@ -67,18 +68,17 @@ static const sk_pool_job cpu_job = {
     .fn = spin_1ms, .item_size = sizeof(int32_t), .result_size = sizeof(int64_t)};
 
 /* Items per second of maps of job over items (median of maps). */
-static struct bench_stats map_rate(sk_pool *pool, const sk_pool_job *job, const int32_t *items,
-                                   int32_t *results, long n, int maps)
+static struct bench_stats map_rate(sk_pool *pool, const sk_pool_job *job, struct mpi_map *mm)
 {
     double rates[16];
-    for (int m = 0; m < maps; m++) {
+    for (int m = 0; m < mm->maps; m++) {
         int64_t t0 = bench_now_ns();
-        BENCH_CHECK(sk_pool_map(pool, job, items, (size_t)n, results, NULL) == SK_OK, "map");
-        rates[m] = (double)n * 1e9 / (double)(bench_now_ns() - t0);
-        for (long i = 0; i < n; i += 7919)
-            BENCH_CHECK(results[i] == (int32_t)i * 3 + 1, "map result");
+        BENCH_CHECK(sk_pool_map(pool, job, mm->items, (size_t)mm->n, mm->results, NULL) == SK_OK,
+                    "map");
+        rates[m] = (double)mm->n * 1e9 / (double)(bench_now_ns() - t0);
+        mpi_map_check(mm, "map result");
     }
-    return bench_summarize(rates, maps);
+    return bench_summarize(rates, mm->maps);
 }
 
 int main(int argc, char **argv)
@@ -105,23 +105,18 @@ int main(int argc, char **argv)
         return 0;
     BENCH_CHECK(local != NULL, "rank 0's local pool (launched by mpirun?)");
     bench_print_info("bench_mpi");
-    long n = bench_ops(&o, 10000000, 2000000);
-    int maps = o.quick ? 3 : 5;
-    int32_t *items = malloc((size_t)n * sizeof *items);
-    int32_t *results = malloc((size_t)n * sizeof *results);
-    BENCH_CHECK(items != NULL && results != NULL, "malloc");
-    for (long i = 0; i < n; i++)
-        items[i] = (int32_t)i;
+    struct mpi_map mm = mpi_map_make(&o);
+    int maps = mm.maps;
 
-    struct bench_stats st = map_rate(pool, &range_job, items, results, n, maps);
+    struct bench_stats st = map_rate(pool, &range_job, &mm);
     bench_emit("mpi", "mpi.map.skproc_range", "skproc-mpi map, range form (2 ranks x 1 worker)",
                "items/s", st.median, &st, NULL);
-    st = map_rate(pool, &fn_job, items, results, n, maps);
+    st = map_rate(pool, &fn_job, &mm);
     bench_emit("mpi", "mpi.map.skproc", "skproc-mpi map, a call per item (2 ranks x 1 worker)",
                "items/s", st.median, &st, NULL);
     bench_emit("mpi", "mpi.tiny.overhead", "skproc-mpi per tiny item, per worker", "ns",
                2e9 / st.median, NULL, NULL);
-    st = map_rate(local, &range_job, items, results, n, maps);
+    st = map_rate(local, &range_job, &mm);
     bench_emit("mpi", "mpi.map.local", "local pool map, range form (2 workers)", "items/s",
                st.median, &st, NULL);
 
@@ -130,7 +125,7 @@ int main(int argc, char **argv)
     double walls[16];
     for (int m = 0; m < maps; m++) {
         int64_t t0 = bench_now_ns();
-        BENCH_CHECK(sk_pool_map(pool, &cpu_job, items, (size_t)cpu_n, out, NULL) == SK_OK,
+        BENCH_CHECK(sk_pool_map(pool, &cpu_job, mm.items, (size_t)cpu_n, out, NULL) == SK_OK,
                     "cpu map");
         walls[m] = (double)(bench_now_ns() - t0) / 1e9;
     }
@@ -142,8 +137,7 @@ int main(int argc, char **argv)
     bench_emit("mpi", "mpi.cpu.overhead", "skproc-mpi per 1 ms item beyond its 1 ms", "us",
                (st.median * 2 / (double)cpu_n - 1e-3) * 1e6, NULL, NULL);
     free(out);
-    free(items);
-    free(results);
+    mpi_map_free(&mm);
     sk_pool_release(local);
     return sk_mpi_stop(pool) == SK_OK ? 0 : 1;
 }

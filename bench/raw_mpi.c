@@ -14,6 +14,7 @@
  *                 median of 5 maps (quick 3)
  */
 #include "common.h"
+#include "mpi_map.h"
 
 #include <mpi.h>
 
@@ -107,28 +108,22 @@ int main(int argc, char **argv)
         return 0;
     }
     bench_print_info("raw_mpi");
-    long n = bench_ops(&o, 10000000, 2000000);
-    int maps = o.quick ? 3 : 5;
-    int32_t *items = malloc((size_t)n * sizeof *items);
-    int32_t *results = malloc((size_t)n * sizeof *results);
-    BENCH_CHECK(items != NULL && results != NULL, "malloc");
-    for (long i = 0; i < n; i++)
-        items[i] = (int32_t)i;
+    struct mpi_map mm = mpi_map_make(&o);
+    long n = mm.n;
+    int maps = mm.maps;
     long b = n / 32 > 0 ? n / 32 : 1;
     double *rates = malloc((size_t)maps * sizeof *rates);
     for (int m = 0; m < maps; m++) {
-        memset(results, 0, (size_t)n * sizeof *results);
-        rates[m] = (double)n / map_once(items, results, n, b, size);
-        for (long i = 0; i < n; i += 7919)
-            BENCH_CHECK(results[i] == (int32_t)i * 3 + 1, "raw map result");
+        memset(mm.results, 0, (size_t)n * sizeof *mm.results);
+        rates[m] = (double)n / map_once(mm.items, mm.results, n, b, size);
+        mpi_map_check(&mm, "raw map result");
     }
     struct bench_stats st = bench_summarize(rates, maps);
     bench_emit("mpi", "mpi.map.raw", "raw MPI master-worker map (2 ranks, int32)", "items/s",
                st.median, &st, NULL);
     for (int r = 1; r < size; r++)
         MPI_Send(NULL, 0, MPI_INT, r, TAG_STOP, MPI_COMM_WORLD);
-    free(items);
-    free(results);
+    mpi_map_free(&mm);
     free(rates);
     MPI_Finalize();
     return 0;

@@ -416,8 +416,6 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
     const void **imgs = NULL;
     size_t *lens = NULL;
     void **owned = NULL;
-    if (state == POOL_BATCH_DONE && out.failed == 0 && !tpl) /* the common case */
-        return bare_message(s, sb, &out, rsize, len_out, cap_out);
     if (s->status_cap < count) {
         int32_t *grown = realloc(s->status, (size_t)count * sizeof *grown);
         if (grown == NULL)
