@@ -188,17 +188,21 @@ const void *mpi_journal_find(struct mpi_journal *j, uint32_t call, const char *n
 }
 
 int mpi_journal_add(struct mpi_journal *j, uint32_t call, const char *name, uint64_t first,
-                    uint32_t count, const void *msg, size_t len)
+                    uint32_t count, const void *msg, size_t msg_len, const void *more,
+                    size_t more_len)
 {
     struct jrec_head h = {.magic = JREC_MAGIC, .call = call, .first = first, .count = count};
     snprintf(h.name, sizeof h.name, "%s", name);
+    size_t len = msg_len + more_len;
     h.len = len;
-    h.checksum = fnv1a(msg, len);
     unsigned char *buf = malloc(sizeof h + len);
     if (buf == NULL)
         return SK_ENOMEM;
+    memcpy(buf + sizeof h, msg, msg_len);
+    if (more_len > 0)
+        memcpy(buf + sizeof h + msg_len, more, more_len);
+    h.checksum = fnv1a(buf + sizeof h, len);
     memcpy(buf, &h, sizeof h);
-    memcpy(buf + sizeof h, msg, len);
     size_t done = 0;
     while (done < sizeof h + len) {
         ssize_t w = write(j->fd, buf + done, sizeof h + len - done);

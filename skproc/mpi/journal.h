@@ -28,9 +28,12 @@ int mpi_journal_open(struct mpi_journal **out, const char *path);
 const void *mpi_journal_find(struct mpi_journal *j, uint32_t call, const char *name, uint64_t first,
                              uint32_t count, size_t *len);
 
-/* Appends a finished batch. SK_OK or SK_ESYS. */
+/* Appends a finished batch: its message is msg_len bytes at msg and then
+ * more_len at more (a split result's head and body, wire.h). SK_OK,
+ * SK_ENOMEM or SK_ESYS. */
 int mpi_journal_add(struct mpi_journal *j, uint32_t call, const char *name, uint64_t first,
-                    uint32_t count, const void *msg, size_t len);
+                    uint32_t count, const void *msg, size_t msg_len, const void *more,
+                    size_t more_len);
 
 /* Records read at open. */
 size_t mpi_journal_size(const struct mpi_journal *j);

@@ -7,14 +7,19 @@
  *
  *   FREE -take-> TAKEN -post-> QUEUED -(a rank has room)-> SENT -RESULT-> DONE
  *                                 |                          |            CORRUPT
- *                                 +-revoke-> TAKEN           +-rank died-> DONE (failed)
+ *                                 |                          +-split RESULT-> BODY -BODY-> DONE
+ *                                 +-revoke-> TAKEN           |                 |         CORRUPT
+ *                                                            +-rank died-------+-> DONE (failed)
  *   post of a batch the journal holds: TAKEN -> DONE at once
  *
  * Flow control: each rank has at most `window` batches SENT (backpressure),
  * and take hands out at most twice the ranks' windows, so the engine fills
  * the next batches while the ranks compute. Sends are nonblocking (Isend)
  * from the batch's own buffer, the item image the engine wrote after a
- * head; results are received whole (Improbe, Mrecv) and read in place.
+ * head, or split (wire.h): the head, then the items from the caller's
+ * array. Results are received whole (Improbe, Mrecv) and read in place,
+ * or split: after the head, the BODY is received (Irecv) straight into
+ * the caller's result array (land) or a buffer after the head.
  *
  * Everything MPI happens in pump(), called by epoch() and wait(), from the
  * one thread that uses the pool: it receives what arrived, sends what is
@@ -43,7 +48,7 @@
 #define WAIT_SLICE_NS (100 * 1000 * 1000)
 #define PUMP_GAP_NS (1000 * 1000 * 1000) /* rank 0 away this long: silence proves nothing */
 
-enum mb_state { MB_FREE, MB_TAKEN, MB_QUEUED, MB_SENT, MB_DONE, MB_CORRUPT };
+enum mb_state { MB_FREE, MB_TAKEN, MB_QUEUED, MB_SENT, MB_BODY, MB_DONE, MB_CORRUPT };
 
 struct mb {
     int state;
@@ -53,8 +58,12 @@ struct mb {
     uint64_t first;
     uint32_t count;
     bool sending;
-    MPI_Request sreq;
-    unsigned char *reply; /* head + result image + error records (from bufs) */
+    MPI_Request sreq[2];  /* the head (and image), the body of a split send */
+    unsigned char *land;  /* where its plain results belong (land), or NULL */
+    bool landed;          /* its results were received there */
+    MPI_Request rreq;     /* BODY: its results' receive */
+    unsigned char *reply; /* head + result image + error records (from bufs); a split
+                           * result's head, and its body after it unless landed */
     size_t reply_len, reply_cap;
 };
 
@@ -98,6 +107,7 @@ struct master {
     char report[1024];
     struct mpi_journal *journal;
     int sends_pending;    /* batches whose Isend is not complete */
+    int bodies_pending;   /* batches in BODY */
     struct mpi_bufs bufs; /* warm buffers for the messages received */
     int32_t *zeros;       /* SK_OK statuses for bare results, zeros_cap of them */
     uint32_t zeros_cap;
@@ -158,6 +168,27 @@ static void send_ends(struct master *m)
 
 /* ------------------------------------------------------------ failures */
 
+#define BODY_SETTLE_NS (1000 * 1000 * 1000)
+
+/* A BODY receive given up on (its rank died, the pool terminates, the
+ * batch is released): cancelled, then waited for within a bound, because
+ * it may write the caller's array. One that a rank dead mid-message left
+ * half done never ends: it is let go (nothing will write through it). */
+static void body_settle(struct master *m, struct mb *b)
+{
+    if (b->state != MB_BODY)
+        return;
+    m->bodies_pending--;
+    MPI_Cancel(&b->rreq);
+    int64_t until = sk_now_ns() + BODY_SETTLE_NS;
+    int done = 0, rc;
+    while ((rc = MPI_Test(&b->rreq, &done, MPI_STATUS_IGNORE)) == MPI_SUCCESS && !done &&
+           sk_now_ns() < until)
+        sched_yield();
+    if (rc == MPI_SUCCESS && !done)
+        MPI_Request_free(&b->rreq);
+}
+
 /* A DONE batch whose every item failed with the error that cause says
  * (reason: SK_ECRASHED for items in flight on a dead rank, SK_ECANCELED
  * for items never sent). */
@@ -167,6 +198,8 @@ static void batch_fail(struct master *m, uint32_t id, int reason, const char *wh
     const struct mcall *c = &m->calls[b->slot];
     size_t image = mpi_result_floor(b->count, c->result_tpl, c->result_size);
     size_t len = sizeof(struct mpi_head) + image + (size_t)b->count * sizeof(sk_error);
+    body_settle(m, b);
+    b->landed = false;
     reply_drop(m, b);
     b->reply = mpi_buf_take(&m->bufs, len, &b->reply_cap);
     if (b->reply != NULL)
@@ -232,7 +265,7 @@ static void rank_died(struct master *m, int r, const char *why)
              rk->pid);
     for (uint32_t id = 0; id < POOL_BATCHES; id++) {
         struct mb *b = &m->b[id];
-        if (b->state != MB_SENT || b->rank != r)
+        if ((b->state != MB_SENT && b->state != MB_BODY) || b->rank != r)
             continue;
         report_range(items, sizeof items, b->first, b->count);
         batch_fail(m, id, SK_ECRASHED, what);
@@ -263,6 +296,9 @@ static bool result_valid(const struct master *m, const struct mb *b, int src,
     if (b->state != MB_SENT || b->rank != src || h->slot != (uint32_t)b->slot ||
         h->first != b->first || h->count != b->count)
         return false;
+    if (h->split) /* the head alone: bare results follow as a BODY */
+        return len == sizeof *h && h->bare && h->failed == 0 && h->n_errors == 0 &&
+               !c->result_tpl && h->image_len == (uint64_t)b->count * c->result_size;
     size_t rest = len - sizeof *h;
     if (h->image_len > rest || h->n_errors > b->count ||
         (rest - h->image_len) != (size_t)h->n_errors * sizeof(sk_error))
@@ -273,6 +309,75 @@ static bool result_valid(const struct master *m, const struct mb *b, int src,
     return h->image_len >= mpi_result_floor(b->count, c->result_tpl, c->result_size);
 }
 
+/* A finished batch's message into the journal: as one unsplit message. */
+static void journal_record(struct master *m, const struct mb *b)
+{
+    const struct mcall *c = &m->calls[b->slot];
+    const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
+    if (!h->split) {
+        (void)mpi_journal_add(m->journal, c->seq, c->name, b->first, b->count, b->reply,
+                              b->reply_len, NULL, 0);
+        return;
+    }
+    struct mpi_head whole = *h;
+    whole.split = 0;
+    const void *body = b->landed ? (const void *)b->land : (const void *)(b->reply + sizeof *h);
+    (void)mpi_journal_add(m->journal, c->seq, c->name, b->first, b->count, &whole, sizeof whole,
+                          body, (size_t)h->image_len);
+}
+
+/* Batch b's answer is all in (b->reply): DONE, and in the journal when
+ * every item succeeded, or CORRUPT when it made no sense; its rank owes it
+ * nothing more. */
+static void batch_settled(struct master *m, struct mb *b, bool valid)
+{
+    const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
+    if (b->rank > 0 && m->ranks[b->rank].outstanding > 0)
+        m->ranks[b->rank].outstanding--;
+    if (!valid) {
+        b->state = MB_CORRUPT;
+        m->failed += b->count;
+    } else {
+        b->state = MB_DONE;
+        m->failed += h->failed < b->count ? h->failed : b->count;
+        if (m->journal != NULL && h->failed == 0)
+            journal_record(m, b);
+    }
+    m->done += b->count;
+    m->epoch++;
+    mpi_pace_heard(&m->pace, sk_now_ns());
+}
+
+/* A valid split RESULT's head is in b->reply: its BODY is received straight
+ * into the caller's array when the engine landed the batch there, else
+ * after the head in a reply buffer grown for it. */
+static void body_expect(struct master *m, struct mb *b, int src)
+{
+    const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
+    size_t body = (size_t)h->image_len;
+    unsigned char *dst = b->land;
+    if (dst == NULL) {
+        size_t cap;
+        unsigned char *grown = mpi_buf_take(&m->bufs, sizeof *h + body, &cap);
+        if (grown == NULL) {
+            batch_settled(m, b, false); /* its BODY comes unasked: dropped */
+            return;
+        }
+        memcpy(grown, b->reply, sizeof *h);
+        reply_drop(m, b);
+        b->reply = grown;
+        b->reply_cap = cap;
+        b->reply_len = sizeof *h + body;
+        dst = grown + sizeof *h;
+    }
+    if (MPI_Irecv(dst, (int)body, MPI_BYTE, src, MPI_K_BODY, m->comm, &b->rreq) != MPI_SUCCESS) {
+        batch_settled(m, b, false);
+        return;
+    }
+    b->state = MB_BODY;
+    m->bodies_pending++;
+}
+
 static void on_result(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
 {
     const struct mpi_head *h = (const struct mpi_head *)(void *)msg;
@@ -281,24 +386,41 @@ static void on_result(struct master *m, int src, unsigned char *msg, size_t len,
         return;
     }
     struct mb *b = &m->b[h->batch];
-    m->ranks[src].outstanding--;
     reply_drop(m, b);
     b->reply = msg;
     b->reply_len = len;
     b->reply_cap = cap;
-    if (!result_valid(m, b, src, h, len)) {
-        b->state = MB_CORRUPT;
-        m->failed += b->count;
-    } else {
-        b->state = MB_DONE;
-        m->failed += h->failed < b->count ? h->failed : b->count;
-        const struct mcall *c = &m->calls[b->slot];
-        if (m->journal != NULL && h->failed == 0)
-            (void)mpi_journal_add(m->journal, c->seq, c->name, b->first, b->count, msg, len);
+    bool valid = result_valid(m, b, src, h, len);
+    if (valid && h->split)
+        body_expect(m, b, src);
+    else
+        batch_settled(m, b, valid);
+}
+
+/* Ends the BODY receives that are done: a body of the length its head said
+ * makes its batch DONE; anything else CORRUPT, with zeros where it landed. */
+static void test_bodies(struct master *m)
+{
+    for (int i = 0; i < POOL_BATCHES && m->bodies_pending > 0; i++) {
+        struct mb *b = &m->b[i];
+        if (b->state != MB_BODY)
+            continue;
+        int done = 0, got = -1;
+        MPI_Status st;
+        int rc = MPI_Test(&b->rreq, &done, &st);
+        if (rc == MPI_SUCCESS && !done)
+            continue;
+        if (rc == MPI_SUCCESS)
+            MPI_Get_count(&st, MPI_BYTE, &got);
+        const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
+        bool whole = got >= 0 && (uint64_t)got == h->image_len;
+        m->bodies_pending--;
+        b->landed = whole && b->land != NULL;
+        if (!whole && b->land != NULL)
+            memset(b->land, 0, (size_t)h->image_len);
+        m->ranks[b->rank].last_heard = sk_now_ns();
+        batch_settled(m, b, whole);
     }
-    m->done += b->count;
-    m->epoch++;
-    mpi_pace_heard(&m->pace, sk_now_ns());
 }
 
 static void on_message(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
@@ -392,19 +514,30 @@ static size_t item_image_len(const struct master *m, const struct mb *b)
     return end <= POOL_IMAGE_MAX ? (size_t)end : POOL_IMAGE_MAX;
 }
 
-/* Batch b to rank r without blocking: its head and item image, or its
- * head and the caller's items where they lie (refer). */
+/* Batch b to rank r without blocking: its head and item image as one
+ * message, or, for plain items in the caller's array (refer) large enough,
+ * split: the head, then the items as they lie (wire.h). */
 static int send_batch(struct master *m, struct mb *b, int r)
 {
     size_t items = item_image_len(m, b);
-    if (b->ref == NULL)
-        return MPI_Isend(b->buf, (int)(sizeof(struct mpi_head) + items), MPI_BYTE, r, MPI_K_BATCH,
-                         m->comm, &b->sreq);
-    MPI_Datatype type;
-    if (mpi_two_blocks(b->buf, sizeof(struct mpi_head), b->ref, items, &type) != SK_OK)
-        return MPI_ERR_TYPE;
-    int rc = MPI_Isend(MPI_BOTTOM, 1, type, r, MPI_K_BATCH, m->comm, &b->sreq);
-    MPI_Type_free(&type); /* MPI keeps it while the send needs it */
+    struct mpi_head *h = (struct mpi_head *)(void *)b->buf;
+    b->sreq[0] = b->sreq[1] = MPI_REQUEST_NULL;
+    if (b->ref != NULL && items < MPI_SPLIT_MIN) { /* small: one message is cheaper */
+        memcpy(b->buf + sizeof *h, b->ref, items);
+        b->ref = NULL;
+    }
+    h->split = b->ref != NULL;
+    if (!h->split)
+        return MPI_Isend(b->buf, (int)(sizeof *h + items), MPI_BYTE, r, MPI_K_BATCH, m->comm,
+                         &b->sreq[0]);
+    int rc = MPI_Isend(b->buf, (int)sizeof *h, MPI_BYTE, r, MPI_K_BATCH, m->comm, &b->sreq[0]);
+    if (rc != MPI_SUCCESS) {
+        b->sreq[0] = MPI_REQUEST_NULL;
+        return rc;
+    }
+    rc = MPI_Isend(b->ref, (int)items, MPI_BYTE, r, MPI_K_BODY, m->comm, &b->sreq[1]);
+    if (rc != MPI_SUCCESS)
+        b->sreq[1] = MPI_REQUEST_NULL;
     return rc;
 }
 
@@ -423,6 +556,8 @@ static void send_queued_batches(struct master *m)
         uint32_t id = queue_pop(m);
         struct mb *b = &m->b[id];
         if (send_batch(m, b, r) != MPI_SUCCESS) {
+            b->sending = true; /* what was sent is settled at release */
+            m->sends_pending++;
             rank_died(m, r, "sending to it failed");
             batch_fail(m, id, SK_ECANCELED, "was not run: sending it failed");
             continue;
@@ -478,6 +613,15 @@ static void check_silence(struct master *m, int64_t now)
     }
 }
 
+/* Whether both of a batch's sends (head, body) are complete. */
+static bool sends_done(struct mb *b)
+{
+    int head = 0, body = 0;
+    MPI_Test(&b->sreq[0], &head, MPI_STATUS_IGNORE);
+    MPI_Test(&b->sreq[1], &body, MPI_STATUS_IGNORE);
+    return head && body;
+}
+
 /* Completes the batches' Isends that are done. A large message moves
  * only while both sides call MPI (rendezvous), so while one is pending,
  * rank 0 does not sleep (see nap). */
@@ -485,24 +629,20 @@ static void test_sends(struct master *m)
 {
     for (int i = 0; i < POOL_BATCHES && m->sends_pending > 0; i++) {
         struct mb *b = &m->b[i];
-        if (!b->sending)
-            continue;
-        int done = 0;
-        MPI_Test(&b->sreq, &done, MPI_STATUS_IGNORE);
-        if (done) {
+        if (b->sending && sends_done(b)) {
             b->sending = false;
             m->sends_pending--;
         }
     }
 }
 
-/* Between two looks: a yield while a send is moving (it moves only while
- * both sides call MPI), else a nap paced by how often results come
+/* Between two looks: a yield while a send or a BODY is moving (it moves
+ * only while both sides call MPI), else a nap paced by how often results come
  * (mpi/pace.h): results that come often are seen within tens of
  * microseconds, and slow items cost rank 0 a wake-up a millisecond. */
 static void nap(struct master *m)
 {
-    if (m->sends_pending > 0) {
+    if (m->sends_pending > 0 || m->bodies_pending > 0) {
         sched_yield();
         return;
     }
@@ -513,6 +653,7 @@ static void nap(struct master *m)
 static void pump(struct master *m)
 {
     receive_all(m);
+    test_bodies(m);
     test_sends(m);
     check_silence(m, sk_now_ns());
     if (!m->terminated)
@@ -617,6 +758,8 @@ static int m_take(struct sk_pool_transport *t, struct pool_batch_in *in)
     m->in_use++;
     b->state = MB_TAKEN;
     b->ref = NULL;
+    b->land = NULL;
+    b->landed = false;
     in->id = id;
     in->items = b->buf + sizeof(struct mpi_head);
     in->cap = POOL_IMAGE_MAX;
@@ -673,6 +816,13 @@ static int m_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t f
 static void m_refer(struct sk_pool_transport *t, uint32_t id, const void *items)
 {
     master_of(t)->b[id].ref = items;
+}
+
+/* Where the batch's plain results belong: a split RESULT's BODY is
+ * received there (body_expect). */
+static void m_land(struct sk_pool_transport *t, uint32_t id, void *results)
+{
+    master_of(t)->b[id].land = results;
 }
 
 static void m_flush(struct sk_pool_transport *t)
@@ -744,7 +894,7 @@ static void m_output(struct sk_pool_transport *t, uint32_t id, struct pool_batch
     const unsigned char *img = reply_image(b);
     if (h->bare) { /* failed is 0: the engine reads no status (statuses stay zeros) */
         out->status = bare_statuses(m, b->count);
-        out->results = img;
+        out->results = b->landed ? b->land : img;
         out->failed = 0;
         out->retried = h->retried < b->count ? h->retried : b->count;
         return;
@@ -780,6 +930,8 @@ static size_t m_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out, 
     struct master *m = master_of(t);
     const struct mb *b = &m->b[id];
     const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
+    if (h->n_errors == 0) /* a split reply holds its head alone */
+        return 0;
     const unsigned char *recs = reply_image(b) + h->image_len;
     size_t got = 0;
     for (uint32_t i = 0; i < h->n_errors && got < room; i++) {
@@ -800,26 +952,28 @@ static size_t m_errors(struct sk_pool_transport *t, uint32_t id, sk_error *out, 
     return got;
 }
 
-/* Done with a batch's Isend. To a live rank it completes (the rank has
- * answered, or was told to terminate); to a dead rank it may never: the
- * request is let go and so is the buffer MPI may still read (leaked on
+/* Done with a batch's Isends. To a live rank they complete (the rank has
+ * answered, or was told to terminate); to a dead rank they may never: the
+ * requests are let go and so is the buffer MPI may still read (leaked on
  * purpose: a dead rank ends the job). */
 static void send_settle(struct master *m, struct mb *b)
 {
     b->sending = false;
     m->sends_pending--;
-    int done = 0;
-    MPI_Test(&b->sreq, &done, MPI_STATUS_IGNORE);
-    if (done)
+    if (sends_done(b))
         return;
-    if (b->rank > 0 && m->ranks[b->rank].dead) {
-        MPI_Request_free(&b->sreq);
-        b->buf = NULL;
-        return;
+    for (int i = 0; i < 2; i++) {
+        if (b->sreq[i] == MPI_REQUEST_NULL)
+            continue;
+        if (b->rank > 0 && m->ranks[b->rank].dead) {
+            MPI_Request_free(&b->sreq[i]);
+            b->buf = NULL;
+            continue;
+        }
+        if (m->terminated)
+            MPI_Cancel(&b->sreq[i]);
+        MPI_Wait(&b->sreq[i], MPI_STATUS_IGNORE);
     }
-    if (m->terminated)
-        MPI_Cancel(&b->sreq);
-    MPI_Wait(&b->sreq, MPI_STATUS_IGNORE);
 }
 
 static void m_release(struct sk_pool_transport *t, uint32_t id)
@@ -841,8 +995,10 @@ static void m_release(struct sk_pool_transport *t, uint32_t id)
             break;
         }
     }
-    if (b->state == MB_SENT && b->rank > 0 && m->ranks[b->rank].outstanding > 0)
+    if ((b->state == MB_SENT || b->state == MB_BODY) && b->rank > 0 &&
+        m->ranks[b->rank].outstanding > 0)
         m->ranks[b->rank].outstanding--;
+    body_settle(m, b);
     if (b->sending)
         send_settle(m, b);
     reply_drop(m, b);
@@ -937,7 +1093,7 @@ static void m_counters(struct sk_pool_transport *t, sk_pool_counters *out)
     struct master *m = master_of(t);
     long flight = 0;
     for (int i = 0; i < POOL_BATCHES; i++)
-        if (m->b[i].state == MB_QUEUED || m->b[i].state == MB_SENT)
+        if (m->b[i].state == MB_QUEUED || m->b[i].state == MB_SENT || m->b[i].state == MB_BODY)
             flight += m->b[i].count;
     out->done = m->done;
     out->failed = m->failed < m->done ? m->failed : m->done;
@@ -969,6 +1125,7 @@ static void m_destroy(struct sk_pool_transport *t)
     }
     for (int i = 0; i < POOL_BATCHES; i++) {
         struct mb *b = &m->b[i];
+        body_settle(m, b);
         if (b->sending)
             send_settle(m, b);
         free(b->buf);
@@ -987,6 +1144,7 @@ static const struct pool_transport_ops master_ops = {
     .take = m_take,
     .post = m_post,
     .refer = m_refer,
+    .land = m_land,
     .flush = m_flush,
     .poll = m_poll,
     .epoch = m_epoch,

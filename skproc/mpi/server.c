@@ -7,11 +7,14 @@
  *
  *   receive   OPEN: find the job by name, describe it as this rank's
  *             program has it, open the call locally, answer OPENED
- *             BATCH: copy the item image into a local batch and post it
+ *             BATCH: the item image into a local batch (a split one's
+ *             BODY received straight there), then posted
  *             END, CONTROL, CLOSE, TERMINATE, STOP: the same locally
  *   collect   a local batch done: its statuses, results (plain or tpl
  *             images) and error records (each naming this rank) into one
- *             RESULT message, sent without blocking
+ *             RESULT message, sent without blocking; when every item
+ *             succeeded with plain results, a large one goes split (wire.h),
+ *             its BODY sent straight from the local batch
  *   idle      sleep on the local pool's completions (when it has work) or
  *             a short nap, paced by how often batches come (mpi/pace.h),
  *             never longer than 1 ms, so that MPI stays served; ALIVE to
@@ -112,19 +115,18 @@ static void sends_wait_all(struct server *s)
     }
 }
 
-/* Sends count of type from at (head first) to rank 0 without blocking,
- * holding buf (cap bytes) and local batch `local` (-1: none) until MPI is
- * done with them. */
-static void send_held(struct server *s, const void *at, MPI_Datatype type, int count,
-                      unsigned char *buf, size_t cap, int64_t local)
+/* Sends len bytes at `at` to rank 0 with tag without blocking, holding buf
+ * (cap bytes, or NULL) and local batch `local` (-1: none) until MPI is done
+ * with them. */
+static void send_held(struct server *s, const void *at, size_t len, int tag, unsigned char *buf,
+                      size_t cap, int64_t local)
 {
-    const struct mpi_head *h = (const struct mpi_head *)(const void *)buf;
     if (s->n_sends == s->cap_sends) {
         int grow = s->cap_sends ? 2 * s->cap_sends : 16;
         struct sending *grown = realloc(s->sends, (size_t)grow * sizeof *grown);
         if (grown == NULL) { /* blocking, then */
             struct sending x = {.buf = buf, .cap = cap, .local = local};
-            MPI_Send(at, count, type, 0, (int)h->kind, s->comm);
+            MPI_Send(at, (int)len, MPI_BYTE, 0, tag, s->comm);
             sent(s, &x);
             return;
         }
@@ -133,14 +135,15 @@ static void send_held(struct server *s, const void *at, MPI_Datatype type, int c
     }
     struct sending *x = &s->sends[s->n_sends++];
     *x = (struct sending){.buf = buf, .cap = cap, .local = local};
-    MPI_Isend(at, count, type, 0, (int)h->kind, s->comm, &x->req);
+    MPI_Isend(at, (int)len, MPI_BYTE, 0, tag, s->comm, &x->req);
     s->last_sent = sk_now_ns();
 }
 
 /* Sends buf (len bytes, head first) to rank 0 without blocking. */
 static void send_owned(struct server *s, unsigned char *buf, size_t len, size_t cap)
 {
-    send_held(s, buf, MPI_BYTE, (int)len, buf, cap, -1);
+    const struct mpi_head *h = (const struct mpi_head *)(const void *)buf;
+    send_held(s, buf, len, (int)h->kind, buf, cap, -1);
 }
 
 static void send_head(struct server *s, const struct mpi_head *h, const char *text)
@@ -218,50 +221,42 @@ static void batch_post(struct server *s, const struct mpi_head *h, const struct 
     s->t->ops->flush(s->t);
 }
 
-/* A BATCH received whole into a message buffer: its item image copied
- * into a local batch (when none could be taken to receive it in place). */
-static void on_batch(struct server *s, const struct mpi_head *h, const unsigned char *p, size_t n)
+/* A BATCH head (p, n: its payload). Its item image follows the head in the
+ * same message, or, split, comes next as a BODY, received straight into
+ * the local batch where the workers read it. A batch that cannot be taken
+ * or does not fit is dropped (its body too): rank 0's window keeps a rank's
+ * batches within what its local pool holds, so only a broken rank 0 does
+ * that. SK_OK, or SK_ESYS when MPI failed. */
+static int on_batch(struct server *s, const struct mpi_head *h, const unsigned char *p, size_t n)
 {
     struct pool_batch_in in;
-    if (s->t->ops->take(s->t, &in) != SK_OK)
-        return;
-    if (n > in.cap) {
+    bool taken = s->t->ops->take(s->t, &in) == SK_OK;
+    size_t len = h->split ? (size_t)h->image_len : n;
+    if (taken && len > in.cap) {
         s->t->ops->release(s->t, in.id);
-        return;
+        taken = false;
     }
-    memcpy(in.items, p, n);
+    if (!h->split) {
+        if (!taken)
+            return SK_OK;
+        memcpy(in.items, p, n);
+        batch_post(s, h, &in);
+        return SK_OK;
+    }
+    unsigned char sink[1];
+    MPI_Status st;
+    int got = 0;
+    int rc = MPI_Recv(taken ? in.items : sink, taken ? (int)len : 0, MPI_BYTE, 0, MPI_K_BODY,
+                      s->comm, &st);
+    if (rc == MPI_SUCCESS)
+        MPI_Get_count(&st, MPI_BYTE, &got);
+    if (!taken || rc != MPI_SUCCESS || (size_t)got != len) {
+        if (taken)
+            s->t->ops->release(s->t, in.id);
+        return mpi_truncated_or_ok(rc) ? SK_OK : SK_ESYS;
+    }
     batch_post(s, h, &in);
-}
-
-/* A BATCH message straight into a free local batch: its head into the
- * server's memory, its item image where the local workers read it, with
- * no copy. 1 when it was received, 0 when it could not be this way (no
- * free batch, too big: the caller receives it as any message), or -1 when
- * MPI failed. */
-static int receive_batch_in_place(struct server *s, MPI_Message *msg, size_t n)
-{
-    struct mpi_head h;
-    struct pool_batch_in in;
-    if (n <= sizeof h || s->t->ops->take(s->t, &in) != SK_OK)
-        return 0;
-    MPI_Datatype type;
-    if (n - sizeof h > in.cap ||
-        mpi_two_blocks(&h, sizeof h, in.items, n - sizeof h, &type) != SK_OK) {
-        s->t->ops->release(s->t, in.id);
-        return 0;
-    }
-    int rc = MPI_Mrecv(MPI_BOTTOM, 1, type, msg, MPI_STATUS_IGNORE);
-    MPI_Type_free(&type);
-    if (rc != MPI_SUCCESS) {
-        s->t->ops->release(s->t, in.id);
-        return -1;
-    }
-    if (h.kind != MPI_K_BATCH) {
-        s->t->ops->release(s->t, in.id);
-        return 1;
-    }
-    batch_post(s, &h, &in);
-    return 1;
+    return SK_OK;
 }
 
 static void on_control(struct server *s, const struct mpi_head *h)
@@ -273,10 +268,10 @@ static void on_control(struct server *s, const struct mpi_head *h)
         }
 }
 
-static void on_message(struct server *s, const unsigned char *msg, size_t len)
+static int on_message(struct server *s, const unsigned char *msg, size_t len)
 {
     if (len < sizeof(struct mpi_head))
-        return;
+        return SK_OK;
     const struct mpi_head *h = (const struct mpi_head *)(const void *)msg;
     const unsigned char *p = msg + sizeof *h;
     size_t n = len - sizeof *h;
@@ -285,8 +280,7 @@ static void on_message(struct server *s, const unsigned char *msg, size_t len)
         on_open(s, h, p, n);
         break;
     case MPI_K_BATCH:
-        on_batch(s, h, p, n);
-        break;
+        return on_batch(s, h, p, n);
     case MPI_K_END:
         if (h->slot < POOL_CALLS && s->calls[h->slot].open) {
             s->calls[h->slot].open = false;
@@ -309,9 +303,10 @@ static void on_message(struct server *s, const unsigned char *msg, size_t len)
     case MPI_K_STOP:
         s->stop = true;
         break;
-    default:
+    default: /* a BODY no head announced: dropped */
         break;
     }
+    return SK_OK;
 }
 
 static int receive_all(struct server *s, int *got)
@@ -326,16 +321,8 @@ static int receive_all(struct server *s, int *got)
             return SK_OK;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
-        if (st.MPI_TAG == MPI_K_BATCH) {
+        if (st.MPI_TAG == MPI_K_BATCH)
             mpi_pace_heard(&s->pace, sk_now_ns());
-            int in_place = receive_batch_in_place(s, &msg, n > 0 ? (size_t)n : 0);
-            if (in_place < 0)
-                return SK_ESYS;
-            if (in_place > 0) {
-                (*got)++;
-                continue;
-            }
-        }
         size_t cap;
         unsigned char *buf = mpi_buf_take(&s->bufs, n > 0 ? (size_t)n : 1, &cap);
         if (buf == NULL)
@@ -344,8 +331,10 @@ static int receive_all(struct server *s, int *got)
             mpi_buf_give(&s->bufs, buf, cap);
             return SK_ESYS;
         }
-        on_message(s, buf, (size_t)n);
+        int rc = on_message(s, buf, (size_t)n);
         mpi_buf_give(&s->bufs, buf, cap);
+        if (rc != SK_OK)
+            return rc;
         (*got)++;
     }
 }
@@ -511,14 +500,15 @@ fail:
 }
 
 /* The common case, a done batch whose items all succeeded with plain
- * results, sent to rank 0 straight from the local batch's result image:
- * the batch is given back when MPI is done with it. False when the batch
- * is not such a one, or it cannot be sent this way. */
-static bool send_bare_in_place(struct server *s, uint32_t id, int state)
+ * results, large enough to go split (wire.h): its head, then its results
+ * as a BODY sent straight from the local batch, which is given back when
+ * MPI is done with it. False when the batch is not such a one. */
+static bool send_bare_split(struct server *s, uint32_t id, int state)
 {
     const struct sbatch *sb = &s->b[id];
     uint64_t rsize = s->calls[sb->slot].result_size;
-    if (state != POOL_BATCH_DONE || s->calls[sb->slot].result_tpl || rsize == 0)
+    if (state != POOL_BATCH_DONE || s->calls[sb->slot].result_tpl ||
+        (uint64_t)sb->count * rsize < MPI_SPLIT_MIN)
         return false;
     struct pool_batch_out out = {0};
     s->t->ops->output(s->t, id, &out);
@@ -529,14 +519,10 @@ static bool send_bare_in_place(struct server *s, uint32_t id, int state)
     if (head == NULL)
         return false;
     struct mpi_head h = bare_head(sb, &out, rsize);
+    h.split = 1;
     memcpy(head, &h, sizeof h);
-    MPI_Datatype type;
-    if (mpi_two_blocks(head, sizeof h, out.results, h.image_len, &type) != SK_OK) {
-        mpi_buf_give(&s->bufs, head, cap);
-        return false;
-    }
-    send_held(s, MPI_BOTTOM, type, 1, head, cap, id);
-    MPI_Type_free(&type); /* MPI keeps it while the send needs it */
+    send_held(s, head, sizeof h, MPI_K_RESULT, head, cap, -1);
+    send_held(s, out.results, (size_t)h.image_len, MPI_K_BODY, NULL, 0, id);
     return true;
 }
 
@@ -550,7 +536,7 @@ static int collect(struct server *s)
         int state = s->t->ops->poll(s->t, id);
         if (state == POOL_BATCH_PENDING)
             continue;
-        if (!send_bare_in_place(s, id, state)) {
+        if (!send_bare_split(s, id, state)) {
             size_t len = 0, cap = 0;
             unsigned char *msg = result_message(s, id, state, &len, &cap);
             if (msg != NULL)

@@ -10,11 +10,22 @@
  *   OPEN    name, job, arg           OPENED  rc, message text
  *   END     slot posts no more
  *   BATCH   item image               RESULT  result image, error records
+ *   (BODY   a split BATCH's items)   (BODY   a split RESULT's results)
  *   CONTROL stop/kill item k
  *   CLOSE                            CLOSED  its local pool has left
  *   TERMINATE
  *   STOP                             BYE     (then MPI_Finalize)
  *                                    ALIVE   every 0.2 s (heartbeat)
+ *
+ * Split messages: a BATCH of plain items lying in the caller's array, or a
+ * bare RESULT, of at least MPI_SPLIT_MIN bytes travels as its head alone
+ * (split = 1, image_len the body's length) and then a BODY message of just
+ * the items or results, sent from where they lie and received where they
+ * belong (a server's local batch, rank 0's caller's array). A message of
+ * one contiguous buffer is the only kind MPI moves without copying it on
+ * both sides (a two-block datatype is packed and unpacked on the way), and
+ * MPI keeps the two in order: messages from one rank to another that a
+ * receive could match both are never overtaken.
  */
 #ifndef SKPROC_MPI_WIRE_H
 #define SKPROC_MPI_WIRE_H
@@ -23,6 +34,7 @@
 #include "skproc.h"
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,11 +51,13 @@ enum mpi_kind {
     MPI_K_STOP,
     MPI_K_BYE,
     MPI_K_ALIVE,
+    MPI_K_BODY,
 };
 
 #define MPI_NAME_MAX 64
 #define MPI_HOST_MAX 64
 #define MPI_ALIVE_NS (200 * 1000 * 1000) /* a server's heartbeat period */
+#define MPI_SPLIT_MIN (64 * 1024)        /* bodies this large travel as their own message */
 
 struct mpi_head {
     uint32_t kind;
@@ -51,13 +65,14 @@ struct mpi_head {
     uint32_t batch; /* rank 0's batch id */
     uint32_t count;
     uint64_t first;
-    uint64_t image_len;                 /* RESULT: bytes of the result image after the head */
+    uint64_t image_len;                 /* BATCH, RESULT: bytes of the image after the head */
     int32_t rc;                         /* OPENED: SK_OK or why not */
     uint32_t failed, retried, n_errors; /* RESULT: errors follow the image */
     uint32_t k, kill;                   /* CONTROL */
     uint32_t bare;                      /* RESULT: every item succeeded and the image is
                                          * the plain results alone, no statuses */
-    uint32_t pad;
+    uint32_t split;                     /* BATCH, bare RESULT: the head alone; the image
+                                         * (image_len bytes) follows as a BODY message */
 };
 
 /* OPEN's payload, then arg_size bytes of the call's argument. */
@@ -82,24 +97,15 @@ static inline size_t mpi_result_floor(uint32_t count, int result_tpl, uint64_t r
     return result_tpl ? pool_images_at(count) : pool_results_at(count) + count * result_size;
 }
 
-/* Two blocks at absolute addresses (MPI_BOTTOM) as one MPI datatype: a
- * message's head in one place and its body in another (a local pool's
- * batch, the caller's array), so that the body is not copied on its way.
- * SK_OK, or SK_ESYS when MPI refused the type. */
-static inline int mpi_two_blocks(const void *head, size_t head_len, const void *body,
-                                 size_t body_len, MPI_Datatype *type)
+/* Whether an MPI call's rc is success, or a message longer than the
+ * receive (it is received all the same, cut short: a sender's mistake, not
+ * MPI failing). */
+static inline bool mpi_truncated_or_ok(int rc)
 {
-    MPI_Aint at[2];
-    int len[2] = {(int)head_len, (int)body_len};
-    MPI_Get_address(head, &at[0]);
-    MPI_Get_address(body, &at[1]);
-    if (MPI_Type_create_hindexed(2, len, at, MPI_BYTE, type) != MPI_SUCCESS)
-        return SK_ESYS;
-    if (MPI_Type_commit(type) != MPI_SUCCESS) {
-        MPI_Type_free(type);
-        return SK_ESYS;
-    }
-    return SK_OK;
+    int cls = MPI_SUCCESS;
+    if (rc != MPI_SUCCESS)
+        MPI_Error_class(rc, &cls);
+    return cls == MPI_SUCCESS || cls == MPI_ERR_TRUNCATE;
 }
 
 #endif

@@ -307,6 +307,14 @@ static long batch_fill(sk_pool_call *c, const struct pool_batch_in *bin)
     return (long)k;
 }
 
+/* Whether the call copies plain results into the caller's array (then a
+ * transport may land them there itself). */
+static bool call_results_copied(const sk_pool_call *c)
+{
+    const struct pool_job *js = &c->job;
+    return c->results != NULL && js->result_size > 0 && !js->result_tpl && !js->shared_results;
+}
+
 /* Posts as many batches as free batches and the window allow. */
 static int call_post(sk_pool_call *c, int window)
 {
@@ -319,6 +327,8 @@ static int call_post(sk_pool_call *c, int window)
         if (t->ops->take(t, &in) != SK_OK)
             break;
         long count = batch_fill(c, &in);
+        if (count > 0 && t->ops->land != NULL && call_results_copied(c))
+            t->ops->land(t, in.id, c->results + c->posted_items * c->job.result_size);
         if (count > 0)
             rc = t->ops->post(t, in.id, c->slot, c->posted_items, (uint32_t)count);
         if (count <= 0 || rc != SK_OK) {
@@ -433,7 +443,9 @@ static int item_result(sk_pool_call *c, struct pool_view *v, uint32_t k, void *d
     if (js->result_size == 0 || dst == NULL || js->shared_results) /* in place already */
         return SK_OK;
     if (!js->result_tpl) {
-        memcpy(dst, v->out.results + (size_t)k * js->result_size, js->result_size);
+        const unsigned char *src = v->out.results + (size_t)k * js->result_size;
+        if (src != dst) /* else landed in place (transport.h, land) */
+            memcpy(dst, src, js->result_size);
         return SK_OK;
     }
     struct sk_pool_transport *t = c->pool->t;
@@ -460,9 +472,12 @@ static void fifo_remove(sk_pool_call *c, int at)
 static void collect_successes(sk_pool_call *c, const struct pool_view *v, uint32_t k, uint32_t end)
 {
     const struct pool_job *js = &c->job;
-    if (c->results != NULL && !js->shared_results)
-        memcpy(c->results + (v->first + k) * js->result_size,
-               v->out.results + (size_t)k * js->result_size, (size_t)(end - k) * js->result_size);
+    if (c->results != NULL && !js->shared_results) {
+        unsigned char *dst = c->results + (v->first + k) * js->result_size;
+        const unsigned char *src = v->out.results + (size_t)k * js->result_size;
+        if (src != dst) /* else landed in place (transport.h, land) */
+            memcpy(dst, src, (size_t)(end - k) * js->result_size);
+    }
     for (uint32_t i = k; c->status != NULL && i < end; i++)
         c->status[v->first + i] = SK_OK;
 }

@@ -91,6 +91,14 @@ struct pool_transport_ops {
      * engine leaves the batch's image unwritten and the transport reads
      * them from there (rank 0 of skproc-mpi sends them as they lie). */
     void (*refer)(struct sk_pool_transport *t, uint32_t id, const void *items);
+    /* Optional (NULL: results are read where output says). Before post,
+     * for plain results that the call puts in the caller's array: batch
+     * id's results belong at results (count records in a row), which stay
+     * valid until the call is done. The transport may receive them straight
+     * there; output then hands out.results == results and the engine
+     * copies nothing (rank 0 of skproc-mpi receives a large result this
+     * way). A batch that ends CORRUPT after that leaves zeros there. */
+    void (*land)(struct sk_pool_transport *t, uint32_t id, void *results);
     /* After a run of posts: wakes workers that sleep. */
     void (*flush)(struct sk_pool_transport *t);
     /* Never blocks: enum pool_batch_state of a posted batch. Once DONE or

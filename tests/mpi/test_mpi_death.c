@@ -12,6 +12,10 @@
  *      says which rank died and which items were in flight on it.
  *   3. the same command again: it resumes from the journal, every result
  *      is right, and no item the journal holds runs again.
+ *
+ * With --split DIR, the MPI program maps and imaps fast items in batches
+ * large enough to travel split (mpi/wire.h), with a journal in DIR: run
+ * twice, the second run takes every batch from the journal, right.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -97,6 +101,61 @@ static int ranks_main(int argc, char **argv, const char *dir)
     return rc == SK_OK && wrong == 0 ? 0 : 1;
 }
 
+#define SPLIT_ITEMS 200000
+
+static int triple64(const void *item, void *result, const void *arg)
+{
+    (void)arg;
+    *(int64_t *)result = 3 * (int64_t) * (const int32_t *)item;
+    return 0;
+}
+
+static const sk_pool_job triple64_job = {
+    .fn = triple64, .item_size = sizeof(int32_t), .result_size = sizeof(int64_t)};
+
+/* A map (its results received into the caller's array) and an imap (into
+ * rank 0's buffers) of batches of 20000 items, both journaled. */
+static int split_main(int argc, char **argv, const char *dir)
+{
+    sk_mpi_register_job("triple64", &triple64_job);
+    char journal[512];
+    snprintf(journal, sizeof journal, "%s/journal-split", dir);
+    sk_mpi_config cfg = {.pool = {.workers = 1, .batch = 20000}, .journal = journal};
+    sk_pool *pool;
+    if (sk_mpi_start(&pool, &cfg, &argc, &argv) != SK_OK) {
+        fprintf(stderr, "sk_mpi_start: %s\n", sk_last_error_message());
+        return 1;
+    }
+    if (pool == NULL)
+        return 0;
+    int32_t *items = malloc(SPLIT_ITEMS * sizeof *items);
+    int64_t *results = calloc(SPLIT_ITEMS, sizeof *results);
+    for (int i = 0; i < SPLIT_ITEMS; i++)
+        items[i] = i;
+    int map_rc = sk_pool_map(pool, &triple64_job, items, SPLIT_ITEMS, results, NULL);
+    int wrong = 0;
+    for (int i = 0; i < SPLIT_ITEMS; i++)
+        wrong += results[i] != 3 * (int64_t)i;
+    sk_pool_call *call = NULL;
+    int imap_rc = sk_pool_imap(pool, &triple64_job, items, SPLIT_ITEMS, &call);
+    for (int i = 0; imap_rc == SK_OK && i < SPLIT_ITEMS; i++) {
+        int64_t r = -1;
+        size_t at = 0;
+        int rc = sk_pool_next(call, -1, &at, &r);
+        if (rc != SK_OK)
+            imap_rc = rc;
+        wrong += rc == SK_OK && (at != (size_t)i || r != 3 * (int64_t)i);
+    }
+    sk_pool_call_free(call);
+    printf("split map rc=%d imap rc=%d resumed=%zu wrong=%d\n", map_rc, imap_rc,
+           sk_mpi_resumed(pool), wrong);
+    fflush(stdout);
+    free(items);
+    free(results);
+    int stop = sk_mpi_stop(pool);
+    return map_rc == SK_OK && imap_rc == SK_OK && wrong == 0 && stop == SK_OK ? 0 : 1;
+}
+
 /* ------------------------------------------------------------ the test */
 
 static char dir[256];
@@ -142,7 +201,7 @@ static pid_t rank_pid(int r)
 
 /* Starts mpirun on this program in its own session, output to
  * DIR/NAME.out and DIR/NAME.err. */
-static pid_t launch(const char *name, bool recovery)
+static pid_t launch_mode(const char *name, bool recovery, const char *mode)
 {
     char words[1024];
     snprintf(words, sizeof words, "%s", SKT_MPIRUN);
@@ -160,7 +219,7 @@ static pid_t launch(const char *name, bool recovery)
     assert_true(len > 0);
     self[len] = '\0';
     argv[argc++] = self;
-    argv[argc++] = "--ranks";
+    argv[argc++] = (char *)mode;
     argv[argc++] = dir;
     argv[argc] = NULL;
     pid_t pid = fork();
@@ -178,6 +237,11 @@ static pid_t launch(const char *name, bool recovery)
         _exit(127);
     }
     return pid;
+}
+
+static pid_t launch(const char *name, bool recovery)
+{
+    return launch_mode(name, recovery, "--ranks");
 }
 
 /* Waits for mpirun; its exit status, or -1 after 120 s. */
@@ -332,6 +396,40 @@ static void killed_rank_then_resume(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Batches that travel split (their items and results as BODY messages,
+ * the results received into the caller's array for the map, into rank 0's
+ * buffers for the imap) are journaled as whole messages: the same command
+ * again takes all of them from the journal, with the right results. */
+static void journal_holds_split_results(void **state)
+{
+    (void)state;
+    skt_bound(200);
+    snprintf(dir, sizeof dir, "/tmp/skt-mpi-split-XXXXXX");
+    assert_non_null(mkdtemp(dir));
+    for (int run = 1; run <= 2; run++) {
+        char name[16];
+        snprintf(name, sizeof name, "split%d", run);
+        double took;
+        int rc = reap(launch_mode(name, false, "--split"), &took);
+        snprintf(name, sizeof name, "split%d.out", run);
+        char *out = file_text(name);
+        print_message("split run %d: exit %d after %.1f s: %s", run, rc, took, out);
+        assert_int_equal(rc, 0);
+        size_t resumed = 0;
+        int wrong = -1;
+        const char *at = strstr(out, "split map rc=0 imap rc=0 resumed=");
+        assert_non_null(at);
+        assert_int_equal(
+            sscanf(at, "split map rc=0 imap rc=0 resumed=%zu wrong=%d", &resumed, &wrong), 2);
+        assert_int_equal(wrong, 0);
+        assert_int_equal(resumed, run == 1 ? 0 : 2 * SPLIT_ITEMS);
+        free(out);
+    }
+    char cmd[600];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 /* examples/mpi_wordlen prints the same alone (a local pool) and under
  * mpirun -n 3 (server ranks). */
 static char *run_capture(const char *cmd)
@@ -376,8 +474,11 @@ int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--ranks") == 0)
         return ranks_main(argc, argv, argv[2]);
+    if (argc >= 3 && strcmp(argv[1], "--split") == 0)
+        return split_main(argc, argv, argv[2]);
     const struct CMUnitTest tests[] = {
         SKT_TEST(killed_rank_then_resume),
+        SKT_TEST(journal_holds_split_results),
         SKT_TEST(example_same_alone_and_under_mpirun),
     };
     return skt_run(argc, argv, tests);

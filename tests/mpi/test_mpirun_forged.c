@@ -7,10 +7,14 @@
  * messages shorter than a head, results for batches that do not exist or
  * are another rank's, wrong counts and first items, lengths past the
  * message, error records with unterminated strings and unknown kinds,
- * statuses that are no code, unasked OPENED and ALIVE messages; and now
- * and then a right answer. Rank 0 must never crash or hang: each map
- * ends, every item is SK_OK with the right result or failed with a
- * documented code, kept errors are well formed, and the stop completes.
+ * statuses that are no code, unasked OPENED and ALIVE messages, split
+ * results (wire.h) whose BODY is longer or shorter than their head says,
+ * BODY messages no head announced, split heads that are not bare; and now
+ * and then a right answer, whole or split. Rank 0 must never crash or
+ * hang: each map ends, every item is SK_OK with the right result or failed
+ * with a documented code and a zero result (a BODY received into the
+ * caller's array and then found wrong is zeroed), kept errors are well
+ * formed, and the stop completes.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -58,10 +62,19 @@ static void say(const struct mpi_head *h, const void *body, size_t len)
     free(msg);
 }
 
-/* The right answer to a batch: every item tripled, bare. */
-static void answer(const struct mpi_head *batch, const unsigned char *items)
+/* A BODY message of len bytes (wire.h). */
+static void say_body(const void *body, size_t len)
 {
-    int32_t *out = calloc(batch->count, sizeof *out);
+    MPI_Send(body, (int)len, MPI_BYTE, 0, MPI_K_BODY, comm);
+}
+
+/* The right answer to a batch: every item tripled, bare; split (the head,
+ * then a BODY of extra + count results, extra < 0 cutting it short) when
+ * split is set. */
+static void answer_split(const struct mpi_head *batch, const unsigned char *items, bool split,
+                         int extra)
+{
+    int32_t *out = calloc(batch->count + 8, sizeof *out);
     if (out == NULL)
         abort();
     for (uint32_t k = 0; k < batch->count; k++) {
@@ -75,9 +88,20 @@ static void answer(const struct mpi_head *batch, const unsigned char *items)
                          .count = batch->count,
                          .first = batch->first,
                          .image_len = (uint64_t)batch->count * sizeof *out,
-                         .bare = 1};
-    say(&h, out, h.image_len);
+                         .bare = 1,
+                         .split = split};
+    if (split) {
+        say(&h, NULL, 0);
+        say_body(out, (size_t)((int)batch->count + extra) * sizeof *out);
+    } else {
+        say(&h, out, h.image_len);
+    }
     free(out);
+}
+
+static void answer(const struct mpi_head *batch, const unsigned char *items)
+{
+    answer_split(batch, items, false, 0);
 }
 
 /* A non-bare RESULT for batch whose statuses are all `status`, with
@@ -116,7 +140,7 @@ static void lie(unsigned n, const struct mpi_head *batch, const unsigned char *i
 {
     struct mpi_head h = *batch;
     h.kind = MPI_K_RESULT;
-    switch (n % 9) {
+    switch (n % 13) {
     case 0:
         answer(batch, items);
         return;
@@ -158,12 +182,30 @@ static void lie(unsigned n, const struct mpi_head *batch, const unsigned char *i
     case 7: /* statuses that are no code */
         answer_failed(batch, 123456, 0);
         return;
-    default: /* n_errors past the count */
+    case 8: /* n_errors past the count */
         h.bare = 0;
         h.failed = 1;
         h.n_errors = batch->count + 5;
         h.image_len = 0;
         say(&h, NULL, 0);
+        return;
+    case 9: /* right, split: received into the caller's array */
+        answer_split(batch, items, true, 0);
+        return;
+    case 10: /* split, with a BODY longer than the head says: corrupt */
+        answer_split(batch, items, true, 3);
+        return;
+    case 11: /* split, with a BODY shorter than the head says: corrupt */
+        answer_split(batch, items, true, -1);
+        return;
+    default: /* a BODY no head announced; a split head that is not bare, and its BODY */
+        say_body(items, 64);
+        h.split = 1;
+        h.bare = 0;
+        h.failed = 1;
+        h.image_len = (uint64_t)h.count * sizeof(int32_t);
+        say(&h, NULL, 0);
+        say_body(items, (size_t)h.image_len);
         return;
     }
     answer(batch, items);
@@ -193,6 +235,15 @@ static int forged_server(int *argc, char ***argv)
         struct mpi_head h = {0};
         if ((size_t)n >= sizeof h)
             memcpy(&h, msg, sizeof h);
+        if (h.kind == MPI_K_BATCH && h.split) { /* its items come as a BODY */
+            free(msg);
+            msg = malloc(sizeof h + h.image_len);
+            if (msg == NULL)
+                abort();
+            memcpy(msg, &h, sizeof h);
+            MPI_Recv(msg + sizeof h, (int)h.image_len, MPI_BYTE, 0, MPI_K_BODY, comm,
+                     MPI_STATUS_IGNORE);
+        }
         struct mpi_head reply = {.slot = h.slot};
         switch (h.kind) {
         case MPI_K_OPEN:
@@ -250,6 +301,7 @@ static void maps_survive_a_liar(void **state)
                 continue;
             }
             assert_true(status[i] == SK_EPROCESS || status[i] == SK_ECORRUPT);
+            assert_int_equal(results[i], 0);
             seen_failed += status[i] == SK_EPROCESS;
             seen_corrupt += status[i] == SK_ECORRUPT;
             const sk_error *e = sk_pool_item_error(call, (size_t)i);
