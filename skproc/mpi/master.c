@@ -18,8 +18,11 @@
  * from the batch's own buffer, the item image the engine wrote after a
  * head, or split (wire.h): the head, then the items from the caller's
  * array. Results are received whole (Improbe, Mrecv) and read in place,
- * or split: after the head, the BODY is received (Irecv) straight into
- * the caller's result array (land) or a buffer after the head.
+ * or split: after the head, the rank's next BODY, its length checked
+ * first, is received straight into the caller's result array (land) or a
+ * buffer after the head. No receive is ever posted ahead: nothing can be
+ * written where results go before its length is known right, and nothing
+ * needs cancelling when a rank dies.
  *
  * Everything MPI happens in pump(), called by epoch() and wait(), from the
  * one thread that uses the pool: it receives what arrived, sends what is
@@ -61,7 +64,6 @@ struct mb {
     MPI_Request sreq[2];  /* the head (and image), the body of a split send */
     unsigned char *land;  /* where its plain results belong (land), or NULL */
     bool landed;          /* its results were received there */
-    MPI_Request rreq;     /* BODY: its results' receive */
     unsigned char *reply; /* head + result image + error records (from bufs); a split
                            * result's head, and its body after it unless landed */
     size_t reply_len, reply_cap;
@@ -79,7 +81,8 @@ struct mcall {
 struct mrank {
     int workers, pid, window;
     char host[MPI_HOST_MAX];
-    int outstanding; /* batches SENT */
+    int outstanding; /* batches SENT or waiting for their BODY */
+    int body_for;    /* the batch whose BODY this rank sends next, or -1 */
     int64_t last_heard;
     bool awaiting; /* a reply to OPEN or CLOSE or STOP is due */
     bool dead, closed, bye, opened;
@@ -168,25 +171,15 @@ static void send_ends(struct master *m)
 
 /* ------------------------------------------------------------ failures */
 
-#define BODY_SETTLE_NS (1000 * 1000 * 1000)
-
-/* A BODY receive given up on (its rank died, the pool terminates, the
- * batch is released): cancelled, then waited for within a bound, because
- * it may write the caller's array. One that a rank dead mid-message left
- * half done never ends: it is let go (nothing will write through it). */
-static void body_settle(struct master *m, struct mb *b)
+/* A batch waiting for its BODY is not any more (it failed, or is
+ * released): a BODY that still comes is dropped (on_body). */
+static void body_forget(struct master *m, struct mb *b, uint32_t id)
 {
     if (b->state != MB_BODY)
         return;
     m->bodies_pending--;
-    MPI_Cancel(&b->rreq);
-    int64_t until = sk_now_ns() + BODY_SETTLE_NS;
-    int done = 0, rc;
-    while ((rc = MPI_Test(&b->rreq, &done, MPI_STATUS_IGNORE)) == MPI_SUCCESS && !done &&
-           sk_now_ns() < until)
-        sched_yield();
-    if (rc == MPI_SUCCESS && !done)
-        MPI_Request_free(&b->rreq);
+    if (b->rank > 0 && m->ranks[b->rank].body_for == (int)id)
+        m->ranks[b->rank].body_for = -1;
 }
 
 /* A DONE batch whose every item failed with the error that cause says
@@ -198,7 +191,7 @@ static void batch_fail(struct master *m, uint32_t id, int reason, const char *wh
     const struct mcall *c = &m->calls[b->slot];
     size_t image = mpi_result_floor(b->count, c->result_tpl, c->result_size);
     size_t len = sizeof(struct mpi_head) + image + (size_t)b->count * sizeof(sk_error);
-    body_settle(m, b);
+    body_forget(m, b, id);
     b->landed = false;
     reply_drop(m, b);
     b->reply = mpi_buf_take(&m->bufs, len, &b->reply_cap);
@@ -348,16 +341,19 @@ static void batch_settled(struct master *m, struct mb *b, bool valid)
     mpi_pace_heard(&m->pace, sk_now_ns());
 }
 
-/* A valid split RESULT's head is in b->reply: its BODY is received straight
- * into the caller's array when the engine landed the batch there, else
- * after the head in a reply buffer grown for it. */
+/* A valid split RESULT's head is in b->reply: the batch waits for its BODY,
+ * the rank's next (on_body), to be received straight into the caller's
+ * array when the engine landed the batch there, else after the head in a
+ * reply buffer grown for it. */
 static void body_expect(struct master *m, struct mb *b, int src)
 {
     const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
-    size_t body = (size_t)h->image_len;
-    unsigned char *dst = b->land;
-    if (dst == NULL) {
-        size_t cap;
+    if (m->ranks[src].body_for >= 0) { /* a head before the last one's BODY */
+        batch_settled(m, b, false);
+        return;
+    }
+    if (b->land == NULL) {
+        size_t body = (size_t)h->image_len, cap;
         unsigned char *grown = mpi_buf_take(&m->bufs, sizeof *h + body, &cap);
         if (grown == NULL) {
             batch_settled(m, b, false); /* its BODY comes unasked: dropped */
@@ -368,13 +364,9 @@ static void body_expect(struct master *m, struct mb *b, int src)
         b->reply = grown;
         b->reply_cap = cap;
         b->reply_len = sizeof *h + body;
-        dst = grown + sizeof *h;
-    }
-    if (MPI_Irecv(dst, (int)body, MPI_BYTE, src, MPI_K_BODY, m->comm, &b->rreq) != MPI_SUCCESS) {
-        batch_settled(m, b, false);
-        return;
     }
     b->state = MB_BODY;
+    m->ranks[src].body_for = (int)(b - m->b);
     m->bodies_pending++;
 }
 
@@ -397,30 +389,48 @@ static void on_result(struct master *m, int src, unsigned char *msg, size_t len,
         batch_settled(m, b, valid);
 }
 
-/* Ends the BODY receives that are done: a body of the length its head said
- * makes its batch DONE; anything else CORRUPT, with zeros where it landed. */
-static void test_bodies(struct master *m)
+/* Receives a message only to drop it. */
+static void drop_message(struct master *m, MPI_Message *msg, size_t n)
 {
-    for (int i = 0; i < POOL_BATCHES && m->bodies_pending > 0; i++) {
-        struct mb *b = &m->b[i];
-        if (b->state != MB_BODY)
-            continue;
-        int done = 0, got = -1;
-        MPI_Status st;
-        int rc = MPI_Test(&b->rreq, &done, &st);
-        if (rc == MPI_SUCCESS && !done)
-            continue;
-        if (rc == MPI_SUCCESS)
-            MPI_Get_count(&st, MPI_BYTE, &got);
-        const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
-        bool whole = got >= 0 && (uint64_t)got == h->image_len;
-        m->bodies_pending--;
-        b->landed = whole && b->land != NULL;
-        if (!whole && b->land != NULL)
-            memset(b->land, 0, (size_t)h->image_len);
-        m->ranks[b->rank].last_heard = sk_now_ns();
-        batch_settled(m, b, whole);
+    size_t cap;
+    unsigned char *buf = mpi_buf_take(&m->bufs, n > 0 ? n : 1, &cap);
+    if (buf == NULL) {
+        unsigned char sink[1];
+        MPI_Mrecv(sink, 0, MPI_BYTE, msg, MPI_STATUS_IGNORE); /* cut short */
+        return;
     }
+    MPI_Mrecv(buf, (int)n, MPI_BYTE, msg, MPI_STATUS_IGNORE);
+    mpi_buf_give(&m->bufs, buf, cap);
+}
+
+/* A BODY of n bytes from rank src. The one its last split head announced,
+ * of the length that head said, is received straight where it belongs
+ * (the caller's array or the reply buffer) and its batch is DONE; any other
+ * is received only to be dropped, and the batch waiting for it is CORRUPT.
+ * Its length is checked before anything is received: nothing of a wrong
+ * BODY is written where results go. */
+static void on_body(struct master *m, MPI_Message *msg, int src, size_t n)
+{
+    struct mrank *rk = &m->ranks[src];
+    rk->last_heard = sk_now_ns();
+    if (rk->body_for < 0) {
+        drop_message(m, msg, n);
+        return;
+    }
+    struct mb *b = &m->b[rk->body_for];
+    body_forget(m, b, (uint32_t)rk->body_for);
+    const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
+    if (n != h->image_len) {
+        drop_message(m, msg, n);
+        batch_settled(m, b, false);
+        return;
+    }
+    unsigned char *dst = b->land != NULL ? b->land : b->reply + sizeof *h;
+    bool got = MPI_Mrecv(dst, (int)n, MPI_BYTE, msg, MPI_STATUS_IGNORE) == MPI_SUCCESS;
+    if (!got && b->land != NULL)
+        memset(b->land, 0, n); /* whatever MPI wrote of it */
+    b->landed = got && b->land != NULL;
+    batch_settled(m, b, got);
 }
 
 static void on_message(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
@@ -468,6 +478,13 @@ static void receive_all(struct master *m)
             return;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
+        if (st.MPI_TAG == MPI_K_BODY) {
+            if (st.MPI_SOURCE > 0 && st.MPI_SOURCE < m->size)
+                on_body(m, &msg, st.MPI_SOURCE, n > 0 ? (size_t)n : 0);
+            else
+                drop_message(m, &msg, n > 0 ? (size_t)n : 0);
+            continue;
+        }
         size_t cap;
         unsigned char *buf = mpi_buf_take(&m->bufs, n > 0 ? (size_t)n : 1, &cap);
         if (buf == NULL) {
@@ -653,7 +670,6 @@ static void nap(struct master *m)
 static void pump(struct master *m)
 {
     receive_all(m);
-    test_bodies(m);
     test_sends(m);
     check_silence(m, sk_now_ns());
     if (!m->terminated)
@@ -998,7 +1014,7 @@ static void m_release(struct sk_pool_transport *t, uint32_t id)
     if ((b->state == MB_SENT || b->state == MB_BODY) && b->rank > 0 &&
         m->ranks[b->rank].outstanding > 0)
         m->ranks[b->rank].outstanding--;
-    body_settle(m, b);
+    body_forget(m, b, id);
     if (b->sending)
         send_settle(m, b);
     reply_drop(m, b);
@@ -1125,7 +1141,6 @@ static void m_destroy(struct sk_pool_transport *t)
     }
     for (int i = 0; i < POOL_BATCHES; i++) {
         struct mb *b = &m->b[i];
-        body_settle(m, b);
         if (b->sending)
             send_settle(m, b);
         free(b->buf);
@@ -1191,6 +1206,7 @@ int mpi_master_create(struct sk_pool_transport **out, const struct mpi_master_se
         snprintf(rk->host, sizeof rk->host, "%.*s", MPI_HOST_MAX - 1, h->host);
         rk->window = setup->window > 0 ? setup->window : 2 * rk->workers + 2;
         rk->last_heard = m->last_pump;
+        rk->body_for = -1;
         m->base.workers += rk->workers;
         windows += rk->window;
     }

@@ -243,17 +243,29 @@ static int on_batch(struct server *s, const struct mpi_head *h, const unsigned c
         batch_post(s, h, &in);
         return SK_OK;
     }
-    unsigned char sink[1];
+    MPI_Message msg;
     MPI_Status st;
     int got = 0;
-    int rc = MPI_Recv(taken ? in.items : sink, taken ? (int)len : 0, MPI_BYTE, 0, MPI_K_BODY,
-                      s->comm, &st);
-    if (rc == MPI_SUCCESS)
-        MPI_Get_count(&st, MPI_BYTE, &got);
-    if (!taken || rc != MPI_SUCCESS || (size_t)got != len) {
+    if (MPI_Mprobe(0, MPI_K_BODY, s->comm, &msg, &st) != MPI_SUCCESS) {
         if (taken)
             s->t->ops->release(s->t, in.id);
-        return mpi_truncated_or_ok(rc) ? SK_OK : SK_ESYS;
+        return SK_ESYS;
+    }
+    MPI_Get_count(&st, MPI_BYTE, &got);
+    if (!taken || (size_t)got != len) { /* received only to be dropped */
+        if (taken)
+            s->t->ops->release(s->t, in.id);
+        size_t cap;
+        unsigned char *sink = mpi_buf_take(&s->bufs, got > 0 ? (size_t)got : 1, &cap);
+        if (sink == NULL)
+            return SK_ENOMEM;
+        int rc = MPI_Mrecv(sink, got, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
+        mpi_buf_give(&s->bufs, sink, cap);
+        return rc == MPI_SUCCESS ? SK_OK : SK_ESYS;
+    }
+    if (MPI_Mrecv(in.items, got, MPI_BYTE, &msg, MPI_STATUS_IGNORE) != MPI_SUCCESS) {
+        s->t->ops->release(s->t, in.id);
+        return SK_ESYS;
     }
     batch_post(s, h, &in);
     return SK_OK;

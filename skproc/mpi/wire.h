@@ -34,7 +34,6 @@
 #include "skproc.h"
 
 #include <mpi.h>
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -95,17 +94,6 @@ struct mpi_hello {
 static inline size_t mpi_result_floor(uint32_t count, int result_tpl, uint64_t result_size)
 {
     return result_tpl ? pool_images_at(count) : pool_results_at(count) + count * result_size;
-}
-
-/* Whether an MPI call's rc is success, or a message longer than the
- * receive (it is received all the same, cut short: a sender's mistake, not
- * MPI failing). */
-static inline bool mpi_truncated_or_ok(int rc)
-{
-    int cls = MPI_SUCCESS;
-    if (rc != MPI_SUCCESS)
-        MPI_Error_class(rc, &cls);
-    return cls == MPI_SUCCESS || cls == MPI_ERR_TRUNCATE;
 }
 
 #endif

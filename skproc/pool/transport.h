@@ -97,7 +97,9 @@ struct pool_transport_ops {
      * valid until the call is done. The transport may receive them straight
      * there; output then hands out.results == results and the engine
      * copies nothing (rank 0 of skproc-mpi receives a large result this
-     * way). A batch that ends CORRUPT after that leaves zeros there. */
+     * way). The transport writes there only results it has checked to be
+     * the batch's whole answer (it zeroes what it wrote of one that failed
+     * on the way). */
     void (*land)(struct sk_pool_transport *t, uint32_t id, void *results);
     /* After a run of posts: wakes workers that sleep. */
     void (*flush)(struct sk_pool_transport *t);
