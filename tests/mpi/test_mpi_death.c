@@ -58,6 +58,45 @@ static int slow_triple(const void *item, void *result, const void *arg)
 static const sk_pool_job slow_job = {
     .fn = slow_triple, .item_size = sizeof(int32_t), .result_size = sizeof(int64_t)};
 
+/* sk_mpi_start with a journal at DIR/name: 0 on rank 0 (*pool set), 1 when
+ * it failed, -1 on a server rank once it has served. */
+static int start_journaled(int *argc, char ***argv, const char *dir, const char *name,
+                           sk_mpi_config *cfg, sk_pool **pool)
+{
+    static char journal[512];
+    snprintf(journal, sizeof journal, "%s/%s", dir, name);
+    cfg->journal = journal;
+    if (sk_mpi_start(pool, cfg, argc, argv) != SK_OK) {
+        fprintf(stderr, "sk_mpi_start: %s\n", sk_last_error_message());
+        return 1;
+    }
+    return *pool == NULL ? -1 : 0;
+}
+
+/* Items 0 .. n - 1. */
+static int32_t *counting(int n)
+{
+    int32_t *items = malloc((size_t)n * sizeof *items);
+    for (int i = 0; items != NULL && i < n; i++)
+        items[i] = i;
+    return items;
+}
+
+/* Maps items (0 .. n - 1) with job, whose results are 3 * item (int64):
+ * its rc, and into *wrong how many results are not (none counted after a
+ * failed map when only_ok). */
+static int map_tripled(sk_pool *pool, const sk_pool_job *job, const int32_t *items, int n,
+                       bool only_ok, int *wrong)
+{
+    int64_t *results = calloc((size_t)n, sizeof *results);
+    int rc = sk_pool_map(pool, job, items, (size_t)n, results, NULL);
+    *wrong = 0;
+    for (int i = 0; (rc == SK_OK || !only_ok) && i < n; i++)
+        *wrong += results[i] != 3 * (int64_t)i;
+    free(results);
+    return rc;
+}
+
 static int ranks_main(int argc, char **argv, const char *dir)
 {
     snprintf(exec_log, sizeof exec_log, "%s/exec.log", dir);
@@ -72,31 +111,19 @@ static int ranks_main(int argc, char **argv, const char *dir)
         fclose(f);
     }
     sk_mpi_register_job("slow_triple", &slow_job);
-    char journal[512];
-    snprintf(journal, sizeof journal, "%s/journal", dir);
-    sk_mpi_config cfg = {
-        .pool = {.workers = 2, .batch = 10}, .rank_timeout = 2.0, .journal = journal};
+    sk_mpi_config cfg = {.pool = {.workers = 2, .batch = 10}, .rank_timeout = 2.0};
     sk_pool *pool;
-    if (sk_mpi_start(&pool, &cfg, &argc, &argv) != SK_OK) {
-        fprintf(stderr, "sk_mpi_start: %s\n", sk_last_error_message());
-        return 1;
-    }
-    if (pool == NULL)
-        return 0;
-    int32_t *items = malloc(ITEMS * sizeof *items);
-    int64_t *results = calloc(ITEMS, sizeof *results);
-    for (int i = 0; i < ITEMS; i++)
-        items[i] = i;
-    int rc = sk_pool_map(pool, &slow_job, items, ITEMS, results, NULL);
-    int wrong = 0;
-    for (int i = 0; rc == SK_OK && i < ITEMS; i++)
-        wrong += results[i] != 3 * (int64_t)i;
+    int started = start_journaled(&argc, &argv, dir, "journal", &cfg, &pool);
+    if (started != 0)
+        return started > 0;
+    int32_t *items = counting(ITEMS);
+    int wrong;
+    int rc = map_tripled(pool, &slow_job, items, ITEMS, true, &wrong);
     printf("map rc=%d resumed=%zu wrong=%d\n", rc, sk_mpi_resumed(pool), wrong);
     if (rc != SK_OK)
         printf("error: %s\n", sk_last_error_message());
     fflush(stdout);
     free(items);
-    free(results);
     sk_mpi_stop(pool); /* after a death: MPI_Abort, no return */
     return rc == SK_OK && wrong == 0 ? 0 : 1;
 }
@@ -118,24 +145,14 @@ static const sk_pool_job triple64_job = {
 static int split_main(int argc, char **argv, const char *dir)
 {
     sk_mpi_register_job("triple64", &triple64_job);
-    char journal[512];
-    snprintf(journal, sizeof journal, "%s/journal-split", dir);
-    sk_mpi_config cfg = {.pool = {.workers = 1, .batch = 20000}, .journal = journal};
+    sk_mpi_config cfg = {.pool = {.workers = 1, .batch = 20000}};
     sk_pool *pool;
-    if (sk_mpi_start(&pool, &cfg, &argc, &argv) != SK_OK) {
-        fprintf(stderr, "sk_mpi_start: %s\n", sk_last_error_message());
-        return 1;
-    }
-    if (pool == NULL)
-        return 0;
-    int32_t *items = malloc(SPLIT_ITEMS * sizeof *items);
-    int64_t *results = calloc(SPLIT_ITEMS, sizeof *results);
-    for (int i = 0; i < SPLIT_ITEMS; i++)
-        items[i] = i;
-    int map_rc = sk_pool_map(pool, &triple64_job, items, SPLIT_ITEMS, results, NULL);
-    int wrong = 0;
-    for (int i = 0; i < SPLIT_ITEMS; i++)
-        wrong += results[i] != 3 * (int64_t)i;
+    int started = start_journaled(&argc, &argv, dir, "journal-split", &cfg, &pool);
+    if (started != 0)
+        return started > 0;
+    int32_t *items = counting(SPLIT_ITEMS);
+    int wrong;
+    int map_rc = map_tripled(pool, &triple64_job, items, SPLIT_ITEMS, false, &wrong);
     sk_pool_call *call = NULL;
     int imap_rc = sk_pool_imap(pool, &triple64_job, items, SPLIT_ITEMS, &call);
     for (int i = 0; imap_rc == SK_OK && i < SPLIT_ITEMS; i++) {
@@ -151,7 +168,6 @@ static int split_main(int argc, char **argv, const char *dir)
            sk_mpi_resumed(pool), wrong);
     fflush(stdout);
     free(items);
-    free(results);
     int stop = sk_mpi_stop(pool);
     return map_rc == SK_OK && imap_rc == SK_OK && wrong == 0 && stop == SK_OK ? 0 : 1;
 }
