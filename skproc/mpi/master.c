@@ -812,7 +812,8 @@ static int m_post(struct sk_pool_transport *t, uint32_t id, int slot, uint64_t f
             rh->batch = id;
             b->state = MB_SENT; /* as if rank rh's answer had come */
             b->rank = -1;
-            if (result_valid(m, b, -1, rh, len)) {
+            /* a record is a whole message, as journal_record writes it */
+            if (!rh->split && result_valid(m, b, -1, rh, len)) {
                 b->state = MB_DONE;
                 m->resumed += count;
                 m->done += count;
