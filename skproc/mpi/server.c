@@ -226,7 +226,8 @@ static void batch_post(struct server *s, const struct mpi_head *h, const struct 
  * the local batch where the workers read it. A batch that cannot be taken
  * or does not fit is dropped (its body too): rank 0's window keeps a rank's
  * batches within what its local pool holds, so only a broken rank 0 does
- * that. SK_OK, or SK_ESYS when MPI failed. */
+ * that. SK_OK, SK_ENOMEM (no buffer to drop a body into) or SK_ESYS (MPI
+ * failed). */
 static int on_batch(struct server *s, const struct mpi_head *h, const unsigned char *p, size_t n)
 {
     struct pool_batch_in in;
@@ -315,7 +316,7 @@ static int on_message(struct server *s, const unsigned char *msg, size_t len)
     case MPI_K_STOP:
         s->stop = true;
         break;
-    default: /* a BODY no head announced: dropped */
+    default: /* an unknown kind, or a BODY no head announced: dropped */
         break;
     }
     return SK_OK;
