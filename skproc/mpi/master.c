@@ -348,10 +348,6 @@ static void batch_settled(struct master *m, struct mb *b, bool valid)
 static void body_expect(struct master *m, struct mb *b, int src)
 {
     const struct mpi_head *h = (const struct mpi_head *)(const void *)b->reply;
-    if (m->ranks[src].body_for >= 0) { /* a head before the last one's BODY */
-        batch_settled(m, b, false);
-        return;
-    }
     if (b->land == NULL) {
         size_t body = (size_t)h->image_len, cap;
         unsigned char *grown = mpi_buf_take(&m->bufs, sizeof *h + body, &cap);
@@ -387,6 +383,18 @@ static void on_result(struct master *m, int src, unsigned char *msg, size_t len,
         body_expect(m, b, src);
     else
         batch_settled(m, b, valid);
+}
+
+/* Rank src sent something else after a split head: a server sends a head
+ * and its BODY back to back, and MPI keeps them in order, so the BODY will
+ * not come. Its batch is CORRUPT, and a BODY that comes after all is
+ * dropped: a liar can neither hold a call with a head alone (its heartbeat
+ * is another message) nor have one batch's BODY taken for another's. */
+static void body_missing(struct master *m, int src)
+{
+    uint32_t id = (uint32_t)m->ranks[src].body_for;
+    body_forget(m, &m->b[id], id);
+    batch_settled(m, &m->b[id], false);
 }
 
 /* Receives a message only to drop it. */
@@ -478,13 +486,16 @@ static void receive_all(struct master *m)
             return;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
+        bool ranked = st.MPI_SOURCE > 0 && st.MPI_SOURCE < m->size;
         if (st.MPI_TAG == MPI_K_BODY) {
-            if (st.MPI_SOURCE > 0 && st.MPI_SOURCE < m->size)
+            if (ranked)
                 on_body(m, &msg, st.MPI_SOURCE, n > 0 ? (size_t)n : 0);
             else
                 drop_message(m, &msg, n > 0 ? (size_t)n : 0);
             continue;
         }
+        if (ranked && m->ranks[st.MPI_SOURCE].body_for >= 0)
+            body_missing(m, st.MPI_SOURCE);
         size_t cap;
         unsigned char *buf = mpi_buf_take(&m->bufs, n > 0 ? (size_t)n : 1, &cap);
         if (buf == NULL) {

@@ -9,11 +9,13 @@
  * message, error records with unterminated strings and unknown kinds,
  * statuses that are no code, unasked OPENED and ALIVE messages, split
  * results (wire.h) whose BODY is longer or shorter than their head says,
- * BODY messages no head announced, split heads that are not bare; and now
- * and then a right answer, whole or split. Rank 0 must never crash or
- * hang: each map ends, every item is SK_OK with the right result or failed
- * with a documented code and a zero result (a BODY received into the
- * caller's array and then found wrong is zeroed), kept errors are well
+ * BODY messages no head announced, split heads that are not bare, once a
+ * split head whose BODY never comes (the batch ends as corrupt at the
+ * liar's next message, and the next batch's BODY is not taken for it);
+ * and now and then a right answer, whole or split. Rank 0 must never crash
+ * or hang: each map ends, every item is SK_OK with the right result or
+ * failed with a documented code and its result untouched (nothing of a
+ * wrong BODY is written to the caller's array), kept errors are well
  * formed, and the stop completes.
  */
 #include <setjmp.h>
@@ -33,6 +35,7 @@
 
 #define N_ITEMS 3000
 #define FORGED_RANK 2
+#define NO_BODY_AT 20 /* the liar's batch whose BODY never comes */
 
 static sk_pool *mpool;
 
@@ -140,6 +143,13 @@ static void lie(unsigned n, const struct mpi_head *batch, const unsigned char *i
 {
     struct mpi_head h = *batch;
     h.kind = MPI_K_RESULT;
+    if (n == NO_BODY_AT) { /* once: a right split head, and its BODY never comes */
+        h.bare = 1;
+        h.split = 1;
+        h.image_len = (uint64_t)h.count * sizeof(int32_t);
+        say(&h, NULL, 0);
+        return;
+    }
     switch (n % 13) {
     case 0:
         answer(batch, items);
