@@ -110,7 +110,6 @@ struct master {
     char report[1024];
     struct mpi_journal *journal;
     int sends_pending;    /* batches whose Isend is not complete */
-    int bodies_pending;   /* batches in BODY */
     struct mpi_bufs bufs; /* warm buffers for the messages received */
     int32_t *zeros;       /* SK_OK statuses for bare results, zeros_cap of them */
     uint32_t zeros_cap;
@@ -177,7 +176,6 @@ static void body_forget(struct master *m, struct mb *b, uint32_t id)
 {
     if (b->state != MB_BODY)
         return;
-    m->bodies_pending--;
     if (b->rank > 0 && m->ranks[b->rank].body_for == (int)id)
         m->ranks[b->rank].body_for = -1;
 }
@@ -363,7 +361,6 @@ static void body_expect(struct master *m, struct mb *b, int src)
     }
     b->state = MB_BODY;
     m->ranks[src].body_for = (int)(b - m->b);
-    m->bodies_pending++;
 }
 
 static void on_result(struct master *m, int src, unsigned char *msg, size_t len, size_t cap)
@@ -486,30 +483,26 @@ static void receive_all(struct master *m)
             return;
         int n = 0;
         MPI_Get_count(&st, MPI_BYTE, &n);
-        bool ranked = st.MPI_SOURCE > 0 && st.MPI_SOURCE < m->size;
-        if (st.MPI_TAG == MPI_K_BODY) {
-            if (ranked)
-                on_body(m, &msg, st.MPI_SOURCE, n > 0 ? (size_t)n : 0);
-            else
-                drop_message(m, &msg, n > 0 ? (size_t)n : 0);
-            continue;
-        }
-        if (ranked && m->ranks[st.MPI_SOURCE].body_for >= 0)
-            body_missing(m, st.MPI_SOURCE);
-        size_t cap;
-        unsigned char *buf = mpi_buf_take(&m->bufs, n > 0 ? (size_t)n : 1, &cap);
-        if (buf == NULL) {
-            unsigned char sink[sizeof(struct mpi_head)];
-            MPI_Mrecv(sink, 0, MPI_BYTE, &msg, MPI_STATUS_IGNORE); /* truncated: dropped */
-            continue;
-        }
-        MPI_Mrecv(buf, n, MPI_BYTE, &msg, &st);
+        size_t len = n > 0 ? (size_t)n : 0;
         int src = st.MPI_SOURCE;
-        if (src <= 0 || src >= m->size) {
-            mpi_buf_give(&m->bufs, buf, cap);
+        if (src <= 0 || src >= m->size) { /* no server rank's */
+            drop_message(m, &msg, len);
             continue;
         }
-        on_message(m, src, buf, (size_t)n, cap);
+        if (st.MPI_TAG == MPI_K_BODY) {
+            on_body(m, &msg, src, len);
+            continue;
+        }
+        if (m->ranks[src].body_for >= 0)
+            body_missing(m, src);
+        size_t cap;
+        unsigned char *buf = mpi_buf_take(&m->bufs, len > 0 ? len : 1, &cap);
+        if (buf == NULL) {
+            drop_message(m, &msg, len);
+            continue;
+        }
+        MPI_Mrecv(buf, n, MPI_BYTE, &msg, MPI_STATUS_IGNORE);
+        on_message(m, src, buf, len, cap);
     }
 }
 
@@ -664,13 +657,22 @@ static void test_sends(struct master *m)
     }
 }
 
+/* Whether a rank has announced a BODY that has not come yet. */
+static bool body_due(const struct master *m)
+{
+    for (int r = 1; r < m->size; r++)
+        if (m->ranks[r].body_for >= 0)
+            return true;
+    return false;
+}
+
 /* Between two looks: a yield while a send or a BODY is moving (it moves
  * only while both sides call MPI), else a nap paced by how often results come
  * (mpi/pace.h): results that come often are seen within tens of
  * microseconds, and slow items cost rank 0 a wake-up a millisecond. */
 static void nap(struct master *m)
 {
-    if (m->sends_pending > 0 || m->bodies_pending > 0) {
+    if (m->sends_pending > 0 || body_due(m)) {
         sched_yield();
         return;
     }

@@ -395,6 +395,7 @@ static unsigned char *bare_message(struct server *s, const struct sbatch *sb,
 }
 
 /* The RESULT message of local batch id, which poll said is done (state):
+ * the plain results alone when every item succeeded (bare_message), else
  * statuses, then plain results or the tpl index and images, then error
  * records. A corrupt local batch reads as every item failed. */
 static unsigned char *result_message(struct server *s, uint32_t id, int state, size_t *len_out,
@@ -410,6 +411,8 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
         t->ops->output(t, id, &out);
     else
         out.failed = count;
+    if (out.failed == 0 && !tpl) /* every item succeeded, plain results: those alone */
+        return bare_message(s, sb, &out, rsize, len_out, cap_out);
     /* Sizes first: the tpl images' total length. */
     size_t image = mpi_result_floor(count, tpl, rsize);
     unsigned char *msg = NULL;
@@ -460,10 +463,6 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
         for (size_t i = 0; i < n_errs; i++)
             error_mark(s, &errs[i]);
     }
-    if (failed == 0 && !tpl && state == POOL_BATCH_DONE) {
-        msg = bare_message(s, sb, &out, rsize, len_out, cap_out);
-        goto fail; /* done: only the temporaries go */
-    }
     size_t len = sizeof(struct mpi_head) + image + n_errs * sizeof(sk_error);
     msg = mpi_buf_take(&s->bufs, len, cap_out);
     if (msg == NULL)
@@ -490,8 +489,6 @@ static unsigned char *result_message(struct server *s, uint32_t id, int state, s
                 memcpy(img + at, imgs[k], lens[k]);
             at += lens[k];
         }
-    } else if (rsize > 0 && state == POOL_BATCH_DONE && !failed) {
-        memcpy(img + pool_results_at(count), out.results, (size_t)count * rsize);
     } else if (rsize > 0) { /* a failed item's result is zeros */
         for (uint32_t k = 0; k < count; k++)
             if (status[k] == SK_OK && state == POOL_BATCH_DONE)
